@@ -1,0 +1,39 @@
+# Vera: every target installs what it needs (uv, then the locked dependencies).
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+
+.PHONY: help run test lint format dev bench bench-quick sync
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(CURDIR)/.tools/bin/uv:
+	$(PYTHON) -m venv $(CURDIR)/.tools
+	$(CURDIR)/.tools/bin/pip install --quiet uv
+
+sync: $(UV)
+	$(UV) sync --frozen
+
+run: sync ## run the API on http://127.0.0.1:8000 (embedded PostgreSQL if none is reachable)
+	$(UV) run --frozen python -m src.api
+
+test: sync ## run the test suite against a real PostgreSQL
+	$(UV) run --frozen pytest
+
+lint: sync ## ruff check + format check
+	$(UV) run --frozen ruff check .
+	$(UV) run --frozen ruff format --check .
+
+format: sync ## apply ruff fixes and formatting
+	$(UV) run --frozen ruff check --fix .
+	$(UV) run --frozen ruff format .
+
+dev: sync ## LangGraph Studio backend (langgraph dev) on loopback
+	$(UV) run --frozen langgraph dev --no-browser --host 127.0.0.1
+
+bench: sync ## full benchmark: ours vs the official saver (writes docs/benchmarks.md)
+	$(UV) run --frozen python -m bench
+
+bench-quick: sync ## small benchmark run, as CI does
+	$(UV) run --frozen python -m bench --quick

@@ -1,0 +1,401 @@
+"""`ConversationCheckpointer`: LangGraph's checkpoint contract on asyncpg.
+
+Tables (see `migrations/`): `conversations` (one row per session; its `messages` array is
+the readable transcript and the only copy of the root `messages` channel), `checkpoints`,
+`checkpoint_blobs` (other channel values, once per version) and `checkpoint_writes`.
+There is no saver-wide lock: every call takes its own pooled connection, and writers of
+one session serialize on that session's `conversations` row for the length of a short
+transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import asyncpg
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    get_serializable_checkpoint_metadata,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from src.agent.memory import sql
+from src.agent.memory.message_log import (
+    TRANSCRIPT_BLOB_TYPE,
+    SessionLog,
+    TranscriptCache,
+    decode_ranges,
+    encode_ranges,
+)
+from src.agent.memory.store import PostgresMemoryStore
+from src.agent.memory.transcript import dumps_jsonb, is_message_list, loads_jsonb
+from src.agent.memory.tuples import TupleBuilder, build_list_query
+
+T = TypeVar("T")
+_THREAD_NAMESPACE = uuid.UUID("6f0d3c8e-52a4-4c1e-9a57-0b0c1e2f3a4d")
+# A pooled connection the server dropped (restart, idle kill): retry once on a fresh one.
+_RETRYABLE = (asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.InterfaceError)
+_PAGE_SIZE = 100
+
+
+def session_id_for(thread_id: str | uuid.UUID) -> uuid.UUID:
+    """The `conversations.session_id` of a thread id.
+
+    A canonical UUID string is the session id itself; any other thread id ("1", "user-42")
+    maps to a stable UUIDv5, and the original text is kept in `checkpoints.thread_id`.
+    """
+    text = str(thread_id)
+    try:
+        parsed = uuid.UUID(text)
+    except ValueError:
+        return uuid.uuid5(_THREAD_NAMESPACE, text)
+    return parsed if str(parsed) == text else uuid.uuid5(_THREAD_NAMESPACE, text)
+
+
+class ConversationCheckpointer(BaseCheckpointSaver[str]):
+    """Async PostgreSQL checkpointer whose root `messages` channel is the transcript."""
+
+    def __init__(
+        self,
+        store: PostgresMemoryStore,
+        *,
+        serde: SerializerProtocol | None = None,
+        transcript_channel: str = "messages",
+    ) -> None:
+        super().__init__(serde=serde)
+        self.store = store
+        self.transcript_channel = transcript_channel
+        self.transcripts = TranscriptCache(self.serde)
+        try:
+            self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            self.loop = None
+
+    async def setup(self) -> None:
+        """Create or upgrade the schema (same as `store.initialize()`)."""
+        await self.store.initialize()
+
+    async def _run(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        if self.loop is None:
+            self.loop = asyncio.get_running_loop()
+        try:
+            async with self.store.pool.acquire() as conn:
+                return await fn(conn)
+        except _RETRYABLE:
+            async with self.store.pool.acquire() as conn:
+                return await fn(conn)
+
+    # -- reads -----------------------------------------------------------------------
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        conf = config["configurable"]
+        sid = session_id_for(conf["thread_id"])
+        ns = conf.get("checkpoint_ns", "")
+        checkpoint_id = conf.get("checkpoint_id")
+
+        async def fetch(conn: asyncpg.Connection) -> CheckpointTuple | None:
+            if checkpoint_id:
+                query = sql.SELECT_TUPLES + (
+                    " WHERE c.session_id = $1 AND c.checkpoint_ns = $2 AND c.checkpoint_id = $3"
+                )
+                row = await conn.fetchrow(query, sid, ns, checkpoint_id)
+            else:
+                query = sql.SELECT_TUPLES + (
+                    " WHERE c.session_id = $1 AND c.checkpoint_ns = $2"
+                    " ORDER BY c.checkpoint_id DESC LIMIT 1"
+                )
+                row = await conn.fetchrow(query, sid, ns)
+            if row is None:
+                return None
+            return (await self._builder(conn, [row])).build(row)
+
+        return await self._run(fetch)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        """Checkpoints newest first, fetched page by page (no connection held between)."""
+        remaining = limit
+        cursor: tuple[str, uuid.UUID, str] | None = None
+        builder: TupleBuilder | None = None
+        while remaining is None or remaining > 0:
+            page = _PAGE_SIZE if remaining is None else min(_PAGE_SIZE, remaining)
+            query, args = build_list_query(
+                config, filter, before, cursor, page, session_id_for, dumps_jsonb
+            )
+
+            async def fetch(conn: asyncpg.Connection, query: str = query, args: list = args):
+                rows = await conn.fetch(query, *args)
+                nonlocal builder
+                builder = await self._builder(conn, rows, builder)
+                return rows
+
+            rows = await self._run(fetch)
+            assert builder is not None
+            for row in rows:
+                yield builder.build(row)
+            if len(rows) < page:
+                return
+            last = rows[-1]
+            cursor = (last["checkpoint_id"], last["session_id"], last["checkpoint_ns"])
+            if remaining is not None:
+                remaining -= len(rows)
+
+    async def _builder(
+        self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record], builder: Any = None
+    ) -> TupleBuilder:
+        """A tuple builder holding the transcript logs that `rows` refer to."""
+        builder = builder or TupleBuilder(self.serde, self.transcripts)
+        for sid in {r["session_id"] for r in rows if _has_transcript(r)} - builder.logs.keys():
+            builder.logs[sid] = await self.transcripts.sync(conn, sid)
+        return builder
+
+    # -- writes ----------------------------------------------------------------------
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        conf = config["configurable"]
+        thread_id = str(conf["thread_id"])
+        ns = conf.get("checkpoint_ns", "")
+        sid = session_id_for(thread_id)
+        values = checkpoint["channel_values"]
+
+        body: dict[str, Any] = {k: v for k, v in checkpoint.items() if k != "channel_values"}
+        body["channel_values"] = {
+            k: v for k, v in values.items() if v is None or isinstance(v, str | int | bool)
+        }
+        blobs: list[tuple[str, str, str, bytes | None]] = []
+        transcript: list | None = None
+        for channel, version in new_versions.items():
+            if channel in body["channel_values"]:
+                continue
+            if channel not in values:
+                blobs.append((channel, str(version), "empty", None))
+            elif (
+                ns == "" and channel == self.transcript_channel and is_message_list(values[channel])
+            ):
+                transcript = values[channel]
+            else:
+                blobs.append((channel, str(version), *self.serde.dumps_typed(values[channel])))
+        metadata_json = dumps_jsonb(get_serializable_checkpoint_metadata(config, metadata))
+        checkpoint_json = dumps_jsonb(body)
+
+        async def write(conn: asyncpg.Connection) -> tuple[SessionLog, int, list, list] | None:
+            appended = None
+            rows = list(blobs)
+            async with conn.transaction():
+                row = await conn.fetchrow(sql.UPSERT_CONVERSATION, sid)
+                if transcript is not None:
+                    log = await self.transcripts.sync(conn, sid, known=(row["id"], row["length"]))
+                    assert log is not None
+                    positions, elements, copies = self.transcripts.plan(log, transcript)
+                    if elements:
+                        await conn.execute(sql.APPEND_MESSAGES, sid, dumps_jsonb(elements))
+                    version = str(new_versions[self.transcript_channel])
+                    rows.append(
+                        (
+                            self.transcript_channel,
+                            version,
+                            TRANSCRIPT_BLOB_TYPE,
+                            encode_ranges(positions),
+                        )
+                    )
+                    appended = (log, len(log.messages), elements, copies)
+                if rows:
+                    channels, versions, types, payloads = map(list, zip(*rows, strict=True))
+                    await conn.execute(
+                        sql.UPSERT_BLOBS, sid, ns, channels, versions, types, payloads
+                    )
+                await conn.execute(
+                    sql.UPSERT_CHECKPOINT,
+                    sid,
+                    ns,
+                    checkpoint["id"],
+                    conf.get("checkpoint_id"),
+                    thread_id,
+                    checkpoint_json,
+                    metadata_json,
+                )
+            return appended
+
+        appended = await self._run(write)
+        if appended is not None:
+            self.transcripts.commit(sid, *appended)
+        return {
+            "configurable": {
+                "thread_id": thread_id,
+                "checkpoint_ns": ns,
+                "checkpoint_id": checkpoint["id"],
+            }
+        }
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        if not writes:
+            return
+        conf = config["configurable"]
+        sid = session_id_for(conf["thread_id"])
+        special = all(channel in WRITES_IDX_MAP for channel, _ in writes)
+        idxs, channels, types, payloads = [], [], [], []
+        for idx, (channel, value) in enumerate(writes):
+            kind, payload = self.serde.dumps_typed(value)
+            idxs.append(WRITES_IDX_MAP.get(channel, idx))
+            channels.append(channel)
+            types.append(kind)
+            payloads.append(payload)
+        query = sql.UPSERT_WRITES if special else sql.INSERT_WRITES
+        args = (sid, conf.get("checkpoint_ns", ""), conf["checkpoint_id"], task_id, task_path)
+
+        async def write(conn: asyncpg.Connection) -> None:
+            await conn.execute(query, *args, idxs, channels, types, payloads)
+
+        await self._run(write)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Delete the thread's conversation row, checkpoints and writes."""
+        sid = session_id_for(thread_id)
+        await self._run(lambda conn: conn.execute(sql.DELETE_SESSIONS, [sid]))
+        self.transcripts.invalidate(sid)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and their writes) that these runs created."""
+        if not run_ids:
+            return
+
+        async def delete(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                rows = await conn.fetch(sql.DELETE_RUNS, [str(r) for r in run_ids])
+                if rows:
+                    await conn.execute(
+                        sql.DELETE_UNREFERENCED_BLOBS, [r["session_id"] for r in rows]
+                    )
+
+        await self._run(delete)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint, write and the transcript of a thread to a new thread."""
+        source, target = session_id_for(source_thread_id), session_id_for(target_thread_id)
+
+        async def copy(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                if await conn.fetchval(sql.TARGET_HAS_CHECKPOINTS, target):
+                    raise ValueError(f"target thread {target_thread_id!r} already has checkpoints")
+                if await conn.fetchval(sql.COPY_CONVERSATION, source, target) is None:
+                    return
+                await conn.execute(sql.COPY_CHECKPOINTS, source, target, str(target_thread_id))
+                await conn.execute(sql.COPY_BLOBS, source, target)
+                await conn.execute(sql.COPY_WRITES, source, target)
+
+        await self._run(copy)
+        self.transcripts.invalidate(target)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """`keep_latest`: keep each namespace's newest checkpoint; `delete`: drop threads."""
+        sids = [session_id_for(t) for t in thread_ids]
+        if not sids:
+            return
+        if strategy == "delete":
+            await self._run(lambda conn: conn.execute(sql.DELETE_SESSIONS, sids))
+            for sid in sids:
+                self.transcripts.invalidate(sid)
+            return
+        if strategy != "keep_latest":
+            raise ValueError(f"unknown prune strategy {strategy!r}: use keep_latest or delete")
+
+        async def prune(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                await conn.execute(sql.PRUNE_KEEP_LATEST, sids)
+                await conn.execute(sql.DELETE_UNREFERENCED_BLOBS, sids)
+
+        await self._run(prune)
+
+    def get_next_version(self, current: str | None, channel: None = None) -> str:
+        if current is None:
+            current_v = 0
+        elif isinstance(current, int):
+            current_v = current
+        else:
+            current_v = int(current.split(".")[0])
+        return f"{current_v + 1:032}.{random.random():016}"
+
+    # -- sync API: runs the async one on the saver's event loop --------------------------
+
+    def _sync(self, coro: Awaitable[T]) -> T:
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if self.loop is None or running is self.loop:
+            if asyncio.iscoroutine(coro):
+                coro.close()
+            raise asyncio.InvalidStateError(
+                "ConversationCheckpointer is async: use ainvoke/astream and the a* methods, "
+                "or call the sync methods from another thread than the saver's event loop"
+            )
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()  # type: ignore[arg-type]
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return self._sync(self.aget_tuple(config))
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        async def collect() -> list[CheckpointTuple]:
+            return [t async for t in self.alist(config, filter=filter, before=before, limit=limit)]
+
+        yield from self._sync(collect())
+
+    def put(self, config, checkpoint, metadata, new_versions) -> RunnableConfig:  # type: ignore[no-untyped-def]
+        return self._sync(self.aput(config, checkpoint, metadata, new_versions))
+
+    def put_writes(self, config, writes, task_id, task_path="") -> None:  # type: ignore[no-untyped-def]
+        self._sync(self.aput_writes(config, writes, task_id, task_path))
+
+    def delete_thread(self, thread_id: str) -> None:
+        self._sync(self.adelete_thread(thread_id))
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        self._sync(self.adelete_for_runs(run_ids))
+
+    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        self._sync(self.acopy_thread(source_thread_id, target_thread_id))
+
+    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        self._sync(self.aprune(thread_ids, strategy=strategy))
+
+
+def _has_transcript(row: asyncpg.Record) -> bool:
+    return any(blob[1] == TRANSCRIPT_BLOB_TYPE for blob in row["blobs"] or ())
+
+
+__all__ = ["ConversationCheckpointer", "decode_ranges", "loads_jsonb", "session_id_for"]

@@ -1,0 +1,170 @@
+"""The root `messages` channel, stored once per message in `conversations.messages`.
+
+`conversations.messages` is an append-only log: a message enters it the first time a
+checkpoint holds it (a replaced message enters again, as a new element). A checkpoint's
+`messages` value is then just the positions of its messages in that log, kept as a few
+`[start, end)` ranges, usually one. Storage grows with the number of messages, not with
+messages x checkpoints, and every older checkpoint still rebuilds exactly.
+
+`TranscriptCache` keeps each recent session's log in memory, checked against the row's
+identity and length, so a step reads and decodes only the elements it has not seen.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from langchain_core.messages import BaseMessage
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from src.agent.memory import sql
+from src.agent.memory.transcript import element_to_message, loads_jsonb, message_to_element
+
+TRANSCRIPT_BLOB_TYPE = "vera.transcript_ranges"
+
+Ranges = list[list[int]]
+
+
+def to_ranges(positions: list[int]) -> Ranges:
+    """Compress log positions into `[start, end)` runs: [0,1,2,5] -> [[0,3],[5,6]]."""
+    ranges: Ranges = []
+    for pos in positions:
+        if ranges and ranges[-1][1] == pos:
+            ranges[-1][1] = pos + 1
+        else:
+            ranges.append([pos, pos + 1])
+    return ranges
+
+
+def from_ranges(ranges: Ranges) -> list[int]:
+    """Inverse of `to_ranges`."""
+    return [pos for start, end in ranges for pos in range(start, end)]
+
+
+def encode_ranges(positions: list[int]) -> bytes:
+    return json.dumps(to_ranges(positions), separators=(",", ":")).encode()
+
+
+def decode_ranges(blob: bytes) -> list[int]:
+    return from_ranges(json.loads(blob))
+
+
+@dataclass
+class SessionLog:
+    """The in-memory copy of one session's log (`row_id` changes if the row is recreated)."""
+
+    row_id: uuid.UUID
+    elements: list[dict[str, Any]] = field(default_factory=list)
+    messages: list[BaseMessage] = field(default_factory=list)
+    by_id: dict[str | None, list[int]] = field(default_factory=dict)
+
+    def add(self, element: dict[str, Any], message: BaseMessage) -> None:
+        self.by_id.setdefault(message.id, []).append(len(self.messages))
+        self.elements.append(element)
+        self.messages.append(message)
+
+    def position_of(self, message: BaseMessage) -> int | None:
+        """The latest log position holding a message equal to `message`, if any."""
+        if message.id is None:
+            return None
+        for pos in reversed(self.by_id.get(message.id, ())):
+            if self.messages[pos] == message:
+                return pos
+        return None
+
+
+class TranscriptCache:
+    """Recently used session logs, refreshed from the database by their unseen tail."""
+
+    def __init__(self, serde: SerializerProtocol, max_sessions: int = 128) -> None:
+        self.serde = serde
+        self.max_sessions = max_sessions
+        self._logs: OrderedDict[uuid.UUID, SessionLog] = OrderedDict()
+
+    def invalidate(self, session_id: uuid.UUID | None = None) -> None:
+        if session_id is None:
+            self._logs.clear()
+        else:
+            self._logs.pop(session_id, None)
+
+    async def sync(
+        self,
+        conn: asyncpg.Connection,
+        session_id: uuid.UUID,
+        known: tuple[uuid.UUID, int] | None = None,
+    ) -> SessionLog | None:
+        """The session's log, up to date with the database (None if the row is missing).
+
+        `known` is the (row id, length) just read under a row lock, which saves a query
+        when the cached copy already matches it.
+        """
+        log = self._logs.get(session_id)
+        if known is not None and log is not None and (log.row_id, len(log.messages)) == known:
+            self._logs.move_to_end(session_id)
+            return log
+        seen = len(log.messages) if log is not None else 0
+        row = await conn.fetchrow(sql.TRANSCRIPT_TAIL, session_id, seen)
+        if row is None:
+            self.invalidate(session_id)
+            return None
+        if log is None or log.row_id != row["id"] or row["length"] < seen:
+            log = SessionLog(row["id"])
+            row = await conn.fetchrow(sql.TRANSCRIPT_TAIL, session_id, 0)
+        for element in loads_jsonb(row["tail"]) if row["tail"] else ():
+            log.add(element, element_to_message(element, self.serde))
+        self._logs[session_id] = log
+        self._logs.move_to_end(session_id)
+        while len(self._logs) > self.max_sessions:
+            self._logs.popitem(last=False)
+        return log
+
+    def plan(
+        self, log: SessionLog, messages: list[BaseMessage]
+    ) -> tuple[list[int], list[dict[str, Any]], list[BaseMessage]]:
+        """Positions for `messages`, appending the ones the log does not hold yet.
+
+        Returns (positions, new elements, private copies of the new messages).
+        """
+        positions: list[int] = []
+        elements: list[dict[str, Any]] = []
+        copies: list[BaseMessage] = []
+        next_pos = len(log.messages)
+        for message in messages:
+            pos = log.position_of(message)
+            if pos is None:
+                pos = next_pos
+                next_pos += 1
+                elements.append(message_to_element(message, self.serde))
+                copies.append(message.model_copy(deep=True))
+            positions.append(pos)
+        return positions, elements, copies
+
+    def commit(
+        self,
+        session_id: uuid.UUID,
+        log: SessionLog,
+        start: int,
+        elements: list[dict[str, Any]],
+        copies: list[BaseMessage],
+    ) -> None:
+        """Record elements appended at `start` once their transaction has committed."""
+        if len(log.messages) != start or self._logs.get(session_id) is not log:
+            self.invalidate(session_id)  # someone else moved the log: reload next time
+            return
+        for element, message in zip(elements, copies, strict=True):
+            log.add(element, message)
+
+    def rebuild(self, log: SessionLog, positions: list[int]) -> list[BaseMessage]:
+        """Fresh message objects for `positions` (callers may mutate them freely)."""
+        built: dict[int, BaseMessage] = {}
+        out = []
+        for pos in positions:
+            if pos not in built:
+                built[pos] = element_to_message(log.elements[pos], self.serde)
+            out.append(built[pos])
+        return out

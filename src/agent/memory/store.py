@@ -1,0 +1,161 @@
+"""`PostgresMemoryStore`: the asyncpg pool, the schema, and read helpers for sessions."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from src.agent.memory.embedded import EmbeddedPostgres, start_embedded
+from src.agent.memory.migrations import apply_migrations
+from src.agent.memory.transcript import loads_jsonb
+from src.config.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+# Errors that mean "the server is not there", as opposed to a bad query or bad data.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.ConnectionFailureError,
+    asyncpg.exceptions.InterfaceError,
+)
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    """One row of `list_sessions`."""
+
+    session_id: uuid.UUID
+    message_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class PostgresMemoryStore:
+    """Owns the connection pool of the memory database and its schema.
+
+    `initialize()` opens the pool (falling back to an embedded PostgreSQL when allowed and
+    the configured server is unreachable) and applies the migrations; `close()` undoes both.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        min_size: int = 5,
+        max_size: int = 20,
+        statement_cache: bool = True,
+        connect_timeout: float = 5.0,
+        command_timeout: float | None = 30.0,
+        embedded_dir: Path | None = None,
+        database: str = "veramoney_memory",
+    ) -> None:
+        self._dsn = dsn
+        self.min_size = min_size
+        self.max_size = max_size
+        self.statement_cache = statement_cache
+        self.connect_timeout = connect_timeout
+        self.command_timeout = command_timeout
+        self.embedded_dir = embedded_dir
+        self.database = database
+        self.embedded: EmbeddedPostgres | None = None
+        self._pool: asyncpg.Pool | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> PostgresMemoryStore:
+        """A store configured by `settings` (embedded fallback when it is allowed)."""
+        return cls(
+            settings.postgres_memory_dsn(),
+            min_size=settings.postgres_memory_pool_min,
+            max_size=settings.postgres_memory_pool_max,
+            statement_cache=settings.postgres_memory_statement_cache,
+            connect_timeout=settings.postgres_memory_connect_timeout,
+            embedded_dir=(
+                settings.postgres_memory_embedded_dir if settings.postgres_memory_embedded else None
+            ),
+            database=settings.postgres_memory_db,
+        )
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The open pool; raises if `initialize()` has not run."""
+        if self._pool is None:
+            raise RuntimeError("PostgresMemoryStore.initialize() has not been called")
+        return self._pool
+
+    async def _create_pool(self, dsn: str) -> asyncpg.Pool:
+        return await asyncpg.create_pool(
+            dsn,
+            min_size=self.min_size,
+            max_size=self.max_size,
+            timeout=self.connect_timeout,
+            command_timeout=self.command_timeout,
+            statement_cache_size=100 if self.statement_cache else 0,
+            max_inactive_connection_lifetime=300.0,
+        )
+
+    async def initialize(self) -> None:
+        """Open the pool and bring the schema to the latest version (idempotent)."""
+        if self._pool is not None:
+            return
+        try:
+            self._pool = await self._create_pool(self._dsn)
+        except CONNECTION_ERRORS as exc:
+            if self.embedded_dir is None:
+                raise
+            logger.warning("configured PostgreSQL unreachable (%s)", type(exc).__name__)
+            self.embedded, dsn = await start_embedded(self.embedded_dir, self.database)
+            self._pool = await self._create_pool(dsn)
+        async with self._pool.acquire() as conn:
+            await apply_migrations(conn)
+
+    async def close(self) -> None:
+        """Close the pool and stop the embedded server if one was started."""
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+        if self.embedded is not None:
+            self.embedded.stop()
+            self.embedded = None
+
+    async def ping(self) -> bool:
+        """True when the database answers a trivial query."""
+        try:
+            async with self.pool.acquire(timeout=self.connect_timeout) as conn:
+                return await conn.fetchval("SELECT 1", timeout=self.connect_timeout) == 1
+        except (*CONNECTION_ERRORS, asyncpg.PostgresError, RuntimeError):
+            return False
+
+    async def get_messages(self, session_id: uuid.UUID) -> list[dict[str, Any]] | None:
+        """The transcript of a session, oldest first; None when the session is unknown."""
+        text = await self.pool.fetchval(
+            "SELECT messages::text FROM conversations WHERE session_id = $1", session_id
+        )
+        return None if text is None else loads_jsonb(text)
+
+    async def list_sessions(self, limit: int = 50, offset: int = 0) -> list[SessionSummary]:
+        """Sessions, most recently updated first."""
+        rows = await self.pool.fetch(
+            "SELECT session_id, jsonb_array_length(messages) AS n, created_at, updated_at "
+            "FROM conversations ORDER BY updated_at DESC, session_id LIMIT $1 OFFSET $2",
+            limit,
+            offset,
+        )
+        return [
+            SessionSummary(r["session_id"], r["n"], r["created_at"], r["updated_at"]) for r in rows
+        ]
+
+    async def delete_session(self, session_id: uuid.UUID) -> bool:
+        """Delete a session and (by cascade) all its checkpoints; False if it did not exist."""
+        status = await self.pool.execute(
+            "DELETE FROM conversations WHERE session_id = $1", session_id
+        )
+        return status != "DELETE 0"

@@ -1,0 +1,32 @@
+"""`python -m src.api`: run the service with uvicorn (address from the settings)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import uvicorn
+
+from src.config.settings import SettingsError, get_settings
+
+
+def main() -> None:
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        sys.exit(str(exc))
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    from src.api.app import create_app
+
+    uvicorn.run(
+        create_app(settings),
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level=settings.log_level.lower(),
+    )
+
+
+if __name__ == "__main__":
+    main()

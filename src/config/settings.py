@@ -1,0 +1,135 @@
+"""Service settings, read from the environment and `.env` (pydantic-settings).
+
+Field names follow the user's spec (`postgres-setup-spec.md`); every other field is
+what a real deployment needs. Secrets are `SecretStr` so they never show in logs or reprs.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from urllib.parse import quote
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class SettingsError(ValueError):
+    """Raised at start-up when an environment variable holds an invalid value."""
+
+
+class Settings(BaseSettings):
+    """All configuration of the Vera service."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", validate_default=True
+    )
+
+    # Service
+    environment: Literal["development", "production", "test"] = Field(
+        default="development", description="Deployment environment"
+    )
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        default="INFO", description="Root log level"
+    )
+    api_host: str = Field(default="127.0.0.1", description="Address the HTTP server binds")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="Port the HTTP server binds")
+    api_key: SecretStr | None = Field(
+        default=None, description="API key required by every endpoint but /health"
+    )
+
+    # PostgreSQL Memory Store
+    postgres_memory_host: str = Field(
+        default="localhost", description="PostgreSQL memory store host"
+    )
+    postgres_memory_port: int = Field(
+        default=5433, ge=1, le=65535, description="PostgreSQL memory store port"
+    )
+    postgres_memory_user: str = Field(
+        default="veramoney", description="PostgreSQL memory store user"
+    )
+    postgres_memory_password: SecretStr = Field(
+        default=SecretStr("veramoney_secret"), description="PostgreSQL memory store password"
+    )
+    postgres_memory_db: str = Field(
+        default="veramoney_memory", description="PostgreSQL memory store database name"
+    )
+    postgres_memory_pool_min: int = Field(
+        default=5, ge=1, description="Minimum connections kept in the memory store pool"
+    )
+    postgres_memory_pool_max: int = Field(
+        default=20, ge=1, description="Maximum connections in the memory store pool"
+    )
+    postgres_memory_connect_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds to wait for a PostgreSQL connection"
+    )
+    postgres_memory_statement_cache: bool = Field(
+        default=True,
+        description="asyncpg prepared-statement cache; turn off behind PgBouncer-style poolers",
+    )
+    postgres_memory_embedded: bool = Field(
+        default=True,
+        description="Start an embedded PostgreSQL when the configured one is unreachable",
+    )
+    postgres_memory_embedded_dir: Path = Field(
+        default=PROJECT_ROOT / ".data" / "postgres",
+        description="Data folder of the embedded PostgreSQL",
+    )
+
+    # Agent Configuration
+    agent_model: str = Field(
+        default="gpt-5-mini", description="OpenAI model for conversational agent"
+    )
+    agent_timeout_seconds: float = Field(
+        default=30.0, gt=0, description="Timeout for LLM API calls in seconds"
+    )
+    agent_max_context_messages: int = Field(
+        default=20, ge=1, description="Maximum messages to keep in conversation context"
+    )
+    openai_api_key: SecretStr | None = Field(
+        default=None, description="OpenAI API key; without it the offline model answers"
+    )
+    openai_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible endpoint (Ollama, vLLM, ...)"
+    )
+
+    @model_validator(mode="after")
+    def _check_pool_bounds(self) -> Settings:
+        if self.postgres_memory_pool_min > self.postgres_memory_pool_max:
+            raise ValueError("POSTGRES_MEMORY_POOL_MIN must not exceed POSTGRES_MEMORY_POOL_MAX")
+        return self
+
+    def postgres_memory_dsn(self) -> str:
+        """The asyncpg DSN of the memory store (contains the password: never log it)."""
+        user = quote(self.postgres_memory_user, safe="")
+        password = quote(self.postgres_memory_password.get_secret_value(), safe="")
+        return (
+            f"postgresql://{user}:{password}@{self.postgres_memory_host}:"
+            f"{self.postgres_memory_port}/{quote(self.postgres_memory_db, safe='')}"
+        )
+
+
+def _is_secret(variable: str) -> bool:
+    return any(word in variable for word in ("PASSWORD", "KEY", "SECRET", "TOKEN"))
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build `Settings`, turning validation errors into one message naming each variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper() or "SETTINGS"
+            shown = "" if _is_secret(name) else f" (got {error.get('input')!r})"
+            problems.append(f"{name}: {error['msg']}{shown}")
+        raise SettingsError("Invalid configuration: " + "; ".join(problems)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, loaded once."""
+    return load_settings()

@@ -1,0 +1,96 @@
+"""Test harness: a real PostgreSQL per test run, and stores/savers on a fresh database.
+
+The server is `TEST_DATABASE_URL` when set, else the local server on 127.0.0.1:5432 when it
+answers, else an embedded PostgreSQL in a temporary folder. Each run creates its own
+database and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+
+from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
+from src.agent.memory.embedded import EmbeddedPostgres
+
+LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _reachable(dsn: str) -> bool:
+    async def probe() -> bool:
+        try:
+            conn = await asyncpg.connect(dsn, timeout=3)
+        except (OSError, asyncpg.PostgresError, TimeoutError):
+            return False
+        await conn.close()
+        return True
+
+    return asyncio.run(probe())
+
+
+def with_database(dsn: str, database: str) -> str:
+    """`dsn` pointing at another database (works for host and Unix-socket DSNs)."""
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+@pytest.fixture(scope="session")
+def server_dsn() -> Iterator[str]:
+    """DSN of an admin database on a running PostgreSQL server."""
+    configured = os.environ.get("TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    if _reachable(LOCAL_URL):
+        yield LOCAL_URL
+        return
+    with tempfile.TemporaryDirectory(prefix="vera-pg-") as tmp:
+        server = EmbeddedPostgres(Path(tmp) / "data")
+        dsn = server.start()
+        try:
+            yield dsn
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def database_dsn(server_dsn: str) -> Iterator[str]:
+    """A fresh database for this test run, dropped at the end."""
+    name = f"vera_test_{uuid.uuid4().hex[:12]}"
+
+    async def admin(statement: str) -> None:
+        conn = await asyncpg.connect(server_dsn)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    try:
+        yield with_database(server_dsn, name)
+    finally:
+        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def store(database_dsn: str) -> AsyncIterator[PostgresMemoryStore]:
+    """An initialized store on the run's database (schema applied)."""
+    store = PostgresMemoryStore(database_dsn, min_size=1, max_size=10)
+    await store.initialize()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+async def saver(store: PostgresMemoryStore) -> ConversationCheckpointer:
+    return ConversationCheckpointer(store)

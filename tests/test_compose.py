@@ -1,0 +1,83 @@
+"""The compose file holds the spec's `postgres-memory` service and an app that waits for it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load() -> dict:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+
+
+def test_postgres_memory_service_matches_spec() -> None:
+    service = load()["services"]["postgres-memory"]
+    assert service["image"] == "postgres:17-alpine"
+    assert service["container_name"] == "veramoney-memory"
+    assert service["environment"] == {
+        "POSTGRES_USER": "${POSTGRES_MEMORY_USER:-veramoney}",
+        "POSTGRES_PASSWORD": "${POSTGRES_MEMORY_PASSWORD:-veramoney_secret}",
+        "POSTGRES_DB": "${POSTGRES_MEMORY_DB:-veramoney_memory}",
+    }
+    assert service["volumes"] == ["postgres-memory-data:/var/lib/postgresql/data"]
+    assert service["ports"] == ["${POSTGRES_MEMORY_PORT:-5433}:5432"]
+    assert service["networks"] == ["vera-network"]
+    health = service["healthcheck"]
+    assert health["test"][0] == "CMD-SHELL"
+    assert health["test"][1].startswith("pg_isready -U ${POSTGRES_MEMORY_USER:-veramoney}")
+    assert "-d ${POSTGRES_MEMORY_DB:-veramoney_memory}" in health["test"][1]
+    assert (health["interval"], health["timeout"], health["retries"]) == ("10s", "5s", 5)
+
+
+def test_volume_and_network_declared() -> None:
+    compose = load()
+    assert compose["volumes"]["postgres-memory-data"] == {"driver": "local"}
+    assert compose["networks"]["vera-network"] == {"driver": "bridge"}
+
+
+def test_app_waits_for_healthy_database_and_reaches_it_by_service_name() -> None:
+    compose = load()
+    app = compose["services"]["app"]
+    assert app["build"] == "."
+    assert app["depends_on"] == {"postgres-memory": {"condition": "service_healthy"}}
+    assert app["environment"]["POSTGRES_MEMORY_HOST"] == "postgres-memory"
+    assert str(app["environment"]["POSTGRES_MEMORY_PORT"]) == "5432"
+    assert app["environment"]["POSTGRES_MEMORY_EMBEDDED"] == "false"
+    assert "vera-network" in app["networks"]
+    # Only services the app uses.
+    assert set(compose["services"]) == {"app", "postgres-memory"}
+
+
+SPEC_BLOCK = {
+    "POSTGRES_MEMORY_HOST": "postgres-memory",
+    "POSTGRES_MEMORY_PORT": "5433",
+    "POSTGRES_MEMORY_USER": "veramoney",
+    "POSTGRES_MEMORY_PASSWORD": "veramoney_secret",
+    "POSTGRES_MEMORY_DB": "veramoney_memory",
+    "AGENT_MODEL": "gpt-5-mini",
+    "AGENT_TIMEOUT_SECONDS": "30",
+    "AGENT_MAX_CONTEXT_MESSAGES": "20",
+}
+
+
+def test_env_example_has_spec_block() -> None:
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    for name, value in SPEC_BLOCK.items():
+        assert f"{name}={value}" in lines, name
+
+
+def test_env_example_lists_every_setting_with_a_comment() -> None:
+    from src.config.settings import Settings
+
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    for field in Settings.model_fields:
+        name = field.upper()
+        index = next(
+            (i for i, line in enumerate(lines) if line.lstrip("# ").startswith(name + "=")), None
+        )
+        assert index is not None, f"{name} missing from .env.example"
+        if name not in SPEC_BLOCK:  # the spec's block has one comment per group
+            assert lines[index - 1].startswith("#"), f"{name} has no comment line above it"

@@ -1,0 +1,36 @@
+"""LangGraph's official checkpointer conformance suite, run against our saver."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from langgraph.checkpoint.conformance import checkpointer_test, validate
+from langgraph.checkpoint.conformance.report import ProgressCallbacks
+
+from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
+
+
+async def test_conformance_all_capabilities_pass(database_dsn: str) -> None:
+    store = PostgresMemoryStore(database_dsn, min_size=1, max_size=5)
+
+    async def lifespan() -> AsyncIterator[None]:
+        await store.initialize()
+        yield
+        await store.close()
+
+    @checkpointer_test(name="ConversationCheckpointer", lifespan=lifespan)
+    async def factory() -> AsyncIterator[ConversationCheckpointer]:
+        yield ConversationCheckpointer(store)
+
+    report = await validate(factory, progress=ProgressCallbacks.quiet())
+    failures = {
+        name: result.failures for name, result in report.results.items() if not result.passed
+    }
+    assert not failures, failures
+    assert len(report.results) == 8
+    assert all(result.detected for result in report.results.values())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    pytest.main([__file__, "-q"])
