@@ -1,0 +1,276 @@
+"""The checkpointer with a real PostgreSQL: transcript, exact round trip, time travel, sizes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage, ToolMessage
+from langgraph.graph import END, START, MessagesState, StateGraph
+
+from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore, session_id_for
+from src.agent.memory.message_log import TRANSCRIPT_BLOB_TYPE
+
+REPLIES = ["Sure, here it is.", "The market closed higher.", "Montevideo is mild today."]
+
+
+def echo_graph(checkpointer: ConversationCheckpointer):
+    """A one-node chat graph: answers with a rich AIMessage (tool calls, usage, metadata)."""
+
+    def reply(state: MessagesState) -> dict:
+        n = len(state["messages"])
+        return {
+            "messages": [
+                AIMessage(
+                    content=f"{REPLIES[n % 3]} (#{n})",
+                    id=f"ai-{n}-{uuid.uuid4().hex[:6]}",
+                    usage_metadata={"input_tokens": n, "output_tokens": 3, "total_tokens": n + 3},
+                    response_metadata={"model_name": "fake", "finish_reason": "stop"},
+                    additional_kwargs={"refusal": None},
+                )
+            ]
+        }
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("reply", reply)
+    builder.add_edge(START, "reply")
+    builder.add_edge("reply", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+def cfg(thread_id: str) -> dict:
+    return {"configurable": {"thread_id": thread_id}}
+
+
+async def run_turns(graph, thread_id: str, n: int) -> None:
+    for i in range(n):
+        text = (
+            f"question {i}: how is {['AAPL', 'MSFT', 'the weather'][i % 3]} doing? {uuid.uuid4()}"
+        )
+        await graph.ainvoke({"messages": [HumanMessage(text)]}, cfg(thread_id))
+
+
+async def test_transcript_format_and_plain_sql(saver, store) -> None:
+    graph = echo_graph(saver)
+    thread = str(uuid.uuid4())
+    await run_turns(graph, thread, 2)
+    rows = await store.get_messages(uuid.UUID(thread))
+    assert [m["role"] for m in rows] == ["user", "assistant", "user", "assistant"]
+    for element in rows:
+        for key in ("role", "content", "tool_calls", "tool_call_id", "timestamp", "id"):
+            assert key in element
+        assert isinstance(element["timestamp"], float | int)
+    last = await store.pool.fetchval(
+        "SELECT messages->-1->>'content' FROM conversations WHERE session_id = $1",
+        uuid.UUID(thread),
+    )
+    state = await graph.aget_state(cfg(thread))
+    assert last == state.values["messages"][-1].content
+
+
+async def test_exact_round_trip_of_rich_messages(saver) -> None:
+    thread = str(uuid.uuid4())
+    graph = echo_graph(saver)
+    ai = AIMessage(
+        content=[{"type": "text", "text": "hi"}],
+        id="ai-1",
+        name="vera",
+        tool_calls=[{"name": "get_weather", "args": {"city": "Montevideo"}, "id": "call_1"}],
+        usage_metadata={"input_tokens": 1, "output_tokens": 2, "total_tokens": 3},
+        response_metadata={"model_name": "gpt", "logprobs": None},
+        additional_kwargs={"tool_calls": [{"id": "call_1", "type": "function"}]},
+    )
+    tool = ToolMessage(
+        content='{"temp": 21}',
+        tool_call_id="call_1",
+        id="t-1",
+        name="get_weather",
+        artifact={"raw": [1, 2]},
+        status="success",
+    )
+    human = HumanMessage("weather?", id="h-1", additional_kwargs={"k": 1})
+    await graph.aupdate_state(cfg(thread), {"messages": [human, ai, tool]}, as_node="reply")
+    fresh = ConversationCheckpointer(saver.store)  # nothing cached
+    state = await echo_graph(fresh).aget_state(cfg(thread))
+    assert state.values["messages"] == [human, ai, tool]
+    assert [type(m) for m in state.values["messages"]] == [HumanMessage, AIMessage, ToolMessage]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "nul \x00 inside",
+        "lone surrogate \udc80 here",
+        "emoji 🚀💸 and RTL مرحبا بالعالم",
+        "\ue000x",
+    ],
+)
+async def test_hostile_text_round_trips(saver, store, text: str) -> None:
+    thread = str(uuid.uuid4())
+    graph = echo_graph(saver)
+    await graph.ainvoke({"messages": [HumanMessage(text, id="h")]}, cfg(thread))
+    fresh = ConversationCheckpointer(saver.store)
+    state = await echo_graph(fresh).aget_state(cfg(thread))
+    assert state.values["messages"][0].content == text
+    assert (await store.get_messages(uuid.UUID(thread)))[0]["content"] == text
+
+
+async def test_time_travel_after_removal_and_replacement(saver) -> None:
+    thread = "1"  # LangGraph docs' style thread id: mapped to a UUID, kept as written
+    graph = echo_graph(saver)
+    await run_turns(graph, thread, 3)
+    history = [s async for s in graph.aget_state_history(cfg(thread))]
+    before = {s.config["configurable"]["checkpoint_id"]: s.values.get("messages") for s in history}
+    state = await graph.aget_state(cfg(thread))
+    first, second = state.values["messages"][0], state.values["messages"][1]
+    replaced = first.model_copy(update={"content": "edited question"})
+    await graph.aupdate_state(cfg(thread), {"messages": [RemoveMessage(id=second.id), replaced]})
+    now = (await graph.aget_state(cfg(thread))).values["messages"]
+    assert now[0].content == "edited question" and second.id not in [m.id for m in now]
+    fresh_graph = echo_graph(ConversationCheckpointer(saver.store))
+    for checkpoint_id, messages in before.items():
+        config = {"configurable": {"thread_id": thread, "checkpoint_id": checkpoint_id}}
+        assert (await fresh_graph.aget_state(config)).values.get("messages") == messages
+    latest = await saver.aget_tuple(cfg(thread))
+    assert latest.config["configurable"]["thread_id"] == "1"
+    assert await saver.store.get_messages(session_id_for("1")) is not None
+
+
+async def stored_bytes(store: PostgresMemoryStore, sid: uuid.UUID) -> int:
+    """Bytes of a session's rows across all four tables (pg_column_size of each row)."""
+    return await store.pool.fetchval(
+        """SELECT (SELECT COALESCE(SUM(pg_column_size(c.*)), 0) FROM conversations c
+                    WHERE session_id = $1)
+                + (SELECT COALESCE(SUM(pg_column_size(k.*)), 0) FROM checkpoints k
+                    WHERE session_id = $1)
+                + (SELECT COALESCE(SUM(pg_column_size(b.*)), 0) FROM checkpoint_blobs b
+                    WHERE session_id = $1)
+                + (SELECT COALESCE(SUM(pg_column_size(w.*)), 0) FROM checkpoint_writes w
+                    WHERE session_id = $1)""",
+        sid,
+    )
+
+
+async def test_storage_grows_linearly(saver, store) -> None:
+    graph = echo_graph(saver)
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    await run_turns(graph, a, 30)
+    await run_turns(graph, b, 60)
+    small, large = await stored_bytes(store, uuid.UUID(a)), await stored_bytes(store, uuid.UUID(b))
+    print(f"bytes after 30 turns: {small}, after 60 turns: {large}")
+    assert large < 2.3 * small, (small, large)
+    # The messages blob of a checkpoint is a handful of ranges, not the list.
+    blob = await store.pool.fetchval(
+        "SELECT blob FROM checkpoint_blobs WHERE session_id = $1 AND channel = 'messages' "
+        "ORDER BY version DESC LIMIT 1",
+        uuid.UUID(b),
+    )
+    assert json.loads(blob) == [[0, 120]]
+
+
+async def test_subgraph_messages_stay_out_of_transcript(saver, store) -> None:
+    thread = str(uuid.uuid4())
+
+    def inner(state: MessagesState) -> dict:
+        return {"messages": [AIMessage("inner thought", id="inner-1")]}
+
+    sub = StateGraph(MessagesState)
+    sub.add_node("inner", inner)
+    sub.add_edge(START, "inner")
+    sub_graph = sub.compile()
+
+    def outer(state: MessagesState) -> dict:
+        return {"messages": [AIMessage("final answer", id="outer-1")]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("sub", sub_graph)
+    builder.add_node("outer", outer)
+    builder.add_edge(START, "sub")
+    builder.add_edge("sub", "outer")
+    graph = builder.compile(checkpointer=saver)
+
+    await graph.ainvoke({"messages": [HumanMessage("hi", id="h")]}, cfg(thread))
+    transcript = await store.get_messages(uuid.UUID(thread))
+    # The subgraph's message reaches the root state through the parent's reducer only.
+    assert [m["id"] for m in transcript] == ["h", "inner-1", "outer-1"]
+    blobs = await store.pool.fetch(
+        "SELECT checkpoint_ns, type FROM checkpoint_blobs WHERE session_id = $1 "
+        "AND channel = 'messages'",
+        uuid.UUID(thread),
+    )
+    sub_types = {r["type"] for r in blobs if r["checkpoint_ns"] != ""}
+    assert sub_types, "the subgraph checkpointed in its own namespace"
+    assert TRANSCRIPT_BLOB_TYPE not in sub_types
+
+
+async def test_state_survives_new_pool_and_saver(database_dsn: str) -> None:
+    thread = str(uuid.uuid4())
+    first = PostgresMemoryStore(database_dsn, min_size=1, max_size=2)
+    await first.initialize()
+    await run_turns(echo_graph(ConversationCheckpointer(first)), thread, 2)
+    expected = (await echo_graph(ConversationCheckpointer(first)).aget_state(cfg(thread))).values
+    await first.close()
+
+    second = PostgresMemoryStore(database_dsn, min_size=1, max_size=2)
+    await second.initialize()
+    try:
+        graph = echo_graph(ConversationCheckpointer(second))
+        assert (await graph.aget_state(cfg(thread))).values == expected
+        await graph.ainvoke({"messages": [HumanMessage("third", id="h3")]}, cfg(thread))
+        messages = (await graph.aget_state(cfg(thread))).values["messages"]
+        assert len(messages) == 6 and messages[:4] == expected["messages"]
+    finally:
+        await second.close()
+
+
+async def test_concurrent_calls_run_in_parallel(saver, store) -> None:
+    """No saver-wide lock: two slow reads overlap on two pooled connections."""
+    thread = str(uuid.uuid4())
+    await run_turns(echo_graph(saver), thread, 1)
+    started = asyncio.Event()
+    both = asyncio.Barrier(2)
+    original = saver._run
+
+    async def run_with_barrier(fn):
+        async def wrapped(conn):
+            await asyncio.wait_for(both.wait(), timeout=5)  # fails unless both are inside
+            started.set()
+            return await fn(conn)
+
+        return await original(wrapped)
+
+    saver._run = run_with_barrier
+    results = await asyncio.gather(saver.aget_tuple(cfg(thread)), saver.aget_tuple(cfg(thread)))
+    assert all(r is not None for r in results) and started.is_set()
+
+
+async def test_broken_pooled_connection_is_replaced(saver, store) -> None:
+    thread = str(uuid.uuid4())
+    await run_turns(echo_graph(saver), thread, 1)
+    async with store.pool.acquire() as conn:
+        pid = conn.get_server_pid()
+    # Kill every idle backend of the pool, including the one just released.
+    await store.pool.execute("SELECT 1")
+    killer = await store.pool.acquire()
+    try:
+        await killer.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    finally:
+        await store.pool.release(killer)
+    assert pid
+    assert await saver.aget_tuple(cfg(thread)) is not None
+
+
+async def test_sync_methods_from_a_thread_and_clear_error_on_loop(saver) -> None:
+    thread = str(uuid.uuid4())
+    await run_turns(echo_graph(saver), thread, 1)
+    found = await asyncio.to_thread(saver.get_tuple, cfg(thread))
+    assert found is not None
+    listed = await asyncio.to_thread(lambda: list(saver.list(cfg(thread))))
+    assert len(listed) >= 2
+    with pytest.raises(asyncio.InvalidStateError, match="a\\* methods"):
+        saver.get_tuple(cfg(thread))
