@@ -102,6 +102,22 @@ class Settings(BaseSettings):
             raise ValueError("POSTGRES_MEMORY_POOL_MIN must not exceed POSTGRES_MEMORY_POOL_MAX")
         return self
 
+    # Tools
+    weather_provider: Literal["open-meteo", "offline"] = Field(
+        default="open-meteo", description="Weather data: Open-Meteo (no key) or offline samples"
+    )
+    stock_provider: Literal["finnhub", "offline"] = Field(
+        default="finnhub",
+        description="Stock quotes: Finnhub (needs FINNHUB_API_KEY, else offline) or offline",
+    )
+    finnhub_api_key: SecretStr | None = Field(default=None, description="Finnhub API key")
+    tool_timeout_seconds: float = Field(
+        default=8.0, gt=0, description="Timeout of one HTTP call made by a tool"
+    )
+    tool_max_attempts: int = Field(
+        default=2, ge=1, le=5, description="Attempts per tool HTTP call (timeouts and 5xx retried)"
+    )
+
     def postgres_memory_dsn(self) -> str:
         """The asyncpg DSN of the memory store (contains the password: never log it)."""
         user = quote(self.postgres_memory_user, safe="")
