@@ -122,6 +122,11 @@ class Settings(BaseSettings):
         """The asyncpg DSN of the memory store (contains the password: never log it)."""
         user = quote(self.postgres_memory_user, safe="")
         password = quote(self.postgres_memory_password.get_secret_value(), safe="")
+        if self.postgres_memory_host.startswith("/"):  # a Unix-socket directory
+            return (
+                f"postgresql://{user}:{password}@/{quote(self.postgres_memory_db, safe='')}"
+                f"?host={quote(self.postgres_memory_host)}&port={self.postgres_memory_port}"
+            )
         return (
             f"postgresql://{user}:{password}@{self.postgres_memory_host}:"
             f"{self.postgres_memory_port}/{quote(self.postgres_memory_db, safe='')}"
