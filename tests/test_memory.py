@@ -139,7 +139,11 @@ async def test_time_travel_after_removal_and_replacement(saver) -> None:
 
 
 async def stored_bytes(store: PostgresMemoryStore, sid: uuid.UUID) -> int:
-    """Bytes of a session's rows across all four tables (pg_column_size of each row)."""
+    """Live bytes of a session's rows across all four tables (pg_column_size of each row).
+
+    This is the data kept, not the file size: each transcript append rewrites the JSONB
+    value, and until VACUUM reclaims the old versions they still occupy the table files.
+    """
     return await store.pool.fetchval(
         """SELECT (SELECT COALESCE(SUM(pg_column_size(c.*)), 0) FROM conversations c
                     WHERE session_id = $1)
@@ -153,7 +157,7 @@ async def stored_bytes(store: PostgresMemoryStore, sid: uuid.UUID) -> int:
     )
 
 
-async def test_storage_grows_linearly(saver, store) -> None:
+async def test_live_storage_grows_linearly(saver, store) -> None:
     graph = echo_graph(saver)
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
     await run_turns(graph, a, 30)

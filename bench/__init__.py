@@ -1,0 +1,1 @@
+"""Benchmarks: our checkpointer against the official langgraph-checkpoint-postgres saver."""
