@@ -14,7 +14,7 @@ from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
 from src.agent.tools import build_tools
 from src.config.settings import load_settings
 
-OFFLINE = load_settings(weather_provider="offline", stock_provider="offline")
+OFFLINE = load_settings(weather_provider="offline", stock_provider="offline", openai_api_key=None)
 
 
 def cfg(thread: str) -> dict:
@@ -58,7 +58,9 @@ async def test_both_tools_in_one_turn_answer_from_results(saver, store) -> None:
 
 async def test_tool_failure_becomes_an_apology(saver) -> None:
     down = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(500)))
-    settings = load_settings(weather_provider="open-meteo", tool_max_attempts=1)
+    settings = load_settings(
+        weather_provider="open-meteo", tool_max_attempts=1, openai_api_key=None
+    )
     graph = build_graph(settings, tools=build_tools(settings, down), checkpointer=saver)
     messages = await ask(graph, str(uuid.uuid4()), "What's the weather in Paris?")
     tool_message = next(m for m in messages if isinstance(m, ToolMessage))

@@ -24,6 +24,7 @@ async def test_embedded_fallback_serves_health_and_keeps_data(tmp_path) -> None:
         postgres_memory_embedded_dir=tmp_path / "pg",
         postgres_memory_pool_min=1,
         postgres_memory_pool_max=2,
+        openai_api_key=None,
     )
     session = uuid.uuid4()
     for run in range(2):
@@ -38,6 +39,7 @@ async def test_embedded_fallback_serves_health_and_keeps_data(tmp_path) -> None:
                 assert response.status_code == 200, response.text
                 assert response.json()["database"] == "reachable"
                 assert response.json()["embedded_database"] is True
+                assert response.json()["model"].startswith("offline")
                 if run == 0:
                     await store.pool.execute(
                         "INSERT INTO conversations (session_id) VALUES ($1)", session

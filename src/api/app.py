@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from src.agent.memory import PostgresMemoryStore
+from src.agent.model import build_chat_model, model_label
 from src.config.settings import Settings, get_settings
 
 logger = logging.getLogger(__name__)
@@ -23,6 +24,7 @@ class HealthReport(BaseModel):
     status: str
     database: str
     embedded_database: bool
+    model: str
 
 
 def get_store(request: Request) -> PostgresMemoryStore:
@@ -35,6 +37,7 @@ StoreDep = Annotated[PostgresMemoryStore, Depends(get_store)]
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; `settings` defaults to the environment's."""
     settings = settings or get_settings()
+    active_model = model_label(build_chat_model(settings))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -54,12 +57,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/health", response_model=HealthReport, responses={503: {"model": HealthReport}})
     async def health(store: StoreDep) -> JSONResponse:
-        """Liveness and database reachability (no authentication)."""
+        """Liveness, database reachability and the active model (no authentication)."""
         ok = await store.ping()
         report = HealthReport(
             status="ok" if ok else "degraded",
             database="reachable" if ok else "unreachable",
             embedded_database=store.embedded is not None,
+            model=active_model,
         )
         return JSONResponse(report.model_dump(), status_code=200 if ok else 503)
 
