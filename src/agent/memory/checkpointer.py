@@ -34,11 +34,10 @@ from src.agent.memory.message_log import (
     TRANSCRIPT_BLOB_TYPE,
     SessionLog,
     TranscriptCache,
-    decode_ranges,
     encode_ranges,
 )
 from src.agent.memory.store import PostgresMemoryStore
-from src.agent.memory.transcript import dumps_jsonb, is_message_list, loads_jsonb
+from src.agent.memory.transcript import dumps_jsonb, is_message_list
 from src.agent.memory.tuples import TupleBuilder, build_list_query
 
 T = TypeVar("T")
@@ -398,4 +397,4 @@ def _has_transcript(row: asyncpg.Record) -> bool:
     return any(blob[1] == TRANSCRIPT_BLOB_TYPE for blob in row["blobs"] or ())
 
 
-__all__ = ["ConversationCheckpointer", "decode_ranges", "loads_jsonb", "session_id_for"]
+__all__ = ["ConversationCheckpointer", "session_id_for"]
