@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import SystemMessage
 from langchain_core.runnables import RunnableConfig
@@ -12,6 +14,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
 from src.agent.context import select_window
+from src.agent.errors import ModelTimeoutError, classify_model_error
 from src.agent.model import build_chat_model
 from src.agent.prompts import SYSTEM_PROMPT
 from src.agent.state import VeraState
@@ -31,10 +34,20 @@ def build_graph(
     tools = tools if tools is not None else build_tools(settings)
     bound = (model or build_chat_model(settings)).bind_tools(tools)
     max_messages = settings.agent_max_context_messages
+    timeout = settings.agent_timeout_seconds
 
     async def call_model(state: VeraState, config: RunnableConfig) -> dict:
         window = select_window(state["messages"], max_messages)
-        reply = await bound.ainvoke([SystemMessage(SYSTEM_PROMPT), *window], config)
+        try:
+            async with asyncio.timeout(timeout):
+                reply = await bound.ainvoke([SystemMessage(SYSTEM_PROMPT), *window], config)
+        except TimeoutError as exc:
+            raise ModelTimeoutError(f"the model did not answer within {timeout:g} s") from exc
+        except Exception as exc:
+            mapped = classify_model_error(exc)
+            if mapped is None or mapped is exc:
+                raise
+            raise mapped from exc
         return {"messages": [reply]}
 
     builder = StateGraph(VeraState)

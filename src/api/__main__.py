@@ -20,8 +20,12 @@ def main() -> None:
     )
     from src.api.app import create_app
 
+    try:
+        app = create_app(settings)
+    except SettingsError as exc:
+        sys.exit(str(exc))
     uvicorn.run(
-        create_app(settings),
+        app,
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),

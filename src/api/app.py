@@ -1,70 +1,88 @@
-"""The FastAPI application: lifespan opens the memory store, `/health` reports on it."""
+"""The FastAPI application: settings checks, middleware, routes, and the lifespan that opens
+the memory store and builds the graph on our checkpointer."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+from langchain_core.language_models import BaseChatModel
+from langchain_core.tools import BaseTool
 
-from src.agent.memory import PostgresMemoryStore
+from src.agent.graph import build_graph
+from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
+from src.agent.memory.leases import TurnLeases
 from src.agent.model import build_chat_model, model_label
-from src.config.settings import Settings, get_settings
+from src.api.errors import install_error_handlers
+from src.api.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
+from src.api.routes import chat, health, sessions
+from src.api.security import RateLimiter
+from src.api.turns import TurnRunner
+from src.config.settings import Settings, SettingsError, get_settings
 
 logger = logging.getLogger(__name__)
 
 
-class HealthReport(BaseModel):
-    """Body of `GET /health`."""
-
-    status: str
-    database: str
-    embedded_database: bool
-    model: str
-
-
-def get_store(request: Request) -> PostgresMemoryStore:
-    return request.app.state.store
-
-
-StoreDep = Annotated[PostgresMemoryStore, Depends(get_store)]
-
-
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; `settings` defaults to the environment's."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    model: BaseChatModel | None = None,
+    tools: list[BaseTool] | None = None,
+) -> FastAPI:
+    """Build the app; `settings` defaults to the environment's, `model` and `tools` to the
+    ones the settings select (tests pass fakes)."""
     settings = settings or get_settings()
-    active_model = model_label(build_chat_model(settings))
+    if settings.environment == "production" and settings.api_key is None:
+        raise SettingsError("API_KEY must be set when ENVIRONMENT=production")
+    chat_model = model or build_chat_model(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         store = PostgresMemoryStore.from_settings(settings)
         await store.initialize()
+        checkpointer = ConversationCheckpointer(store)
+        graph = build_graph(settings, model=chat_model, tools=tools, checkpointer=checkpointer)
         app.state.store = store
+        app.state.runner = TurnRunner(graph, TurnLeases(store, settings.session_lease_seconds))
         logger.info(
-            "memory store ready (%s)",
+            "memory store ready (%s), model: %s",
             f"embedded, data in {store.embedded.data_dir}" if store.embedded else "configured",
+            app.state.model_label,
         )
         try:
             yield
         finally:
+            await app.state.runner.drain(grace_seconds=settings.agent_timeout_seconds)
             await store.close()
 
-    app = FastAPI(title="Vera", version="0.1.0", lifespan=lifespan)
-
-    @app.get("/health", response_model=HealthReport, responses={503: {"model": HealthReport}})
-    async def health(store: StoreDep) -> JSONResponse:
-        """Liveness, database reachability and the active model (no authentication)."""
-        ok = await store.ping()
-        report = HealthReport(
-            status="ok" if ok else "degraded",
-            database="reachable" if ok else "unreachable",
-            embedded_database=store.embedded is not None,
-            model=active_model,
+    docs = settings.api_docs_enabled
+    app = FastAPI(
+        title="Vera",
+        version="0.1.0",
+        summary="A conversational financial assistant: chat over Server-Sent Events.",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    app.state.settings = settings
+    app.state.model_label = model_label(chat_model)
+    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
+    install_error_handlers(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.environment == "production")
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Content-Type", "Authorization", "X-API-Key", "Last-Event-ID"],
+            max_age=600,
         )
-        return JSONResponse(report.model_dump(), status_code=200 if ok else 503)
-
+    app.include_router(health.router)
+    app.include_router(chat.router)
+    app.include_router(sessions.router)
     return app

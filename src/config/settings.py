@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from urllib.parse import quote
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,7 +25,11 @@ class Settings(BaseSettings):
     """All configuration of the Vera service."""
 
     model_config = SettingsConfigDict(
-        env_file=".env", env_file_encoding="utf-8", extra="ignore", validate_default=True
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,  # `API_KEY=` in .env means "not set", not an empty key
+        extra="ignore",
+        validate_default=True,
     )
 
     # Service
@@ -40,6 +44,31 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(
         default=None, description="API key required by every endpoint but /health"
     )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Origins allowed by CORS, comma-separated"
+    )
+    rate_limit_per_minute: int = Field(
+        default=60, ge=1, description="Requests per minute per API key (else per client IP)"
+    )
+    max_body_bytes: int = Field(
+        default=256 * 1024, ge=1024, description="Largest request body accepted (else 413)"
+    )
+    sse_ping_seconds: float = Field(
+        default=15.0, gt=0, description="Seconds between keep-alive pings on an event stream"
+    )
+    api_docs_enabled: bool = Field(
+        default=True, description="Serve /docs and /openapi.json (turn off to hide them)"
+    )
+    session_lease_seconds: float = Field(
+        default=30.0, gt=0, description="Lease of a session's running turn, renewed while it runs"
+    )
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
 
     # PostgreSQL Memory Store
     postgres_memory_host: str = Field(

@@ -42,8 +42,6 @@ from src.agent.memory.tuples import TupleBuilder, build_list_query
 
 T = TypeVar("T")
 _THREAD_NAMESPACE = uuid.UUID("6f0d3c8e-52a4-4c1e-9a57-0b0c1e2f3a4d")
-# A pooled connection the server dropped (restart, idle kill): retry once on a fresh one.
-_RETRYABLE = (asyncpg.exceptions.ConnectionDoesNotExistError, asyncpg.exceptions.InterfaceError)
 _PAGE_SIZE = 100
 
 
@@ -87,12 +85,7 @@ class ConversationCheckpointer(BaseCheckpointSaver[str]):
     async def _run(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
-        try:
-            async with self.store.pool.acquire() as conn:
-                return await fn(conn)
-        except _RETRYABLE:
-            async with self.store.pool.acquire() as conn:
-                return await fn(conn)
+        return await self.store.run(fn)
 
     # -- reads -----------------------------------------------------------------------
 

@@ -126,3 +126,18 @@ INSERT INTO checkpoint_writes (session_id, checkpoint_ns, checkpoint_id, task_id
     channel, type, blob, task_path)
 SELECT $2, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, task_path
 FROM checkpoint_writes WHERE session_id = $1"""
+
+# Turn leases (`migrations/0003_turn_leases.sql`): taken when free or expired.
+ACQUIRE_LEASE = """
+INSERT INTO turn_leases (session_id, run_id, expires_at)
+VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3))
+ON CONFLICT (session_id) DO UPDATE
+SET run_id = EXCLUDED.run_id, expires_at = EXCLUDED.expires_at
+WHERE turn_leases.expires_at < clock_timestamp()
+RETURNING run_id"""
+
+RENEW_LEASE = """
+UPDATE turn_leases SET expires_at = clock_timestamp() + make_interval(secs => $3)
+WHERE session_id = $1 AND run_id = $2"""
+
+RELEASE_LEASE = "DELETE FROM turn_leases WHERE session_id = $1 AND run_id = $2"

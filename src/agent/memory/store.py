@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -17,16 +18,24 @@ from src.agent.memory.transcript import loads_jsonb
 from src.config.settings import Settings
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # Errors that mean "the server is not there", as opposed to a bad query or bad data.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
     asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.ConnectionFailureError,
     asyncpg.exceptions.InterfaceError,
 )
+
+
+class StorageUnavailableError(ConnectionError):
+    """The memory database cannot be reached (down, restarting, or out of connections)."""
 
 
 @dataclass(frozen=True)
@@ -126,6 +135,22 @@ class PostgresMemoryStore:
             self.embedded.stop()
             self.embedded = None
 
+    async def run(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """`fn` on a pooled connection; a connection the server dropped is retried once on a
+        fresh one, and an unreachable server raises `StorageUnavailableError` (no hang: the
+        wait for a connection is bounded by the connect timeout)."""
+        pool = self.pool
+        for attempt in (1, 2):
+            try:
+                async with pool.acquire(timeout=self.connect_timeout) as conn:
+                    return await fn(conn)
+            except CONNECTION_ERRORS as exc:
+                if attempt == 2:
+                    raise StorageUnavailableError(
+                        f"memory database unavailable ({type(exc).__name__})"
+                    ) from exc
+        raise AssertionError("unreachable")
+
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""
         try:
@@ -136,18 +161,22 @@ class PostgresMemoryStore:
 
     async def get_messages(self, session_id: uuid.UUID) -> list[dict[str, Any]] | None:
         """The transcript of a session, oldest first; None when the session is unknown."""
-        text = await self.pool.fetchval(
-            "SELECT messages::text FROM conversations WHERE session_id = $1", session_id
+        text = await self.run(
+            lambda conn: conn.fetchval(
+                "SELECT messages::text FROM conversations WHERE session_id = $1", session_id
+            )
         )
         return None if text is None else loads_jsonb(text)
 
     async def list_sessions(self, limit: int = 50, offset: int = 0) -> list[SessionSummary]:
         """Sessions, most recently updated first."""
-        rows = await self.pool.fetch(
-            "SELECT session_id, jsonb_array_length(messages) AS n, created_at, updated_at "
-            "FROM conversations ORDER BY updated_at DESC, session_id LIMIT $1 OFFSET $2",
-            limit,
-            offset,
+        rows = await self.run(
+            lambda conn: conn.fetch(
+                "SELECT session_id, jsonb_array_length(messages) AS n, created_at, updated_at "
+                "FROM conversations ORDER BY updated_at DESC, session_id LIMIT $1 OFFSET $2",
+                limit,
+                offset,
+            )
         )
         return [
             SessionSummary(r["session_id"], r["n"], r["created_at"], r["updated_at"]) for r in rows
@@ -155,7 +184,7 @@ class PostgresMemoryStore:
 
     async def delete_session(self, session_id: uuid.UUID) -> bool:
         """Delete a session and (by cascade) all its checkpoints; False if it did not exist."""
-        status = await self.pool.execute(
-            "DELETE FROM conversations WHERE session_id = $1", session_id
+        status = await self.run(
+            lambda conn: conn.execute("DELETE FROM conversations WHERE session_id = $1", session_id)
         )
         return status != "DELETE 0"

@@ -1,0 +1,72 @@
+"""`TurnLeases`: one turn at a time per session, across every worker process.
+
+A lease is a row of `turn_leases` that expires unless its holder renews it. Taking one is a
+single statement (no connection is held while the turn runs), and a worker that crashes
+frees its sessions once their leases run out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+
+from src.agent.memory import sql
+from src.agent.memory.store import PostgresMemoryStore, StorageUnavailableError
+
+logger = logging.getLogger(__name__)
+
+
+class SessionBusyError(RuntimeError):
+    """Another turn of this session is in progress."""
+
+
+class TurnLeases:
+    """Take, renew and release per-session leases of `ttl_seconds`."""
+
+    def __init__(self, store: PostgresMemoryStore, ttl_seconds: float = 30.0) -> None:
+        self.store = store
+        self.ttl_seconds = ttl_seconds
+
+    async def acquire(self, session_id: uuid.UUID, run_id: uuid.UUID) -> None:
+        """Take the session's lease for this run; `SessionBusyError` if another run holds it."""
+        row = await self.store.run(
+            lambda conn: conn.fetchrow(sql.ACQUIRE_LEASE, session_id, run_id, self.ttl_seconds)
+        )
+        if row is None:
+            raise SessionBusyError(f"session {session_id} has a turn in progress")
+
+    async def renew(self, session_id: uuid.UUID, run_id: uuid.UUID) -> bool:
+        """Push the lease's expiry out again; False if it was lost (expired and taken)."""
+        status = await self.store.run(
+            lambda conn: conn.execute(sql.RENEW_LEASE, session_id, run_id, self.ttl_seconds)
+        )
+        return status != "UPDATE 0"
+
+    async def release(self, session_id: uuid.UUID, run_id: uuid.UUID) -> None:
+        await self.store.run(lambda conn: conn.execute(sql.RELEASE_LEASE, session_id, run_id))
+
+    @contextlib.asynccontextmanager
+    async def held(self, session_id: uuid.UUID, run_id: uuid.UUID) -> AsyncIterator[None]:
+        """Keep an acquired lease renewed for the block, then release it."""
+        renewer = asyncio.create_task(self._keep_renewed(session_id, run_id))
+        try:
+            yield
+        finally:
+            renewer.cancel()
+            try:
+                await asyncio.shield(self.release(session_id, run_id))
+            except StorageUnavailableError:
+                logger.warning("lease of session %s left to expire (database down)", session_id)
+
+    async def _keep_renewed(self, session_id: uuid.UUID, run_id: uuid.UUID) -> None:
+        while True:
+            await asyncio.sleep(self.ttl_seconds / 3)
+            try:
+                if not await self.renew(session_id, run_id):
+                    logger.warning("lease of session %s was lost", session_id)
+                    return
+            except StorageUnavailableError:
+                continue  # retried at the next period; the turn itself reports the outage

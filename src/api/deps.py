@@ -1,0 +1,34 @@
+"""FastAPI dependencies: the objects the lifespan puts on `app.state`, as `Annotated` aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from src.agent.memory import PostgresMemoryStore
+from src.agent.memory.leases import TurnLeases
+from src.api.turns import TurnRunner
+from src.config.settings import Settings
+
+
+def get_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def get_store(request: Request) -> PostgresMemoryStore:
+    return request.app.state.store
+
+
+def get_runner(request: Request) -> TurnRunner:
+    return request.app.state.runner
+
+
+def get_leases(request: Request) -> TurnLeases:
+    return request.app.state.runner.leases
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+StoreDep = Annotated[PostgresMemoryStore, Depends(get_store)]
+RunnerDep = Annotated[TurnRunner, Depends(get_runner)]
+LeasesDep = Annotated[TurnLeases, Depends(get_leases)]

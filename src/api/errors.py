@@ -1,0 +1,124 @@
+"""Every error answer is JSON `{code, message, details?}` (`ErrorBody`), never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from src.agent.memory.leases import SessionBusyError
+from src.agent.memory.store import StorageUnavailableError
+from src.api.schemas import ErrorBody, ErrorCode
+
+logger = logging.getLogger(__name__)
+
+_STATUS_CODES: dict[int, ErrorCode] = {
+    401: "unauthorized",
+    404: "not_found",
+    405: "invalid_request",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+}
+
+
+class ApiError(Exception):
+    """An error answer with a stable code."""
+
+    def __init__(
+        self,
+        status: int,
+        code: ErrorCode,
+        message: str,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers
+
+
+def error_response(
+    status: int,
+    code: ErrorCode,
+    message: str,
+    details: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorBody(code=code, message=message, details=details)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
+
+
+def _is_json(request: Request) -> bool:
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
+def _detail(error: dict) -> dict[str, str]:
+    loc = tuple(error["loc"])
+    if error["type"] == "json_invalid":
+        where = f" at character {loc[1]}" if len(loc) > 1 else ""
+        return {"field": "body", "message": f"malformed JSON{where}"}
+    parts = [str(p) for p in loc if p != "body"]
+    return {"field": ".".join(parts) or "body", "message": str(error["msg"])}
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    if request.method in {"POST", "PUT", "PATCH"} and not _is_json(request):
+        return error_response(
+            415, "unsupported_media_type", "Send the body as JSON (Content-Type: application/json)."
+        )
+    # The offending input is not echoed back: it may be huge or hold a secret.
+    details = [_detail(error) for error in exc.errors()]
+    summary = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+    return error_response(422, "invalid_request", f"Invalid request: {summary}", details)
+
+
+async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.code, exc.message, headers=exc.headers)
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    fallback: ErrorCode = "invalid_request" if exc.status_code < 500 else "internal"
+    code = _STATUS_CODES.get(exc.status_code, fallback)
+    headers = dict(exc.headers) if exc.headers else None
+    return error_response(exc.status_code, code, str(exc.detail), headers=headers)
+
+
+async def _on_storage_down(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(
+        503,
+        "storage_unavailable",
+        "The conversation store is unavailable. Try again shortly.",
+        headers={"Retry-After": "5"},
+    )
+
+
+async def _on_session_busy(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(
+        409,
+        "session_busy",
+        "This session has a turn in progress; send the next message when it is done.",
+    )
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
+                 exc_info=exc)  # fmt: skip
+    return error_response(500, "internal", "An internal error occurred.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(ApiError, _on_api_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(StorageUnavailableError, _on_storage_down)
+    app.add_exception_handler(SessionBusyError, _on_session_busy)
+    app.add_exception_handler(Exception, _on_unexpected)

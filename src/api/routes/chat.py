@@ -1,0 +1,137 @@
+"""`POST /chat` (Server-Sent Events) and `POST /chat/complete` (one JSON answer)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from src.api.deps import RunnerDep, SettingsDep
+from src.api.errors import ApiError
+from src.api.schemas import (
+    EVENT_EXAMPLES,
+    EVENT_MODELS,
+    ChatRequest,
+    ChatResponse,
+    ErrorBody,
+    ToolCallRecord,
+    Usage,
+)
+from src.api.security import Authorized
+from src.api.turns import Turn
+
+router = APIRouter(tags=["chat"], dependencies=[Authorized])
+
+ERRORS = {
+    401: {"model": ErrorBody, "description": "Missing or wrong API key"},
+    409: {"model": ErrorBody, "description": "`session_busy`: a turn of this session is running"},
+    413: {"model": ErrorBody, "description": "Body over `MAX_BODY_BYTES`"},
+    415: {"model": ErrorBody, "description": "Body is not JSON"},
+    422: {"model": ErrorBody, "description": "`invalid_request`: the fields that are wrong"},
+    429: {"model": ErrorBody, "description": "`rate_limited`, with `Retry-After`"},
+    503: {"model": ErrorBody, "description": "`storage_unavailable` or `llm_unavailable`"},
+}
+# /chat/complete reports a failed turn as the HTTP status of its error code.
+ERROR_STATUS = {
+    "llm_timeout": 504,
+    "llm_unavailable": 503,
+    "storage_unavailable": 503,
+    "internal": 500,
+}
+
+STREAM_DOC = """Streams the turn as Server-Sent Events; every event has an `id:`, an `event:`
+name and a JSON `data:` line. Order: `session`, then `token`s, `tool_call`s and
+`tool_result`s as they happen, then exactly one of `done` (success) or `error` (the turn
+failed; the user's message is kept, and sending it again retries the turn). Comment lines
+(`: ping`) keep the connection alive while the model or a tool is slow. A client that
+disconnects does not stop the turn: it completes and is stored.
+
+Errors found before the turn starts (auth, validation, rate limit, busy session, database
+down) are answered as plain HTTP errors with a JSON body, not as a stream.
+
+Events: """ + ", ".join(
+    f"`{name}` `{json.dumps(example)}`" for name, example in EVENT_EXAMPLES.items()
+)
+
+
+def _sse_example() -> str:
+    return "".join(
+        f"id: {i}\nevent: {name}\ndata: {json.dumps(example)}\n\n"
+        for i, (name, example) in enumerate(EVENT_EXAMPLES.items(), 1)
+        if name != "error"
+    )
+
+
+async def _events(turn: Turn) -> AsyncIterator[ServerSentEvent]:
+    number = 0
+    async for event in turn.events():
+        number += 1
+        # ASCII-escaped JSON: any text (NUL, lone surrogates, newlines) fits on one line.
+        yield ServerSentEvent(data=json.dumps(event.data), event=event.event, id=str(number))
+
+
+@router.post(
+    "/chat",
+    response_class=EventSourceResponse,
+    description=STREAM_DOC,
+    responses={
+        200: {
+            "description": "The turn's events",
+            "content": {
+                "text/event-stream": {
+                    "schema": {
+                        "oneOf": [
+                            {**model.model_json_schema(), "title": name}
+                            for name, model in EVENT_MODELS.items()
+                        ]
+                    },
+                    "example": _sse_example(),
+                }
+            },
+        },
+        **ERRORS,
+    },
+)
+async def chat(body: ChatRequest, runner: RunnerDep, settings: SettingsDep) -> EventSourceResponse:
+    """Send a message and stream the answer as it is generated."""
+    turn = await runner.start(body.session_id, body.message)
+    return EventSourceResponse(
+        _events(turn),
+        ping=settings.sse_ping_seconds,
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
+
+
+@router.post(
+    "/chat/complete",
+    response_model=ChatResponse,
+    responses={**ERRORS, 500: {"model": ErrorBody}, 504: {"model": ErrorBody}},
+)
+async def chat_complete(body: ChatRequest, runner: RunnerDep) -> ChatResponse:
+    """Send a message and get the whole answer at once (same turn as `/chat`)."""
+    turn = await runner.start(body.session_id, body.message)
+    calls: dict[str, ToolCallRecord] = {}
+    result: ChatResponse | None = None
+    async for event in turn.events():
+        data = event.data
+        if event.event == "tool_call":
+            calls[data["id"]] = ToolCallRecord(id=data["id"], tool=data["tool"], args=data["args"])
+        elif event.event == "tool_result" and data["id"] in calls:
+            calls[data["id"]].status = data["status"]
+            calls[data["id"]].result = data["result"]
+        elif event.event == "error":
+            code = data["code"]
+            raise ApiError(ERROR_STATUS.get(code, 500), code, data["message"])
+        elif event.event == "done":
+            result = ChatResponse(
+                session_id=turn.session_id,
+                run_id=turn.run_id,
+                message_id=data["message_id"],
+                response=turn.answer,
+                tool_calls=list(calls.values()),
+                usage=Usage(**data["usage"]),
+            )
+    assert result is not None
+    return result

@@ -1,0 +1,158 @@
+"""Bodies of the HTTP API: requests, responses, errors and the `/chat` event payloads."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+MAX_MESSAGE_CHARS = 32_000
+
+ErrorCode = Literal[
+    "invalid_request",
+    "unauthorized",
+    "not_found",
+    "payload_too_large",
+    "unsupported_media_type",
+    "rate_limited",
+    "session_busy",
+    "llm_timeout",
+    "llm_unavailable",
+    "storage_unavailable",
+    "internal",
+]
+
+
+class ChatRequest(BaseModel):
+    """One user message for a session. The message is stored trimmed of outer whitespace."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "message": "What is the weather in Montevideo?",
+                    "session_id": "6f1c2a3e-8d7b-4c59-9e1a-2b3c4d5e6f70",
+                }
+            ]
+        },
+    )
+
+    message: str = Field(description=f"1 to {MAX_MESSAGE_CHARS:,} characters after trimming")
+    session_id: uuid.UUID = Field(description="The conversation; a new id starts a new one")
+
+    @field_validator("message")
+    @classmethod
+    def _trimmed(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("message must not be empty or only whitespace")
+        if len(value) > MAX_MESSAGE_CHARS:
+            raise ValueError(f"message must be at most {MAX_MESSAGE_CHARS:,} characters")
+        return value
+
+
+class Usage(BaseModel):
+    """Token usage of a turn, summed over its model calls (zeros when not reported)."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    total_tokens: int = 0
+
+
+class ToolCallRecord(BaseModel):
+    """A tool call of the turn and its result."""
+
+    id: str
+    tool: str
+    args: dict[str, Any]
+    status: Literal["ok", "error"] | None = None
+    result: Any = None
+
+
+class ChatResponse(BaseModel):
+    """Body of `POST /chat/complete`."""
+
+    session_id: uuid.UUID
+    run_id: uuid.UUID
+    message_id: str | None
+    response: str
+    tool_calls: list[ToolCallRecord]
+    usage: Usage
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer: a stable code, a human message, and field details for 422."""
+
+    code: ErrorCode
+    message: str
+    details: list[dict[str, str]] | None = None
+
+
+class TranscriptResponse(BaseModel):
+    """Body of `GET /sessions/{session_id}/messages`: `conversations.messages`, oldest first."""
+
+    session_id: uuid.UUID
+    messages: list[dict[str, Any]]
+
+
+# -- `/chat` event payloads (`data:` of each Server-Sent Event) --------------------------
+
+
+class SessionEvent(BaseModel):
+    session_id: uuid.UUID
+    run_id: uuid.UUID
+
+
+class TokenEvent(BaseModel):
+    content: str
+
+
+class ToolCallEvent(BaseModel):
+    id: str
+    tool: str
+    args: dict[str, Any]
+
+
+class ToolResultEvent(BaseModel):
+    id: str
+    tool: str
+    status: Literal["ok", "error"]
+    result: Any
+
+
+class ErrorEvent(BaseModel):
+    code: ErrorCode
+    message: str
+
+
+class DoneEvent(BaseModel):
+    message_id: str | None
+    usage: Usage
+
+
+EVENT_EXAMPLES: dict[str, dict[str, Any]] = {
+    "session": {"session_id": "6f1c2a3e-8d7b-4c59-9e1a-2b3c4d5e6f70", "run_id": "1b2c..."},
+    "token": {"content": "It is "},
+    "tool_call": {"id": "call_1", "tool": "get_weather", "args": {"city": "Montevideo"}},
+    "tool_result": {
+        "id": "call_1",
+        "tool": "get_weather",
+        "status": "ok",
+        "result": {"city": "Montevideo", "temperature_c": 18.5},
+    },
+    "error": {"code": "llm_timeout", "message": "The model did not answer in time."},
+    "done": {
+        "message_id": "run-1b2c...",
+        "usage": {"input_tokens": 120, "output_tokens": 24, "total_tokens": 144},
+    },
+}
+EVENT_MODELS: dict[str, type[BaseModel]] = {
+    "session": SessionEvent,
+    "token": TokenEvent,
+    "tool_call": ToolCallEvent,
+    "tool_result": ToolResultEvent,
+    "error": ErrorEvent,
+    "done": DoneEvent,
+}

@@ -1,0 +1,231 @@
+"""`TurnRunner`: one chat turn of a session, as a stream of events.
+
+A turn takes the session's lease (one turn at a time, across worker processes), then runs
+the graph in a background task that pushes events into the turn's queue. The HTTP
+response only reads that queue, so a client that disconnects stops reading but never
+stops the turn: it still completes and is stored whole (no dangling tool call). No pooled
+connection is held while the model or a tool works; the checkpointer takes one per write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langgraph.graph.state import CompiledStateGraph
+
+from src.agent.errors import ModelTimeoutError, ModelUnavailableError
+from src.agent.memory.leases import TurnLeases
+from src.agent.memory.store import StorageUnavailableError
+
+logger = logging.getLogger("vera.turns")
+
+TERMINAL_EVENTS = frozenset({"done", "error"})
+ERROR_MESSAGES = {
+    "llm_timeout": "The model did not answer in time. Send the message again to retry.",
+    "llm_unavailable": "The model provider is unavailable. Send the message again to retry.",
+    "storage_unavailable": "The conversation store is unavailable. Try again shortly.",
+    "internal": "An internal error stopped this turn. Send the message again to retry.",
+}
+
+
+@dataclass(frozen=True)
+class TurnEvent:
+    """One event of a turn: its SSE name and JSON payload."""
+
+    event: str
+    data: dict[str, Any]
+
+
+@dataclass
+class Turn:
+    """A running turn; `events()` yields its events until `done` or `error`."""
+
+    session_id: uuid.UUID
+    run_id: uuid.UUID
+    queue: asyncio.Queue[TurnEvent] = field(default_factory=asyncio.Queue)
+    answer: str = ""  # the text of the turn's last assistant message
+
+    def emit(self, event: str, **data: Any) -> None:
+        self.queue.put_nowait(TurnEvent(event, data))
+
+    async def events(self) -> AsyncIterator[TurnEvent]:
+        while True:
+            item = await self.queue.get()
+            yield item
+            if item.event in TERMINAL_EVENTS:
+                return
+
+
+def error_code(exc: BaseException) -> str:
+    """The stable API error code of a failed turn."""
+    if isinstance(exc, ModelTimeoutError):
+        return "llm_timeout"
+    if isinstance(exc, ModelUnavailableError):
+        return "llm_unavailable"
+    if isinstance(exc, StorageUnavailableError):
+        return "storage_unavailable"
+    return "internal"
+
+
+def tool_result(content: Any) -> Any:
+    """A tool message's content, decoded when the tool returned JSON text."""
+    if isinstance(content, str):
+        try:
+            return json.loads(content)
+        except ValueError:
+            return content
+    return content
+
+
+def text_of(content: Any) -> str:
+    """The text of a message chunk's content (a string, or a list of content blocks)."""
+    if isinstance(content, str):
+        return content
+    return "".join(
+        block.get("text", "") if isinstance(block, dict) else str(block) for block in content
+    )
+
+
+@dataclass
+class TurnRecord:
+    """What a turn produced, for its log line."""
+
+    tool_calls: list[str] = field(default_factory=list)
+    usage: dict[str, int] = field(
+        default_factory=lambda: {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    )
+    message_id: str | None = None
+
+    def add_usage(self, message: AIMessage) -> None:
+        for key, value in (message.usage_metadata or {}).items():
+            if key in self.usage and isinstance(value, int):
+                self.usage[key] += value
+
+
+class TurnRunner:
+    """Starts turns on the graph and tracks them until they finish."""
+
+    def __init__(self, graph: CompiledStateGraph, leases: TurnLeases) -> None:
+        self.graph = graph
+        self.leases = leases
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, session_id: uuid.UUID, message: str) -> Turn:
+        """Take the session's lease and start the turn in the background.
+
+        Raises `SessionBusyError` or `StorageUnavailableError` before anything is stored.
+        """
+        run_id = uuid.uuid4()
+        await self.leases.acquire(session_id, run_id)
+        turn = Turn(session_id, run_id)
+        turn.emit("session", session_id=str(session_id), run_id=str(run_id))
+        task = asyncio.create_task(self._run(turn, message), name=f"turn-{run_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return turn
+
+    async def drain(self, grace_seconds: float) -> None:
+        """Let running turns finish (at most `grace_seconds`), then cancel the rest."""
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(set(self._tasks), timeout=grace_seconds)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _run(self, turn: Turn, message: str) -> None:
+        started = time.perf_counter()
+        record = TurnRecord()
+        status = "ok"
+        try:
+            async with self.leases.held(turn.session_id, turn.run_id):
+                await self._stream(turn, message, record)
+            turn.emit("done", message_id=record.message_id, usage=record.usage)
+        except asyncio.CancelledError:
+            status = "cancelled"
+            turn.emit("error", code="internal", message="The service is shutting down.")
+            raise
+        except Exception as exc:
+            status = error_code(exc)
+            if status == "internal":
+                logger.error(
+                    "turn failed session_id=%s run_id=%s error=%s",
+                    turn.session_id,
+                    turn.run_id,
+                    type(exc).__name__,
+                    exc_info=exc,
+                )
+            turn.emit("error", code=status, message=ERROR_MESSAGES[status])
+        finally:
+            logger.info(
+                "turn session_id=%s run_id=%s status=%s latency_ms=%.0f tool_calls=%s "
+                "input_tokens=%d output_tokens=%d total_tokens=%d",
+                turn.session_id,
+                turn.run_id,
+                status,
+                (time.perf_counter() - started) * 1000,
+                ",".join(record.tool_calls) or "-",
+                record.usage["input_tokens"],
+                record.usage["output_tokens"],
+                record.usage["total_tokens"],
+            )
+
+    async def _input_for(self, config: dict[str, Any], message: str) -> dict[str, Any] | None:
+        """The graph input of a turn: the new message, or None to retry a failed turn.
+
+        A turn that failed (timeout, provider down) left its user message stored with the
+        model still to run; sending the same message again resumes it instead of storing
+        the message twice.
+        """
+        state = await self.graph.aget_state(config)
+        messages = state.values.get("messages") or []
+        last = messages[-1] if messages else None
+        if state.next and isinstance(last, HumanMessage) and last.content == message:
+            return None
+        return {"messages": [HumanMessage(message)]}
+
+    async def _stream(self, turn: Turn, message: str, record: TurnRecord) -> None:
+        config: dict[str, Any] = {
+            "configurable": {"thread_id": str(turn.session_id)},
+            "run_id": turn.run_id,
+        }
+        graph_input = await self._input_for(config, message)
+        stream = self.graph.astream(graph_input, config, stream_mode=["messages", "updates"])
+        async for mode, chunk in stream:
+            if mode == "messages":
+                piece, meta = chunk
+                # Chunks from a streaming model; one whole message from a non-streaming one.
+                if isinstance(piece, AIMessage) and meta.get("langgraph_node") == "model":
+                    text = text_of(piece.content)
+                    if text:
+                        turn.emit("token", content=text)
+                continue
+            for update in chunk.values():
+                for item in (update or {}).get("messages", []) if isinstance(update, dict) else ():
+                    self._on_message(turn, item, record)
+
+    @staticmethod
+    def _on_message(turn: Turn, message: Any, record: TurnRecord) -> None:
+        if isinstance(message, AIMessage):
+            record.add_usage(message)
+            record.message_id = message.id
+            turn.answer = text_of(message.content)
+            for call in message.tool_calls:
+                record.tool_calls.append(call["name"])
+                turn.emit("tool_call", id=call["id"], tool=call["name"], args=call["args"])
+        elif isinstance(message, ToolMessage):
+            turn.emit(
+                "tool_result",
+                id=message.tool_call_id,
+                tool=message.name,
+                status="error" if message.status == "error" else "ok",
+                result=tool_result(message.content),
+            )

@@ -1,0 +1,105 @@
+"""Run the app under an in-process uvicorn on a free port, and read its event streams."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+from langchain_core.language_models import BaseChatModel
+
+from src.api.app import create_app
+from src.config.settings import Settings, load_settings
+from tests.fakes import FakeModel
+
+
+def settings_for(dsn: str, **overrides: Any) -> Settings:
+    """Settings pointing the memory store at `dsn` (TCP or Unix-socket URL), offline tools."""
+    parts = urlsplit(dsn)
+    socket_dir = parse_qs(parts.query).get("host", [None])[0]
+    values: dict[str, Any] = {
+        "postgres_memory_host": socket_dir or parts.hostname,
+        "postgres_memory_port": parts.port or int(parse_qs(parts.query).get("port", ["5432"])[0]),
+        "postgres_memory_user": parts.username or "postgres",
+        "postgres_memory_password": parts.password or "",
+        "postgres_memory_db": parts.path.lstrip("/"),
+        "postgres_memory_embedded": False,
+        "postgres_memory_pool_min": 1,
+        "environment": "test",
+        "weather_provider": "offline",
+        "stock_provider": "offline",
+        "openai_api_key": None,
+        "api_key": None,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+@asynccontextmanager
+async def serve(app: FastAPI) -> AsyncIterator[str]:
+    """Serve `app` on 127.0.0.1 (a free port) for the block; yields its base URL."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # start-up failed: raise its error
+        await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@dataclass
+class Event:
+    id: str | None
+    event: str
+    data: dict[str, Any]
+
+
+def parse_sse(text: str) -> tuple[list[Event], int]:
+    """The events of an SSE body, and how many comment (ping) lines it held."""
+    events, pings = [], 0
+    for block in text.replace("\r\n", "\n").split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in block.split("\n"):
+            if line.startswith(":"):
+                pings += 1
+            elif line:
+                name, _, value = line.partition(":")
+                fields[name] = value[1:] if value.startswith(" ") else value
+        if "event" in fields:
+            events.append(Event(fields.get("id"), fields["event"], json.loads(fields["data"])))
+    return events, pings
+
+
+async def chat(client: httpx.AsyncClient, session_id: str, message: str) -> list[Event]:
+    """POST /chat and read the whole stream; raises on an HTTP error status."""
+    async with client.stream(
+        "POST", "/chat", json={"session_id": session_id, "message": message}
+    ) as response:
+        body = (await response.aread()).decode()
+        if response.status_code != 200:
+            raise httpx.HTTPStatusError(body, request=response.request, response=response)
+        assert response.headers["content-type"].startswith("text/event-stream")
+    return parse_sse(body)[0]
+
+
+@asynccontextmanager
+async def api_client(
+    settings: Settings, model: BaseChatModel | None = None, **client_options: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the app built from `settings` (and `model`), served by uvicorn."""
+    app = create_app(settings, model=model or FakeModel())
+    async with serve(app) as url, httpx.AsyncClient(base_url=url, **client_options) as client:
+        yield client
