@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -103,3 +103,11 @@ async def api_client(
     app = create_app(settings, model=model or FakeModel())
     async with serve(app) as url, httpx.AsyncClient(base_url=url, **client_options) as client:
         yield client
+
+
+async def wait_until(condition: Callable[[], Awaitable[bool]], limit: float = 20.0) -> None:
+    """Poll `condition` (database state: nothing to await) until it holds, for at most
+    `limit` seconds."""
+    async with asyncio.timeout(limit):
+        while not await condition():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)

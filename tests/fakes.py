@@ -21,22 +21,24 @@ class ProviderError(Exception):
 
 
 class FakeModel(OfflineChatModel):
-    """The offline model, answering after `delay` seconds and/or once `gate` is set,
-    or raising `error`; `calls` counts model calls."""
+    """The offline model, answering after `delay` seconds and/or once `gate` is set (from
+    call number `gate_from_call` on), or raising `error`; `calls` counts model calls and
+    `started` is set when a gated call is waiting."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
     delay: float = 0.0
     gate: asyncio.Event | None = None
+    gate_from_call: int = 1
     error: Exception | None = None
     calls: int = 0
     started: asyncio.Event | None = None
 
     async def _before(self) -> None:
         self.calls += 1
-        if self.started is not None:
-            self.started.set()
-        if self.gate is not None:
+        if self.gate is not None and self.calls >= self.gate_from_call:
+            if self.started is not None:
+                self.started.set()
             await self.gate.wait()
         if self.delay:
             await asyncio.sleep(self.delay)
