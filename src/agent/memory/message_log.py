@@ -41,17 +41,17 @@ def to_ranges(positions: list[int]) -> Ranges:
     return ranges
 
 
-def from_ranges(ranges: Ranges) -> list[int]:
-    """Inverse of `to_ranges`."""
-    return [pos for start, end in ranges for pos in range(start, end)]
-
-
 def encode_ranges(positions: list[int]) -> bytes:
     return json.dumps(to_ranges(positions), separators=(",", ":")).encode()
 
 
-def decode_ranges(blob: bytes) -> list[int]:
-    return from_ranges(json.loads(blob))
+def decode_ranges(blob: bytes) -> Ranges:
+    return json.loads(blob)
+
+
+def ranges_end(blob: bytes) -> int:
+    """How many log elements a ranges blob needs (one past its highest position)."""
+    return max((end for _, end in decode_ranges(blob)), default=0)
 
 
 @dataclass
@@ -85,6 +85,21 @@ class TranscriptCache:
         self.serde = serde
         self.max_sessions = max_sessions
         self._logs: OrderedDict[uuid.UUID, SessionLog] = OrderedDict()
+
+    def peek(self, session_id: uuid.UUID) -> SessionLog | None:
+        """The cached log, unchecked (callers verify it against the database)."""
+        return self._logs.get(session_id)
+
+    def covering(self, session_id: uuid.UUID, row_id: uuid.UUID, needed: int) -> SessionLog | None:
+        """The cached log when it is of row `row_id` and holds at least `needed` elements.
+
+        The log is append-only, so such a copy is exact for every position below `needed`.
+        """
+        log = self._logs.get(session_id)
+        if log is None or log.row_id != row_id or len(log.messages) < needed:
+            return None
+        self._logs.move_to_end(session_id)
+        return log
 
     def invalidate(self, session_id: uuid.UUID | None = None) -> None:
         if session_id is None:

@@ -29,6 +29,52 @@ VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)
 ON CONFLICT (session_id, checkpoint_ns, checkpoint_id)
 DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata"""
 
+# `aput` in one statement. $1 session, $2 ns, $3-$6 blob columns, $7-$11 checkpoint columns.
+_PUT_BLOBS_AND_CHECKPOINT = """
+blobs AS (
+    INSERT INTO checkpoint_blobs (session_id, checkpoint_ns, channel, version, type, blob)
+    SELECT $1, $2, u.channel, u.version, u.type, u.blob
+    FROM unnest($3::text[], $4::text[], $5::text[], $6::bytea[])
+        AS u(channel, version, type, blob)
+    WHERE EXISTS (SELECT FROM conversation)
+    ON CONFLICT (session_id, checkpoint_ns, channel, version) DO NOTHING
+), saved AS (
+    INSERT INTO checkpoints (session_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
+        thread_id, checkpoint, metadata)
+    SELECT $1, $2, $7, $8, $9, $10::jsonb, $11::jsonb WHERE EXISTS (SELECT FROM conversation)
+    ON CONFLICT (session_id, checkpoint_ns, checkpoint_id)
+    DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata
+)
+SELECT count(*) FROM conversation"""
+
+# A checkpoint that does not touch the transcript.
+PUT_CHECKPOINT = (
+    """
+WITH conversation AS (
+    INSERT INTO conversations (session_id) VALUES ($1)
+    ON CONFLICT (session_id) DO UPDATE SET updated_at = NOW()
+    RETURNING id
+), """  # noqa: S608 (constant SQL joined to constant SQL; no input is formatted in)
+    + _PUT_BLOBS_AND_CHECKPOINT
+)
+
+# A checkpoint appending $12 (NULL: nothing) to the transcript, written only if the row is
+# still $13 holding $14 elements, i.e. the positions planned from the cache are right.
+# Returns 0 when it is not (another writer moved the log): nothing is written then.
+PUT_CHECKPOINT_APPEND = (
+    """
+WITH conversation AS (
+    UPDATE conversations SET updated_at = NOW(),
+        messages = CASE WHEN $12::jsonb IS NULL THEN messages
+                        ELSE COALESCE(messages, '[]'::jsonb) || $12::jsonb END
+    WHERE session_id = $1 AND id = $13
+        AND ($12::jsonb IS NULL
+             OR jsonb_array_length(COALESCE(messages, '[]'::jsonb)) = $14)
+    RETURNING id
+), """  # noqa: S608 (constant SQL joined to constant SQL; no input is formatted in)
+    + _PUT_BLOBS_AND_CHECKPOINT
+)
+
 _WRITES_INSERT = """
 WITH conversation AS (
     INSERT INTO conversations (session_id) VALUES ($1)
@@ -50,11 +96,13 @@ UPSERT_WRITES = (
 SELECT_TUPLES = """
 SELECT c.session_id, c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id,
     c.checkpoint::text AS checkpoint, c.metadata::text AS metadata,
-    (SELECT array_agg((b.channel, b.type, b.blob))
+    (SELECT cv.id FROM conversations cv WHERE cv.session_id = c.session_id) AS conversation_id,
+    (SELECT array_agg((v.channel, b.type, b.blob))
         FROM jsonb_each_text(c.checkpoint -> 'channel_versions') AS v(channel, version)
-        JOIN checkpoint_blobs b ON b.session_id = c.session_id
-            AND b.checkpoint_ns = c.checkpoint_ns AND b.channel = v.channel
-            AND b.version = v.version) AS blobs,
+        -- LIMIT 1 keeps this a primary-key lookup per channel, never a scan of the table.
+        CROSS JOIN LATERAL (SELECT b.type, b.blob FROM checkpoint_blobs b
+            WHERE b.session_id = c.session_id AND b.checkpoint_ns = c.checkpoint_ns
+                AND b.channel = v.channel AND b.version = v.version LIMIT 1) b) AS blobs,
     (SELECT array_agg((w.task_id, w.channel, w.type, w.blob)
             ORDER BY w.task_path, w.task_id, w.idx)
         FROM checkpoint_writes w WHERE w.session_id = c.session_id

@@ -23,25 +23,33 @@ from src.agent.memory.transcript import element_to_message, loads_jsonb
 
 
 class TupleBuilder:
-    """Builds tuples from rows; messages shared by several checkpoints are decoded once."""
+    """Builds tuples from rows; a message shared by several checkpoints is decoded once
+    per builder (one `aget_tuple` or `alist` call), so a history costs O(messages)."""
 
     def __init__(self, serde: SerializerProtocol, transcripts: TranscriptCache) -> None:
         self.serde = serde
         self.transcripts = transcripts
         self.logs: dict[uuid.UUID, SessionLog | None] = {}
-        self._messages: dict[tuple[uuid.UUID, int], BaseMessage] = {}
+        self._built: dict[uuid.UUID, list[BaseMessage | None]] = {}
+        self._filled: dict[uuid.UUID, bytearray] = {}
 
     def _transcript_value(self, sid: uuid.UUID, blob: bytes) -> list[BaseMessage]:
         log = self.logs.get(sid)
         if log is None:
             raise LookupError(f"transcript of session {sid} is missing")
-        out = []
-        for pos in decode_ranges(blob):
-            message = self._messages.get((sid, pos))
-            if message is None:
-                message = element_to_message(log.elements[pos], self.serde)
-                self._messages[(sid, pos)] = message
-            out.append(message)
+        built = self._built.get(sid)
+        filled = self._filled.get(sid)
+        if built is None or filled is None or len(built) < len(log.elements):
+            built = self._built[sid] = [None] * len(log.elements)
+            filled = self._filled[sid] = bytearray(len(log.elements))
+        out: list[BaseMessage] = []
+        for start, end in decode_ranges(blob):
+            if filled.find(0, start, end) != -1:  # some of these are not decoded yet
+                for pos in range(start, end):
+                    if not filled[pos]:
+                        built[pos] = element_to_message(log.elements[pos], self.serde)
+                        filled[pos] = 1
+            out.extend(built[start:end])  # type: ignore[arg-type]
         return out
 
     def build(self, row: asyncpg.Record) -> CheckpointTuple:
