@@ -278,3 +278,57 @@ async def test_sync_methods_from_a_thread_and_clear_error_on_loop(saver) -> None
     assert len(listed) >= 2
     with pytest.raises(asyncio.InvalidStateError, match="a\\* methods"):
         saver.get_tuple(cfg(thread))
+
+
+async def test_two_processes_alternating_on_one_thread_stay_exact(database_dsn: str) -> None:
+    """Each saver caches the log; a stale cache must be detected, never written from."""
+    thread = str(uuid.uuid4())
+    stores = [PostgresMemoryStore(database_dsn, min_size=1, max_size=2) for _ in range(2)]
+    for s in stores:
+        await s.initialize()
+    try:
+        graphs = [echo_graph(ConversationCheckpointer(s)) for s in stores]
+        for turn in range(6):  # A, B, A, B, ...: every turn starts from a stale cache
+            await run_turns(graphs[turn % 2], thread, 1)
+        transcript = await stores[0].get_messages(uuid.UUID(thread))
+        assert [m["role"] for m in transcript] == ["user", "assistant"] * 6
+        assert len({m["id"] for m in transcript}) == 12  # nothing stored twice
+        fresh = echo_graph(ConversationCheckpointer(stores[1]))
+        states = [(await g.aget_state(cfg(thread))).values for g in (*graphs, fresh)]
+        assert states[0] == states[1] == states[2]
+        assert [m.id for m in states[0]["messages"]] == [m["id"] for m in transcript]
+        history = [s async for s in fresh.aget_state_history(cfg(thread))]
+        lengths = [len(s.values.get("messages", [])) for s in history]
+        assert lengths == sorted(lengths, reverse=True) and lengths[0] == 12
+    finally:
+        for s in stores:
+            await s.close()
+
+
+def test_channel_versions_are_short_and_order_after_the_official_format(saver) -> None:
+    official = "00000000000000000000000000000041.0.5237384910278541"
+    ours = saver.get_next_version(official)
+    assert len(ours) == 19 and ours > official
+    assert saver.get_next_version(ours) > ours
+    assert saver.get_next_version(None) < saver.get_next_version("0000000001.00000000")
+
+
+async def test_append_from_a_stale_cache_falls_back_and_stays_exact(saver, store) -> None:
+    thread = str(uuid.uuid4())
+    graph = echo_graph(saver)
+    await run_turns(graph, thread, 1)
+    # Another writer appends behind this saver's back (its cache still says 2 elements).
+    foreign = {"id": "x", "role": "system", "content": "note", "tool_calls": None,
+               "tool_call_id": None, "timestamp": 0, "type": "system", "name": None}  # fmt: skip
+    await store.pool.execute(
+        "UPDATE conversations SET messages = messages || $2::jsonb WHERE session_id = $1",
+        uuid.UUID(thread),
+        json.dumps([foreign]),
+    )
+    await run_turns(graph, thread, 1)
+    transcript = await store.get_messages(uuid.UUID(thread))
+    assert [m["role"] for m in transcript] == ["user", "assistant", "system", "user", "assistant"]
+    mine = (await graph.aget_state(cfg(thread))).values["messages"]
+    fresh = echo_graph(ConversationCheckpointer(store))
+    assert (await fresh.aget_state(cfg(thread))).values["messages"] == mine
+    assert [m.id for m in mine] == [m["id"] for i, m in enumerate(transcript) if i != 2]

@@ -1,4 +1,7 @@
-"""FastAPI dependencies: the objects the lifespan puts on `app.state`, as `Annotated` aliases."""
+"""FastAPI dependencies: the objects the lifespan puts on `app.state`, as `Annotated` aliases.
+
+They are `async def` on purpose: FastAPI runs a plain `def` dependency in a worker thread.
+"""
 
 from __future__ import annotations
 
@@ -12,19 +15,19 @@ from src.api.turns import TurnRunner
 from src.config.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_store(request: Request) -> PostgresMemoryStore:
+async def get_store(request: Request) -> PostgresMemoryStore:
     return request.app.state.store
 
 
-def get_runner(request: Request) -> TurnRunner:
+async def get_runner(request: Request) -> TurnRunner:
     return request.app.state.runner
 
 
-def get_leases(request: Request) -> TurnLeases:
+async def get_leases(request: Request) -> TurnLeases:
     return request.app.state.runner.leases
 
 

@@ -27,7 +27,7 @@ def presented_key(request: Request) -> str | None:
     return None
 
 
-def require_api_key(request: Request) -> str | None:
+async def require_api_key(request: Request) -> str | None:
     """Reject the request unless it carries the configured key (no-op without `API_KEY`).
 
     Returns the verified key, which the rate limit uses as the client's identity.

@@ -224,7 +224,9 @@ class ConversationCheckpointer(BaseCheckpointSaver[str]):
 
         async def write(conn: asyncpg.Connection) -> _Appended | None:
             if transcript is None:
-                await conn.execute(sql.PUT_CHECKPOINT, sid, ns, *blob_args([]), *row)
+                head = await conn.fetchrow(sql.PUT_CHECKPOINT, sid, ns, *blob_args([]), *row)
+                if head["created"]:  # a new conversation: its log is known to be empty
+                    self.transcripts.seed(sid, head["id"])
                 return None
             log = self.transcripts.peek(sid)
             if log is not None:  # fast path: one statement, if the cached log is current
@@ -232,11 +234,11 @@ class ConversationCheckpointer(BaseCheckpointSaver[str]):
                 ranges = (self.transcript_channel, version, TRANSCRIPT_BLOB_TYPE,
                           encode_ranges(positions))  # fmt: skip
                 new = dumps_jsonb(elements) if elements else None
-                applied = await conn.fetchval(
+                applied = await conn.fetchrow(
                     sql.PUT_CHECKPOINT_APPEND, sid, ns, *blob_args([ranges]), *row,
                     new, log.row_id, len(log.messages),
                 )  # fmt: skip
-                if applied:
+                if applied is not None:
                     return log, len(log.messages), elements, copies
                 self.transcripts.invalidate(sid)
             return await self._put_locked(conn, sid, ns, transcript, version, blobs, row)

@@ -81,7 +81,7 @@ class SessionLog:
 class TranscriptCache:
     """Recently used session logs, refreshed from the database by their unseen tail."""
 
-    def __init__(self, serde: SerializerProtocol, max_sessions: int = 128) -> None:
+    def __init__(self, serde: SerializerProtocol, max_sessions: int = 512) -> None:
         self.serde = serde
         self.max_sessions = max_sessions
         self._logs: OrderedDict[uuid.UUID, SessionLog] = OrderedDict()
@@ -100,6 +100,11 @@ class TranscriptCache:
             return None
         self._logs.move_to_end(session_id)
         return log
+
+    def seed(self, session_id: uuid.UUID, row_id: uuid.UUID) -> None:
+        """Cache the empty log of a conversation row just created."""
+        self._logs[session_id] = SessionLog(row_id)
+        self._trim()
 
     def invalidate(self, session_id: uuid.UUID | None = None) -> None:
         if session_id is None:
@@ -134,9 +139,12 @@ class TranscriptCache:
             log.add(element, element_to_message(element, self.serde))
         self._logs[session_id] = log
         self._logs.move_to_end(session_id)
+        self._trim()
+        return log
+
+    def _trim(self) -> None:
         while len(self._logs) > self.max_sessions:
             self._logs.popitem(last=False)
-        return log
 
     def plan(
         self, log: SessionLog, messages: list[BaseMessage]

@@ -45,22 +45,22 @@ blobs AS (
     ON CONFLICT (session_id, checkpoint_ns, checkpoint_id)
     DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata
 )
-SELECT count(*) FROM conversation"""
+SELECT id, created FROM conversation"""
 
-# A checkpoint that does not touch the transcript.
+# A checkpoint that does not touch the transcript; `created` when the conversation is new.
 PUT_CHECKPOINT = (
     """
 WITH conversation AS (
     INSERT INTO conversations (session_id) VALUES ($1)
     ON CONFLICT (session_id) DO UPDATE SET updated_at = NOW()
-    RETURNING id
+    RETURNING id, created_at = updated_at AS created
 ), """  # noqa: S608 (constant SQL joined to constant SQL; no input is formatted in)
     + _PUT_BLOBS_AND_CHECKPOINT
 )
 
 # A checkpoint appending $12 (NULL: nothing) to the transcript, written only if the row is
 # still $13 holding $14 elements, i.e. the positions planned from the cache are right.
-# Returns 0 when it is not (another writer moved the log): nothing is written then.
+# Returns no row when it is not (another writer moved the log): nothing is written then.
 PUT_CHECKPOINT_APPEND = (
     """
 WITH conversation AS (
@@ -70,7 +70,7 @@ WITH conversation AS (
     WHERE session_id = $1 AND id = $13
         AND ($12::jsonb IS NULL
              OR jsonb_array_length(COALESCE(messages, '[]'::jsonb)) = $14)
-    RETURNING id
+    RETURNING id, false AS created
 ), """  # noqa: S608 (constant SQL joined to constant SQL; no input is formatted in)
     + _PUT_BLOBS_AND_CHECKPOINT
 )

@@ -1,0 +1,154 @@
+"""What every benchmark shares: a fresh database per saver, the two savers, a chat graph
+with varied message text, and size queries."""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.graph import START, MessagesState, StateGraph
+
+from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
+
+SERVER = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+SAVERS = ("ours", "official")
+TABLES = {
+    "ours": ["conversations", "checkpoints", "checkpoint_blobs", "checkpoint_writes"],
+    "official": ["checkpoints", "checkpoint_blobs", "checkpoint_writes"],
+}
+# Uncompressed bytes of every stored value (bytea lengths, JSON text lengths).
+PAYLOAD_SQL = {
+    "ours": """SELECT
+        (SELECT COALESCE(SUM(octet_length(messages::text)), 0) FROM conversations)
+      + (SELECT COALESCE(SUM(octet_length(checkpoint::text) + octet_length(metadata::text)), 0)
+         FROM checkpoints)
+      + (SELECT COALESCE(SUM(octet_length(blob)), 0) FROM checkpoint_blobs)
+      + (SELECT COALESCE(SUM(octet_length(blob)), 0) FROM checkpoint_writes)""",
+    "official": """SELECT
+        (SELECT COALESCE(SUM(octet_length(checkpoint::text) + octet_length(metadata::text)), 0)
+         FROM checkpoints)
+      + (SELECT COALESCE(SUM(octet_length(blob)), 0) FROM checkpoint_blobs)
+      + (SELECT COALESCE(SUM(octet_length(blob)), 0) FROM checkpoint_writes)""",
+}
+WORDS = [
+    "market",
+    "price",
+    "stock",
+    "bond",
+    "yield",
+    "rate",
+    "inflation",
+    "dividend",
+    "earnings",
+    "quarter",
+    "revenue",
+    "growth",
+    "weather",
+    "rain",
+    "sunny",
+    "cloud",
+    "wind",
+    "Montevideo",
+    "London",
+    "Tokyo",
+    "portfolio",
+    "risk",
+    "return",
+    "index",
+    "fund",
+    "currency",
+    "dollar",
+    "euro",
+    "peso",
+    "exchange",
+    "forecast",
+    "analyst",
+    "report",
+    "volatility",
+    "hedge",
+    "option",
+]
+
+
+def sentence(rng: random.Random, n: int) -> str:
+    """Varied text (PostgreSQL would compress one repeated string to almost nothing)."""
+    return " ".join(rng.choice(WORDS) for _ in range(n)) + f" {rng.randrange(10**6)}."
+
+
+def chat_graph(checkpointer: Any, seed: int = 7) -> Any:
+    """A one-node chat graph answering 20-60 words: only the checkpointer differs."""
+    rng = random.Random(seed)
+
+    def reply(state: MessagesState) -> dict:
+        return {"messages": [AIMessage(sentence(rng, rng.randint(20, 60)))]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("reply", reply)
+    builder.add_edge(START, "reply")
+    return builder.compile(checkpointer=checkpointer)
+
+
+async def ask(graph: Any, thread_id: str, rng: random.Random) -> None:
+    config = {"configurable": {"thread_id": thread_id}}
+    await graph.ainvoke({"messages": [HumanMessage(sentence(rng, 15))]}, config)
+
+
+def dsn_for(database: str) -> str:
+    return urlunsplit(urlsplit(SERVER)._replace(path="/" + database))
+
+
+@asynccontextmanager
+async def fresh_database() -> AsyncIterator[str]:
+    """A new database on the benchmark server, dropped afterwards."""
+    name = f"vera_bench_{uuid.uuid4().hex[:8]}"
+    admin = await asyncpg.connect(SERVER)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield dsn_for(name)
+    finally:
+        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@asynccontextmanager
+async def saver_for(kind: str, dsn: str, pool_max: int = 20) -> AsyncIterator[Any]:
+    """Our saver or the official `AsyncPostgresSaver`, each on a pool of `pool_max`."""
+    if kind == "ours":
+        store = PostgresMemoryStore(dsn, min_size=2, max_size=pool_max)
+        await store.initialize()
+        try:
+            yield ConversationCheckpointer(store)
+        finally:
+            await store.close()
+        return
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+    from psycopg.rows import dict_row
+    from psycopg_pool import AsyncConnectionPool
+
+    pool = AsyncConnectionPool(
+        dsn, min_size=2, max_size=pool_max, open=False,
+        kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
+    )  # fmt: skip
+    await pool.open()
+    try:
+        saver = AsyncPostgresSaver(pool)
+        await saver.setup()
+        yield saver
+    finally:
+        await pool.close()
+
+
+async def stored_bytes(conn: asyncpg.Connection, kind: str) -> int:
+    """`pg_total_relation_size` of the saver's tables (heap, TOAST and indexes)."""
+    return int(
+        await conn.fetchval(
+            "SELECT SUM(pg_total_relation_size(t)) FROM unnest($1::regclass[]) t", TABLES[kind]
+        )
+    )
