@@ -332,3 +332,19 @@ async def test_append_from_a_stale_cache_falls_back_and_stays_exact(saver, store
     fresh = echo_graph(ConversationCheckpointer(store))
     assert (await fresh.aget_state(cfg(thread))).values["messages"] == mine
     assert [m.id for m in mine] == [m["id"] for i, m in enumerate(transcript) if i != 2]
+
+
+async def test_a_caller_mutating_a_read_message_never_changes_what_is_stored(saver) -> None:
+    thread = str(uuid.uuid4())
+    graph = echo_graph(saver)
+    await run_turns(graph, thread, 2)
+    first = (await graph.aget_state(cfg(thread))).values["messages"]
+    original = first[1].model_copy(deep=True)
+    first[1].content = "changed in place"
+    first[1].response_metadata["model_name"] = "tampered"
+    again = (await graph.aget_state(cfg(thread))).values["messages"]
+    assert again[1] == original and again[1] is not first[1]
+    fresh = echo_graph(ConversationCheckpointer(saver.store))
+    assert (await fresh.aget_state(cfg(thread))).values["messages"][1] == original
+    await run_turns(graph, thread, 1)  # the next turn starts from the stored state
+    assert (await graph.aget_state(cfg(thread))).values["messages"][1] == original

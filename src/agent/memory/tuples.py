@@ -19,7 +19,7 @@ from src.agent.memory.message_log import (
     TranscriptCache,
     decode_ranges,
 )
-from src.agent.memory.transcript import element_to_message, loads_jsonb
+from src.agent.memory.transcript import loads_jsonb
 
 
 class TupleBuilder:
@@ -47,7 +47,7 @@ class TupleBuilder:
             if filled.find(0, start, end) != -1:  # some of these are not decoded yet
                 for pos in range(start, end):
                     if not filled[pos]:
-                        built[pos] = element_to_message(log.elements[pos], self.serde)
+                        built[pos] = log.message_at(pos, self.serde)
                         filled[pos] = 1
             out.extend(built[start:end])  # type: ignore[arg-type]
         return out
