@@ -4,8 +4,9 @@ Tables (see `migrations/`): `conversations` (one row per session; its `messages`
 the readable transcript and the only copy of the root `messages` channel), `checkpoints`,
 `checkpoint_blobs` (other channel values, once per version) and `checkpoint_writes`.
 There is no saver-wide lock: every call takes its own pooled connection, and writers of
-one session serialize on that session's `conversations` row for the length of a short
-transaction.
+one session serialize on that session's `conversations` row for one statement (or, when
+the cached log is stale, one short transaction). Whole-thread operations (delete, copy,
+prune) are in `maintenance.py`, the sync methods in `sync_bridge.py`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
@@ -21,7 +22,6 @@ from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
-    BaseCheckpointSaver,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
@@ -31,6 +31,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from src.agent.memory import sql
+from src.agent.memory.maintenance import ThreadMaintenance
 from src.agent.memory.message_log import (
     TRANSCRIPT_BLOB_TYPE,
     SessionLog,
@@ -39,31 +40,18 @@ from src.agent.memory.message_log import (
     ranges_end,
 )
 from src.agent.memory.store import PostgresMemoryStore
+from src.agent.memory.sync_bridge import SyncBridge
+from src.agent.memory.threads import session_id_for
 from src.agent.memory.transcript import dumps_jsonb, is_message_list
 from src.agent.memory.tuples import TupleBuilder, build_list_query
 
 T = TypeVar("T")
 # What an `aput` appended: (log, its length before, new elements, copies of new messages).
 _Appended = tuple[SessionLog, int, list[dict[str, Any]], list[BaseMessage]]
-_THREAD_NAMESPACE = uuid.UUID("6f0d3c8e-52a4-4c1e-9a57-0b0c1e2f3a4d")
 _PAGE_SIZE = 100
 
 
-def session_id_for(thread_id: str | uuid.UUID) -> uuid.UUID:
-    """The `conversations.session_id` of a thread id.
-
-    A canonical UUID string is the session id itself; any other thread id ("1", "user-42")
-    maps to a stable UUIDv5, and the original text is kept in `checkpoints.thread_id`.
-    """
-    text = str(thread_id)
-    try:
-        parsed = uuid.UUID(text)
-    except ValueError:
-        return uuid.uuid5(_THREAD_NAMESPACE, text)
-    return parsed if str(parsed) == text else uuid.uuid5(_THREAD_NAMESPACE, text)
-
-
-class ConversationCheckpointer(BaseCheckpointSaver[str]):
+class ConversationCheckpointer(ThreadMaintenance, SyncBridge):
     """Async PostgreSQL checkpointer whose root `messages` channel is the transcript."""
 
     def __init__(
@@ -306,64 +294,6 @@ class ConversationCheckpointer(BaseCheckpointSaver[str]):
 
         await self._run(write)
 
-    async def adelete_thread(self, thread_id: str) -> None:
-        """Delete the thread's conversation row, checkpoints and writes."""
-        sid = session_id_for(thread_id)
-        await self._run(lambda conn: conn.execute(sql.DELETE_SESSIONS, [sid]))
-        self.transcripts.invalidate(sid)
-
-    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
-        """Delete the checkpoints (and their writes) that these runs created."""
-        if not run_ids:
-            return
-
-        async def delete(conn: asyncpg.Connection) -> None:
-            async with conn.transaction():
-                rows = await conn.fetch(sql.DELETE_RUNS, [str(r) for r in run_ids])
-                if rows:
-                    await conn.execute(
-                        sql.DELETE_UNREFERENCED_BLOBS, [r["session_id"] for r in rows]
-                    )
-
-        await self._run(delete)
-
-    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        """Copy every checkpoint, write and the transcript of a thread to a new thread."""
-        source, target = session_id_for(source_thread_id), session_id_for(target_thread_id)
-
-        async def copy(conn: asyncpg.Connection) -> None:
-            async with conn.transaction():
-                if await conn.fetchval(sql.TARGET_HAS_CHECKPOINTS, target):
-                    raise ValueError(f"target thread {target_thread_id!r} already has checkpoints")
-                if await conn.fetchval(sql.COPY_CONVERSATION, source, target) is None:
-                    return
-                await conn.execute(sql.COPY_CHECKPOINTS, source, target, str(target_thread_id))
-                await conn.execute(sql.COPY_BLOBS, source, target)
-                await conn.execute(sql.COPY_WRITES, source, target)
-
-        await self._run(copy)
-        self.transcripts.invalidate(target)
-
-    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        """`keep_latest`: keep each namespace's newest checkpoint; `delete`: drop threads."""
-        sids = [session_id_for(t) for t in thread_ids]
-        if not sids:
-            return
-        if strategy == "delete":
-            await self._run(lambda conn: conn.execute(sql.DELETE_SESSIONS, sids))
-            for sid in sids:
-                self.transcripts.invalidate(sid)
-            return
-        if strategy != "keep_latest":
-            raise ValueError(f"unknown prune strategy {strategy!r}: use keep_latest or delete")
-
-        async def prune(conn: asyncpg.Connection) -> None:
-            async with conn.transaction():
-                await conn.execute(sql.PRUNE_KEEP_LATEST, sids)
-                await conn.execute(sql.DELETE_UNREFERENCED_BLOBS, sids)
-
-        await self._run(prune)
-
     def get_next_version(self, current: str | None, channel: None = None) -> str:
         """`NNNNNNNNNN.rrrrrrrr`: a zero-padded counter (versions compare as strings) and a
         random suffix, so forks of a thread never reuse a blob's key. Shorter than the
@@ -375,56 +305,6 @@ class ConversationCheckpointer(BaseCheckpointSaver[str]):
         else:
             current_v = int(current.split(".")[0])
         return f"{current_v + 1:010}.{random.getrandbits(32):08x}"
-
-    # -- sync API: runs the async one on the saver's event loop --------------------------
-
-    def _sync(self, coro: Awaitable[T]) -> T:
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if self.loop is None or running is self.loop:
-            if asyncio.iscoroutine(coro):
-                coro.close()
-            raise asyncio.InvalidStateError(
-                "ConversationCheckpointer is async: use ainvoke/astream and the a* methods, "
-                "or call the sync methods from another thread than the saver's event loop"
-            )
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()  # type: ignore[arg-type]
-
-    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return self._sync(self.aget_tuple(config))
-
-    def list(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> Iterator[CheckpointTuple]:
-        async def collect() -> list[CheckpointTuple]:
-            return [t async for t in self.alist(config, filter=filter, before=before, limit=limit)]
-
-        yield from self._sync(collect())
-
-    def put(self, config, checkpoint, metadata, new_versions) -> RunnableConfig:  # type: ignore[no-untyped-def]
-        return self._sync(self.aput(config, checkpoint, metadata, new_versions))
-
-    def put_writes(self, config, writes, task_id, task_path="") -> None:  # type: ignore[no-untyped-def]
-        self._sync(self.aput_writes(config, writes, task_id, task_path))
-
-    def delete_thread(self, thread_id: str) -> None:
-        self._sync(self.adelete_thread(thread_id))
-
-    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
-        self._sync(self.adelete_for_runs(run_ids))
-
-    def copy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
-        self._sync(self.acopy_thread(source_thread_id, target_thread_id))
-
-    def prune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
-        self._sync(self.aprune(thread_ids, strategy=strategy))
 
 
 __all__ = ["ConversationCheckpointer", "session_id_for"]

@@ -129,7 +129,14 @@ def pg_decode(value: Any) -> Any:
 
 
 def dumps_jsonb(value: Any) -> str:
-    """JSON text for a JSONB parameter; NaN/Infinity and non-JSON types raise ValueError."""
+    """JSON text for a JSONB parameter; NaN/Infinity and non-JSON types raise ValueError.
+
+    Plain text is dumped as is; only when the dump shows a NUL escape, the escape character
+    or a lone surrogate (rare; false alarms are harmless) is the value walked and escaped.
+    """
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    if "\\u0000" not in text and not _needs_escape(text):
+        return text
     return json.dumps(pg_encode(value), ensure_ascii=False, allow_nan=False)
 
 
