@@ -103,7 +103,8 @@ async def api_load(sessions: int, turns: int, model_delay: float = 0.2) -> LoadR
                 cwd=cwd, env=_server_env(dsn, port, model_delay),
             )  # fmt: skip
             try:
-                limits = httpx.Limits(max_connections=sessions + 10)
+                # Idle connections are dropped by the client before the server would.
+                limits = httpx.Limits(max_connections=sessions + 10, keepalive_expiry=2.0)
                 base = f"http://127.0.0.1:{port}"
                 async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
                     await _wait_healthy(client, server)

@@ -13,6 +13,7 @@ import uvicorn
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 
 from src.agent.offline_model import OfflineChatModel
+from src.api.__main__ import KEEP_ALIVE_SECONDS
 from src.api.app import create_app
 from src.config.settings import get_settings
 
@@ -36,7 +37,13 @@ def main() -> None:
     settings = get_settings()
     model = DelayedModel(delay=float(os.environ.get("BENCH_MODEL_DELAY", "0.2")))
     app = create_app(settings, model=model)
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, log_level="warning")
+    uvicorn.run(
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        log_level="warning",
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
+    )
 
 
 if __name__ == "__main__":

@@ -45,6 +45,21 @@ class Conversation:
         return statistics.median(t for run in runs for t in (run[-n:] if last else run[:n]))
 
 
+async def warm_up(graph: Any, saver: Any, threads: int, turns: int) -> None:
+    """Open the pool's connections and prepare every statement on them, as a running
+    service has, then delete the warm-up threads: measurements start in steady state."""
+    ids = [str(uuid.uuid4()) for _ in range(threads)]
+
+    async def one(thread: str, seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(turns):
+            await ask(graph, thread, rng)
+
+    await asyncio.gather(*(one(thread, i) for i, thread in enumerate(ids)))
+    for thread in ids:
+        await saver.adelete_thread(thread)
+
+
 async def _timed(call: Any, repeats: int = 3) -> tuple[float, Any]:
     best, result = float("inf"), None
     for _ in range(repeats):
@@ -61,10 +76,7 @@ async def conversation(kind: str, turns: int, vacuum_every: int | None = None) -
     rng = random.Random(1)
     async with fresh_database() as dsn, saver_for(kind, dsn) as saver:
         graph = chat_graph(saver)
-        warm = str(uuid.uuid4())
-        for _ in range(3):  # connections, prepared statements, caches
-            await ask(graph, warm, rng)
-        await saver.adelete_thread(warm)
+        await warm_up(graph, saver, threads=4, turns=2)
         conn = await asyncpg.connect(dsn)
         try:
             thread = str(uuid.uuid4())
@@ -102,7 +114,7 @@ async def concurrent_turns_per_second(kind: str, conversations: int, turns: int)
     """`conversations` conversations of `turns` turns at once, on one pool of 20."""
     async with fresh_database() as dsn, saver_for(kind, dsn) as saver:
         graph = chat_graph(saver)
-        await ask(graph, str(uuid.uuid4()), random.Random(0))
+        await warm_up(graph, saver, threads=conversations, turns=1)
 
         async def one(seed: int) -> None:
             rng, thread = random.Random(seed), str(uuid.uuid4())

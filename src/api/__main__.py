@@ -9,6 +9,11 @@ import uvicorn
 
 from src.config.settings import SettingsError, get_settings
 
+# Idle keep-alive connections stay open longer than the idle timeout of the proxies and
+# clients in front (load balancers use 60 s), so that a client never sends a request on a
+# connection the server is closing at that moment (uvicorn's default is 5 s).
+KEEP_ALIVE_SECONDS = 65
+
 
 def main() -> None:
     try:
@@ -29,6 +34,7 @@ def main() -> None:
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
 
 
