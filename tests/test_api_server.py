@@ -3,6 +3,7 @@ PostgreSQL that goes away and comes back under a running server."""
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import os
@@ -15,11 +16,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+import asyncpg
 import httpx
 import pytest
 
 from src.agent.memory.embedded import EmbeddedPostgres
-from tests.api_harness import api_client, chat, settings_for
+from tests.api_harness import api_client, chat, settings_for, wait_until
+from tests.fakes import FakeModel
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -135,5 +138,44 @@ async def test_database_outage_fails_fast_and_recovers_without_restart(tmp_path:
             messages = (await client.get(f"/sessions/{sid}/messages")).json()["messages"]
             assert messages[0]["content"] == "My name is Ana"
             assert "Ana" in messages[-1]["content"] and len(messages) == 4
+    finally:
+        postgres.stop()
+
+
+async def test_database_lost_mid_turn_ends_the_stream_with_storage_unavailable(
+    tmp_path: Path,
+) -> None:
+    postgres = EmbeddedPostgres(tmp_path / "pg")
+    dsn = postgres.start()
+    gate, started = asyncio.Event(), asyncio.Event()
+    model = FakeModel(gate=gate, started=started)
+    try:
+        settings = settings_for(dsn, postgres_memory_connect_timeout=2.0)
+        async with api_client(settings, model, timeout=15) as client:
+            sid = str(uuid.uuid4())
+            running = asyncio.create_task(chat(client, sid, "My name is Ana"))
+            await started.wait()  # the user message is stored; the model is thinking
+            postgres.stop()
+            gate.set()
+            events = await running
+            assert events[-1].event == "error"
+            assert events[-1].data["code"] == "storage_unavailable"
+            postgres.start()
+            response = await client.get(f"/sessions/{sid}/messages")
+            assert response.status_code == 200, response.text
+            assert [m["content"] for m in response.json()["messages"]] == ["My name is Ana"]
+
+            async def lease_released() -> bool:
+                conn = await asyncpg.connect(dsn)
+                try:
+                    return not await conn.fetchval("SELECT count(*) FROM turn_leases")
+                finally:
+                    await conn.close()
+
+            await wait_until(lease_released)  # released once the database is back
+            retried = await chat(client, sid, "My name is Ana")
+            assert retried[-1].event == "done"
+            messages = (await client.get(f"/sessions/{sid}/messages")).json()["messages"]
+            assert [m["role"] for m in messages] == ["user", "assistant"]  # not stored twice
     finally:
         postgres.stop()

@@ -198,7 +198,12 @@ class TurnRunner:
             "run_id": turn.run_id,
         }
         graph_input = await self._input_for(config, message)
-        stream = self.graph.astream(graph_input, config, stream_mode=["messages", "updates"])
+        # "sync": each step's checkpoint is stored before the next step starts, so the
+        # user's message is in the database before the model is called (LangGraph's
+        # default writes in the background, and a crash or outage could lose it).
+        stream = self.graph.astream(
+            graph_input, config, stream_mode=["messages", "updates"], durability="sync"
+        )
         async for mode, chunk in stream:
             if mode == "messages":
                 piece, meta = chunk

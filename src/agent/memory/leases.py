@@ -29,6 +29,7 @@ class TurnLeases:
     def __init__(self, store: PostgresMemoryStore, ttl_seconds: float = 30.0) -> None:
         self.store = store
         self.ttl_seconds = ttl_seconds
+        self._pending: set[asyncio.Task[None]] = set()
 
     async def acquire(self, session_id: uuid.UUID, run_id: uuid.UUID) -> None:
         """Take the session's lease for this run; `SessionBusyError` if another run holds it."""
@@ -59,7 +60,22 @@ class TurnLeases:
             try:
                 await asyncio.shield(self.release(session_id, run_id))
             except StorageUnavailableError:
-                logger.warning("lease of session %s left to expire (database down)", session_id)
+                # Free the session as soon as the database is back, not only at expiry.
+                task = asyncio.create_task(self._release_when_back(session_id, run_id))
+                self._pending.add(task)
+                task.add_done_callback(self._pending.discard)
+
+    async def _release_when_back(self, session_id: uuid.UUID, run_id: uuid.UUID) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.ttl_seconds
+        while loop.time() < deadline:
+            await asyncio.sleep(min(1.0, self.ttl_seconds / 10))
+            try:
+                await self.release(session_id, run_id)
+                return
+            except StorageUnavailableError:
+                continue
+        logger.warning("lease of session %s left to expire (database down)", session_id)
 
     async def _keep_renewed(self, session_id: uuid.UUID, run_id: uuid.UUID) -> None:
         while True:

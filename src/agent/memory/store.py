@@ -31,11 +31,17 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.TooManyConnectionsError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.InterfaceError,
+    # A reply cut short by a server going away can leave the protocol mid-message.
+    asyncpg.exceptions.InternalClientError,
 )
 
 
 class StorageUnavailableError(ConnectionError):
     """The memory database cannot be reached (down, restarting, or out of connections)."""
+
+
+def _unavailable(exc: BaseException) -> StorageUnavailableError:
+    return StorageUnavailableError(f"memory database unavailable ({type(exc).__name__})")
 
 
 async def _skip_session_reset(conn: asyncpg.Connection) -> None:
@@ -156,13 +162,21 @@ class PostgresMemoryStore:
         pool = self.pool
         for attempt in (1, 2):
             try:
-                async with pool.acquire(timeout=self.connect_timeout) as conn:
-                    return await fn(conn)
+                conn = await pool.acquire(timeout=self.connect_timeout)
             except CONNECTION_ERRORS as exc:
                 if attempt == 2:
-                    raise StorageUnavailableError(
-                        f"memory database unavailable ({type(exc).__name__})"
-                    ) from exc
+                    raise _unavailable(exc) from exc
+                continue
+            try:
+                return await fn(conn)
+            except CONNECTION_ERRORS as exc:
+                # Closed now, so the pool replaces it: a connection the server dropped in
+                # the middle of a reply must never reach the next caller.
+                conn.terminate()
+                if attempt == 2:
+                    raise _unavailable(exc) from exc
+            finally:
+                await pool.release(conn)
         raise AssertionError("unreachable")
 
     async def ping(self) -> bool:
