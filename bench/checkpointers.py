@@ -76,7 +76,7 @@ async def conversation(kind: str, turns: int, vacuum_every: int | None = None) -
     rng = random.Random(1)
     async with fresh_database() as dsn, saver_for(kind, dsn) as saver:
         graph = chat_graph(saver)
-        await warm_up(graph, saver, threads=4, turns=2)
+        await warm_up(graph, saver, threads=20, turns=2)  # every pooled connection
         conn = await asyncpg.connect(dsn)
         try:
             thread = str(uuid.uuid4())

@@ -290,7 +290,9 @@ class ConversationCheckpointer(ThreadMaintenance, SyncBridge):
         args = (sid, conf.get("checkpoint_ns", ""), conf["checkpoint_id"], task_id, task_path)
 
         async def write(conn: asyncpg.Connection) -> None:
-            await conn.execute(query, *args, idxs, channels, types, payloads)
+            head = await conn.fetchrow(query, *args, idxs, channels, types, payloads)
+            if head["created"]:  # these writes came first: the new conversation is empty
+                self.transcripts.seed(args[0], head["id"])
 
         await self._run(write)
 

@@ -116,9 +116,11 @@ class TranscriptCache:
         return log
 
     def seed(self, session_id: uuid.UUID, row_id: uuid.UUID) -> None:
-        """Cache the empty log of a conversation row just created."""
-        self._logs[session_id] = SessionLog(row_id)
-        self._trim()
+        """Cache the empty log of a conversation row just created (unless a concurrent
+        write already cached a newer one)."""
+        if session_id not in self._logs:
+            self._logs[session_id] = SessionLog(row_id)
+            self._trim()
 
     def invalidate(self, session_id: uuid.UUID | None = None) -> None:
         if session_id is None:

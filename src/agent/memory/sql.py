@@ -75,21 +75,25 @@ WITH conversation AS (
     + _PUT_BLOBS_AND_CHECKPOINT
 )
 
-_WRITES_INSERT = """
+_WRITES = """
 WITH conversation AS (
     INSERT INTO conversations (session_id) VALUES ($1)
     ON CONFLICT (session_id) DO UPDATE SET updated_at = NOW()
+    RETURNING id, created_at = updated_at AS created
+), written AS (
+    INSERT INTO checkpoint_writes
+        (session_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
+    SELECT $1, $2, $3, $4, $5, u.idx, u.channel, u.type, u.blob
+    FROM unnest($6::int[], $7::text[], $8::text[], $9::bytea[]) AS u(idx, channel, type, blob)
+    ON CONFLICT (session_id, checkpoint_ns, checkpoint_id, task_id, idx) {on_conflict}
 )
-INSERT INTO checkpoint_writes
-    (session_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
-SELECT $1, $2, $3, $4, $5, u.idx, u.channel, u.type, u.blob
-FROM unnest($6::int[], $7::text[], $8::text[], $9::bytea[]) AS u(idx, channel, type, blob)
-ON CONFLICT (session_id, checkpoint_ns, checkpoint_id, task_id, idx)"""
+SELECT id, created FROM conversation"""
 
-INSERT_WRITES = _WRITES_INSERT + " DO NOTHING"
-UPSERT_WRITES = (
-    _WRITES_INSERT
-    + " DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob"
+# Pending writes; returns the conversation's id and whether this statement created it.
+INSERT_WRITES = _WRITES.format(on_conflict="DO NOTHING")
+UPSERT_WRITES = _WRITES.format(
+    on_conflict="DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, "
+    "blob = EXCLUDED.blob"
 )
 
 # A checkpoint row with its channel blobs and pending writes, in one round trip.
