@@ -348,3 +348,16 @@ async def test_a_caller_mutating_a_read_message_never_changes_what_is_stored(sav
     assert (await fresh.aget_state(cfg(thread))).values["messages"][1] == original
     await run_turns(graph, thread, 1)  # the next turn starts from the stored state
     assert (await graph.aget_state(cfg(thread))).values["messages"][1] == original
+
+
+async def test_transcript_cache_is_bounded_and_reloads_what_it_dropped(saver) -> None:
+    saver.transcripts.max_messages = 5  # two sessions of 4 messages cannot both stay
+    graph = echo_graph(saver)
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    await run_turns(graph, a, 2)
+    await run_turns(graph, b, 2)
+    assert saver.transcripts.peek(uuid.UUID(a)) is None  # least recently used: dropped
+    assert saver.transcripts.peek(uuid.UUID(b)) is not None
+    await run_turns(graph, a, 1)  # reloaded from the database, exact
+    messages = (await graph.aget_state(cfg(a))).values["messages"]
+    assert len(messages) == 6 and len({m.id for m in messages}) == 6

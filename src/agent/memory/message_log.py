@@ -95,9 +95,12 @@ class SessionLog:
 class TranscriptCache:
     """Recently used session logs, refreshed from the database by their unseen tail."""
 
-    def __init__(self, serde: SerializerProtocol, max_sessions: int = 512) -> None:
+    def __init__(
+        self, serde: SerializerProtocol, max_sessions: int = 512, max_messages: int = 100_000
+    ) -> None:
         self.serde = serde
         self.max_sessions = max_sessions
+        self.max_messages = max_messages  # bounds memory whatever the sessions' lengths
         self._logs: OrderedDict[uuid.UUID, SessionLog] = OrderedDict()
 
     def peek(self, session_id: uuid.UUID) -> SessionLog | None:
@@ -159,8 +162,14 @@ class TranscriptCache:
         return log
 
     def _trim(self) -> None:
-        while len(self._logs) > self.max_sessions:
-            self._logs.popitem(last=False)
+        """Drop least recently used logs beyond `max_sessions` or `max_messages` (the most
+        recent log always stays)."""
+        total = sum(len(log.messages) for log in self._logs.values())
+        while len(self._logs) > 1 and (
+            len(self._logs) > self.max_sessions or total > self.max_messages
+        ):
+            _, dropped = self._logs.popitem(last=False)
+            total -= len(dropped.messages)
 
     def plan(
         self, log: SessionLog, messages: list[BaseMessage]
@@ -197,3 +206,5 @@ class TranscriptCache:
             return
         for element, message in zip(elements, copies, strict=True):
             log.add(element, message)
+        if elements:
+            self._trim()
