@@ -102,6 +102,8 @@ class TranscriptCache:
         self.max_sessions = max_sessions
         self.max_messages = max_messages  # bounds memory whatever the sessions' lengths
         self._logs: OrderedDict[uuid.UUID, SessionLog] = OrderedDict()
+        self._counted: dict[uuid.UUID, int] = {}  # messages of each cached log, as counted
+        self._total = 0  # sum of `_counted`: kept up to date instead of summed per write
 
     def peek(self, session_id: uuid.UUID) -> SessionLog | None:
         """The cached log, unchecked (callers verify it against the database)."""
@@ -123,13 +125,16 @@ class TranscriptCache:
         write already cached a newer one)."""
         if session_id not in self._logs:
             self._logs[session_id] = SessionLog(row_id)
-            self._trim()
+            self._trim(session_id)
 
     def invalidate(self, session_id: uuid.UUID | None = None) -> None:
         if session_id is None:
             self._logs.clear()
+            self._counted.clear()
+            self._total = 0
         else:
             self._logs.pop(session_id, None)
+            self._account(session_id)
 
     async def sync(
         self,
@@ -158,18 +163,26 @@ class TranscriptCache:
             log.add(element, element_to_message(element, self.serde))
         self._logs[session_id] = log
         self._logs.move_to_end(session_id)
-        self._trim()
+        self._trim(session_id)
         return log
 
-    def _trim(self) -> None:
-        """Drop least recently used logs beyond `max_sessions` or `max_messages` (the most
-        recent log always stays)."""
-        total = sum(len(log.messages) for log in self._logs.values())
+    def _account(self, session_id: uuid.UUID) -> None:
+        """Bring the message count of one session's cached log (or its absence) up to date."""
+        log = self._logs.get(session_id)
+        now = len(log.messages) if log is not None else 0
+        self._total += now - self._counted.pop(session_id, 0)
+        if log is not None:
+            self._counted[session_id] = now
+
+    def _trim(self, changed: uuid.UUID) -> None:
+        """Account for the log of `changed`, then drop least recently used logs beyond
+        `max_sessions` or `max_messages` (the most recent log always stays)."""
+        self._account(changed)
         while len(self._logs) > 1 and (
-            len(self._logs) > self.max_sessions or total > self.max_messages
+            len(self._logs) > self.max_sessions or self._total > self.max_messages
         ):
-            _, dropped = self._logs.popitem(last=False)
-            total -= len(dropped.messages)
+            dropped, _ = self._logs.popitem(last=False)
+            self._account(dropped)
 
     def plan(
         self, log: SessionLog, messages: list[BaseMessage]
@@ -207,4 +220,4 @@ class TranscriptCache:
         for element, message in zip(elements, copies, strict=True):
             log.add(element, message)
         if elements:
-            self._trim()
+            self._trim(session_id)
