@@ -20,13 +20,14 @@ from src.config.settings import Settings, load_settings
 from tests.fakes import FakeModel
 
 
-def settings_for(dsn: str, **overrides: Any) -> Settings:
-    """Settings pointing the memory store at `dsn` (TCP or Unix-socket URL), offline tools."""
+def settings_values(dsn: str) -> dict[str, Any]:
+    """Setting values pointing the memory store at `dsn` (TCP or Unix-socket URL), with
+    offline tools and model, no embedded fallback and no API key."""
     parts = urlsplit(dsn)
-    socket_dir = parse_qs(parts.query).get("host", [None])[0]
-    values: dict[str, Any] = {
-        "postgres_memory_host": socket_dir or parts.hostname,
-        "postgres_memory_port": parts.port or int(parse_qs(parts.query).get("port", ["5432"])[0]),
+    query = parse_qs(parts.query)
+    return {
+        "postgres_memory_host": query.get("host", [parts.hostname])[0],
+        "postgres_memory_port": parts.port or int(query.get("port", ["5432"])[0]),
         "postgres_memory_user": parts.username or "postgres",
         "postgres_memory_password": parts.password or "",
         "postgres_memory_db": parts.path.lstrip("/"),
@@ -38,8 +39,27 @@ def settings_for(dsn: str, **overrides: Any) -> Settings:
         "openai_api_key": None,
         "api_key": None,
     }
-    values.update(overrides)
-    return load_settings(**values)
+
+
+def settings_for(dsn: str, **overrides: Any) -> Settings:
+    """`Settings` from `settings_values(dsn)` and `overrides`."""
+    return load_settings(**{**settings_values(dsn), **overrides})
+
+
+def as_environment(values: dict[str, Any]) -> dict[str, str]:
+    """Setting values as the environment variables a server process reads (None: unset)."""
+    return {k.upper(): str(v).lower() if isinstance(v, bool) else str(v)
+            for k, v in values.items() if v is not None}  # fmt: skip
+
+
+def every_endpoint(sid: str, body: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(method, path, request kwargs) of every endpoint but /health, for one session."""
+    return [
+        ("POST", "/chat", {"json": body}),
+        ("POST", "/chat/complete", {"json": body}),
+        ("GET", f"/sessions/{sid}/messages", {}),
+        ("DELETE", f"/sessions/{sid}", {}),
+    ]
 
 
 @asynccontextmanager

@@ -16,7 +16,7 @@ import pytest
 
 from src.api.app import create_app
 from src.config.settings import SettingsError
-from tests.api_harness import api_client, chat, serve, settings_for
+from tests.api_harness import api_client, chat, every_endpoint, serve, settings_for
 from tests.fakes import FakeModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,12 +109,7 @@ async def test_api_key_required_everywhere_but_health(database_dsn: str) -> None
         assert (await anonymous.get("/health")).status_code == 200
         sid = str(uuid.uuid4())
         body = {"session_id": sid, "message": "hi"}
-        for method, path, kwargs in [
-            ("POST", "/chat", {"json": body}),
-            ("POST", "/chat/complete", {"json": body}),
-            ("GET", f"/sessions/{sid}/messages", {}),
-            ("DELETE", f"/sessions/{sid}", {}),
-        ]:
+        for method, path, kwargs in every_endpoint(sid, body):
             for headers in [{}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"},
                                 {"Authorization": "k3y-for-tests"}]:  # fmt: skip
                 response = await anonymous.request(method, path, headers=headers, **kwargs)

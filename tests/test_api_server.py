@@ -14,14 +14,21 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 import httpx
 import pytest
 
 from src.agent.memory.embedded import EmbeddedPostgres
-from tests.api_harness import api_client, chat, settings_for, wait_until
+from tests.api_harness import (
+    api_client,
+    as_environment,
+    chat,
+    every_endpoint,
+    settings_for,
+    settings_values,
+    wait_until,
+)
 from tests.fakes import FakeModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,25 +43,11 @@ def free_port() -> int:
 @pytest.fixture
 def server(database_dsn: str, tmp_path: Path) -> Iterator[int]:
     """`python -m src.api` on a free port, configured through its environment only."""
-    parts = urlsplit(database_dsn)
-    socket_dir = parse_qs(parts.query).get("host", [None])[0]
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "OPENAI_API_KEY"}
-    env.update(
-        PYTHONPATH=str(ROOT),
-        API_HOST="127.0.0.1",
-        API_PORT=str(port),
-        POSTGRES_MEMORY_HOST=socket_dir or parts.hostname or "",
-        POSTGRES_MEMORY_PORT=str(parts.port or 5432),
-        POSTGRES_MEMORY_USER=parts.username or "postgres",
-        POSTGRES_MEMORY_PASSWORD=parts.password or "unused",
-        POSTGRES_MEMORY_DB=parts.path.lstrip("/"),
-        POSTGRES_MEMORY_EMBEDDED="false",
-        POSTGRES_MEMORY_POOL_MIN="1",
-        WEATHER_PROVIDER="offline",
-        STOCK_PROVIDER="offline",
-        SSE_PING_SECONDS="5",
-    )
+    env = {k: v for k, v in os.environ.items() if k not in {"OPENAI_API_KEY", "API_KEY"}}
+    env.update(as_environment(settings_values(database_dsn)))
+    env.update(PYTHONPATH=str(ROOT), API_HOST="127.0.0.1", API_PORT=str(port),
+               SSE_PING_SECONDS="5", ENVIRONMENT="development")  # fmt: skip
     log = (tmp_path / "server.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "src.api"], cwd=tmp_path, env=env, stdout=log, stderr=log
@@ -122,12 +115,7 @@ async def test_database_outage_fails_fast_and_recovers_without_restart(tmp_path:
             health = await client.get("/health")
             assert health.status_code == 503 and health.json()["database"] == "unreachable"
             body = {"session_id": sid, "message": "What is my name?"}
-            for method, path, kwargs in [
-                ("POST", "/chat", {"json": body}),
-                ("POST", "/chat/complete", {"json": body}),
-                ("GET", f"/sessions/{sid}/messages", {}),
-                ("DELETE", f"/sessions/{sid}", {}),
-            ]:
+            for method, path, kwargs in every_endpoint(sid, body):
                 response = await client.request(method, path, **kwargs)
                 assert response.status_code == 503, (path, response.text)
                 assert response.json()["code"] == "storage_unavailable"
