@@ -20,13 +20,22 @@ from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
 SERVER = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SAVERS = ("ours", "official")
 TABLES = {
-    "ours": ["conversations", "checkpoints", "checkpoint_blobs", "checkpoint_writes"],
+    "ours": [
+        "conversations",
+        "conversation_messages",
+        "transcript_heads",
+        "checkpoints",
+        "checkpoint_blobs",
+        "checkpoint_writes",
+    ],
     "official": ["checkpoints", "checkpoint_blobs", "checkpoint_writes"],
 }
 # Uncompressed bytes of every stored value (bytea lengths, JSON text lengths).
 PAYLOAD_SQL = {
     "ours": """SELECT
         (SELECT COALESCE(SUM(octet_length(messages::text)), 0) FROM conversations)
+      + (SELECT COALESCE(SUM(octet_length(element::text)), 0) FROM conversation_messages)
+      + (SELECT COALESCE(SUM(octet_length(seqs::text)), 0) FROM transcript_heads)
       + (SELECT COALESCE(SUM(octet_length(checkpoint::text) + octet_length(metadata::text)), 0)
          FROM checkpoints)
       + (SELECT COALESCE(SUM(octet_length(blob)), 0) FROM checkpoint_blobs)

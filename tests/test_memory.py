@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import uuid
 
 import pytest
@@ -250,25 +251,6 @@ async def test_concurrent_calls_run_in_parallel(saver, store) -> None:
     assert all(r is not None for r in results) and started.is_set()
 
 
-async def test_broken_pooled_connection_is_replaced(saver, store) -> None:
-    thread = str(uuid.uuid4())
-    await run_turns(echo_graph(saver), thread, 1)
-    async with store.pool.acquire() as conn:
-        pid = conn.get_server_pid()
-    # Kill every idle backend of the pool, including the one just released.
-    await store.pool.execute("SELECT 1")
-    killer = await store.pool.acquire()
-    try:
-        await killer.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-        )
-    finally:
-        await store.pool.release(killer)
-    assert pid
-    assert await saver.aget_tuple(cfg(thread)) is not None
-
-
 async def test_sync_methods_from_a_thread_and_clear_error_on_loop(saver) -> None:
     thread = str(uuid.uuid4())
     await run_turns(echo_graph(saver), thread, 1)
@@ -305,33 +287,19 @@ async def test_two_processes_alternating_on_one_thread_stay_exact(database_dsn: 
             await s.close()
 
 
-def test_channel_versions_are_short_and_order_after_the_official_format(saver) -> None:
-    official = "00000000000000000000000000000041.0.5237384910278541"
-    ours = saver.get_next_version(official)
-    assert len(ours) == 19 and ours > official
-    assert saver.get_next_version(ours) > ours
-    assert saver.get_next_version(None) < saver.get_next_version("0000000001.00000000")
+def test_channel_versions_are_langgraphs_standard_form(saver) -> None:
+    """Studio's adapter and the official saver write this form: mixed on one thread, every
+    next version still compares greater as a string."""
+    from langgraph.checkpoint.postgres.base import BasePostgresSaver
 
-
-async def test_append_from_a_stale_cache_falls_back_and_stays_exact(saver, store) -> None:
-    thread = str(uuid.uuid4())
-    graph = echo_graph(saver)
-    await run_turns(graph, thread, 1)
-    # Another writer appends behind this saver's back (its cache still says 2 elements).
-    foreign = {"id": "x", "role": "system", "content": "note", "tool_calls": None,
-               "tool_call_id": None, "timestamp": 0, "type": "system", "name": None}  # fmt: skip
-    await store.pool.execute(
-        "UPDATE conversations SET messages = messages || $2::jsonb WHERE session_id = $1",
-        uuid.UUID(thread),
-        json.dumps([foreign]),
-    )
-    await run_turns(graph, thread, 1)
-    transcript = await store.get_messages(uuid.UUID(thread))
-    assert [m["role"] for m in transcript] == ["user", "assistant", "system", "user", "assistant"]
-    mine = (await graph.aget_state(cfg(thread))).values["messages"]
-    fresh = echo_graph(ConversationCheckpointer(store))
-    assert (await fresh.aget_state(cfg(thread))).values["messages"] == mine
-    assert [m.id for m in mine] == [m["id"] for i, m in enumerate(transcript) if i != 2]
+    official = BasePostgresSaver.get_next_version
+    version = None
+    for step in range(12):  # ours and the official's alternating, across a digit carry
+        following = saver.get_next_version(version) if step % 2 else official(None, version, None)
+        assert version is None or following > version
+        assert re.fullmatch(r"\d{32}\.[0-9.e-]+", following), following
+        version = following
+    assert int(version.split(".")[0]) == 12
 
 
 async def test_a_caller_mutating_a_read_message_never_changes_what_is_stored(saver) -> None:
@@ -361,3 +329,26 @@ async def test_transcript_cache_is_bounded_and_reloads_what_it_dropped(saver) ->
     await run_turns(graph, a, 1)  # reloaded from the database, exact
     messages = (await graph.aget_state(cfg(a))).values["messages"]
     assert len(messages) == 6 and len({m.id for m in messages}) == 6
+
+
+async def test_copied_and_run_deleted_threads_keep_one_true_history(saver, store) -> None:
+    """A copied thread reads back exactly; deleting the latest run's checkpoints makes the
+    transcript show the checkpoint that is now the latest."""
+    graph = echo_graph(saver)
+    source, target = str(uuid.uuid4()), str(uuid.uuid4())
+    await run_turns(graph, source, 2)
+    await saver.acopy_thread(source, target)
+    fresh = echo_graph(ConversationCheckpointer(store))
+    expected = (await graph.aget_state(cfg(source))).values["messages"]
+    assert (await fresh.aget_state(cfg(target))).values["messages"] == expected
+    run_id = str(uuid.uuid4())  # as langgraph-api records it: in the run's metadata
+    await fresh.ainvoke(
+        {"messages": [HumanMessage("third")]}, {**cfg(target), "metadata": {"run_id": run_id}}
+    )
+    assert len(await store.get_messages(uuid.UUID(target))) == 6  # the copy goes on alone
+    assert len(await store.get_messages(uuid.UUID(source))) == 4
+
+    await saver.adelete_for_runs([run_id])
+    now = (await fresh.aget_state(cfg(target))).values["messages"]
+    assert [m.content for m in now] == [m.content for m in expected]
+    assert [m["id"] for m in await store.get_messages(uuid.UUID(target))] == [m.id for m in now]

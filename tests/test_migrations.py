@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -131,5 +132,69 @@ async def test_statement_cache_can_be_disabled(database_dsn: str) -> None:
         async with store.pool.acquire() as conn:
             assert conn._stmt_cache.get_max_size() == 0
         assert await store.ping()
+    finally:
+        await store.close()
+
+
+async def test_upgrade_to_the_message_store_keeps_every_checkpoint_exact(empty_dsn: str) -> None:
+    """Rows written at schema 4 (a log holding two branches, short channel versions) read
+    back exactly after migration 5, and the transcript shows only the latest branch."""
+    from langchain_core.messages import HumanMessage
+
+    from src.agent.memory import ConversationCheckpointer
+    from src.agent.memory.transcript import dumps_jsonb, message_to_element
+
+    conn = await asyncpg.connect(empty_dsn)
+    sid = uuid.uuid4()
+    try:
+        await apply_migrations(conn, load_migrations()[:4])
+        saver = ConversationCheckpointer(PostgresMemoryStore(empty_dsn))
+        first, second = HumanMessage("first", id="m1"), HumanMessage("second", id="m2")
+        edited = HumanMessage("first, edited", id="m1")
+        log = [message_to_element(m, saver.serde) for m in (first, second, edited)]
+        await conn.execute(
+            "INSERT INTO conversations (session_id, messages) VALUES ($1, $2::jsonb)",
+            sid, dumps_jsonb(log),
+        )  # fmt: skip
+        # cp1: [first, second]; cp2 (latest, forked from cp0): [edited]
+        for cid, parent, version, ranges in [
+            ("1ef00000-0000-6000-8000-000000000001", None, "0000000002.0000abcd", "[[0,2]]"),
+            ("1ef00000-0000-6000-8000-000000000002", None, "0000000002.1a2b3c4d", "[[2,3]]"),
+        ]:
+            body = {"v": 4, "id": cid, "ts": "2026-01-01T00:00:00+00:00", "channel_values": {},
+                    "channel_versions": {"messages": version},
+                    "versions_seen": {"node": {"messages": version}}}  # fmt: skip
+            await conn.execute(
+                "INSERT INTO checkpoints (session_id, checkpoint_id, parent_checkpoint_id,"
+                " thread_id, checkpoint, metadata) VALUES ($1, $2, $3, $4, $5::jsonb, '{}')",
+                sid, cid, parent, str(sid), dumps_jsonb(body),
+            )  # fmt: skip
+            await conn.execute(
+                "INSERT INTO checkpoint_blobs (session_id, channel, version, type, blob)"
+                " VALUES ($1, 'messages', $2, 'vera.transcript_ranges', $3)",
+                sid, version, ranges.encode(),
+            )  # fmt: skip
+        assert await apply_migrations(conn) == list(range(5, len(load_migrations()) + 1))
+        transcript = await conn.fetchval(
+            "SELECT messages::text FROM conversations WHERE session_id = $1", sid
+        )
+        versions = await conn.fetch("SELECT version FROM checkpoint_blobs ORDER BY version")
+    finally:
+        await conn.close()
+    assert [m["content"] for m in json.loads(transcript)] == ["first, edited"]
+    assert [v["version"] for v in versions] == [
+        "00000000000000000000000000000002.0.00000000043981",
+        "00000000000000000000000000000002.0.00000439041101",
+    ]
+    store = PostgresMemoryStore(empty_dsn, min_size=1, max_size=2)
+    await store.initialize()
+    try:
+        saver = ConversationCheckpointer(store)
+        tuples = [t async for t in saver.alist({"configurable": {"thread_id": str(sid)}})]
+        values = [t.checkpoint["channel_values"]["messages"] for t in tuples]
+        assert values == [[edited], [first, second]]
+        seen = tuples[0].checkpoint["versions_seen"]["node"]["messages"]
+        assert seen == tuples[0].checkpoint["channel_versions"]["messages"]
+        assert saver.get_next_version(seen) > seen
     finally:
         await store.close()

@@ -14,11 +14,11 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
-from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     WRITES_IDX_MAP,
@@ -34,7 +34,6 @@ from src.agent.memory import sql
 from src.agent.memory.maintenance import ThreadMaintenance
 from src.agent.memory.message_log import (
     TRANSCRIPT_BLOB_TYPE,
-    SessionLog,
     TranscriptCache,
     encode_ranges,
     ranges_end,
@@ -46,9 +45,8 @@ from src.agent.memory.transcript import dumps_jsonb, is_message_list
 from src.agent.memory.tuples import TupleBuilder, build_list_query
 
 T = TypeVar("T")
-# What an `aput` appended: (log, its length before, new elements, copies of new messages).
-_Appended = tuple[SessionLog, int, list[dict[str, Any]], list[BaseMessage]]
 _PAGE_SIZE = 100
+_PUT_ATTEMPTS = 8  # a stale copy is refreshed and the plan retried; more means a livelock
 
 
 class ConversationCheckpointer(ThreadMaintenance, SyncBridge):
@@ -65,6 +63,9 @@ class ConversationCheckpointer(ThreadMaintenance, SyncBridge):
         self.store = store
         self.transcript_channel = transcript_channel
         self.transcripts = TranscriptCache(self.serde)
+        self._locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
         try:
             self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -89,16 +90,9 @@ class ConversationCheckpointer(ThreadMaintenance, SyncBridge):
 
         async def fetch(conn: asyncpg.Connection) -> CheckpointTuple | None:
             if checkpoint_id:
-                query = sql.SELECT_TUPLES + (
-                    " WHERE c.session_id = $1 AND c.checkpoint_ns = $2 AND c.checkpoint_id = $3"
-                )
-                row = await conn.fetchrow(query, sid, ns, checkpoint_id)
+                row = await conn.fetchrow(sql.SELECT_TUPLE_BY_ID, sid, ns, checkpoint_id)
             else:
-                query = sql.SELECT_TUPLES + (
-                    " WHERE c.session_id = $1 AND c.checkpoint_ns = $2"
-                    " ORDER BY c.checkpoint_id DESC LIMIT 1"
-                )
-                row = await conn.fetchrow(query, sid, ns)
+                row = await conn.fetchrow(sql.SELECT_LATEST_TUPLE, sid, ns)
             if row is None:
                 return None
             return (await self._builder(conn, [row])).build(row)
@@ -185,55 +179,54 @@ class ConversationCheckpointer(ThreadMaintenance, SyncBridge):
         }
         blobs: list[tuple[str, str, str, bytes | None]] = []
         transcript: list | None = None
-        for channel, version in new_versions.items():
+        version = ""
+        for channel, channel_version in new_versions.items():
             if channel in body["channel_values"]:
                 continue
             if channel not in values:
-                blobs.append((channel, str(version), "empty", None))
+                blobs.append((channel, str(channel_version), "empty", None))
             elif (
                 ns == "" and channel == self.transcript_channel and is_message_list(values[channel])
             ):
-                transcript = values[channel]
+                transcript, version = values[channel], str(channel_version)
             else:
-                blobs.append((channel, str(version), *self.serde.dumps_typed(values[channel])))
-        metadata_json = dumps_jsonb(get_serializable_checkpoint_metadata(config, metadata))
+                blobs.append(
+                    (channel, str(channel_version), *self.serde.dumps_typed(values[channel]))
+                )
         row = (
             checkpoint["id"],
             conf.get("checkpoint_id"),
             thread_id,
             dumps_jsonb(body),
-            metadata_json,
+            dumps_jsonb(get_serializable_checkpoint_metadata(config, metadata)),
+            self.transcript_channel,
         )
-        version = str(new_versions.get(self.transcript_channel, ""))
 
-        def blob_args(extra: list) -> list[list]:
-            columns = list(zip(*(blobs + extra), strict=True)) or [(), (), (), ()]
-            return [list(column) for column in columns]
-
-        async def write(conn: asyncpg.Connection) -> _Appended | None:
-            if transcript is None:
-                head = await conn.fetchrow(sql.PUT_CHECKPOINT, sid, ns, *blob_args([]), *row)
-                if head["created"]:  # a new conversation: its log is known to be empty
-                    self.transcripts.seed(sid, head["id"])
-                return None
-            log = self.transcripts.peek(sid)
-            if log is not None:  # fast path: one statement, if the cached log is current
-                positions, elements, copies = self.transcripts.plan(log, transcript)
-                ranges = (self.transcript_channel, version, TRANSCRIPT_BLOB_TYPE,
-                          encode_ranges(positions))  # fmt: skip
-                new = dumps_jsonb(elements) if elements else None
-                applied = await conn.fetchrow(
-                    sql.PUT_CHECKPOINT_APPEND, sid, ns, *blob_args([ranges]), *row,
-                    new, log.row_id, len(log.messages),
+        async def write(conn: asyncpg.Connection) -> None:
+            for _ in range(_PUT_ATTEMPTS):
+                log = self.transcripts.peek(sid)
+                seqs, elements, copies = None, [], []
+                blob_rows = blobs
+                if transcript is not None:
+                    seqs, elements, copies = self.transcripts.plan(log, transcript)
+                    ranges = (self.transcript_channel, version, TRANSCRIPT_BLOB_TYPE,
+                              encode_ranges(seqs))  # fmt: skip
+                    blob_rows = [*blobs, ranges]
+                columns = [list(c) for c in zip(*blob_rows, strict=True)] or [[], [], [], []]
+                start = len(log.messages) if log is not None else 0
+                result = await conn.fetchrow(
+                    sql.PUT_CHECKPOINT, sid, ns, *columns, *row, seqs,
+                    dumps_jsonb(elements) if elements else None,
+                    log.row_id if log is not None else None, start,
                 )  # fmt: skip
-                if applied is not None:
-                    return log, len(log.messages), elements, copies
-                self.transcripts.invalidate(sid)
-            return await self._put_locked(conn, sid, ns, transcript, version, blobs, row)
+                if result["applied"]:
+                    self.transcripts.commit(sid, result["row_id"], start, elements, copies, seqs)
+                    return
+                await self.transcripts.sync(conn, sid)  # our copy was stale: plan again
+            raise RuntimeError(f"session {sid}: could not store checkpoint (store kept moving)")
 
-        appended = await self._run(write)
-        if appended is not None:
-            self.transcripts.commit(sid, *appended)
+        async with self._session_lock(sid):
+            await self._run(write)
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -242,30 +235,13 @@ class ConversationCheckpointer(ThreadMaintenance, SyncBridge):
             }
         }
 
-    async def _put_locked(
-        self,
-        conn: asyncpg.Connection,
-        sid: uuid.UUID,
-        ns: str,
-        transcript: list,
-        version: str,
-        blobs: list[tuple[str, str, str, bytes | None]],
-        row: tuple,
-    ) -> _Appended:
-        """`aput` under the conversation's row lock, reading the log's unseen tail first."""
-        async with conn.transaction():
-            head = await conn.fetchrow(sql.UPSERT_CONVERSATION, sid)
-            log = await self.transcripts.sync(conn, sid, known=(head["id"], head["length"]))
-            assert log is not None
-            positions, elements, copies = self.transcripts.plan(log, transcript)
-            if elements:
-                await conn.execute(sql.APPEND_MESSAGES, sid, dumps_jsonb(elements))
-            ranges = (self.transcript_channel, version, TRANSCRIPT_BLOB_TYPE,
-                      encode_ranges(positions))  # fmt: skip
-            channels, versions, types, payloads = map(list, zip(*blobs, ranges, strict=True))
-            await conn.execute(sql.UPSERT_BLOBS, sid, ns, channels, versions, types, payloads)
-            await conn.execute(sql.UPSERT_CHECKPOINT, sid, ns, *row)
-        return log, len(log.messages), elements, copies
+    def _session_lock(self, sid: uuid.UUID) -> asyncio.Lock:
+        """This instance's writers of one session take turns (planning from the cached copy
+        and storing must not interleave); other sessions and all readers go on."""
+        lock = self._locks.get(sid)
+        if lock is None:
+            lock = self._locks[sid] = asyncio.Lock()
+        return lock
 
     async def aput_writes(
         self,
@@ -297,16 +273,19 @@ class ConversationCheckpointer(ThreadMaintenance, SyncBridge):
         await self._run(write)
 
     def get_next_version(self, current: str | None, channel: None = None) -> str:
-        """`NNNNNNNNNN.rrrrrrrr`: a zero-padded counter (versions compare as strings) and a
-        random suffix, so forks of a thread never reuse a blob's key. Shorter than the
-        official saver's 49 characters, and always greater than its versions."""
+        """LangGraph's standard version: a 32-digit counter and a random fraction.
+
+        The official saver and `langgraph dev`'s adapter write exactly this form, so
+        versions written by any of them on one thread compare correctly as strings; the
+        random part keeps forks of a thread from reusing a blob's key.
+        """
         if current is None:
             current_v = 0
         elif isinstance(current, int):
             current_v = current
         else:
             current_v = int(current.split(".")[0])
-        return f"{current_v + 1:010}.{random.getrandbits(32):08x}"
+        return f"{current_v + 1:032}.{random.random():016}"
 
 
 __all__ = ["ConversationCheckpointer", "session_id_for"]

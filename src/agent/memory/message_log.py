@@ -1,13 +1,16 @@
-"""The root `messages` channel, stored once per message in `conversations.messages`.
+"""The root `messages` channel, stored once per message in `conversation_messages`.
 
-`conversations.messages` is an append-only log: a message enters it the first time a
-checkpoint holds it (a replaced message enters again, as a new element). A checkpoint's
-`messages` value is then just the positions of its messages in that log, kept as a few
-`[start, end)` ranges, usually one. Storage grows with the number of messages, not with
-messages x checkpoints, and every older checkpoint still rebuilds exactly.
+Every message a root checkpoint holds is stored once, as a readable element numbered by
+`seq` within its session (a replaced message is stored again, as a new element; a branch
+point adds only its own new messages). A checkpoint's `messages` value is the seqs of its
+messages, kept as a few `[start, end)` ranges, usually one: storage grows with the number of
+messages, not with messages x checkpoints, and every checkpoint of every branch rebuilds
+exactly. `conversations.messages` shows the latest root checkpoint's messages (the database
+keeps it so, see `migrations/0005_message_store.sql`).
 
-`TranscriptCache` keeps each recent session's log in memory, checked against the row's
-identity and length, so a step reads and decodes only the elements it has not seen.
+Stored elements never change, so `TranscriptCache` can keep each recent session's elements
+in memory as a prefix `[0, n)` of its seqs and read only the ones it has not seen; a copy
+is only ever extended, by whichever coroutine comes first, never rewritten.
 """
 
 from __future__ import annotations
@@ -56,16 +59,18 @@ def ranges_end(blob: bytes) -> int:
 
 @dataclass
 class SessionLog:
-    """The in-memory copy of one session's log (`row_id` changes if the row is recreated)."""
+    """The in-memory copy of one session's stored messages, seqs `[0, len(messages))`
+    (`row_id`, the conversation row's id, changes if the session is deleted and recreated)."""
 
     row_id: uuid.UUID
     elements: list[dict[str, Any]] = field(default_factory=list)
     messages: list[BaseMessage] = field(default_factory=list)  # private copies, never shared
-    by_id: dict[str | None, list[int]] = field(default_factory=dict)
+    by_id: dict[str, list[int]] = field(default_factory=dict)
     handed: dict[int, BaseMessage] = field(default_factory=dict)  # last objects given out
+    last_seqs: list[int] = field(default_factory=list)  # the last checkpoint written
 
     def message_at(self, pos: int, serde: SerializerProtocol) -> BaseMessage:
-        """A message object for position `pos`, for a checkpoint being read.
+        """A message object for seq `pos`, for a checkpoint being read.
 
         The object given out last time is given again while it still equals the private
         copy (checked at ~0.7 us, against ~4 us to build one); once a caller has changed it
@@ -78,12 +83,23 @@ class SessionLog:
         return given
 
     def add(self, element: dict[str, Any], message: BaseMessage) -> None:
-        self.by_id.setdefault(message.id, []).append(len(self.messages))
+        if message.id is not None:
+            self.by_id.setdefault(message.id, []).append(len(self.messages))
         self.elements.append(element)
         self.messages.append(message)
 
-    def position_of(self, message: BaseMessage) -> int | None:
-        """The latest log position holding a message equal to `message`, if any."""
+    def extend_from(self, start: int, elements: list[dict[str, Any]], build: Any) -> None:
+        """Add elements read from seq `start` on, skipping the ones already held."""
+        for seq, element in enumerate(elements, start):
+            if seq == len(self.messages):
+                message = build(element)
+                self.add(element, message)
+
+    def seq_of(self, message: BaseMessage, hint: int | None) -> int | None:
+        """A seq holding a message equal to `message`: `hint` (the same position in the
+        last checkpoint written) when it matches, else the latest one with its id."""
+        if hint is not None and hint < len(self.messages) and self.messages[hint] == message:
+            return hint
         if message.id is None:
             return None
         for pos in reversed(self.by_id.get(message.id, ())):
@@ -93,7 +109,7 @@ class SessionLog:
 
 
 class TranscriptCache:
-    """Recently used session logs, refreshed from the database by their unseen tail."""
+    """Recently used sessions' stored messages, extended from the database as needed."""
 
     def __init__(
         self, serde: SerializerProtocol, max_sessions: int = 512, max_messages: int = 100_000
@@ -106,14 +122,11 @@ class TranscriptCache:
         self._total = 0  # sum of `_counted`: kept up to date instead of summed per write
 
     def peek(self, session_id: uuid.UUID) -> SessionLog | None:
-        """The cached log, unchecked (callers verify it against the database)."""
+        """The cached copy, possibly behind the database (seqs are never reused)."""
         return self._logs.get(session_id)
 
     def covering(self, session_id: uuid.UUID, row_id: uuid.UUID, needed: int) -> SessionLog | None:
-        """The cached log when it is of row `row_id` and holds at least `needed` elements.
-
-        The log is append-only, so such a copy is exact for every position below `needed`.
-        """
+        """The cached copy when it is of row `row_id` and holds seqs `[0, needed)`."""
         log = self._logs.get(session_id)
         if log is None or log.row_id != row_id or len(log.messages) < needed:
             return None
@@ -121,11 +134,10 @@ class TranscriptCache:
         return log
 
     def seed(self, session_id: uuid.UUID, row_id: uuid.UUID) -> None:
-        """Cache the empty log of a conversation row just created (unless a concurrent
-        write already cached a newer one)."""
+        """Cache the empty store of a conversation row just created (unless a concurrent
+        call already cached it)."""
         if session_id not in self._logs:
-            self._logs[session_id] = SessionLog(row_id)
-            self._trim(session_id)
+            self._install(session_id, SessionLog(row_id))
 
     def invalidate(self, session_id: uuid.UUID | None = None) -> None:
         if session_id is None:
@@ -136,35 +148,43 @@ class TranscriptCache:
             self._logs.pop(session_id, None)
             self._account(session_id)
 
-    async def sync(
-        self,
-        conn: asyncpg.Connection,
-        session_id: uuid.UUID,
-        known: tuple[uuid.UUID, int] | None = None,
-    ) -> SessionLog | None:
-        """The session's log, up to date with the database (None if the row is missing).
+    async def sync(self, conn: asyncpg.Connection, session_id: uuid.UUID) -> SessionLog | None:
+        """The session's copy, holding at least every message committed before this call
+        (None if the conversation row is missing).
 
-        `known` is the (row id, length) just read under a row lock, which saves a query
-        when the cached copy already matches it.
+        Safe under any interleaving: after its read, the copy then cached (which another
+        coroutine may have extended or replaced meanwhile) is only extended by seqs it
+        lacks; a copy of another row, or one with a gap, is replaced by a full read.
         """
         log = self._logs.get(session_id)
-        if known is not None and log is not None and (log.row_id, len(log.messages)) == known:
-            self._logs.move_to_end(session_id)
-            return log
         seen = len(log.messages) if log is not None else 0
-        row = await conn.fetchrow(sql.TRANSCRIPT_TAIL, session_id, seen)
+        row = await conn.fetchrow(sql.MESSAGES_FROM, session_id, seen)
         if row is None:
-            self.invalidate(session_id)
+            if self._logs.get(session_id) is log:
+                self.invalidate(session_id)
             return None
-        if log is None or log.row_id != row["id"] or row["length"] < seen:
-            log = SessionLog(row["id"])
-            row = await conn.fetchrow(sql.TRANSCRIPT_TAIL, session_id, 0)
-        for element in loads_jsonb(row["tail"]) if row["tail"] else ():
-            log.add(element, element_to_message(element, self.serde))
+        tail = loads_jsonb(row["tail"]) if row["tail"] else []
+        current = self._logs.get(session_id)
+        if current is None or current.row_id != row["id"] or len(current.messages) < seen:
+            if seen:  # what was read starts past a copy that is gone: read it all
+                row = await conn.fetchrow(sql.MESSAGES_FROM, session_id, 0)
+                if row is None:
+                    return None
+                tail, seen = (loads_jsonb(row["tail"]) if row["tail"] else []), 0
+            current = self._logs.get(session_id)
+            if current is None or current.row_id != row["id"]:
+                current = SessionLog(row["id"])
+        current.extend_from(seen, tail, self._build)
+        self._install(session_id, current)
+        return current
+
+    def _build(self, element: dict[str, Any]) -> BaseMessage:
+        return element_to_message(element, self.serde)
+
+    def _install(self, session_id: uuid.UUID, log: SessionLog) -> None:
         self._logs[session_id] = log
         self._logs.move_to_end(session_id)
         self._trim(session_id)
-        return log
 
     def _account(self, session_id: uuid.UUID) -> None:
         """Bring the message count of one session's cached log (or its absence) up to date."""
@@ -185,39 +205,51 @@ class TranscriptCache:
             self._account(dropped)
 
     def plan(
-        self, log: SessionLog, messages: list[BaseMessage]
+        self, log: SessionLog | None, messages: list[BaseMessage]
     ) -> tuple[list[int], list[dict[str, Any]], list[BaseMessage]]:
-        """Positions for `messages`, appending the ones the log does not hold yet.
+        """Seqs for `messages`, new seqs (from the copy's end) for those not stored yet.
 
-        Returns (positions, new elements, private copies of the new messages).
+        A message at the same position as in the last checkpoint written is matched there
+        first, so a plain list of id-less messages is not stored again at every step.
+        Returns (seqs, new elements, private copies of the new messages).
         """
-        positions: list[int] = []
+        seqs: list[int] = []
         elements: list[dict[str, Any]] = []
         copies: list[BaseMessage] = []
-        next_pos = len(log.messages)
-        for message in messages:
-            pos = log.position_of(message)
-            if pos is None:
-                pos = next_pos
-                next_pos += 1
+        next_seq = len(log.messages) if log is not None else 0
+        base = log.last_seqs if log is not None else []
+        for i, message in enumerate(messages):
+            seq = None
+            if log is not None:
+                seq = log.seq_of(message, base[i] if i < len(base) else None)
+            if seq is None:
+                seq = next_seq
+                next_seq += 1
                 elements.append(message_to_element(message, self.serde))
                 copies.append(message.model_copy(deep=True))
-            positions.append(pos)
-        return positions, elements, copies
+            seqs.append(seq)
+        return seqs, elements, copies
 
     def commit(
         self,
         session_id: uuid.UUID,
-        log: SessionLog,
+        row_id: uuid.UUID,
         start: int,
         elements: list[dict[str, Any]],
         copies: list[BaseMessage],
+        seqs: list[int] | None,
     ) -> None:
-        """Record elements appended at `start` once their transaction has committed."""
-        if len(log.messages) != start or self._logs.get(session_id) is not log:
-            self.invalidate(session_id)  # someone else moved the log: reload next time
-            return
-        for element, message in zip(elements, copies, strict=True):
-            log.add(element, message)
-        if elements:
-            self._trim(session_id)
+        """Record elements stored from seq `start` on, once their transaction committed."""
+        log = self._logs.get(session_id)
+        if log is None or log.row_id != row_id:
+            if start != 0:
+                return  # nothing cached to extend; the next read loads what it needs
+            log = SessionLog(row_id)
+        if len(log.messages) < start:
+            return  # a gap: leave the copy as it is
+        for seq, (element, message) in enumerate(zip(elements, copies, strict=True), start):
+            if seq == len(log.messages):
+                log.add(element, message)
+        if seqs is not None:
+            log.last_seqs = seqs
+        self._install(session_id, log)

@@ -1,79 +1,19 @@
 """Every SQL statement of the checkpointer, in one place. All are parameterized."""
 
-UPSERT_CONVERSATION = """
-INSERT INTO conversations (session_id) VALUES ($1)
-ON CONFLICT (session_id) DO UPDATE SET updated_at = NOW()
-RETURNING id, jsonb_array_length(COALESCE(messages, '[]'::jsonb)) AS length"""
+# The session's stored messages from seq $2 on, with the conversation row's identity.
+MESSAGES_FROM = """
+SELECT c.id,
+    (SELECT jsonb_agg(m.element ORDER BY m.seq) FROM conversation_messages m
+        WHERE m.session_id = c.session_id AND m.seq >= $2)::text AS tail
+FROM conversations c WHERE c.session_id = $1"""
 
-APPEND_MESSAGES = """
-UPDATE conversations SET messages = COALESCE(messages, '[]'::jsonb) || $2::jsonb
-WHERE session_id = $1"""
-
-# The transcript elements after position $2 (0-based), with the row identity and length.
-TRANSCRIPT_TAIL = """
-SELECT id, jsonb_array_length(COALESCE(messages, '[]'::jsonb)) AS length,
-    (SELECT jsonb_agg(t.e ORDER BY t.i) FROM jsonb_array_elements(messages) WITH ORDINALITY
-        AS t(e, i) WHERE t.i > $2)::text AS tail
-FROM conversations WHERE session_id = $1"""
-
-UPSERT_BLOBS = """
-INSERT INTO checkpoint_blobs (session_id, checkpoint_ns, channel, version, type, blob)
-SELECT $1, $2, u.channel, u.version, u.type, u.blob
-FROM unnest($3::text[], $4::text[], $5::text[], $6::bytea[]) AS u(channel, version, type, blob)
-ON CONFLICT (session_id, checkpoint_ns, channel, version) DO NOTHING"""
-
-UPSERT_CHECKPOINT = """
-INSERT INTO checkpoints (session_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
-    thread_id, checkpoint, metadata)
-VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb)
-ON CONFLICT (session_id, checkpoint_ns, checkpoint_id)
-DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata"""
-
-# `aput` in one statement. $1 session, $2 ns, $3-$6 blob columns, $7-$11 checkpoint columns.
-_PUT_BLOBS_AND_CHECKPOINT = """
-blobs AS (
-    INSERT INTO checkpoint_blobs (session_id, checkpoint_ns, channel, version, type, blob)
-    SELECT $1, $2, u.channel, u.version, u.type, u.blob
-    FROM unnest($3::text[], $4::text[], $5::text[], $6::bytea[])
-        AS u(channel, version, type, blob)
-    WHERE EXISTS (SELECT FROM conversation)
-    ON CONFLICT (session_id, checkpoint_ns, channel, version) DO NOTHING
-), saved AS (
-    INSERT INTO checkpoints (session_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
-        thread_id, checkpoint, metadata)
-    SELECT $1, $2, $7, $8, $9, $10::jsonb, $11::jsonb WHERE EXISTS (SELECT FROM conversation)
-    ON CONFLICT (session_id, checkpoint_ns, checkpoint_id)
-    DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata
-)
-SELECT id, created FROM conversation"""
-
-# A checkpoint that does not touch the transcript; `created` when the conversation is new.
-PUT_CHECKPOINT = (
-    """
-WITH conversation AS (
-    INSERT INTO conversations (session_id) VALUES ($1)
-    ON CONFLICT (session_id) DO UPDATE SET updated_at = NOW()
-    RETURNING id, created_at = updated_at AS created
-), """  # noqa: S608 (constant SQL joined to constant SQL; no input is formatted in)
-    + _PUT_BLOBS_AND_CHECKPOINT
-)
-
-# A checkpoint appending $12 (NULL: nothing) to the transcript, written only if the row is
-# still $13 holding $14 elements, i.e. the positions planned from the cache are right.
-# Returns no row when it is not (another writer moved the log): nothing is written then.
-PUT_CHECKPOINT_APPEND = (
-    """
-WITH conversation AS (
-    UPDATE conversations SET updated_at = NOW(),
-        messages = CASE WHEN $12::jsonb IS NULL THEN messages
-                        ELSE COALESCE(messages, '[]'::jsonb) || $12::jsonb END
-    WHERE session_id = $1 AND id = $13
-        AND ($12::jsonb IS NULL
-             OR jsonb_array_length(COALESCE(messages, '[]'::jsonb)) = $14)
-    RETURNING id, false AS created
-), """  # noqa: S608 (constant SQL joined to constant SQL; no input is formatted in)
-    + _PUT_BLOBS_AND_CHECKPOINT
-)
+# `aput` in one round trip (`migrations/0005_message_store.sql`): $1 session, $2 ns,
+# $3-$6 blob columns, $7-$11 checkpoint columns, $12 transcript channel, $13 its seqs,
+# $14 new elements, $15-$16 the cached store copy the plan was made from.
+PUT_CHECKPOINT = """
+SELECT row_id, next_seq, applied FROM vera_put_checkpoint(
+    $1, $2, $3::text[], $4::text[], $5::text[], $6::bytea[], $7, $8, $9, $10::jsonb,
+    $11::jsonb, $12, $13::int[], $14::jsonb, $15, $16)"""
 
 _WRITES = """
 WITH conversation AS (
@@ -96,8 +36,9 @@ UPSERT_WRITES = _WRITES.format(
     "blob = EXCLUDED.blob"
 )
 
-# A checkpoint row with its channel blobs and pending writes, in one round trip.
-SELECT_TUPLES = """
+# A checkpoint row with its channel blobs and pending writes, in one round trip; the rows
+# come from a FROM clause appended to it, aliased `c`.
+_TUPLE_COLUMNS = """
 SELECT c.session_id, c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id,
     c.checkpoint::text AS checkpoint, c.metadata::text AS metadata,
     (SELECT cv.id FROM conversations cv WHERE cv.session_id = c.session_id) AS conversation_id,
@@ -111,7 +52,39 @@ SELECT c.session_id, c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_che
             ORDER BY w.task_path, w.task_id, w.idx)
         FROM checkpoint_writes w WHERE w.session_id = c.session_id
             AND w.checkpoint_ns = c.checkpoint_ns AND w.checkpoint_id = c.checkpoint_id) AS writes
-FROM checkpoints c"""
+"""
+
+# The rows are chosen inside a LIMIT sub-select, which PostgreSQL never flattens, so the
+# projection's sub-selects run once per row returned whatever plan is cached (a generic
+# plan cached while the tables were empty once evaluated them for every checkpoint of the
+# session, below the sort: reads grew with the square of the conversation).
+SELECT_LATEST_TUPLE = (
+    _TUPLE_COLUMNS  # noqa: S608 (constant SQL joined to constant SQL)
+    + """FROM (
+    SELECT * FROM checkpoints WHERE session_id = $1 AND checkpoint_ns = $2
+    ORDER BY checkpoint_id DESC LIMIT 1
+) AS c"""
+)
+
+SELECT_TUPLE_BY_ID = (
+    _TUPLE_COLUMNS  # noqa: S608 (constant SQL joined to constant SQL)
+    + """FROM (
+    SELECT * FROM checkpoints
+    WHERE session_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3
+    LIMIT 1
+) AS c"""
+)
+
+# A page of `alist`: "{where}" and "{limit}" are filled by `tuples.build_list_query` with
+# placeholders only (never with values).
+SELECT_TUPLES_PAGE = (
+    _TUPLE_COLUMNS  # noqa: S608 (constant SQL joined to constant SQL)
+    + """FROM (
+    SELECT * FROM checkpoints c {where}
+    ORDER BY c.checkpoint_id DESC, c.session_id DESC, c.checkpoint_ns DESC LIMIT {limit}
+) AS c
+ORDER BY c.checkpoint_id DESC, c.session_id DESC, c.checkpoint_ns DESC"""
+)
 
 # Blobs of `$1` sessions that no remaining checkpoint refers to.
 DELETE_UNREFERENCED_BLOBS = """
@@ -135,30 +108,26 @@ SELECT DISTINCT session_id FROM gone"""
 
 DELETE_SESSIONS = "DELETE FROM conversations WHERE session_id = ANY($1::uuid[])"
 
-# keep_latest: the newest checkpoint of each namespace of each session survives.
-PRUNE_KEEP_LATEST = """
-WITH keep AS (
-    SELECT DISTINCT ON (session_id, checkpoint_ns) session_id, checkpoint_ns, checkpoint_id
-    FROM checkpoints WHERE session_id = ANY($1::uuid[])
-    ORDER BY session_id, checkpoint_ns, checkpoint_id DESC
-), gone AS (
-    DELETE FROM checkpoints c WHERE c.session_id = ANY($1::uuid[])
-    AND (c.session_id, c.checkpoint_ns, c.checkpoint_id) NOT IN (SELECT * FROM keep)
-    RETURNING c.session_id, c.checkpoint_ns, c.checkpoint_id
-), writes AS (
-    DELETE FROM checkpoint_writes w USING gone g
-    WHERE w.session_id = g.session_id AND w.checkpoint_ns = g.checkpoint_ns
-        AND w.checkpoint_id = g.checkpoint_id
-)
-UPDATE checkpoints c SET parent_checkpoint_id = NULL FROM keep k
-WHERE c.session_id = k.session_id AND c.checkpoint_ns = k.checkpoint_ns
-    AND c.checkpoint_id = k.checkpoint_id"""
-
 COPY_CONVERSATION = """
 INSERT INTO conversations (session_id, messages)
 SELECT $2, messages FROM conversations WHERE session_id = $1
 ON CONFLICT (session_id) DO UPDATE SET messages = EXCLUDED.messages, updated_at = NOW()
 RETURNING id"""
+
+COPY_MESSAGES = """
+INSERT INTO conversation_messages (session_id, seq, element)
+SELECT $2, seq, element FROM conversation_messages WHERE session_id = $1
+ON CONFLICT DO NOTHING"""
+
+COPY_HEAD = """
+INSERT INTO transcript_heads (session_id, checkpoint_id, seqs, next_seq)
+SELECT $2, checkpoint_id, seqs, next_seq FROM transcript_heads WHERE session_id = $1
+ON CONFLICT (session_id) DO UPDATE SET checkpoint_id = EXCLUDED.checkpoint_id,
+    seqs = EXCLUDED.seqs, next_seq = EXCLUDED.next_seq"""
+
+# After checkpoints were deleted: each session's transcript shows its latest checkpoint.
+REFRESH_TRANSCRIPTS = """
+SELECT vera_refresh_transcript(s, $2) FROM unnest($1::uuid[]) AS s ORDER BY s"""
 
 TARGET_HAS_CHECKPOINTS = "SELECT EXISTS (SELECT 1 FROM checkpoints WHERE session_id = $1)"
 

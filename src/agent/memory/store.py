@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -51,6 +52,17 @@ async def _skip_session_reset(conn: asyncpg.Connection) -> None:
     advisory lock), so skipping asyncpg's default reset query saves a round trip on every
     release; asyncpg still rolls back a transaction left open.
     """
+
+
+def _discard(conn: asyncpg.Connection) -> None:
+    """Close a pooled connection for good, so the pool replaces it: one the server dropped
+    in the middle of a reply must never reach the next caller.
+
+    A connection whose loss the client has already noticed was handed back to the pool
+    then (asyncpg detaches it, and any call on it raises `InterfaceError`): nothing to do.
+    """
+    with contextlib.suppress(asyncpg.exceptions.InterfaceError):
+        conn.terminate()
 
 
 @dataclass(frozen=True)
@@ -162,21 +174,15 @@ class PostgresMemoryStore:
         pool = self.pool
         for attempt in (1, 2):
             try:
-                conn = await pool.acquire(timeout=self.connect_timeout)
+                async with pool.acquire(timeout=self.connect_timeout) as conn:
+                    try:
+                        return await fn(conn)
+                    except CONNECTION_ERRORS:
+                        _discard(conn)
+                        raise
             except CONNECTION_ERRORS as exc:
                 if attempt == 2:
                     raise _unavailable(exc) from exc
-                continue
-            try:
-                return await fn(conn)
-            except CONNECTION_ERRORS as exc:
-                # Closed now, so the pool replaces it: a connection the server dropped in
-                # the middle of a reply must never reach the next caller.
-                conn.terminate()
-                if attempt == 2:
-                    raise _unavailable(exc) from exc
-            finally:
-                await pool.release(conn)
         raise AssertionError("unreachable")
 
     async def ping(self) -> bool:

@@ -116,11 +116,5 @@ def build_list_query(
     if cursor is not None:
         a, b, c = (param(v) for v in cursor)
         where.append(f"(c.checkpoint_id, c.session_id, c.checkpoint_ns) < ({a}, {b}, {c})")
-    query = sql.SELECT_TUPLES
-    if where:
-        query += " WHERE " + " AND ".join(where)
-    query += (
-        " ORDER BY c.checkpoint_id DESC, c.session_id DESC, c.checkpoint_ns DESC"
-        f" LIMIT {param(page)}"
-    )
-    return query, args
+    clause = ("WHERE " + " AND ".join(where)) if where else ""
+    return sql.SELECT_TUPLES_PAGE.format(where=clause, limit=param(page)), args
