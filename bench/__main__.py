@@ -19,6 +19,7 @@ from bench.api_load import api_load, summary
 from bench.checkpointers import concurrent_turns_per_second, conformance, conversation
 from bench.report import SizeRun, simple_table, size_table, targets
 from bench.savers import SAVERS, SERVER
+from bench.workload import write_cost
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,6 +61,23 @@ async def main(quick: bool) -> str:
     print(concurrency + "\n", flush=True)
     sections = [*(size_table(r) for r in runs), "### Concurrency (pool of 20 for both)",
                 concurrency]  # fmt: skip
+    many, tool_turns = (4, 10) if quick else (30, 150)
+    costs = {kind: await write_cost(kind, many, tool_turns) for kind in SAVERS}
+    ours, official = costs["ours"], costs["official"]
+    writes = simple_table(
+        ("figure", "ours", "official", "ours/official"),
+        [(label, f"{a:,.1f}" if isinstance(a, float) else f"{a:,}",
+          f"{b:,.1f}" if isinstance(b, float) else f"{b:,}", f"{a / b:.3f}")
+         for label, a, b in [
+             ("tool turns/s", ours.turns_per_s, official.turns_per_s),
+             ("WAL bytes written", ours.wal, official.wal),
+             ("bytes on disk, autovacuum only", ours.bytes_autovacuum, official.bytes_autovacuum),
+             ("bytes of live rows (after VACUUM FULL)", ours.bytes_live, official.bytes_live),
+         ]],
+    )  # fmt: skip
+    print(writes + "\n", flush=True)
+    sections += [f"### Write cost: {many} concurrent conversations x {tool_turns} tool turns "
+                 "(autovacuum on, no manual VACUUM)", writes]  # fmt: skip
     if not quick:
         rows = []
         for kind in SAVERS:

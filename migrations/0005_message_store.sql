@@ -1,11 +1,14 @@
--- One true history (issue "Memory: one true history").
+-- One true history: `conversations.messages` shows exactly the current branch, and every
+-- branch stays readable by time travel, each message still stored once.
 --
--- Every message a checkpoint of the root graph holds is stored once, in the append-only
--- `conversation_messages` (one row per message version, numbered by `seq` within its
--- session); a checkpoint's `messages` blob lists the seqs of its messages as ranges.
--- `conversations.messages` is then only the readable projection of the thread's latest
--- root checkpoint (the current branch): `transcript_heads` says which checkpoint that is,
--- and which seqs it shows, so a step that extends the branch appends and a fork rewrites.
+-- Messages are numbered by `seq` within their session (a replaced message is a new seq);
+-- a root checkpoint's `messages` blob lists the seqs of its messages, as ranges.
+-- `transcript_heads` says which root checkpoint `conversations.messages` shows (the
+-- session's latest) and which seqs that is. A message lives in exactly one of two
+-- places: in `conversations.messages` while the branch shown holds it, otherwise in the
+-- insert-only `conversation_messages` (messages of other branches: put there when a fork
+-- or a delete takes them out of the transcript, or when written by a checkpoint that is
+-- not the latest). A linear conversation stores nothing in `conversation_messages`.
 
 CREATE TABLE IF NOT EXISTS conversation_messages (
     session_id UUID NOT NULL REFERENCES conversations(session_id) ON DELETE CASCADE,
@@ -33,16 +36,6 @@ BEGIN
         FROM jsonb_array_elements(convert_from(blob, 'UTF8')::jsonb) WITH ORDINALITY
             AS r(rng, ord),
             generate_series((r.rng ->> 0)::int, (r.rng ->> 1)::int - 1) AS s);
-END
-$$;
-
--- The stored elements of `p_seqs`, in order.
-CREATE OR REPLACE FUNCTION vera_elements(p_session UUID, p_seqs INTEGER[]) RETURNS JSONB
-LANGUAGE plpgsql STABLE AS $$
-BEGIN
-    RETURN (SELECT COALESCE(jsonb_agg(m.element ORDER BY u.ord), '[]'::jsonb)
-        FROM unnest(p_seqs) WITH ORDINALITY AS u(seq, ord)
-        JOIN conversation_messages m ON m.session_id = p_session AND m.seq = u.seq);
 END
 $$;
 
@@ -74,16 +67,95 @@ BEGIN
 END
 $$;
 
+-- The session's messages from seq `p_from` on, in seq order, wherever they live (one
+-- statement: one snapshot of the transcript, its head and the other branches' messages).
+CREATE OR REPLACE FUNCTION vera_messages_from(p_session UUID, p_from INTEGER) RETURNS JSONB
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+    RETURN (SELECT jsonb_agg(x.e ORDER BY x.seq) FROM (
+        SELECT DISTINCT ON (seq) seq, e FROM (
+            SELECT m.seq, m.element AS e FROM conversation_messages m
+            WHERE m.session_id = p_session AND m.seq >= p_from
+            UNION ALL
+            SELECT u.seq, t.e
+            FROM transcript_heads h JOIN conversations c ON c.session_id = h.session_id,
+                unnest(h.seqs) WITH ORDINALITY AS u(seq, i),
+                jsonb_array_elements(c.messages) WITH ORDINALITY AS t(e, j)
+            WHERE h.session_id = p_session AND u.i = t.j AND u.seq >= p_from
+        ) AS found ORDER BY seq) AS x);
+END
+$$;
+
+-- Make the transcript show `p_seqs` (the caller holds the session's conversations row
+-- lock). The elements come from `p_new` (new messages, seqs `p_new_from`, ...), from the
+-- transcript itself or from `conversation_messages`; messages leaving the transcript move
+-- to `conversation_messages`. A branch that grows by exactly its new messages is appended
+-- to, without reading anything back.
+CREATE OR REPLACE FUNCTION vera_show_seqs(
+    p_session UUID, p_seqs INTEGER[], p_new JSONB, p_new_from INTEGER
+) RETURNS VOID LANGUAGE plpgsql AS $$
+DECLARE
+    v_shown INTEGER[];
+    v_count INTEGER;
+    v_new_count INTEGER := COALESCE(jsonb_array_length(p_new), 0);
+    v_old JSONB;
+    v_result JSONB;
+    v_missing INTEGER;
+BEGIN
+    SELECT h.seqs INTO v_shown FROM transcript_heads h WHERE h.session_id = p_session;
+    IF p_seqs = v_shown THEN
+        RETURN;
+    END IF;
+    v_count := cardinality(v_shown);
+    IF v_count + v_new_count = cardinality(p_seqs) AND p_seqs[1:v_count] = v_shown
+        AND (v_new_count = 0 OR p_seqs[v_count + 1:] = ARRAY(
+            SELECT generate_series(p_new_from, p_new_from + v_new_count - 1))) THEN
+        UPDATE conversations
+        SET messages = COALESCE(messages, '[]'::jsonb) || COALESCE(p_new, '[]'::jsonb),
+            updated_at = NOW()
+        WHERE session_id = p_session;
+    ELSE
+        SELECT c.messages INTO v_old FROM conversations c WHERE c.session_id = p_session;
+        INSERT INTO conversation_messages (session_id, seq, element)
+        SELECT DISTINCT ON (u.seq) p_session, u.seq, t.e
+        FROM unnest(v_shown) WITH ORDINALITY AS u(seq, i)
+        JOIN jsonb_array_elements(COALESCE(v_old, '[]'::jsonb)) WITH ORDINALITY AS t(e, j)
+            ON u.i = t.j
+        WHERE u.seq <> ALL (p_seqs)
+        ON CONFLICT DO NOTHING;
+        SELECT COALESCE(jsonb_agg(COALESCE(n.e, o.e, m.element) ORDER BY v.ord), '[]'::jsonb),
+            count(*) FILTER (WHERE COALESCE(n.e, o.e, m.element) IS NULL)
+        INTO v_result, v_missing
+        FROM unnest(p_seqs) WITH ORDINALITY AS v(seq, ord)
+        LEFT JOIN (SELECT p_new_from + (x.i - 1)::int AS seq, x.e
+                   FROM jsonb_array_elements(COALESCE(p_new, '[]'::jsonb)) WITH ORDINALITY
+                       AS x(e, i)) AS n ON n.seq = v.seq
+        LEFT JOIN (SELECT DISTINCT ON (u.seq) u.seq, t.e
+                   FROM unnest(v_shown) WITH ORDINALITY AS u(seq, i)
+                   JOIN jsonb_array_elements(COALESCE(v_old, '[]'::jsonb)) WITH ORDINALITY
+                       AS t(e, j) ON u.i = t.j) AS o ON o.seq = v.seq
+        LEFT JOIN conversation_messages m ON m.session_id = p_session AND m.seq = v.seq;
+        IF v_missing > 0 THEN
+            RAISE EXCEPTION 'session %: % of the messages to show are stored nowhere',
+                p_session, v_missing;
+        END IF;
+        UPDATE conversations SET messages = v_result, updated_at = NOW()
+        WHERE session_id = p_session;
+    END IF;
+    UPDATE transcript_heads h SET seqs = p_seqs WHERE h.session_id = p_session;
+END
+$$;
+
 -- `aput` in one round trip. Writers of one session serialize on its `conversations` row
 -- (locked until commit); each statement below then sees what the previous holder
 -- committed. `p_seqs` is the checkpoint's transcript as seqs, the elements of `p_new`
 -- taking seqs `p_expect_next`, `p_expect_next + 1`, ...; both were planned from a cached
--- copy of the store believed to be row `p_expect_row` holding `p_expect_next` messages.
--- When that copy is stale nothing is written and `applied` is false: the caller refreshes
--- its copy and plans again. `p_seqs` NULL: the transcript channel `p_channel` did not
--- change, or is not a message list (its seqs, if any, are read from its blob).
--- A root checkpoint that is the session's latest becomes what `conversations.messages`
--- shows: appended to when it extends the branch shown, rewritten after a fork.
+-- copy of the session's messages believed to be of row `p_expect_row` and to hold
+-- `p_expect_next` messages. When that copy is stale nothing is written and `applied` is
+-- false: the caller refreshes its copy and plans again. `p_seqs` NULL: the transcript
+-- channel `p_channel` did not change, or is not a message list. A root checkpoint that is
+-- the session's latest becomes what the transcript shows; the new messages of any other
+-- checkpoint go to `conversation_messages`.
 CREATE OR REPLACE FUNCTION vera_put_checkpoint(
     p_session UUID, p_ns TEXT,
     p_channels TEXT[], p_versions TEXT[], p_types TEXT[], p_blobs BYTEA[],
@@ -97,8 +169,6 @@ DECLARE
     head transcript_heads%ROWTYPE;
     v_next INTEGER;
     v_seqs INTEGER[];
-    shown INTEGER;
-    v_moved BOOLEAN := false;
 BEGIN
     SELECT c.id INTO v_row FROM conversations c WHERE c.session_id = p_session FOR UPDATE;
     IF NOT FOUND THEN
@@ -114,13 +184,8 @@ BEGIN
         RETURN QUERY SELECT v_row, head.next_seq, false;
         RETURN;
     END IF;
-    v_next := head.next_seq;
-    IF p_new IS NOT NULL THEN
-        INSERT INTO conversation_messages (session_id, seq, element)
-        SELECT p_session, p_expect_next + (t.i - 1)::int, t.e
-        FROM jsonb_array_elements(p_new) WITH ORDINALITY AS t(e, i);
-        v_next := p_expect_next + jsonb_array_length(p_new);
-    END IF;
+    v_next := head.next_seq + COALESCE(jsonb_array_length(p_new), 0);
+
     INSERT INTO checkpoint_blobs (session_id, checkpoint_ns, channel, version, type, blob)
     SELECT p_session, p_ns, u.channel, u.version, u.type, u.blob
     FROM unnest(p_channels, p_versions, p_types, p_blobs) AS u(channel, version, type, blob)
@@ -131,64 +196,52 @@ BEGIN
     ON CONFLICT (session_id, checkpoint_ns, checkpoint_id)
     DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata;
 
-    v_seqs := head.seqs;
     IF p_ns = '' AND (head.checkpoint_id IS NULL OR p_checkpoint_id >= head.checkpoint_id) THEN
-        v_seqs := COALESCE(p_seqs, vera_checkpoint_seqs(p_session, p_checkpoint, p_channel),
-                           head.seqs);
-        shown := cardinality(head.seqs);
-        IF v_seqs <> head.seqs THEN
-            IF shown <= cardinality(v_seqs) AND v_seqs[1:shown] = head.seqs THEN
-                UPDATE conversations SET updated_at = NOW(),
-                    messages = COALESCE(messages, '[]'::jsonb)
-                        || vera_elements(p_session, v_seqs[shown + 1:])
-                WHERE session_id = p_session;
-            ELSE
-                UPDATE conversations
-                SET messages = vera_elements(p_session, v_seqs), updated_at = NOW()
-                WHERE session_id = p_session;
-            END IF;
+        v_seqs := COALESCE(p_seqs, vera_checkpoint_seqs(p_session, p_checkpoint, p_channel));
+        IF v_seqs IS NOT NULL THEN
+            PERFORM vera_show_seqs(p_session, v_seqs, p_new, p_expect_next);
+        ELSIF p_new IS NOT NULL THEN  -- not reachable: new messages come with their seqs
+            RAISE EXCEPTION 'session %: new messages without seqs', p_session;
         END IF;
-        v_moved := head.checkpoint_id IS DISTINCT FROM p_checkpoint_id;
-        head.checkpoint_id := p_checkpoint_id;
-    END IF;
-    IF v_moved OR v_next <> head.next_seq OR v_seqs <> head.seqs THEN
-        UPDATE transcript_heads h SET next_seq = v_next, seqs = v_seqs,
-            checkpoint_id = head.checkpoint_id
+        UPDATE transcript_heads h SET checkpoint_id = p_checkpoint_id, next_seq = v_next
         WHERE h.session_id = p_session;
+    ELSIF p_new IS NOT NULL THEN
+        INSERT INTO conversation_messages (session_id, seq, element)
+        SELECT p_session, p_expect_next + (t.i - 1)::int, t.e
+        FROM jsonb_array_elements(p_new) WITH ORDINALITY AS t(e, i);
+        UPDATE transcript_heads h SET next_seq = v_next WHERE h.session_id = p_session;
     END IF;
     RETURN QUERY SELECT v_row, v_next, true;
 END
 $$;
 
--- Recompute what `conversations.messages` shows from the checkpoints (after deletes).
+-- Show the session's latest remaining root checkpoint (after checkpoints were deleted).
 CREATE OR REPLACE FUNCTION vera_refresh_transcript(p_session UUID, p_channel TEXT)
 RETURNS VOID LANGUAGE plpgsql AS $$
 DECLARE
     latest RECORD;
-    shown INTEGER[];
 BEGIN
     PERFORM 1 FROM conversations WHERE session_id = p_session FOR UPDATE;
+    INSERT INTO transcript_heads (session_id) VALUES (p_session) ON CONFLICT DO NOTHING;
     SELECT checkpoint_id, checkpoint INTO latest FROM checkpoints
     WHERE session_id = p_session AND checkpoint_ns = ''
     ORDER BY checkpoint_id DESC LIMIT 1;
-    shown := COALESCE(vera_checkpoint_seqs(p_session, latest.checkpoint, p_channel), '{}');
-    UPDATE conversations SET messages = vera_elements(p_session, shown)
-    WHERE session_id = p_session AND messages IS DISTINCT FROM vera_elements(p_session, shown);
-    UPDATE transcript_heads SET checkpoint_id = latest.checkpoint_id, seqs = shown
+    PERFORM vera_show_seqs(p_session,
+        COALESCE(vera_checkpoint_seqs(p_session, latest.checkpoint, p_channel), '{}'), NULL, 0);
+    UPDATE transcript_heads SET checkpoint_id = latest.checkpoint_id
     WHERE session_id = p_session;
 END
 $$;
 
--- Upgrade: the old log (every message ever appended) becomes the message store, its
--- positions being the seqs the existing ranges blobs already hold.
-INSERT INTO conversation_messages (session_id, seq, element)
-SELECT c.session_id, (t.i - 1)::int, t.e
-FROM conversations c, jsonb_array_elements(COALESCE(c.messages, '[]'::jsonb))
-    WITH ORDINALITY AS t(e, i)
-ON CONFLICT DO NOTHING;
-
-INSERT INTO transcript_heads (session_id, next_seq)
-SELECT session_id, jsonb_array_length(COALESCE(messages, '[]'::jsonb)) FROM conversations
+-- Upgrade. Until now `conversations.messages` was an append-only log of every message
+-- ever checkpointed, positions being the seqs the ranges blobs hold: it becomes the
+-- transcript of the log's every position (seqs 0..n-1 shown), then each session shows its
+-- latest root checkpoint, moving the other branches' messages out.
+INSERT INTO transcript_heads (session_id, seqs, next_seq)
+SELECT session_id,
+    ARRAY(SELECT generate_series(0, jsonb_array_length(COALESCE(messages, '[]'::jsonb)) - 1)),
+    jsonb_array_length(COALESCE(messages, '[]'::jsonb))
+FROM conversations
 ON CONFLICT DO NOTHING;
 
 -- Channel versions in LangGraph's standard form (`%032d.%016f`, as `langgraph dev` and the
@@ -214,7 +267,5 @@ UPDATE checkpoints SET checkpoint = checkpoint
         SELECT COALESCE(jsonb_object_agg(n.key, pg_temp.std_versions(n.value)), '{}'::jsonb)
         FROM jsonb_each(COALESCE(checkpoint -> 'versions_seen', '{}'::jsonb)) AS n));
 
--- Show each session's latest root checkpoint (the branch a fork left behind disappears
--- from the transcript; it stays readable through its checkpoints).
 SELECT vera_refresh_transcript(c.session_id, NULL) FROM conversations c
 WHERE EXISTS (SELECT FROM checkpoints k WHERE k.session_id = c.session_id AND k.checkpoint_ns = '');

@@ -250,10 +250,12 @@ async def test_a_plain_list_channel_is_not_re_appended_at_every_step(saver, stor
             "thread_id": thread}})  # fmt: skip
     transcript = await store.get_messages(uuid.UUID(thread))
     assert len(transcript) == 20
-    stored = await store.pool.fetchval(
-        "SELECT count(*) FROM conversation_messages WHERE session_id = $1", uuid.UUID(thread)
+    numbered, elsewhere = await store.pool.fetchrow(
+        "SELECT next_seq, (SELECT count(*) FROM conversation_messages m WHERE m.session_id = "
+        "h.session_id) FROM transcript_heads h WHERE session_id = $1",
+        uuid.UUID(thread),
     )
-    assert stored == 20
+    assert (numbered, elsewhere) == (20, 0)  # each message stored once, in the transcript
 
 
 async def test_transcript_is_the_current_branch_after_forks_and_edits(saver, store) -> None:

@@ -1,11 +1,10 @@
 """Every SQL statement of the checkpointer, in one place. All are parameterized."""
 
-# The session's stored messages from seq $2 on, with the conversation row's identity.
+# The session's messages from seq $2 on (transcript or other branches), with the
+# conversation row's identity.
 MESSAGES_FROM = """
-SELECT c.id,
-    (SELECT jsonb_agg(m.element ORDER BY m.seq) FROM conversation_messages m
-        WHERE m.session_id = c.session_id AND m.seq >= $2)::text AS tail
-FROM conversations c WHERE c.session_id = $1"""
+SELECT c.id, vera_messages_from($1, $2)::text AS tail FROM conversations c
+WHERE c.session_id = $1"""
 
 # `aput` in one round trip (`migrations/0005_message_store.sql`): $1 session, $2 ns,
 # $3-$6 blob columns, $7-$11 checkpoint columns, $12 transcript channel, $13 its seqs,
