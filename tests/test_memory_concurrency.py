@@ -114,6 +114,15 @@ async def check_read(saver: ConversationCheckpointer, plan: ThreadPlan, wrong: l
             wrong.append(("during run", plan.thread_id, put.checkpoint_id))
 
 
+async def stored_twice(store: PostgresMemoryStore, thread_id: str) -> int:
+    """Messages held both by the transcript and by `conversation_messages`."""
+    return await store.pool.fetchval(
+        "SELECT count(*) FROM conversation_messages m JOIN transcript_heads h USING "
+        "(session_id) WHERE m.session_id = $1 AND m.seq = ANY (h.seqs)",
+        session_id_for(thread_id),
+    )
+
+
 async def test_concurrent_forks_writes_and_reads_store_exactly_what_was_put(
     saver, store: PostgresMemoryStore
 ) -> None:
@@ -179,6 +188,8 @@ async def test_concurrent_forks_writes_and_reads_store_exactly_what_was_put(
         shown = [(m["id"], m["content"]) for m in transcript or ()]
         if shown != [(m.id, m.content) for m in latest.messages]:
             wrong.append(("transcript is not the latest checkpoint", plan.thread_id, shown))
+        if await stored_twice(store, plan.thread_id):
+            wrong.append(("a message is stored twice", plan.thread_id, None))
     assert total == 4 * 3 * 12
     assert wrong == [], f"{len(wrong)} wrong of {total}: {wrong[:5]}"
 
@@ -292,6 +303,10 @@ async def test_transcript_is_the_current_branch_after_forks_and_edits(saver, sto
     assert len(await current()) == 4 and await transcript() == await current()
     assert (await current())[2] == ("qc", "branch c")
 
+    # Back on the first branch: its messages leave `conversation_messages` again.
+    await graph.ainvoke({"messages": [HumanMessage("back", id="qd")]}, history[0].config)
+    assert len(await current()) == 8 and await transcript() == await current()
+    assert await stored_twice(store, thread) == 0
     fresh = echo_graph(ConversationCheckpointer(store))
     for checkpoint_id, messages in before.items():
         config = {"configurable": {"thread_id": thread, "checkpoint_id": checkpoint_id}}

@@ -110,6 +110,25 @@ async def test_saver_read_survives_its_connection_being_killed(
     assert len(pids) == 2
 
 
+async def test_after_every_idle_connection_was_killed_the_next_calls_succeed(
+    database_dsn: str, admin
+) -> None:
+    """A restart or a proxy cut kills every idle pooled connection at once: the first call
+    meets a dead one, and its retry must not meet another."""
+    store = PostgresMemoryStore(database_dsn, min_size=4, max_size=4)
+    await store.initialize()
+    try:
+        held = [await store.pool.acquire() for _ in range(4)]  # open all four
+        pids = [conn.get_server_pid() for conn in held]
+        for conn in held:
+            await store.pool.release(conn)
+        await admin.execute("SELECT pg_terminate_backend(p) FROM unnest($1::int[]) p", pids)
+        for _ in range(5):
+            assert await store.run(lambda conn: conn.fetchval("SELECT 1")) == 1
+    finally:
+        await store.close()
+
+
 async def lease_rows(admin: asyncpg.Connection, sid: uuid.UUID) -> int:
     return await admin.fetchval("SELECT count(*) FROM turn_leases WHERE session_id = $1", sid)
 

@@ -179,6 +179,10 @@ class PostgresMemoryStore:
                         return await fn(conn)
                     except CONNECTION_ERRORS:
                         _discard(conn)
+                        # The server dropped one: its idle siblings are likely dead too
+                        # (a restart, a proxy cut). Replace them all on their next use, so
+                        # the retry does not pick another dead one.
+                        await pool.expire_connections()
                         raise
             except CONNECTION_ERRORS as exc:
                 if attempt == 2:
