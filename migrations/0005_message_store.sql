@@ -25,6 +25,11 @@ CREATE TABLE IF NOT EXISTS transcript_heads (
 );
 ALTER TABLE transcript_heads SET (autovacuum_vacuum_scale_factor = 0.02);
 
+-- Every read names its session, so the primary key serves them all; this index only cost
+-- bytes and WAL on each checkpoint, and misled plans made on stale statistics (a walk of
+-- every newer checkpoint in the database instead of the session's key range).
+DROP INDEX IF EXISTS idx_checkpoints_checkpoint_id;
+
 -- Functions are PL/pgSQL so that each session plans their statements once and reuses the
 -- plans (a SQL function that cannot be inlined is planned again at every call).
 
@@ -89,8 +94,8 @@ $$;
 -- Make the transcript show `p_seqs` (the caller holds the session's conversations row
 -- lock). The elements come from `p_new` (new messages, seqs `p_new_from`, ...), from the
 -- transcript itself or from `conversation_messages`; messages leaving the transcript move
--- to `conversation_messages`. A branch that grows by exactly its new messages is appended
--- to, without reading anything back.
+-- to `conversation_messages`, and those coming back leave it. A branch that grows by
+-- exactly its new messages is appended to, without reading anything back.
 CREATE OR REPLACE FUNCTION vera_show_seqs(
     p_session UUID, p_seqs INTEGER[], p_new JSONB, p_new_from INTEGER
 ) RETURNS VOID LANGUAGE plpgsql AS $$
@@ -141,8 +146,30 @@ BEGIN
         END IF;
         UPDATE conversations SET messages = v_result, updated_at = NOW()
         WHERE session_id = p_session;
+        -- Messages of another branch that are shown again live in the transcript only.
+        DELETE FROM conversation_messages m
+        WHERE m.session_id = p_session AND m.seq = ANY (p_seqs);
     END IF;
     UPDATE transcript_heads h SET seqs = p_seqs WHERE h.session_id = p_session;
+END
+$$;
+
+-- Fencing: a write made for a turn names the turn's lease (`turn_leases.run_id`) and is
+-- refused (SQLSTATE VR001) unless that lease is still this session's. The row is locked
+-- FOR SHARE until the write commits, so no other worker can take the session over between
+-- the check and the write.
+CREATE OR REPLACE FUNCTION vera_check_lease(p_session UUID, p_lease UUID) RETURNS VOID
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_lease IS NULL THEN
+        RETURN;
+    END IF;
+    PERFORM 1 FROM turn_leases l WHERE l.session_id = p_session AND l.run_id = p_lease
+    FOR SHARE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'session %: lease % is no longer held', p_session, p_lease
+            USING ERRCODE = 'VR001';
+    END IF;
 END
 $$;
 
@@ -161,7 +188,7 @@ CREATE OR REPLACE FUNCTION vera_put_checkpoint(
     p_channels TEXT[], p_versions TEXT[], p_types TEXT[], p_blobs BYTEA[],
     p_checkpoint_id TEXT, p_parent_id TEXT, p_thread_id TEXT, p_checkpoint JSONB,
     p_metadata JSONB, p_channel TEXT,
-    p_seqs INTEGER[], p_new JSONB, p_expect_row UUID, p_expect_next INTEGER
+    p_seqs INTEGER[], p_new JSONB, p_expect_row UUID, p_expect_next INTEGER, p_lease UUID
 ) RETURNS TABLE (row_id UUID, next_seq INTEGER, applied BOOLEAN)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -175,6 +202,7 @@ BEGIN
         INSERT INTO conversations (session_id) VALUES (p_session) ON CONFLICT DO NOTHING;
         SELECT c.id INTO v_row FROM conversations c WHERE c.session_id = p_session FOR UPDATE;
     END IF;
+    PERFORM vera_check_lease(p_session, p_lease);
     SELECT * INTO head FROM transcript_heads h WHERE h.session_id = p_session;
     IF NOT FOUND THEN
         INSERT INTO transcript_heads (session_id) VALUES (p_session) RETURNING * INTO head;
@@ -212,6 +240,50 @@ BEGIN
         UPDATE transcript_heads h SET next_seq = v_next WHERE h.session_id = p_session;
     END IF;
     RETURN QUERY SELECT v_row, v_next, true;
+END
+$$;
+
+-- `aput_writes` in one round trip: pending writes of a task, fenced like checkpoints.
+-- `p_upsert`: replace writes of the same index (LangGraph's special channels: errors,
+-- interrupts); otherwise the first write of an index stays. Returns the conversation
+-- row and whether this call created it.
+CREATE OR REPLACE FUNCTION vera_put_writes(
+    p_session UUID, p_ns TEXT, p_checkpoint_id TEXT, p_task_id TEXT, p_task_path TEXT,
+    p_idxs INTEGER[], p_channels TEXT[], p_types TEXT[], p_blobs BYTEA[], p_upsert BOOLEAN,
+    p_lease UUID
+) RETURNS TABLE (row_id UUID, created BOOLEAN)
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_row UUID;
+    v_created BOOLEAN := false;
+BEGIN
+    SELECT c.id INTO v_row FROM conversations c WHERE c.session_id = p_session;
+    IF NOT FOUND THEN
+        INSERT INTO conversations (session_id) VALUES (p_session) ON CONFLICT DO NOTHING
+        RETURNING id INTO v_row;
+        v_created := v_row IS NOT NULL;
+        IF NOT v_created THEN
+            SELECT c.id INTO v_row FROM conversations c WHERE c.session_id = p_session;
+        END IF;
+    END IF;
+    PERFORM vera_check_lease(p_session, p_lease);
+    IF p_upsert THEN
+        INSERT INTO checkpoint_writes (session_id, checkpoint_ns, checkpoint_id, task_id,
+            task_path, idx, channel, type, blob)
+        SELECT p_session, p_ns, p_checkpoint_id, p_task_id, p_task_path, u.idx, u.channel,
+            u.type, u.blob
+        FROM unnest(p_idxs, p_channels, p_types, p_blobs) AS u(idx, channel, type, blob)
+        ON CONFLICT (session_id, checkpoint_ns, checkpoint_id, task_id, idx)
+        DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob;
+    ELSE
+        INSERT INTO checkpoint_writes (session_id, checkpoint_ns, checkpoint_id, task_id,
+            task_path, idx, channel, type, blob)
+        SELECT p_session, p_ns, p_checkpoint_id, p_task_id, p_task_path, u.idx, u.channel,
+            u.type, u.blob
+        FROM unnest(p_idxs, p_channels, p_types, p_blobs) AS u(idx, channel, type, blob)
+        ON CONFLICT (session_id, checkpoint_ns, checkpoint_id, task_id, idx) DO NOTHING;
+    END IF;
+    RETURN QUERY SELECT v_row, v_created;
 END
 $$;
 

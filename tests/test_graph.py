@@ -124,6 +124,27 @@ def test_dangling_tool_call_is_repaired() -> None:
     assert len(history) == 7  # the stored history is untouched
 
 
+def test_invalid_tool_calls_are_answered_by_an_invalid_stand_in() -> None:
+    valid = {"name": "get_stock_price", "args": {"ticker": "AAPL"}, "id": "ok1"}
+    invalid = [
+        {"name": "get_weather", "args": '{"city": Mont', "id": "bad1", "error": "not JSON"},
+        {"name": None, "args": "{", "id": None, "error": "no id: nothing can answer it"},
+    ]
+    stored = AIMessage("", tool_calls=[valid], invalid_tool_calls=invalid)
+    history = [HumanMessage("q"), stored, HumanMessage("and now?")]
+    window = select_window(history, 20)
+    assert [type(m).__name__ for m in window] == [
+        "HumanMessage", "AIMessage", "ToolMessage", "ToolMessage", "HumanMessage",
+    ]  # fmt: skip
+    call = window[1]
+    assert [c["id"] for c in call.tool_calls] == ["ok1", "bad1"] and not call.invalid_tool_calls
+    assert call.tool_calls[1]["args"] == {}  # what the provider gets is valid JSON
+    assert window[2].content == INTERRUPTED_RESULT
+    assert window[3].tool_call_id == "bad1" and window[3].status == "error"
+    assert "invalid" in window[3].content and '{"city": Mont' in window[3].content
+    assert [c["id"] for c in stored.invalid_tool_calls] == ["bad1", None]  # untouched
+
+
 async def test_dangling_history_reaches_model_repaired(saver) -> None:
     thread = str(uuid.uuid4())
     graph = build_graph(OFFLINE, checkpointer=saver)

@@ -10,7 +10,12 @@ import pytest
 from langchain_core.messages import HumanMessage
 from langchain_openai import ChatOpenAI
 
-from src.agent.errors import ModelTimeoutError, ModelUnavailableError
+from src.agent.errors import (
+    ModelHealth,
+    ModelRejectedError,
+    ModelTimeoutError,
+    ModelUnavailableError,
+)
 from src.agent.graph import build_graph
 from src.config.settings import load_settings
 from tests.fakes import FakeModel
@@ -43,6 +48,12 @@ def refused(request: httpx.Request) -> httpx.Response:
         (status(503), ModelUnavailableError),
         (refused, ModelUnavailableError),
         (read_timeout, ModelTimeoutError),
+        (status(408), ModelTimeoutError),
+        (status(400), ModelRejectedError),
+        (status(401), ModelRejectedError),
+        (status(403), ModelRejectedError),
+        (status(404), ModelRejectedError),
+        (status(422), ModelRejectedError),
     ],
 )
 async def test_provider_failures_are_classified(handler, expected) -> None:
@@ -51,11 +62,18 @@ async def test_provider_failures_are_classified(handler, expected) -> None:
         await graph.ainvoke({"messages": [HumanMessage("hi")]})
 
 
-async def test_client_errors_stay_bugs() -> None:
-    graph = build_graph(SETTINGS, model=openai_answering(status(400)))
-    with pytest.raises(Exception) as raised:
+async def test_a_rejection_names_the_status_and_code_but_not_the_providers_text() -> None:
+    def bad_key(request: httpx.Request) -> httpx.Response:
+        message = "Incorrect API key provided: sk-test. You can find your API key at ..."
+        return httpx.Response(401, json={"error": {"message": message, "code": "invalid_api_key"}})
+
+    health = ModelHealth()
+    graph = build_graph(SETTINGS, model=openai_answering(bad_key), model_health=health)
+    with pytest.raises(ModelRejectedError) as raised:
         await graph.ainvoke({"messages": [HumanMessage("hi")]})
-    assert not isinstance(raised.value, ModelTimeoutError | ModelUnavailableError)
+    assert (raised.value.status, raised.value.provider_code) == (401, "invalid_api_key")
+    assert "sk-test" not in str(raised.value)
+    assert health.status == "rejected" and "401" in (health.error or "")
 
 
 async def test_slow_model_times_out_after_the_setting(saver) -> None:

@@ -32,6 +32,9 @@ def test_spec_defaults() -> None:
     assert settings.postgres_memory_password.get_secret_value() == "veramoney_secret"
     assert settings.postgres_memory_pool_min == 5
     assert settings.postgres_memory_pool_max == 20
+    assert settings.agent_call_timeout_seconds == 120.0
+    assert settings.agent_max_model_steps_per_turn == 8
+    assert settings.agent_max_tool_calls_per_turn == 20
 
 
 def test_every_spec_variable_read_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -77,6 +80,9 @@ def test_dotenv_file_is_read_and_environment_wins(
         ("POSTGRES_MEMORY_PORT", "70000"),
         ("AGENT_TIMEOUT_SECONDS", "-1"),
         ("AGENT_MAX_CONTEXT_MESSAGES", "0"),
+        ("AGENT_CALL_TIMEOUT_SECONDS", "0"),
+        ("AGENT_MAX_MODEL_STEPS_PER_TURN", "0"),
+        ("AGENT_MAX_TOOL_CALLS_PER_TURN", "-1"),
     ],
 )
 def test_bad_value_names_the_variable(

@@ -3,14 +3,41 @@
 The transcript keeps every message; the model gets at most `max_messages` recent ones,
 never starting with a tool result and never splitting an assistant tool call from its
 results. Tool calls left without results (a turn cut short) get a stand-in result so that
-OpenAI-compatible APIs accept the history.
+OpenAI-compatible APIs accept the history; so do invalid tool calls (arguments that were not
+JSON, kept by older versions or edited in): the model sees them as calls with no arguments,
+answered by an `invalid` explanation.
 """
 
 from __future__ import annotations
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.messages.tool import tool_call
 
 INTERRUPTED_RESULT = "This tool call was interrupted before it returned a result."
+INVALID_RESULT = (
+    "Error: this tool call was invalid and was not run: its arguments were not valid JSON "
+    "({arguments}). Call the tool again with complete JSON arguments if it is still needed."
+)
+
+
+def _has_calls(message: BaseMessage) -> bool:
+    return isinstance(message, AIMessage) and bool(message.tool_calls or message.invalid_tool_calls)
+
+
+def _without_invalid_calls(message: AIMessage) -> tuple[AIMessage, dict[str, str]]:
+    """`message` with its invalid tool calls as calls without arguments (calls without an
+    id are dropped: nothing can answer them), and the stand-in result of each by id."""
+    if not message.invalid_tool_calls:
+        return message, {}
+    calls, results = list(message.tool_calls), {}
+    for call in message.invalid_tool_calls:
+        if call.get("id"):
+            calls.append(tool_call(name=call.get("name") or "unknown_tool", args={}, id=call["id"]))
+            shown = str(call.get("args") or "")
+            shown = shown if len(shown) <= 200 else shown[:200] + "…"
+            results[call["id"]] = INVALID_RESULT.format(arguments=repr(shown))
+    fixed = message.model_copy(update={"tool_calls": calls, "invalid_tool_calls": []})
+    return fixed, results
 
 
 def repair_tool_calls(messages: list[BaseMessage]) -> list[BaseMessage]:
@@ -23,9 +50,11 @@ def repair_tool_calls(messages: list[BaseMessage]) -> list[BaseMessage]:
         i += 1
         if isinstance(message, ToolMessage):
             continue  # a result not right after its call: orphaned
-        repaired.append(message)
-        if not (isinstance(message, AIMessage) and message.tool_calls):
+        if not (isinstance(message, AIMessage) and _has_calls(message)):
+            repaired.append(message)
             continue
+        message, invalid = _without_invalid_calls(message)
+        repaired.append(message)
         call_ids = {call["id"] for call in message.tool_calls}
         answered = set()
         while i < len(messages) and isinstance(messages[i], ToolMessage):
@@ -38,7 +67,7 @@ def repair_tool_calls(messages: list[BaseMessage]) -> list[BaseMessage]:
             if call["id"] not in answered:
                 repaired.append(
                     ToolMessage(
-                        INTERRUPTED_RESULT,
+                        invalid.get(call["id"], INTERRUPTED_RESULT),
                         tool_call_id=call["id"],
                         name=call["name"],
                         status="error",
@@ -56,7 +85,7 @@ def select_window(messages: list[BaseMessage], max_messages: int) -> list[BaseMe
     if start == len(messages) and messages:
         # The whole budget is one tool group: keep its call with every result.
         start = max(
-            (i for i, m in enumerate(messages) if isinstance(m, AIMessage) and m.tool_calls),
+            (i for i, m in enumerate(messages) if _has_calls(m)),
             default=start,
         )
     return repair_tool_calls(list(messages[start:]))

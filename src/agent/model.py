@@ -15,7 +15,12 @@ _warned = False
 
 def build_chat_model(settings: Settings) -> BaseChatModel:
     """`ChatOpenAI` with the settings' model, timeout and base URL; the offline model without
-    `OPENAI_API_KEY` (logged once, loudly)."""
+    `OPENAI_API_KEY` (logged once, loudly).
+
+    `AGENT_TIMEOUT_SECONDS` is an idle timeout here as in the graph: httpx applies it to
+    each read, and langchain-openai (when it has the option) to the wait for each chunk,
+    instead of its own 120 s. The graph also caps the whole call.
+    """
     global _warned
     if settings.openai_api_key is None:
         if not _warned:
@@ -28,14 +33,20 @@ def build_chat_model(settings: Settings) -> BaseChatModel:
         return OfflineChatModel()
     from langchain_openai import ChatOpenAI
 
+    idle = settings.agent_timeout_seconds
+    # Older langchain-openai lacks the option, and would send an unknown one to the API.
+    extra = (
+        {"stream_chunk_timeout": idle} if "stream_chunk_timeout" in ChatOpenAI.model_fields else {}
+    )
     return ChatOpenAI(
         model=settings.agent_model,
         api_key=settings.openai_api_key,
         base_url=settings.openai_base_url,
-        timeout=settings.agent_timeout_seconds,
+        timeout=idle,
         max_retries=1,
         streaming=True,
         stream_usage=True,
+        **extra,
     )
 
 

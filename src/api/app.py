@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 
+from src.agent.errors import ModelHealth
 from src.agent.graph import build_graph
 from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
 from src.agent.memory.leases import TurnLeases
@@ -44,7 +45,8 @@ def create_app(
         store = PostgresMemoryStore.from_settings(settings)
         await store.initialize()
         checkpointer = ConversationCheckpointer(store)
-        graph = build_graph(settings, model=chat_model, tools=tools, checkpointer=checkpointer)
+        graph = build_graph(settings, model=chat_model, tools=tools, checkpointer=checkpointer,
+                            model_health=app.state.model_health)  # fmt: skip
         app.state.store = store
         app.state.runner = TurnRunner(graph, TurnLeases(store, settings.session_lease_seconds))
         logger.info(
@@ -70,6 +72,7 @@ def create_app(
     )
     app.state.settings = settings
     app.state.model_label = model_label(chat_model)
+    app.state.model_health = ModelHealth()
     app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     install_error_handlers(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)

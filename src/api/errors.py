@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from src.agent.memory.leases import SessionBusyError
 from src.agent.memory.store import StorageUnavailableError
 from src.api.schemas import ErrorBody, ErrorCode
+from src.api.turn_identity import TurnConflictError
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,15 @@ async def _on_session_busy(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _on_turn_conflict(request: Request, exc: Exception) -> JSONResponse:
+    return error_response(
+        409,
+        "turn_conflict",
+        "This turn_id was already used for a different message in this session; "
+        "use a new turn_id for a new message.",
+    )
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
                  exc_info=exc)  # fmt: skip
@@ -121,4 +131,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(StorageUnavailableError, _on_storage_down)
     app.add_exception_handler(SessionBusyError, _on_session_busy)
+    app.add_exception_handler(TurnConflictError, _on_turn_conflict)
     app.add_exception_handler(Exception, _on_unexpected)

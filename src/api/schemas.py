@@ -17,8 +17,14 @@ ErrorCode = Literal[
     "unsupported_media_type",
     "rate_limited",
     "session_busy",
+    "turn_conflict",
+    "lease_lost",
     "llm_timeout",
     "llm_unavailable",
+    "llm_incomplete",
+    "llm_invalid_output",
+    "llm_rejected",
+    "turn_limit",
     "storage_unavailable",
     "internal",
 ]
@@ -41,6 +47,16 @@ class ChatRequest(BaseModel):
 
     message: str = Field(description=f"1 to {MAX_MESSAGE_CHARS:,} characters after trimming")
     session_id: uuid.UUID = Field(description="The conversation; a new id starts a new one")
+    turn_id: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Idempotency key of this turn (letters, digits, `_.:-`). Sending the "
+        "same turn_id again resumes the turn if it did not finish, or returns its stored "
+        "answer if it did; nothing is stored twice. Without one, repeating the message "
+        "of an unfinished turn resumes it.",
+    )
 
     @field_validator("message")
     @classmethod
@@ -76,6 +92,7 @@ class ChatResponse(BaseModel):
 
     session_id: uuid.UUID
     run_id: uuid.UUID
+    turn_id: str
     message_id: str | None
     response: str
     tool_calls: list[ToolCallRecord]
@@ -103,6 +120,8 @@ class TranscriptResponse(BaseModel):
 class SessionEvent(BaseModel):
     session_id: uuid.UUID
     run_id: uuid.UUID
+    turn_id: str = Field(description="The turn's idempotency key (the client's, or a new one)")
+    resumed: bool = Field(description="True when this request resumes or replays a turn")
 
 
 class TokenEvent(BaseModel):
@@ -133,7 +152,12 @@ class DoneEvent(BaseModel):
 
 
 EVENT_EXAMPLES: dict[str, dict[str, Any]] = {
-    "session": {"session_id": "6f1c2a3e-8d7b-4c59-9e1a-2b3c4d5e6f70", "run_id": "1b2c..."},
+    "session": {
+        "session_id": "6f1c2a3e-8d7b-4c59-9e1a-2b3c4d5e6f70",
+        "run_id": "1b2c...",
+        "turn_id": "t-42",
+        "resumed": False,
+    },
     "token": {"content": "It is "},
     "tool_call": {"id": "call_1", "tool": "get_weather", "args": {"city": "Montevideo"}},
     "tool_result": {

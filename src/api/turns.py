@@ -19,11 +19,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langgraph.errors import GraphRecursionError
 from langgraph.graph.state import CompiledStateGraph
 
-from src.agent.errors import ModelTimeoutError, ModelUnavailableError
+from src.agent.errors import (
+    ModelIncompleteError,
+    ModelInvalidOutputError,
+    ModelRejectedError,
+    ModelTimeoutError,
+    ModelUnavailableError,
+    TurnLimitError,
+)
+from src.agent.memory.fencing import LEASE_CONFIG_KEY, LeaseLostError
 from src.agent.memory.leases import TurnLeases
 from src.agent.memory.store import StorageUnavailableError
+from src.api.turn_identity import TURN_ID_KEY, TurnPlan, plan_turn
 
 logger = logging.getLogger("vera.turns")
 
@@ -31,7 +41,17 @@ TERMINAL_EVENTS = frozenset({"done", "error"})
 ERROR_MESSAGES = {
     "llm_timeout": "The model did not answer in time. Send the message again to retry.",
     "llm_unavailable": "The model provider is unavailable. Send the message again to retry.",
+    "llm_incomplete": "The model's answer broke off before it was complete; nothing of it "
+    "was kept. Send the message again to retry.",
+    "llm_invalid_output": "The model produced an invalid tool call, so nothing was run or "
+    "kept. Send the message again to retry, or rephrase it.",
+    "llm_rejected": "The model provider rejected the request (its key, model or settings "
+    "need fixing on the service); sending the message again will not help until then.",
+    "turn_limit": "This turn needed more model steps or tool calls than the service allows; "
+    "ask for less at once.",
     "storage_unavailable": "The conversation store is unavailable. Try again shortly.",
+    "lease_lost": "This turn ran past its lease and another turn took the session; its "
+    "last step was not stored. Reload the conversation.",
     "internal": "An internal error stopped this turn. Send the message again to retry.",
 }
 
@@ -50,6 +70,7 @@ class Turn:
 
     session_id: uuid.UUID
     run_id: uuid.UUID
+    plan: TurnPlan
     queue: asyncio.Queue[TurnEvent] = field(default_factory=asyncio.Queue)
     answer: str = ""  # the text of the turn's last assistant message
 
@@ -70,8 +91,18 @@ def error_code(exc: BaseException) -> str:
         return "llm_timeout"
     if isinstance(exc, ModelUnavailableError):
         return "llm_unavailable"
+    if isinstance(exc, ModelIncompleteError):
+        return "llm_incomplete"
+    if isinstance(exc, ModelInvalidOutputError):
+        return "llm_invalid_output"
+    if isinstance(exc, ModelRejectedError):
+        return "llm_rejected"
+    if isinstance(exc, TurnLimitError | GraphRecursionError):
+        return "turn_limit"
     if isinstance(exc, StorageUnavailableError):
         return "storage_unavailable"
+    if isinstance(exc, LeaseLostError):
+        return "lease_lost"
     return "internal"
 
 
@@ -110,6 +141,10 @@ class TurnRecord:
                 self.usage[key] += value
 
 
+def _config(session_id: uuid.UUID) -> dict[str, Any]:
+    return {"configurable": {"thread_id": str(session_id)}}
+
+
 class TurnRunner:
     """Starts turns on the graph and tracks them until they finish."""
 
@@ -118,15 +153,23 @@ class TurnRunner:
         self.leases = leases
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self, session_id: uuid.UUID, message: str) -> Turn:
-        """Take the session's lease and start the turn in the background.
+    async def start(self, session_id: uuid.UUID, message: str, turn_id: str | None = None) -> Turn:
+        """Take the session's lease, decide what the request means (`plan_turn`), and run
+        the turn in the background.
 
-        Raises `SessionBusyError` or `StorageUnavailableError` before anything is stored.
+        Raises `SessionBusyError`, `TurnConflictError` or `StorageUnavailableError` before
+        anything is stored.
         """
         run_id = uuid.uuid4()
         await self.leases.acquire(session_id, run_id)
-        turn = Turn(session_id, run_id)
-        turn.emit("session", session_id=str(session_id), run_id=str(run_id))
+        try:
+            plan = await plan_turn(self.graph, _config(session_id), message, turn_id)
+        except BaseException:
+            await asyncio.shield(self.leases.release_soon(session_id, run_id))
+            raise
+        turn = Turn(session_id, run_id, plan)
+        turn.emit("session", session_id=str(session_id), run_id=str(run_id),
+                  turn_id=plan.turn_id, resumed=plan.kind != "new")  # fmt: skip
         task = asyncio.create_task(self._run(turn, message), name=f"turn-{run_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -147,7 +190,13 @@ class TurnRunner:
         status = "ok"
         try:
             async with self.leases.held(turn.session_id, turn.run_id):
-                await self._stream(turn, message, record)
+                if turn.plan.kind == "replay":
+                    for stored in turn.plan.stored:
+                        self._on_message(turn, stored, record)
+                    if turn.answer:
+                        turn.emit("token", content=turn.answer)
+                else:
+                    await self._stream(turn, message, record)
             turn.emit("done", message_id=record.message_id, usage=record.usage)
         except asyncio.CancelledError:
             status = "cancelled"
@@ -178,26 +227,15 @@ class TurnRunner:
                 record.usage["total_tokens"],
             )
 
-    async def _input_for(self, config: dict[str, Any], message: str) -> dict[str, Any] | None:
-        """The graph input of a turn: the new message, or None to retry a failed turn.
-
-        A turn that failed (timeout, provider down) left its user message stored with the
-        model still to run; sending the same message again resumes it instead of storing
-        the message twice.
-        """
-        state = await self.graph.aget_state(config)
-        messages = state.values.get("messages") or []
-        last = messages[-1] if messages else None
-        if state.next and isinstance(last, HumanMessage) and last.content == message:
-            return None
-        return {"messages": [HumanMessage(message)]}
-
     async def _stream(self, turn: Turn, message: str, record: TurnRecord) -> None:
-        config: dict[str, Any] = {
-            "configurable": {"thread_id": str(turn.session_id)},
-            "run_id": turn.run_id,
-        }
-        graph_input = await self._input_for(config, message)
+        config = _config(turn.session_id)
+        config["configurable"][LEASE_CONFIG_KEY] = str(turn.run_id)  # fences every write
+        config["run_id"] = turn.run_id
+        config["metadata"] = {TURN_ID_KEY: turn.plan.turn_id}
+        resume = turn.plan.kind == "resume"
+        # A fixed id: readers of the state mid-turn (Studio) see the id that is stored.
+        user = HumanMessage(message, id=str(uuid.uuid4()))
+        graph_input = None if resume else {"messages": [user]}
         # "sync": each step's checkpoint is stored before the next step starts, so the
         # user's message is in the database before the model is called (LangGraph's
         # default writes in the background, and a crash or outage could lose it).

@@ -113,7 +113,18 @@ class Settings(BaseSettings):
         default="gpt-5-mini", description="OpenAI model for conversational agent"
     )
     agent_timeout_seconds: float = Field(
-        default=30.0, gt=0, description="Timeout for LLM API calls in seconds"
+        default=30.0,
+        gt=0,
+        description="Idle timeout of a model call: seconds it may go without sending anything",
+    )
+    agent_call_timeout_seconds: float = Field(
+        default=120.0, gt=0, description="Cap on one whole model call, however steadily it streams"
+    )
+    agent_max_model_steps_per_turn: int = Field(
+        default=8, ge=1, description="Model calls one turn may make (else error `turn_limit`)"
+    )
+    agent_max_tool_calls_per_turn: int = Field(
+        default=20, ge=1, description="Tool calls one turn may make (else error `turn_limit`)"
     )
     agent_max_context_messages: int = Field(
         default=20, ge=1, description="Maximum messages to keep in conversation context"

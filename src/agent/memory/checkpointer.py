@@ -31,6 +31,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from src.agent.memory import sql
+from src.agent.memory.fencing import as_lease_lost, lease_of
 from src.agent.memory.maintenance import ThreadMaintenance
 from src.agent.memory.message_log import (
     TRANSCRIPT_BLOB_TYPE,
@@ -78,7 +79,13 @@ class ConversationCheckpointer(ThreadMaintenance, SyncBridge):
     async def _run(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         if self.loop is None:
             self.loop = asyncio.get_running_loop()
-        return await self.store.run(fn)
+        try:
+            return await self.store.run(fn)
+        except asyncpg.PostgresError as exc:
+            lost = as_lease_lost(exc)
+            if lost is None:
+                raise
+            raise lost from exc
 
     # -- reads -----------------------------------------------------------------------
 
@@ -201,6 +208,7 @@ class ConversationCheckpointer(ThreadMaintenance, SyncBridge):
             dumps_jsonb(get_serializable_checkpoint_metadata(config, metadata)),
             self.transcript_channel,
         )
+        lease = lease_of(conf)
 
         async def write(conn: asyncpg.Connection) -> None:
             for _ in range(_PUT_ATTEMPTS):
@@ -217,7 +225,7 @@ class ConversationCheckpointer(ThreadMaintenance, SyncBridge):
                 result = await conn.fetchrow(
                     sql.PUT_CHECKPOINT, sid, ns, *columns, *row, seqs,
                     dumps_jsonb(elements) if elements else None,
-                    log.row_id if log is not None else None, start,
+                    log.row_id if log is not None else None, start, lease,
                 )  # fmt: skip
                 if result["applied"]:
                     self.transcripts.commit(sid, result["row_id"], start, elements, copies, seqs)
@@ -262,13 +270,15 @@ class ConversationCheckpointer(ThreadMaintenance, SyncBridge):
             channels.append(channel)
             types.append(kind)
             payloads.append(payload)
-        query = sql.UPSERT_WRITES if special else sql.INSERT_WRITES
         args = (sid, conf.get("checkpoint_ns", ""), conf["checkpoint_id"], task_id, task_path)
+        lease = lease_of(conf)
 
         async def write(conn: asyncpg.Connection) -> None:
-            head = await conn.fetchrow(query, *args, idxs, channels, types, payloads)
+            head = await conn.fetchrow(
+                sql.PUT_WRITES, *args, idxs, channels, types, payloads, special, lease
+            )
             if head["created"]:  # these writes came first: the new conversation is empty
-                self.transcripts.seed(args[0], head["id"])
+                self.transcripts.seed(sid, head["row_id"])
 
         await self._run(write)
 

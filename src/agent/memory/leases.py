@@ -57,13 +57,17 @@ class TurnLeases:
             yield
         finally:
             renewer.cancel()
-            try:
-                await asyncio.shield(self.release(session_id, run_id))
-            except StorageUnavailableError:
-                # Free the session as soon as the database is back, not only at expiry.
-                task = asyncio.create_task(self._release_when_back(session_id, run_id))
-                self._pending.add(task)
-                task.add_done_callback(self._pending.discard)
+            await asyncio.shield(self.release_soon(session_id, run_id))
+
+    async def release_soon(self, session_id: uuid.UUID, run_id: uuid.UUID) -> None:
+        """Release now, or, while the database is down, as soon as it is back (not only
+        at expiry)."""
+        try:
+            await self.release(session_id, run_id)
+        except StorageUnavailableError:
+            task = asyncio.create_task(self._release_when_back(session_id, run_id))
+            self._pending.add(task)
+            task.add_done_callback(self._pending.discard)
 
     async def _release_when_back(self, session_id: uuid.UUID, run_id: uuid.UUID) -> None:
         loop = asyncio.get_running_loop()

@@ -8,32 +8,17 @@ WHERE c.session_id = $1"""
 
 # `aput` in one round trip (`migrations/0005_message_store.sql`): $1 session, $2 ns,
 # $3-$6 blob columns, $7-$11 checkpoint columns, $12 transcript channel, $13 its seqs,
-# $14 new elements, $15-$16 the cached store copy the plan was made from.
+# $14 new elements, $15-$16 the cached copy the plan was made from, $17 the turn's lease.
 PUT_CHECKPOINT = """
 SELECT row_id, next_seq, applied FROM vera_put_checkpoint(
     $1, $2, $3::text[], $4::text[], $5::text[], $6::bytea[], $7, $8, $9, $10::jsonb,
-    $11::jsonb, $12, $13::int[], $14::jsonb, $15, $16)"""
+    $11::jsonb, $12, $13::int[], $14::jsonb, $15, $16, $17)"""
 
-_WRITES = """
-WITH conversation AS (
-    INSERT INTO conversations (session_id) VALUES ($1)
-    ON CONFLICT (session_id) DO UPDATE SET updated_at = NOW()
-    RETURNING id, created_at = updated_at AS created
-), written AS (
-    INSERT INTO checkpoint_writes
-        (session_id, checkpoint_ns, checkpoint_id, task_id, task_path, idx, channel, type, blob)
-    SELECT $1, $2, $3, $4, $5, u.idx, u.channel, u.type, u.blob
-    FROM unnest($6::int[], $7::text[], $8::text[], $9::bytea[]) AS u(idx, channel, type, blob)
-    ON CONFLICT (session_id, checkpoint_ns, checkpoint_id, task_id, idx) {on_conflict}
-)
-SELECT id, created FROM conversation"""
-
-# Pending writes; returns the conversation's id and whether this statement created it.
-INSERT_WRITES = _WRITES.format(on_conflict="DO NOTHING")
-UPSERT_WRITES = _WRITES.format(
-    on_conflict="DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, "
-    "blob = EXCLUDED.blob"
-)
+# Pending writes of a task ($6-$9 columns, $10 upsert, $11 lease); returns the
+# conversation's id and whether this statement created it.
+PUT_WRITES = """
+SELECT row_id, created FROM vera_put_writes(
+    $1, $2, $3, $4, $5, $6::int[], $7::text[], $8::text[], $9::bytea[], $10, $11)"""
 
 # A checkpoint row with its channel blobs and pending writes, in one round trip; the rows
 # come from a FROM clause appended to it, aliased `c`.

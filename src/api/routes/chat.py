@@ -26,7 +26,11 @@ router = APIRouter(tags=["chat"], dependencies=[Authorized])
 
 ERRORS = {
     401: {"model": ErrorBody, "description": "Missing or wrong API key"},
-    409: {"model": ErrorBody, "description": "`session_busy`: a turn of this session is running"},
+    409: {
+        "model": ErrorBody,
+        "description": "`session_busy`: a turn of this session is running; `turn_conflict`: "
+        "the turn_id was used for another message",
+    },
     413: {"model": ErrorBody, "description": "Body over `MAX_BODY_BYTES`"},
     415: {"model": ErrorBody, "description": "Body is not JSON"},
     422: {"model": ErrorBody, "description": "`invalid_request`: the fields that are wrong"},
@@ -37,7 +41,12 @@ ERRORS = {
 ERROR_STATUS = {
     "llm_timeout": 504,
     "llm_unavailable": 503,
+    "llm_incomplete": 502,
+    "llm_invalid_output": 502,
+    "llm_rejected": 502,
+    "turn_limit": 502,
     "storage_unavailable": 503,
+    "lease_lost": 409,
     "internal": 500,
 }
 
@@ -96,7 +105,7 @@ async def _events(turn: Turn) -> AsyncIterator[ServerSentEvent]:
 )
 async def chat(body: ChatRequest, runner: RunnerDep, settings: SettingsDep) -> EventSourceResponse:
     """Send a message and stream the answer as it is generated."""
-    turn = await runner.start(body.session_id, body.message)
+    turn = await runner.start(body.session_id, body.message, body.turn_id)
     return EventSourceResponse(
         _events(turn),
         ping=settings.sse_ping_seconds,
@@ -107,11 +116,11 @@ async def chat(body: ChatRequest, runner: RunnerDep, settings: SettingsDep) -> E
 @router.post(
     "/chat/complete",
     response_model=ChatResponse,
-    responses={**ERRORS, 500: {"model": ErrorBody}, 504: {"model": ErrorBody}},
+    responses={**ERRORS, **{status: {"model": ErrorBody} for status in (500, 502, 504)}},
 )
 async def chat_complete(body: ChatRequest, runner: RunnerDep) -> ChatResponse:
     """Send a message and get the whole answer at once (same turn as `/chat`)."""
-    turn = await runner.start(body.session_id, body.message)
+    turn = await runner.start(body.session_id, body.message, body.turn_id)
     calls: dict[str, ToolCallRecord] = {}
     result: ChatResponse | None = None
     async for event in turn.events():
@@ -128,6 +137,7 @@ async def chat_complete(body: ChatRequest, runner: RunnerDep) -> ChatResponse:
             result = ChatResponse(
                 session_id=turn.session_id,
                 run_id=turn.run_id,
+                turn_id=turn.plan.turn_id,
                 message_id=data["message_id"],
                 response=turn.answer,
                 tool_calls=list(calls.values()),
