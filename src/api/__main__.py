@@ -35,6 +35,9 @@ def main() -> None:
         port=settings.api_port,
         log_level=settings.log_level.lower(),
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        # Streams end on their own within the grace (see `routes/chat.py`); this only
+        # bounds a connection that would not.
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
     )
 
 

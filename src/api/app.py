@@ -57,7 +57,7 @@ def create_app(
         try:
             yield
         finally:
-            await app.state.runner.drain(grace_seconds=settings.agent_timeout_seconds)
+            await app.state.runner.drain(grace_seconds=settings.shutdown_grace_seconds)
             await store.close()
 
     docs = settings.api_docs_enabled

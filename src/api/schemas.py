@@ -19,6 +19,7 @@ ErrorCode = Literal[
     "session_busy",
     "turn_conflict",
     "lease_lost",
+    "shutting_down",
     "llm_timeout",
     "llm_unavailable",
     "llm_incomplete",

@@ -50,6 +50,8 @@ ERROR_MESSAGES = {
     "turn_limit": "This turn needed more model steps or tool calls than the service allows; "
     "ask for less at once.",
     "storage_unavailable": "The conversation store is unavailable. Try again shortly.",
+    "shutting_down": "This server is restarting. Send the same message with the same turn_id "
+    "to get this turn's answer (it is resumed where it stopped).",
     "lease_lost": "This turn ran past its lease and another turn took the session; its "
     "last step was not stored. Reload the conversation.",
     "internal": "An internal error stopped this turn. Send the message again to retry.",
@@ -200,7 +202,7 @@ class TurnRunner:
             turn.emit("done", message_id=record.message_id, usage=record.usage)
         except asyncio.CancelledError:
             status = "cancelled"
-            turn.emit("error", code="internal", message="The service is shutting down.")
+            turn.emit("error", code="shutting_down", message=ERROR_MESSAGES["shutting_down"])
             raise
         except Exception as exc:
             status = error_code(exc)

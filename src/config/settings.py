@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     session_lease_seconds: float = Field(
         default=30.0, gt=0, description="Lease of a session's running turn, renewed while it runs"
     )
+    shutdown_grace_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="On SIGTERM, how long running turns may go on and their streams stay open",
+    )
 
     @field_validator("cors_origins", mode="before")
     @classmethod

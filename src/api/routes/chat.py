@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 
+import anyio
 from fastapi import APIRouter
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -20,7 +22,7 @@ from src.api.schemas import (
     Usage,
 )
 from src.api.security import Authorized
-from src.api.turns import Turn
+from src.api.turns import ERROR_MESSAGES, Turn
 
 router = APIRouter(tags=["chat"], dependencies=[Authorized])
 
@@ -47,6 +49,7 @@ ERROR_STATUS = {
     "turn_limit": 502,
     "storage_unavailable": 503,
     "lease_lost": 409,
+    "shutting_down": 503,
     "internal": 500,
 }
 
@@ -73,12 +76,26 @@ def _sse_example() -> str:
     )
 
 
-async def _events(turn: Turn) -> AsyncIterator[ServerSentEvent]:
-    number = 0
-    async for event in turn.events():
-        number += 1
-        # ASCII-escaped JSON: any text (NUL, lone surrogates, newlines) fits on one line.
-        yield ServerSentEvent(data=json.dumps(event.data), event=event.event, id=str(number))
+async def _events(
+    turn: Turn, shutdown: anyio.Event, grace_seconds: float
+) -> AsyncIterator[ServerSentEvent]:
+    """The turn's events; on server shutdown the stream stays open until the turn ends, for
+    at most `grace_seconds`, then ends with `error` `shutting_down`."""
+    deadline = asyncio.create_task(_end_at_shutdown(turn, shutdown, grace_seconds))
+    try:
+        number = 0
+        async for event in turn.events():
+            number += 1
+            # ASCII-escaped JSON: any text (NUL, lone surrogates, newlines) fits on one line.
+            yield ServerSentEvent(data=json.dumps(event.data), event=event.event, id=str(number))
+    finally:
+        deadline.cancel()
+
+
+async def _end_at_shutdown(turn: Turn, shutdown: anyio.Event, grace_seconds: float) -> None:
+    await shutdown.wait()
+    await asyncio.sleep(max(0.0, grace_seconds - 1.0))  # a second before the hard cut
+    turn.emit("error", code="shutting_down", message=ERROR_MESSAGES["shutting_down"])
 
 
 @router.post(
@@ -106,10 +123,13 @@ async def _events(turn: Turn) -> AsyncIterator[ServerSentEvent]:
 async def chat(body: ChatRequest, runner: RunnerDep, settings: SettingsDep) -> EventSourceResponse:
     """Send a message and stream the answer as it is generated."""
     turn = await runner.start(body.session_id, body.message, body.turn_id)
+    shutdown, grace = anyio.Event(), settings.shutdown_grace_seconds
     return EventSourceResponse(
-        _events(turn),
+        _events(turn, shutdown, grace),
         ping=settings.sse_ping_seconds,
         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+        shutdown_event=shutdown,
+        shutdown_grace_period=grace,
     )
 
 
