@@ -21,6 +21,7 @@ CREATE TABLE IF NOT EXISTS transcript_heads (
     session_id UUID PRIMARY KEY REFERENCES conversations(session_id) ON DELETE CASCADE,
     checkpoint_id TEXT,
     seqs INTEGER[] NOT NULL DEFAULT '{}',
+    version TEXT,  -- the transcript channel's version in that checkpoint
     next_seq INTEGER NOT NULL DEFAULT 0
 );
 ALTER TABLE transcript_heads SET (autovacuum_vacuum_scale_factor = 0.02);
@@ -97,60 +98,55 @@ $$;
 -- to `conversation_messages`, and those coming back leave it. A branch that grows by
 -- exactly its new messages is appended to, without reading anything back.
 CREATE OR REPLACE FUNCTION vera_show_seqs(
-    p_session UUID, p_seqs INTEGER[], p_new JSONB, p_new_from INTEGER
+    p_session UUID, p_shown INTEGER[], p_seqs INTEGER[], p_new JSONB, p_new_from INTEGER
 ) RETURNS VOID LANGUAGE plpgsql AS $$
 DECLARE
-    v_shown INTEGER[];
-    v_count INTEGER;
+    v_count INTEGER := cardinality(p_shown);
     v_new_count INTEGER := COALESCE(jsonb_array_length(p_new), 0);
     v_old JSONB;
     v_result JSONB;
     v_missing INTEGER;
 BEGIN
-    SELECT h.seqs INTO v_shown FROM transcript_heads h WHERE h.session_id = p_session;
-    IF p_seqs = v_shown THEN
+    IF p_seqs = p_shown THEN
         RETURN;
     END IF;
-    v_count := cardinality(v_shown);
-    IF v_count + v_new_count = cardinality(p_seqs) AND p_seqs[1:v_count] = v_shown
+    IF v_count + v_new_count = cardinality(p_seqs) AND p_seqs[1:v_count] = p_shown
         AND (v_new_count = 0 OR p_seqs[v_count + 1:] = ARRAY(
             SELECT generate_series(p_new_from, p_new_from + v_new_count - 1))) THEN
         UPDATE conversations
         SET messages = COALESCE(messages, '[]'::jsonb) || COALESCE(p_new, '[]'::jsonb),
             updated_at = NOW()
         WHERE session_id = p_session;
-    ELSE
-        SELECT c.messages INTO v_old FROM conversations c WHERE c.session_id = p_session;
-        INSERT INTO conversation_messages (session_id, seq, element)
-        SELECT DISTINCT ON (u.seq) p_session, u.seq, t.e
-        FROM unnest(v_shown) WITH ORDINALITY AS u(seq, i)
-        JOIN jsonb_array_elements(COALESCE(v_old, '[]'::jsonb)) WITH ORDINALITY AS t(e, j)
-            ON u.i = t.j
-        WHERE u.seq <> ALL (p_seqs)
-        ON CONFLICT DO NOTHING;
-        SELECT COALESCE(jsonb_agg(COALESCE(n.e, o.e, m.element) ORDER BY v.ord), '[]'::jsonb),
-            count(*) FILTER (WHERE COALESCE(n.e, o.e, m.element) IS NULL)
-        INTO v_result, v_missing
-        FROM unnest(p_seqs) WITH ORDINALITY AS v(seq, ord)
-        LEFT JOIN (SELECT p_new_from + (x.i - 1)::int AS seq, x.e
-                   FROM jsonb_array_elements(COALESCE(p_new, '[]'::jsonb)) WITH ORDINALITY
-                       AS x(e, i)) AS n ON n.seq = v.seq
-        LEFT JOIN (SELECT DISTINCT ON (u.seq) u.seq, t.e
-                   FROM unnest(v_shown) WITH ORDINALITY AS u(seq, i)
-                   JOIN jsonb_array_elements(COALESCE(v_old, '[]'::jsonb)) WITH ORDINALITY
-                       AS t(e, j) ON u.i = t.j) AS o ON o.seq = v.seq
-        LEFT JOIN conversation_messages m ON m.session_id = p_session AND m.seq = v.seq;
-        IF v_missing > 0 THEN
-            RAISE EXCEPTION 'session %: % of the messages to show are stored nowhere',
-                p_session, v_missing;
-        END IF;
-        UPDATE conversations SET messages = v_result, updated_at = NOW()
-        WHERE session_id = p_session;
-        -- Messages of another branch that are shown again live in the transcript only.
-        DELETE FROM conversation_messages m
-        WHERE m.session_id = p_session AND m.seq = ANY (p_seqs);
+        RETURN;
     END IF;
-    UPDATE transcript_heads h SET seqs = p_seqs WHERE h.session_id = p_session;
+    SELECT c.messages INTO v_old FROM conversations c WHERE c.session_id = p_session;
+    INSERT INTO conversation_messages (session_id, seq, element)
+    SELECT DISTINCT ON (u.seq) p_session, u.seq, t.e
+    FROM unnest(p_shown) WITH ORDINALITY AS u(seq, i)
+    JOIN jsonb_array_elements(COALESCE(v_old, '[]'::jsonb)) WITH ORDINALITY AS t(e, j)
+        ON u.i = t.j
+    WHERE u.seq <> ALL (p_seqs)
+    ON CONFLICT DO NOTHING;
+    SELECT COALESCE(jsonb_agg(COALESCE(n.e, o.e, m.element) ORDER BY v.ord), '[]'::jsonb),
+        count(*) FILTER (WHERE COALESCE(n.e, o.e, m.element) IS NULL)
+    INTO v_result, v_missing
+    FROM unnest(p_seqs) WITH ORDINALITY AS v(seq, ord)
+    LEFT JOIN (SELECT p_new_from + (x.i - 1)::int AS seq, x.e
+               FROM jsonb_array_elements(COALESCE(p_new, '[]'::jsonb)) WITH ORDINALITY
+                   AS x(e, i)) AS n ON n.seq = v.seq
+    LEFT JOIN (SELECT DISTINCT ON (u.seq) u.seq, t.e
+               FROM unnest(p_shown) WITH ORDINALITY AS u(seq, i)
+               JOIN jsonb_array_elements(COALESCE(v_old, '[]'::jsonb)) WITH ORDINALITY
+                   AS t(e, j) ON u.i = t.j) AS o ON o.seq = v.seq
+    LEFT JOIN conversation_messages m ON m.session_id = p_session AND m.seq = v.seq;
+    IF v_missing > 0 THEN
+        RAISE EXCEPTION 'session %: % of the messages to show are stored nowhere',
+            p_session, v_missing;
+    END IF;
+    UPDATE conversations SET messages = v_result, updated_at = NOW()
+    WHERE session_id = p_session;
+    -- Messages of another branch that are shown again live in the transcript only.
+    DELETE FROM conversation_messages m WHERE m.session_id = p_session AND m.seq = ANY (p_seqs);
 END
 $$;
 
@@ -196,16 +192,26 @@ DECLARE
     head transcript_heads%ROWTYPE;
     v_next INTEGER;
     v_seqs INTEGER[];
+    v_version TEXT;
 BEGIN
-    SELECT c.id INTO v_row FROM conversations c WHERE c.session_id = p_session FOR UPDATE;
+    head.session_id := NULL;
+    -- One statement reads the conversation (locking it) and what its transcript shows.
+    SELECT c.id, h.session_id, h.checkpoint_id, h.seqs, h.version, h.next_seq
+    INTO v_row, head.session_id, head.checkpoint_id, head.seqs, head.version, head.next_seq
+    FROM conversations c LEFT JOIN transcript_heads h ON h.session_id = c.session_id
+    WHERE c.session_id = p_session FOR UPDATE OF c;
     IF NOT FOUND THEN
         INSERT INTO conversations (session_id) VALUES (p_session) ON CONFLICT DO NOTHING;
-        SELECT c.id INTO v_row FROM conversations c WHERE c.session_id = p_session FOR UPDATE;
+        SELECT c.id, h.session_id, h.checkpoint_id, h.seqs, h.version, h.next_seq
+        INTO v_row, head.session_id, head.checkpoint_id, head.seqs, head.version, head.next_seq
+        FROM conversations c LEFT JOIN transcript_heads h ON h.session_id = c.session_id
+        WHERE c.session_id = p_session FOR UPDATE OF c;
     END IF;
-    PERFORM vera_check_lease(p_session, p_lease);
-    SELECT * INTO head FROM transcript_heads h WHERE h.session_id = p_session;
-    IF NOT FOUND THEN
+    IF head.session_id IS NULL THEN  -- a conversation its pending writes created
         INSERT INTO transcript_heads (session_id) VALUES (p_session) RETURNING * INTO head;
+    END IF;
+    IF p_lease IS NOT NULL THEN
+        PERFORM vera_check_lease(p_session, p_lease);
     END IF;
     IF (p_expect_next > 0 AND v_row IS DISTINCT FROM p_expect_row)
         OR (p_new IS NOT NULL AND head.next_seq <> p_expect_next) THEN
@@ -225,13 +231,21 @@ BEGIN
     DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata;
 
     IF p_ns = '' AND (head.checkpoint_id IS NULL OR p_checkpoint_id >= head.checkpoint_id) THEN
-        v_seqs := COALESCE(p_seqs, vera_checkpoint_seqs(p_session, p_checkpoint, p_channel));
+        v_version := p_checkpoint -> 'channel_versions' ->> p_channel;
+        IF p_seqs IS NOT NULL THEN
+            v_seqs := p_seqs;
+        ELSIF v_version IS NOT DISTINCT FROM head.version THEN
+            v_seqs := head.seqs;  -- the channel did not change since the checkpoint shown
+        ELSE
+            v_seqs := vera_checkpoint_seqs(p_session, p_checkpoint, p_channel);
+        END IF;
         IF v_seqs IS NOT NULL THEN
-            PERFORM vera_show_seqs(p_session, v_seqs, p_new, p_expect_next);
+            PERFORM vera_show_seqs(p_session, head.seqs, v_seqs, p_new, p_expect_next);
         ELSIF p_new IS NOT NULL THEN  -- not reachable: new messages come with their seqs
             RAISE EXCEPTION 'session %: new messages without seqs', p_session;
         END IF;
-        UPDATE transcript_heads h SET checkpoint_id = p_checkpoint_id, next_seq = v_next
+        UPDATE transcript_heads h SET checkpoint_id = p_checkpoint_id, next_seq = v_next,
+            seqs = COALESCE(v_seqs, head.seqs), version = v_version
         WHERE h.session_id = p_session;
     ELSIF p_new IS NOT NULL THEN
         INSERT INTO conversation_messages (session_id, seq, element)
@@ -292,15 +306,19 @@ CREATE OR REPLACE FUNCTION vera_refresh_transcript(p_session UUID, p_channel TEX
 RETURNS VOID LANGUAGE plpgsql AS $$
 DECLARE
     latest RECORD;
+    v_shown INTEGER[];
+    v_seqs INTEGER[];
 BEGIN
     PERFORM 1 FROM conversations WHERE session_id = p_session FOR UPDATE;
     INSERT INTO transcript_heads (session_id) VALUES (p_session) ON CONFLICT DO NOTHING;
+    SELECT h.seqs INTO v_shown FROM transcript_heads h WHERE h.session_id = p_session;
     SELECT checkpoint_id, checkpoint INTO latest FROM checkpoints
     WHERE session_id = p_session AND checkpoint_ns = ''
     ORDER BY checkpoint_id DESC LIMIT 1;
-    PERFORM vera_show_seqs(p_session,
-        COALESCE(vera_checkpoint_seqs(p_session, latest.checkpoint, p_channel), '{}'), NULL, 0);
-    UPDATE transcript_heads SET checkpoint_id = latest.checkpoint_id
+    v_seqs := COALESCE(vera_checkpoint_seqs(p_session, latest.checkpoint, p_channel), '{}');
+    PERFORM vera_show_seqs(p_session, v_shown, v_seqs, NULL, 0);
+    UPDATE transcript_heads SET checkpoint_id = latest.checkpoint_id, seqs = v_seqs,
+        version = latest.checkpoint -> 'channel_versions' ->> p_channel
     WHERE session_id = p_session;
 END
 $$;
