@@ -34,7 +34,8 @@ async def test_tool_turn_streams_every_event_in_order(client: httpx.AsyncClient)
     events = await chat(client, sid, "What's the weather in Montevideo and the price of AAPL?")
     names = [e.event for e in events]
     assert names[0] == "session" and names[-1] == "done"
-    assert [e.id for e in events] == [str(i) for i in range(1, len(events) + 1)]
+    turn_id = events[0].data["turn_id"]
+    assert [e.id for e in events] == [f"{turn_id}:{i}" for i in range(1, len(events) + 1)]
     assert events[0].data["session_id"] == sid
     uuid.UUID(events[0].data["run_id"])
     calls = [e.data for e in events if e.event == "tool_call"]

@@ -19,8 +19,9 @@ from src.agent.memory.leases import TurnLeases
 from src.agent.model import build_chat_model, model_label
 from src.api.errors import install_error_handlers
 from src.api.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
-from src.api.routes import chat, health, sessions
+from src.api.routes import chat, health, sessions, turn_status
 from src.api.security import RateLimiter
+from src.api.turn_events import TurnEventLog
 from src.api.turns import TurnRunner
 from src.config.settings import Settings, SettingsError, get_settings
 
@@ -48,7 +49,10 @@ def create_app(
         graph = build_graph(settings, model=chat_model, tools=tools, checkpointer=checkpointer,
                             model_health=app.state.model_health)  # fmt: skip
         app.state.store = store
-        app.state.runner = TurnRunner(graph, TurnLeases(store, settings.session_lease_seconds))
+        events = TurnEventLog(store, ttl_seconds=settings.turn_events_ttl_seconds)
+        await events.start()
+        leases = TurnLeases(store, settings.session_lease_seconds)
+        app.state.runner = TurnRunner(graph, leases, events)
         logger.info(
             "memory store ready (%s), model: %s",
             f"embedded, data in {store.embedded.data_dir}" if store.embedded else "configured",
@@ -58,6 +62,7 @@ def create_app(
             yield
         finally:
             await app.state.runner.drain(grace_seconds=settings.shutdown_grace_seconds)
+            await events.close()
             await store.close()
 
     docs = settings.api_docs_enabled
@@ -88,4 +93,5 @@ def create_app(
     app.include_router(health.router)
     app.include_router(chat.router)
     app.include_router(sessions.router)
+    app.include_router(turn_status.router)
     return app

@@ -11,6 +11,7 @@ from fastapi import Depends, Request
 
 from src.agent.memory import PostgresMemoryStore
 from src.agent.memory.leases import TurnLeases
+from src.api.turn_events import TurnEventLog
 from src.api.turns import TurnRunner
 from src.config.settings import Settings
 
@@ -27,6 +28,10 @@ async def get_runner(request: Request) -> TurnRunner:
     return request.app.state.runner
 
 
+async def get_event_log(request: Request) -> TurnEventLog:
+    return request.app.state.runner.events
+
+
 async def get_leases(request: Request) -> TurnLeases:
     return request.app.state.runner.leases
 
@@ -35,3 +40,4 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[PostgresMemoryStore, Depends(get_store)]
 RunnerDep = Annotated[TurnRunner, Depends(get_runner)]
 LeasesDep = Annotated[TurnLeases, Depends(get_leases)]
+EventLogDep = Annotated[TurnEventLog, Depends(get_event_log)]

@@ -100,6 +100,29 @@ class ChatResponse(BaseModel):
     usage: Usage
 
 
+class TurnError(BaseModel):
+    """How a failed turn ended: an error code of the `/chat` table and its message."""
+
+    code: str
+    message: str
+
+
+class TurnStatus(BaseModel):
+    """Body of `GET /sessions/{session_id}/turns/{turn_id}`."""
+
+    session_id: uuid.UUID
+    turn_id: str
+    status: Literal["running", "done", "error", "interrupted"] = Field(
+        description="`interrupted`: its worker stopped before it ended; send the same "
+        "message with this turn_id to resume it"
+    )
+    answer: str = Field(description="The answer's text so far (all of it once `done`)")
+    message_id: str | None = None
+    usage: Usage | None = None
+    error: TurnError | None = None
+    last_event_id: str = Field(description="Id of the turn's last stored event")
+
+
 class ErrorBody(BaseModel):
     """Every 4xx/5xx answer: a stable code, a human message, and field details for 422."""
 

@@ -19,51 +19,27 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
-from langgraph.errors import GraphRecursionError
 from langgraph.graph.state import CompiledStateGraph
 
-from src.agent.errors import (
-    ModelIncompleteError,
-    ModelInvalidOutputError,
-    ModelRejectedError,
-    ModelTimeoutError,
-    ModelUnavailableError,
-    TurnLimitError,
-)
-from src.agent.memory.fencing import LEASE_CONFIG_KEY, LeaseLostError
+from src.agent.memory.fencing import LEASE_CONFIG_KEY
 from src.agent.memory.leases import TurnLeases
-from src.agent.memory.store import StorageUnavailableError
+from src.api.turn_errors import ERROR_MESSAGES, error_code
+from src.api.turn_events import TurnEventLog, TurnEventWriter
 from src.api.turn_identity import TURN_ID_KEY, TurnPlan, plan_turn
 
 logger = logging.getLogger("vera.turns")
 
 TERMINAL_EVENTS = frozenset({"done", "error"})
-ERROR_MESSAGES = {
-    "llm_timeout": "The model did not answer in time. Send the message again to retry.",
-    "llm_unavailable": "The model provider is unavailable. Send the message again to retry.",
-    "llm_incomplete": "The model's answer broke off before it was complete; nothing of it "
-    "was kept. Send the message again to retry.",
-    "llm_invalid_output": "The model produced an invalid tool call, so nothing was run or "
-    "kept. Send the message again to retry, or rephrase it.",
-    "llm_rejected": "The model provider rejected the request (its key, model or settings "
-    "need fixing on the service); sending the message again will not help until then.",
-    "turn_limit": "This turn needed more model steps or tool calls than the service allows; "
-    "ask for less at once.",
-    "storage_unavailable": "The conversation store is unavailable. Try again shortly.",
-    "shutting_down": "This server is restarting. Send the same message with the same turn_id "
-    "to get this turn's answer (it is resumed where it stopped).",
-    "lease_lost": "This turn ran past its lease and another turn took the session; its "
-    "last step was not stored. Reload the conversation.",
-    "internal": "An internal error stopped this turn. Send the message again to retry.",
-}
 
 
 @dataclass(frozen=True)
 class TurnEvent:
-    """One event of a turn: its SSE name and JSON payload."""
+    """One event of a turn: its SSE name, JSON payload and number within the turn (its
+    SSE id is `<turn_id>:<seq>`; None for a notice that is not part of the turn)."""
 
     event: str
     data: dict[str, Any]
+    seq: int | None = None
 
 
 @dataclass
@@ -75,9 +51,22 @@ class Turn:
     plan: TurnPlan
     queue: asyncio.Queue[TurnEvent] = field(default_factory=asyncio.Queue)
     answer: str = ""  # the text of the turn's last assistant message
+    seq: int = 0  # the number of the last event (a resumed turn numbers on)
+    writer: TurnEventWriter | None = None  # stores the events (none for a replay)
 
     def emit(self, event: str, **data: Any) -> None:
-        self.queue.put_nowait(TurnEvent(event, data))
+        self.deliver(self.record(event, **data))
+
+    def record(self, event: str, **data: Any) -> TurnEvent:
+        """Number the event and hand it to the writer (not yet to the client)."""
+        self.seq += 1
+        if self.writer is not None:
+            self.writer.add(self.seq, event, data)
+        return TurnEvent(event, data, self.seq)
+
+    def deliver(self, item: TurnEvent) -> None:
+        """Pass a recorded event to the client's stream."""
+        self.queue.put_nowait(item)
 
     async def events(self) -> AsyncIterator[TurnEvent]:
         while True:
@@ -85,27 +74,6 @@ class Turn:
             yield item
             if item.event in TERMINAL_EVENTS:
                 return
-
-
-def error_code(exc: BaseException) -> str:
-    """The stable API error code of a failed turn."""
-    if isinstance(exc, ModelTimeoutError):
-        return "llm_timeout"
-    if isinstance(exc, ModelUnavailableError):
-        return "llm_unavailable"
-    if isinstance(exc, ModelIncompleteError):
-        return "llm_incomplete"
-    if isinstance(exc, ModelInvalidOutputError):
-        return "llm_invalid_output"
-    if isinstance(exc, ModelRejectedError):
-        return "llm_rejected"
-    if isinstance(exc, TurnLimitError | GraphRecursionError):
-        return "turn_limit"
-    if isinstance(exc, StorageUnavailableError):
-        return "storage_unavailable"
-    if isinstance(exc, LeaseLostError):
-        return "lease_lost"
-    return "internal"
 
 
 def tool_result(content: Any) -> Any:
@@ -150,9 +118,10 @@ def _config(session_id: uuid.UUID) -> dict[str, Any]:
 class TurnRunner:
     """Starts turns on the graph and tracks them until they finish."""
 
-    def __init__(self, graph: CompiledStateGraph, leases: TurnLeases) -> None:
+    def __init__(self, graph: CompiledStateGraph, leases: TurnLeases, events: TurnEventLog) -> None:
         self.graph = graph
         self.leases = leases
+        self.events = events
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, session_id: uuid.UUID, message: str, turn_id: str | None = None) -> Turn:
@@ -166,12 +135,18 @@ class TurnRunner:
         await self.leases.acquire(session_id, run_id)
         try:
             plan = await plan_turn(self.graph, _config(session_id), message, turn_id)
+            last_seq = await self.events.last_seq(session_id, plan.turn_id)
         except BaseException:
             await asyncio.shield(self.leases.release_soon(session_id, run_id))
             raise
-        turn = Turn(session_id, run_id, plan)
-        turn.emit("session", session_id=str(session_id), run_id=str(run_id),
-                  turn_id=plan.turn_id, resumed=plan.kind != "new")  # fmt: skip
+        turn = Turn(session_id, run_id, plan, seq=last_seq)
+        if plan.kind != "replay":  # a replay sends stored events again: nothing new
+            turn.writer = TurnEventWriter(self.events, session_id, plan.turn_id)
+        session = turn.record("session", session_id=str(session_id), run_id=str(run_id),
+                              turn_id=plan.turn_id, resumed=plan.kind != "new")  # fmt: skip
+        if turn.writer is not None:  # stored before the client can ask about the turn
+            await turn.writer.flush()
+        turn.deliver(session)
         task = asyncio.create_task(self._run(turn, message), name=f"turn-{run_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -190,31 +165,35 @@ class TurnRunner:
         started = time.perf_counter()
         record = TurnRecord()
         status = "ok"
+        final: TurnEvent | None = None
         try:
             async with self.leases.held(turn.session_id, turn.run_id):
-                if turn.plan.kind == "replay":
-                    for stored in turn.plan.stored:
-                        self._on_message(turn, stored, record)
-                    if turn.answer:
-                        turn.emit("token", content=turn.answer)
-                else:
-                    await self._stream(turn, message, record)
-            turn.emit("done", message_id=record.message_id, usage=record.usage)
+                try:
+                    await self._play(turn, message, record)
+                    final = turn.record("done", message_id=record.message_id, usage=record.usage)
+                except asyncio.CancelledError:
+                    status = "cancelled"
+                    final = turn.record("error", code="shutting_down",
+                                        message=ERROR_MESSAGES["shutting_down"])  # fmt: skip
+                    raise
+                except Exception as exc:
+                    status = error_code(exc)
+                    if status == "internal":
+                        logger.error("turn failed session_id=%s run_id=%s error=%s",
+                                     turn.session_id, turn.run_id, type(exc).__name__,
+                                     exc_info=exc)  # fmt: skip
+                    final = turn.record("error", code=status, message=ERROR_MESSAGES[status])
+                finally:
+                    # The last event is stored before the lease goes: whoever sees the
+                    # session free also finds how the turn ended.
+                    if turn.writer is not None:
+                        await asyncio.shield(turn.writer.close())
+            # ... and the client gets it after: its next message is not refused as busy.
+            turn.deliver(final)
         except asyncio.CancelledError:
-            status = "cancelled"
-            turn.emit("error", code="shutting_down", message=ERROR_MESSAGES["shutting_down"])
+            if final is not None:
+                turn.deliver(final)
             raise
-        except Exception as exc:
-            status = error_code(exc)
-            if status == "internal":
-                logger.error(
-                    "turn failed session_id=%s run_id=%s error=%s",
-                    turn.session_id,
-                    turn.run_id,
-                    type(exc).__name__,
-                    exc_info=exc,
-                )
-            turn.emit("error", code=status, message=ERROR_MESSAGES[status])
         finally:
             logger.info(
                 "turn session_id=%s run_id=%s status=%s latency_ms=%.0f tool_calls=%s "
@@ -228,6 +207,15 @@ class TurnRunner:
                 record.usage["output_tokens"],
                 record.usage["total_tokens"],
             )
+
+    async def _play(self, turn: Turn, message: str, record: TurnRecord) -> None:
+        if turn.plan.kind != "replay":
+            await self._stream(turn, message, record)
+            return
+        for stored in turn.plan.stored:
+            self._on_message(turn, stored, record)
+        if turn.answer:
+            turn.emit("token", content=turn.answer)
 
     async def _stream(self, turn: Turn, message: str, record: TurnRecord) -> None:
         config = _config(turn.session_id)

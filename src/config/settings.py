@@ -62,6 +62,11 @@ class Settings(BaseSettings):
     session_lease_seconds: float = Field(
         default=30.0, gt=0, description="Lease of a session's running turn, renewed while it runs"
     )
+    turn_events_ttl_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How long a turn's events stay replayable (GET /sessions/{id}/turns/...)",
+    )
     shutdown_grace_seconds: float = Field(
         default=30.0,
         gt=0,

@@ -46,6 +46,10 @@ class TurnLeases:
         )
         return status != "UPDATE 0"
 
+    async def held_by_any(self, session_id: uuid.UUID) -> bool:
+        """Whether a turn of the session holds an unexpired lease now."""
+        return await self.store.run(lambda conn: conn.fetchval(sql.LEASE_HELD, session_id))
+
     async def release(self, session_id: uuid.UUID, run_id: uuid.UUID) -> None:
         await self.store.run(lambda conn: conn.execute(sql.RELEASE_LEASE, session_id, run_id))
 

@@ -145,4 +145,7 @@ RENEW_LEASE = """
 UPDATE turn_leases SET expires_at = clock_timestamp() + make_interval(secs => $3)
 WHERE session_id = $1 AND run_id = $2"""
 
+LEASE_HELD = """
+SELECT EXISTS (SELECT FROM turn_leases WHERE session_id = $1 AND expires_at > clock_timestamp())"""
+
 RELEASE_LEASE = "DELETE FROM turn_leases WHERE session_id = $1 AND run_id = $2"

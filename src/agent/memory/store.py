@@ -104,6 +104,7 @@ class PostgresMemoryStore:
         self.database = database
         self.embedded: EmbeddedPostgres | None = None
         self._pool: asyncpg.Pool | None = None
+        self.dsn_in_use = dsn  # the embedded server's once it is used
 
     @classmethod
     def from_settings(cls, settings: Settings) -> PostgresMemoryStore:
@@ -149,12 +150,14 @@ class PostgresMemoryStore:
             return
         try:
             self._pool = await self._create_pool(self._dsn)
+            self.dsn_in_use = self._dsn
         except CONNECTION_ERRORS as exc:
             if self.embedded_dir is None:
                 raise
             logger.warning("configured PostgreSQL unreachable (%s)", type(exc).__name__)
             self.embedded, dsn = await start_embedded(self.embedded_dir, self.database)
             self._pool = await self._create_pool(dsn)
+            self.dsn_in_use = dsn
         async with self._pool.acquire() as conn:
             await apply_migrations(conn)
 
@@ -188,6 +191,10 @@ class PostgresMemoryStore:
                 if attempt == 2:
                     raise _unavailable(exc) from exc
         raise AssertionError("unreachable")
+
+    async def connect(self) -> asyncpg.Connection:
+        """A connection of its own (not pooled) to the same database, e.g. for LISTEN."""
+        return await asyncpg.connect(self.dsn_in_use, timeout=self.connect_timeout)
 
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""

@@ -22,7 +22,8 @@ from src.api.schemas import (
     Usage,
 )
 from src.api.security import Authorized
-from src.api.turns import ERROR_MESSAGES, Turn
+from src.api.turn_errors import ERROR_MESSAGES
+from src.api.turns import Turn, TurnEvent
 
 router = APIRouter(tags=["chat"], dependencies=[Authorized])
 
@@ -82,20 +83,25 @@ async def _events(
     """The turn's events; on server shutdown the stream stays open until the turn ends, for
     at most `grace_seconds`, then ends with `error` `shutting_down`."""
     deadline = asyncio.create_task(_end_at_shutdown(turn, shutdown, grace_seconds))
+    turn_id = turn.plan.turn_id
     try:
-        number = 0
         async for event in turn.events():
-            number += 1
             # ASCII-escaped JSON: any text (NUL, lone surrogates, newlines) fits on one line.
-            yield ServerSentEvent(data=json.dumps(event.data), event=event.event, id=str(number))
+            yield ServerSentEvent(
+                data=json.dumps(event.data),
+                event=event.event,
+                id=None if event.seq is None else f"{turn_id}:{event.seq}",
+            )
     finally:
         deadline.cancel()
 
 
 async def _end_at_shutdown(turn: Turn, shutdown: anyio.Event, grace_seconds: float) -> None:
+    """End this stream (not the turn, which is not told) a second before the hard cut."""
     await shutdown.wait()
-    await asyncio.sleep(max(0.0, grace_seconds - 1.0))  # a second before the hard cut
-    turn.emit("error", code="shutting_down", message=ERROR_MESSAGES["shutting_down"])
+    await asyncio.sleep(max(0.0, grace_seconds - 1.0))
+    turn.deliver(TurnEvent("error", {"code": "shutting_down",
+                                     "message": ERROR_MESSAGES["shutting_down"]}))  # fmt: skip
 
 
 @router.post(

@@ -1,0 +1,126 @@
+"""A turn after the fact: `GET /sessions/{id}/turns/{turn_id}` (how it ended) and
+`GET /sessions/{id}/turns/{turn_id}/events` (its stream again, after `Last-Event-ID`,
+followed live until it ends, from any worker)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from src.api.deps import EventLogDep, LeasesDep, SettingsDep
+from src.api.errors import ApiError
+from src.api.schemas import ErrorBody, TurnError, TurnStatus, Usage
+from src.api.security import Authorized
+from src.api.turn_events import StoredEvent
+
+router = APIRouter(prefix="/sessions", tags=["turns"], dependencies=[Authorized])
+ERRORS = {
+    401: {"model": ErrorBody},
+    404: {"model": ErrorBody},
+    422: {"model": ErrorBody},
+    429: {"model": ErrorBody},
+    503: {"model": ErrorBody},
+}
+TURN_ID = Annotated[str, "turn id"]
+
+
+def _unknown(turn_id: str) -> ApiError:
+    return ApiError(
+        404, "not_found", f"No turn {turn_id!r} in this session (or its events expired)."
+    )
+
+
+def _status(
+    session_id: uuid.UUID, turn_id: str, events: list[StoredEvent], running: bool
+) -> TurnStatus:
+    last_session = max((i for i, e in enumerate(events) if e.event == "session"), default=0)
+    attempt = events[last_session:]
+    answer = "".join(e.data.get("content", "") for e in attempt if e.event == "token")
+    last = events[-1]
+    status = TurnStatus(
+        session_id=session_id,
+        turn_id=turn_id,
+        status="running",
+        answer=answer,
+        last_event_id=f"{turn_id}:{last.seq}",
+    )
+    if last.event == "done":
+        status.status = "done"
+        status.message_id = last.data.get("message_id")
+        status.usage = Usage(**last.data.get("usage", {}))
+    elif last.event == "error":
+        status.status = "error"
+        status.error = TurnError(**last.data)
+    elif not running:
+        status.status = "interrupted"
+    return status
+
+
+@router.get("/{session_id}/turns/{turn_id}", response_model=TurnStatus, responses=ERRORS)
+async def get_turn(
+    session_id: uuid.UUID, turn_id: str, log: EventLogDep, leases: LeasesDep
+) -> TurnStatus:
+    """How the turn stands: `running`, `done` (with its answer and usage), `error` (with its
+    code), or `interrupted` (its worker stopped; send the same message with this turn_id
+    to resume it)."""
+    events = await log.events_after(session_id, turn_id, 0)
+    if not events:
+        raise _unknown(turn_id)
+    return _status(session_id, turn_id, events, await leases.held_by_any(session_id))
+
+
+def _after(turn_id: str, last_event_id: str | None, after: int | None) -> int:
+    if after is not None:
+        return after
+    if not last_event_id:
+        return 0
+    prefix, _, number = last_event_id.rpartition(":")
+    if prefix != turn_id or not number.isdigit():
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"Last-Event-ID is not an event id of this turn (expected '{turn_id}:<number>').",
+        )
+    return int(number)
+
+
+@router.get(
+    "/{session_id}/turns/{turn_id}/events", response_class=EventSourceResponse, responses=ERRORS
+)
+async def turn_events(
+    session_id: uuid.UUID,
+    turn_id: str,
+    log: EventLogDep,
+    leases: LeasesDep,
+    settings: SettingsDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+    after: Annotated[int | None, Query(ge=0, description="Replay after this event number")] = None,
+) -> EventSourceResponse:
+    """The turn's events after `Last-Event-ID` (or `?after=N`), as `POST /chat` sent them,
+    then live until the turn ends. A browser `EventSource` reconnects with `Last-Event-ID`
+    by itself. Ends early, with no terminal event, if the turn's worker stopped."""
+    start = _after(turn_id, last_event_id, after)
+    if not await log.events_after(session_id, turn_id, 0) and not await leases.held_by_any(
+        session_id
+    ):
+        raise _unknown(turn_id)
+
+    async def running() -> bool:
+        return await leases.held_by_any(session_id)
+
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        async for event in log.follow(session_id, turn_id, start, running=running):
+            yield ServerSentEvent(
+                data=json.dumps(event.data), event=event.event, id=f"{turn_id}:{event.seq}"
+            )
+
+    return EventSourceResponse(
+        stream(),
+        ping=settings.sse_ping_seconds,
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )

@@ -1,0 +1,211 @@
+"""The events of every turn, kept in PostgreSQL for a while: how a client whose connection
+dropped learns how its turn ended, and replays the stream after its `Last-Event-ID`, from
+any worker (the stream of a running turn is followed live through LISTEN/NOTIFY).
+
+Event ids are `<turn_id>:<seq>`; a resumed turn numbers on after its earlier attempts, so a
+turn's events are one sequence across attempts. Writing is best effort and never slows a
+turn: events are batched (tokens arrive many per second) and a failed write is logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from src.agent.memory.store import CONNECTION_ERRORS, PostgresMemoryStore, StorageUnavailableError
+
+logger = logging.getLogger(__name__)
+
+CHANNEL = "vera_turn_events"
+TERMINAL = frozenset({"done", "error"})
+
+INSERT_EVENTS = """
+WITH saved AS (
+    INSERT INTO turn_events (session_id, turn_id, seq, event, data)
+    SELECT $1, $2, u.seq, u.event, u.data::jsonb
+    FROM unnest($3::int[], $4::text[], $5::text[]) AS u(seq, event, data)
+    ON CONFLICT DO NOTHING
+)
+SELECT pg_notify($6, $1::text || ' ' || $2)"""
+
+LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM turn_events WHERE session_id = $1 AND turn_id = $2"
+
+EVENTS_AFTER = """
+SELECT seq, event, data::text AS data FROM turn_events
+WHERE session_id = $1 AND turn_id = $2 AND seq > $3 ORDER BY seq"""
+
+DELETE_EXPIRED = "DELETE FROM turn_events WHERE created_at < NOW() - make_interval(secs => $1)"
+
+DELETE_SESSION = "DELETE FROM turn_events WHERE session_id = $1"
+
+
+@dataclass(frozen=True)
+class StoredEvent:
+    """One event of a turn as stored: its number, SSE name and payload."""
+
+    seq: int
+    event: str
+    data: dict[str, Any]
+
+
+class TurnEventLog:
+    """Writes turns' events in batches, reads them back, and wakes followers on NOTIFY."""
+
+    def __init__(
+        self,
+        store: PostgresMemoryStore,
+        *,
+        ttl_seconds: float = 3600.0,
+        batch_seconds: float = 0.05,
+    ) -> None:
+        self.store = store
+        self.ttl_seconds = ttl_seconds
+        self.batch_seconds = batch_seconds
+        self._changed = asyncio.Condition()
+        self._generation = 0  # batches announced so far
+        self._listener: asyncpg.Connection | None = None
+        self._last_prune = 0.0
+
+    # -- writing ---------------------------------------------------------------------
+
+    async def last_seq(self, session_id: uuid.UUID, turn_id: str) -> int:
+        return await self.store.run(lambda conn: conn.fetchval(LAST_SEQ, session_id, turn_id))
+
+    async def write(
+        self, session_id: uuid.UUID, turn_id: str, events: list[tuple[int, str, dict[str, Any]]]
+    ) -> None:
+        """Store a batch (best effort: a failure is logged, the turn goes on)."""
+        seqs = [seq for seq, _, _ in events]
+        names = [name for _, name, _ in events]
+        payloads = [json.dumps(data) for _, _, data in events]
+        try:
+            await self.store.run(
+                lambda conn: conn.execute(
+                    INSERT_EVENTS, session_id, turn_id, seqs, names, payloads, CHANNEL
+                )
+            )
+        except (StorageUnavailableError, asyncpg.PostgresError) as exc:
+            logger.warning("events %s-%s of turn %s not stored (%s)", seqs[0], seqs[-1],
+                           turn_id, type(exc).__name__)  # fmt: skip
+        await self._prune()
+
+    async def _prune(self) -> None:
+        now = time.monotonic()
+        if now - self._last_prune < 60:
+            return
+        self._last_prune = now
+        with contextlib.suppress(StorageUnavailableError, asyncpg.PostgresError):
+            await self.store.run(lambda conn: conn.execute(DELETE_EXPIRED, self.ttl_seconds))
+
+    # -- reading ---------------------------------------------------------------------
+
+    async def events_after(
+        self, session_id: uuid.UUID, turn_id: str, seq: int
+    ) -> list[StoredEvent]:
+        rows = await self.store.run(lambda conn: conn.fetch(EVENTS_AFTER, session_id, turn_id, seq))
+        return [StoredEvent(r["seq"], r["event"], json.loads(r["data"])) for r in rows]
+
+    async def follow(
+        self, session_id: uuid.UUID, turn_id: str, after: int, *, running: Any, poll: float = 1.0
+    ) -> AsyncIterator[StoredEvent]:
+        """Stored events after `after`, then new ones as they are stored, until a terminal
+        one; ends early when `running()` says no turn of this session runs any more."""
+        while True:
+            seen = self._generation
+            batch = await self.events_after(session_id, turn_id, after)
+            if not batch:
+                if not await running():  # a last look: its final batch may just have landed
+                    batch = await self.events_after(session_id, turn_id, after)
+                    if not batch:
+                        return
+                else:
+                    async with self._changed:
+                        if self._generation == seen:  # nothing announced since the read
+                            with contextlib.suppress(TimeoutError):
+                                await asyncio.wait_for(self._changed.wait(), poll)
+                    continue
+            for event in batch:
+                after = event.seq
+                yield event
+                if event.event in TERMINAL:
+                    return
+
+    # -- LISTEN ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Listen for stored batches on a connection of its own (pooled ones are shared);
+        without it, followers look every second."""
+        try:
+            self._listener = await self.store.connect()
+            await self._listener.add_listener(CHANNEL, self._on_notify)
+        except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
+            logger.warning("turn events: no LISTEN connection (%s); followers poll", exc)
+            self._listener = None
+
+    def _on_notify(self, *args: Any) -> None:
+        asyncio.get_running_loop().create_task(self._wake())
+
+    async def _wake(self) -> None:
+        async with self._changed:
+            self._generation += 1
+            self._changed.notify_all()
+
+    async def close(self) -> None:
+        if self._listener is not None:
+            with contextlib.suppress(*CONNECTION_ERRORS, asyncpg.PostgresError):
+                await self._listener.close()
+            self._listener = None
+
+
+class TurnEventWriter:
+    """Stores one turn's events as they are emitted, in batches, off the turn's path."""
+
+    def __init__(self, log: TurnEventLog, session_id: uuid.UUID, turn_id: str) -> None:
+        self.log = log
+        self.session_id = session_id
+        self.turn_id = turn_id
+        self._buffer: list[tuple[int, str, dict[str, Any]]] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    def add(self, seq: int, event: str, data: dict[str, Any]) -> None:
+        """Buffer an event; the writer's task stores it within `batch_seconds`."""
+        self._buffer.append((seq, event, data))
+        self._wake.set()
+        if self._task is None and event != "session":  # `session` is flushed by the runner
+            self._task = asyncio.create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            if not self._closing:
+                await asyncio.sleep(self.log.batch_seconds)  # gather the tokens of a burst
+            self._wake.clear()
+            await self.flush()
+            if self._closing and not self._buffer:
+                return
+
+    async def flush(self) -> None:
+        """Store what is buffered now (the writer's task stores the rest in batches)."""
+        batch, self._buffer = self._buffer, []
+        if batch:
+            await self.log.write(self.session_id, self.turn_id, batch)
+
+    async def close(self) -> None:
+        """Store what is left, in order; after the turn's last event."""
+        self._closing = True
+        if self._task is None:
+            await self.flush()
+            return
+        self._wake.set()
+        await self._task
