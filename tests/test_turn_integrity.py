@@ -184,18 +184,16 @@ async def test_database_cut_at_any_event_then_retry_stores_the_turn_once(
 async def test_a_worker_stalled_past_its_lease_cannot_write_after_a_takeover(
     database_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Worker A stalls (its model and its lease renewals stop) past its lease; worker B
-    takes the session and completes a turn. When A wakes up, its write is refused in the
-    database: A's client gets `lease_lost`, and the checkpoint chain never forks."""
+    """Worker A stalls (its model and its lease renewals stop) past its lease; workers B and
+    C take the session in turn and complete turns. When A wakes up, its write is refused in
+    the database: A's client gets `lease_lost`, and the checkpoint chain never forks."""
     settings = settings_for(database_dsn, session_lease_seconds=1)
     gate, started = asyncio.Event(), asyncio.Event()
     stalled = FakeModel(gate=gate, started=started)
     async with (
         worker(settings, stalled) as (app_a, client_a),
-        worker(settings, FakeModel()) as (
-            _,
-            client_b,
-        ),
+        worker(settings, FakeModel()) as (_, client_b),
+        worker(settings, FakeModel()) as (_, client_c),
     ):
         never = asyncio.Event()
 
@@ -207,11 +205,20 @@ async def test_a_worker_stalled_past_its_lease_cannot_write_after_a_takeover(
         turn_a = asyncio.create_task(send(client_a, sid, "Weather in Montevideo?"))
         await asyncio.wait_for(started.wait(), 10)
 
-        async def taken_over() -> bool:
-            response = await send(client_b, sid, "Price of AAPL?", path="/chat/complete")
-            return response.status_code == 200
+        def taken_over_by(client: httpx.AsyncClient, message: str):
+            async def done() -> bool:
+                response = await send(client, sid, message, path="/chat/complete")
+                return response.status_code == 200
 
-        await wait_until(taken_over)
+            return done
+
+        await wait_until(taken_over_by(client_b, "Price of AAPL?"))
+        # B and C race for the next turns; exactly one runs at a time.
+        results = await asyncio.gather(
+            send(client_b, sid, "Price of MSFT?", path="/chat/complete"),
+            send(client_c, sid, "Weather in Lima?", path="/chat/complete"),
+        )
+        assert sorted(r.status_code for r in results) in ([200, 200], [200, 409])
         gate.set()
         events = await turn_a
         assert events[-1].event == "error" and events[-1].data["code"] == "lease_lost"
@@ -229,4 +236,6 @@ async def test_a_worker_stalled_past_its_lease_cannot_write_after_a_takeover(
     roles = await transcript(database_dsn, sid)
     assert roles[0] == ("user", "Weather in Montevideo?")
     assert ("user", "Price of AAPL?") in roles and roles[-1][0] == "assistant"
-    assert sum(1 for r, _ in roles if r == "assistant" and _) == 1  # only B's answer
+    answered = sum(1 for r in results if r.status_code == 200)
+    # A's answer never made it: only B's and C's turns are answered.
+    assert sum(1 for r, c in roles if r == "assistant" and c) == 1 + answered

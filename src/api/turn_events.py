@@ -106,6 +106,9 @@ class TurnEventLog:
         with contextlib.suppress(StorageUnavailableError, asyncpg.PostgresError):
             await self.store.run(lambda conn: conn.execute(DELETE_EXPIRED, self.ttl_seconds))
 
+    async def delete_session(self, session_id: uuid.UUID) -> None:
+        await self.store.run(lambda conn: conn.execute(DELETE_SESSION, session_id))
+
     # -- reading ---------------------------------------------------------------------
 
     async def events_after(

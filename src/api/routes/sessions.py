@@ -6,7 +6,7 @@ import uuid
 
 from fastapi import APIRouter, Response
 
-from src.api.deps import LeasesDep, StoreDep
+from src.api.deps import EventLogDep, LeasesDep, StoreDep
 from src.api.errors import ApiError
 from src.api.schemas import ErrorBody, TranscriptResponse
 from src.api.security import Authorized
@@ -40,12 +40,16 @@ async def get_messages(session_id: uuid.UUID, store: StoreDep) -> TranscriptResp
     response_class=Response,
     responses={**ERRORS, 409: {"model": ErrorBody}},
 )
-async def delete_session(session_id: uuid.UUID, store: StoreDep, leases: LeasesDep) -> Response:
-    """Delete the session: its transcript, checkpoints and pending writes (409 mid-turn)."""
+async def delete_session(
+    session_id: uuid.UUID, store: StoreDep, leases: LeasesDep, events: EventLogDep
+) -> Response:
+    """Delete the session: its transcript, checkpoints, pending writes and turn events
+    (409 mid-turn)."""
     run_id = uuid.uuid4()
     await leases.acquire(session_id, run_id)  # a running turn would write it back
     try:
         existed = await store.delete_session(session_id)
+        await events.delete_session(session_id)
     finally:
         await leases.release(session_id, run_id)
     if not existed:
