@@ -63,6 +63,9 @@ async def test_a_client_that_dropped_replays_and_follows_its_turn_on_another_wor
         # A later attempt of the same turn (a replay of its answer) numbers on.
         replay = await send(other, sid, QUESTION, turn_id=turn_id)
         assert replay[0].id == f"{turn_id}:{len(events) + 2}"
+        # ... and is stored like any attempt: a client that drops mid-replay can follow it.
+        status = (await other.get(f"/sessions/{sid}/turns/{turn_id}")).json()
+        assert status["last_event_id"] == replay[-1].id and status["answer"] == answer
 
 
 async def test_unknown_stopped_and_malformed_turn_queries(database_dsn: str) -> None:
@@ -84,7 +87,15 @@ async def test_unknown_stopped_and_malformed_turn_queries(database_dsn: str) -> 
         assert status["status"] == "interrupted" and status["answer"] == "Hel"
         events = await client.get(f"/sessions/{sid}/turns/t/events", params={"after": 1})
         assert [e.event for e in parse_sse(events.text)[0]] == ["token"]  # then it ends
-        wrong = await client.get(
-            f"/sessions/{sid}/turns/t/events", headers={"Last-Event-ID": "other:3"}
-        )
-        assert wrong.status_code == 422 and wrong.json()["code"] == "invalid_request"
+        for headers, params in [
+            ({"Last-Event-ID": "other:3"}, {}),
+            ({"Last-Event-ID": "t:2147483648"}, {}),  # past the event numbers' range
+            ({"Last-Event-ID": "t:\u00b2".encode("latin-1")}, {}),  # a digit int() refuses
+            ({}, {"after": 2**31}),
+        ]:
+            wrong = await client.get(f"/sessions/{sid}/turns/t/events", headers=headers,
+                                     params=params)  # fmt: skip
+            assert wrong.status_code == 422 and wrong.json()["code"] == "invalid_request", headers
+        for path in ["a%00b", "a%00b/events", "x" * 65]:
+            bad = await client.get(f"/sessions/{sid}/turns/{path}")
+            assert bad.status_code == 422 and bad.json()["code"] == "invalid_request", path

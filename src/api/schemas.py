@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_MESSAGE_CHARS = 32_000
+TURN_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
+MAX_EVENT_NUMBER = 2**31 - 1
 
 ErrorCode = Literal[
     "invalid_request",
@@ -52,7 +54,7 @@ class ChatRequest(BaseModel):
         default=None,
         min_length=1,
         max_length=64,
-        pattern=r"^[A-Za-z0-9_.:-]+$",
+        pattern=TURN_ID_PATTERN,
         description="Idempotency key of this turn (letters, digits, `_.:-`). Sending the "
         "same turn_id again resumes the turn if it did not finish, or returns its stored "
         "answer if it did; nothing is stored twice. Without one, repeating the message "

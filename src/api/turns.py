@@ -140,12 +140,11 @@ class TurnRunner:
             await asyncio.shield(self.leases.release_soon(session_id, run_id))
             raise
         turn = Turn(session_id, run_id, plan, seq=last_seq)
-        if plan.kind != "replay":  # a replay sends stored events again: nothing new
-            turn.writer = TurnEventWriter(self.events, session_id, plan.turn_id)
+        # Every attempt is stored, a replay too: its ids can be resumed from like any other.
+        turn.writer = TurnEventWriter(self.events, session_id, plan.turn_id)
         session = turn.record("session", session_id=str(session_id), run_id=str(run_id),
                               turn_id=plan.turn_id, resumed=plan.kind != "new")  # fmt: skip
-        if turn.writer is not None:  # stored before the client can ask about the turn
-            await turn.writer.flush()
+        await turn.writer.flush()  # stored before the client can ask about the turn
         turn.deliver(session)
         task = asyncio.create_task(self._run(turn, message), name=f"turn-{run_id}")
         self._tasks.add(task)

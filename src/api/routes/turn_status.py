@@ -9,12 +9,19 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Header, Path, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from src.api.deps import EventLogDep, LeasesDep, SettingsDep
 from src.api.errors import ApiError
-from src.api.schemas import ErrorBody, TurnError, TurnStatus, Usage
+from src.api.schemas import (
+    MAX_EVENT_NUMBER,
+    TURN_ID_PATTERN,
+    ErrorBody,
+    TurnError,
+    TurnStatus,
+    Usage,
+)
 from src.api.security import Authorized
 from src.api.turn_events import StoredEvent
 
@@ -26,7 +33,7 @@ ERRORS = {
     429: {"model": ErrorBody},
     503: {"model": ErrorBody},
 }
-TURN_ID = Annotated[str, "turn id"]
+TurnId = Annotated[str, Path(pattern=TURN_ID_PATTERN, description="The turn's turn_id")]
 
 
 def _unknown(turn_id: str) -> ApiError:
@@ -63,7 +70,7 @@ def _status(
 
 @router.get("/{session_id}/turns/{turn_id}", response_model=TurnStatus, responses=ERRORS)
 async def get_turn(
-    session_id: uuid.UUID, turn_id: str, log: EventLogDep, leases: LeasesDep
+    session_id: uuid.UUID, turn_id: TurnId, log: EventLogDep, leases: LeasesDep
 ) -> TurnStatus:
     """How the turn stands: `running`, `done` (with its answer and usage), `error` (with its
     code), or `interrupted` (its worker stopped; send the same message with this turn_id
@@ -80,7 +87,8 @@ def _after(turn_id: str, last_event_id: str | None, after: int | None) -> int:
     if not last_event_id:
         return 0
     prefix, _, number = last_event_id.rpartition(":")
-    if prefix != turn_id or not number.isdigit():
+    valid = number.isascii() and number.isdigit() and int(number) <= MAX_EVENT_NUMBER
+    if prefix != turn_id or not valid:
         raise ApiError(
             422,
             "invalid_request",
@@ -94,12 +102,14 @@ def _after(turn_id: str, last_event_id: str | None, after: int | None) -> int:
 )
 async def turn_events(
     session_id: uuid.UUID,
-    turn_id: str,
+    turn_id: TurnId,
     log: EventLogDep,
     leases: LeasesDep,
     settings: SettingsDep,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0, description="Replay after this event number")] = None,
+    after: Annotated[
+        int | None, Query(ge=0, le=MAX_EVENT_NUMBER, description="Replay after this event number")
+    ] = None,
 ) -> EventSourceResponse:
     """The turn's events after `Last-Event-ID` (or `?after=N`), as `POST /chat` sent them,
     then live until the turn ends. A browser `EventSource` reconnects with `Last-Event-ID`
