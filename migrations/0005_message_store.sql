@@ -200,14 +200,18 @@ BEGIN
     INTO v_row, head.session_id, head.checkpoint_id, head.seqs, head.version, head.next_seq
     FROM conversations c LEFT JOIN transcript_heads h ON h.session_id = c.session_id
     WHERE c.session_id = p_session FOR UPDATE OF c;
-    IF NOT FOUND THEN
-        INSERT INTO conversations (session_id) VALUES (p_session) ON CONFLICT DO NOTHING;
-        SELECT c.id, h.session_id, h.checkpoint_id, h.seqs, h.version, h.next_seq
-        INTO v_row, head.session_id, head.checkpoint_id, head.seqs, head.version, head.next_seq
-        FROM conversations c LEFT JOIN transcript_heads h ON h.session_id = c.session_id
-        WHERE c.session_id = p_session FOR UPDATE OF c;
+    IF NOT FOUND THEN  -- a new conversation: the row we insert is ours (locked) till commit
+        INSERT INTO conversations (session_id) VALUES (p_session) ON CONFLICT DO NOTHING
+        RETURNING id INTO v_row;
+        IF v_row IS NULL THEN  -- inserted by a concurrent writer meanwhile
+            SELECT c.id, h.session_id, h.checkpoint_id, h.seqs, h.version, h.next_seq
+            INTO v_row, head.session_id, head.checkpoint_id, head.seqs, head.version,
+                head.next_seq
+            FROM conversations c LEFT JOIN transcript_heads h ON h.session_id = c.session_id
+            WHERE c.session_id = p_session FOR UPDATE OF c;
+        END IF;
     END IF;
-    IF head.session_id IS NULL THEN  -- a conversation its pending writes created
+    IF head.session_id IS NULL THEN  -- new, or a conversation its pending writes created
         INSERT INTO transcript_heads (session_id) VALUES (p_session) RETURNING * INTO head;
     END IF;
     IF p_lease IS NOT NULL THEN
@@ -280,7 +284,9 @@ BEGIN
             SELECT c.id INTO v_row FROM conversations c WHERE c.session_id = p_session;
         END IF;
     END IF;
-    PERFORM vera_check_lease(p_session, p_lease);
+    IF p_lease IS NOT NULL THEN
+        PERFORM vera_check_lease(p_session, p_lease);
+    END IF;
     IF p_upsert THEN
         INSERT INTO checkpoint_writes (session_id, checkpoint_ns, checkpoint_id, task_id,
             task_path, idx, channel, type, blob)
