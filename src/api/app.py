@@ -17,7 +17,7 @@ from src.agent.graph import build_graph
 from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
 from src.agent.memory.leases import TurnLeases
 from src.agent.model import build_chat_model, model_label
-from src.api.errors import install_error_handlers
+from src.api.errors import SafeJSONResponse, install_error_handlers
 from src.api.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
 from src.api.routes import chat, health, sessions, turn_status
 from src.api.security import RateLimiter
@@ -74,6 +74,7 @@ def create_app(
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
+        default_response_class=SafeJSONResponse,
     )
     app.state.settings = settings
     app.state.model_label = model_label(chat_model)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -123,6 +125,19 @@ async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
                  exc_info=exc)  # fmt: skip
     return error_response(500, "internal", "An internal error occurred.")
+
+
+class SafeJSONResponse(JSONResponse):
+    """JSON that renders any stored text: strings holding an unpaired surrogate (written
+    by Studio, a tool or an older version) are sent as `\\uXXXX` escapes, valid JSON,
+    instead of failing the response."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, ensure_ascii=True, allow_nan=False,
+                              separators=(",", ":")).encode("ascii")  # fmt: skip
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_MESSAGE_CHARS = 32_000
+
+
+def _is_format(ch: str) -> bool:
+    """Invisible format characters: zero-width spaces and joiners, word joiner, BOM, ..."""
+    return unicodedata.category(ch) == "Cf"
+
+
 TURN_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 MAX_EVENT_NUMBER = 2**31 - 1
 
@@ -65,8 +73,15 @@ class ChatRequest(BaseModel):
     @classmethod
     def _trimmed(cls, value: str) -> str:
         value = value.strip()
-        if not value:
-            raise ValueError("message must not be empty or only whitespace")
+        if not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                raise ValueError(
+                    "message must be valid Unicode text (it holds an unpaired surrogate)"
+                ) from None
+        if not any(ch.isprintable() and not ch.isspace() and not _is_format(ch) for ch in value):
+            raise ValueError("message must hold a visible character (not only whitespace)")
         if len(value) > MAX_MESSAGE_CHARS:
             raise ValueError(f"message must be at most {MAX_MESSAGE_CHARS:,} characters")
         return value
