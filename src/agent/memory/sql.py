@@ -104,10 +104,10 @@ SELECT $2, seq, element FROM conversation_messages WHERE session_id = $1
 ON CONFLICT DO NOTHING"""
 
 COPY_HEAD = """
-INSERT INTO transcript_heads (session_id, checkpoint_id, seqs, next_seq)
-SELECT $2, checkpoint_id, seqs, next_seq FROM transcript_heads WHERE session_id = $1
+INSERT INTO transcript_heads (session_id, checkpoint_id, seqs, version, next_seq)
+SELECT $2, checkpoint_id, seqs, version, next_seq FROM transcript_heads WHERE session_id = $1
 ON CONFLICT (session_id) DO UPDATE SET checkpoint_id = EXCLUDED.checkpoint_id,
-    seqs = EXCLUDED.seqs, next_seq = EXCLUDED.next_seq"""
+    seqs = EXCLUDED.seqs, version = EXCLUDED.version, next_seq = EXCLUDED.next_seq"""
 
 # After checkpoints were deleted: each session's transcript shows its latest checkpoint.
 REFRESH_TRANSCRIPTS = """
