@@ -53,11 +53,10 @@ def create_app(
         await events.start()
         leases = TurnLeases(store, settings.session_lease_seconds)
         app.state.runner = TurnRunner(graph, leases, events)
-        logger.info(
-            "memory store ready (%s), model: %s",
-            f"embedded, data in {store.embedded.data_dir}" if store.embedded else "configured",
-            app.state.model_label,
-        )
+        logger.info("memory database: %s; model: %s", store.describe(), app.state.model_label)
+        base = f"http://{settings.api_host}:{settings.api_port}"
+        docs_note = f" (docs at {base}/docs)" if settings.api_docs_enabled else ""
+        logger.info("Vera API on %s%s", base, docs_note)
         try:
             yield
         finally:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
@@ -100,7 +101,9 @@ class PostgresMemoryStore:
         self.statement_cache = statement_cache
         self.connect_timeout = connect_timeout
         self.command_timeout = command_timeout
-        self.embedded_dir = embedded_dir
+        self.embedded_dir = (
+            Path(embedded_dir).expanduser().resolve() if embedded_dir is not None else None
+        )
         self.database = database
         self.embedded: EmbeddedPostgres | None = None
         self._pool: asyncpg.Pool | None = None
@@ -120,6 +123,21 @@ class PostgresMemoryStore:
             ),
             database=settings.postgres_memory_db,
         )
+
+    @property
+    def address(self) -> str:
+        """`host:port` of the configured server (never the password)."""
+        parts = urlsplit(self._dsn)
+        query = parse_qs(parts.query)
+        host = query.get("host", [parts.hostname or "localhost"])[0]
+        port = query.get("port", [str(parts.port or 5432)])[0]
+        return f"{host}:{port}"
+
+    def describe(self) -> str:
+        """Which database is in use, for the start-up log."""
+        if self.embedded is not None:
+            return f"embedded PostgreSQL in {self.embedded.data_dir}"
+        return f"{self.address}/{self.database}"
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -154,7 +172,13 @@ class PostgresMemoryStore:
         except CONNECTION_ERRORS as exc:
             if self.embedded_dir is None:
                 raise
-            logger.warning("configured PostgreSQL unreachable (%s)", type(exc).__name__)
+            logger.warning(
+                "memory database %s unreachable (%s: %s); using the embedded PostgreSQL in %s",
+                self.address,
+                type(exc).__name__,
+                exc,
+                self.embedded_dir,
+            )
             self.embedded, dsn = await start_embedded(self.embedded_dir, self.database)
             self._pool = await self._create_pool(dsn)
             self.dsn_in_use = dsn
