@@ -1,9 +1,11 @@
 # Vera: every target installs what it needs (uv, then the locked dependencies).
 .DEFAULT_GOAL := help
 PYTHON ?= python3
+# Port of `make dev` (the Studio backend): make dev PORT=2025
+PORT ?= 2024
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 
-.PHONY: help run test lint format dev bench bench-quick sync
+.PHONY: help run test lint format dev bench bench-quick sync sync-runtime
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -12,11 +14,17 @@ $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.tools
 	$(CURDIR)/.tools/bin/pip install --quiet uv
 
+# The runtime alone for `make run` (as in the Dockerfile); the dev group (pytest, ruff,
+# langgraph-cli...) for the other targets. Each target syncs, so `make run` then `make test`
+# puts the dev group back.
+sync-runtime: $(UV)
+	$(UV) sync --frozen --no-dev
+
 sync: $(UV)
 	$(UV) sync --frozen
 
-run: sync ## run the API on http://127.0.0.1:8000 (embedded PostgreSQL if none is reachable)
-	$(UV) run --frozen python -m src.api
+run: sync-runtime ## run the API on http://127.0.0.1:8000 (embedded PostgreSQL if none is reachable)
+	$(UV) run --frozen --no-dev python -m src.api
 
 test: sync ## run the test suite against a real PostgreSQL
 	$(UV) run --frozen pytest
@@ -29,8 +37,8 @@ format: sync ## apply ruff fixes and formatting
 	$(UV) run --frozen ruff check --fix .
 	$(UV) run --frozen ruff format .
 
-dev: sync ## LangGraph Studio backend (langgraph dev) on loopback
-	$(UV) run --frozen langgraph dev --no-browser --host 127.0.0.1
+dev: sync ## LangGraph Studio backend on 127.0.0.1:2024 (another port: make dev PORT=2025)
+	$(UV) run --frozen python -m src.studio_dev --host 127.0.0.1 --port $(PORT)
 
 bench: sync ## full benchmark: ours vs the official saver (writes docs/benchmarks.md)
 	$(UV) run --frozen python -m bench

@@ -32,6 +32,7 @@ from src.agent.model import build_chat_model
 from src.agent.model_call import stream_reply
 from src.agent.prompts import SYSTEM_PROMPT
 from src.agent.state import VeraState
+from src.agent.tool_errors import describe_tool_error, track_tool_call
 from src.agent.tools import build_tools
 from src.config.settings import Settings, get_settings
 
@@ -106,8 +107,12 @@ def build_graph(
 
     builder = StateGraph(VeraState)
     builder.add_node("model", call_model)
-    # ToolNode runs one turn's tool calls concurrently and turns failures into tool messages.
-    builder.add_node("tools", ToolNode(tools, handle_tool_errors=True))
+    # ToolNode runs one turn's tool calls concurrently and turns failures into tool messages
+    # with a short human text (and a WARNING log line): see `src.agent.tool_errors`.
+    tool_node = ToolNode(
+        tools, handle_tool_errors=describe_tool_error, awrap_tool_call=track_tool_call
+    )
+    builder.add_node("tools", tool_node)
     builder.add_edge(START, "model")
     builder.add_conditional_edges("model", tools_condition, {"tools": "tools", END: END})
     builder.add_edge("tools", "model")

@@ -100,6 +100,7 @@ class TurnRecord:
     """What a turn produced, for its log line."""
 
     tool_calls: list[str] = field(default_factory=list)
+    tool_errors: int = 0  # tool calls that failed (their result has status "error")
     usage: dict[str, int] = field(
         default_factory=lambda: {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
     )
@@ -196,12 +197,13 @@ class TurnRunner:
         finally:
             logger.info(
                 "turn session_id=%s run_id=%s status=%s latency_ms=%.0f tool_calls=%s "
-                "input_tokens=%d output_tokens=%d total_tokens=%d",
+                "tool_errors=%d input_tokens=%d output_tokens=%d total_tokens=%d",
                 turn.session_id,
                 turn.run_id,
                 status,
                 (time.perf_counter() - started) * 1000,
                 ",".join(record.tool_calls) or "-",
+                record.tool_errors,
                 record.usage["input_tokens"],
                 record.usage["output_tokens"],
                 record.usage["total_tokens"],
@@ -254,6 +256,7 @@ class TurnRunner:
                 record.tool_calls.append(call["name"])
                 turn.emit("tool_call", id=call["id"], tool=call["name"], args=call["args"])
         elif isinstance(message, ToolMessage):
+            record.tool_errors += message.status == "error"
             turn.emit(
                 "tool_result",
                 id=message.tool_call_id,

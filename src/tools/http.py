@@ -14,7 +14,15 @@ from tenacity import (
 
 
 class ToolError(Exception):
-    """A failure the model should explain to the user (unknown city, quota, outage...)."""
+    """A failure the model should explain to the user (unknown city, quota, outage...).
+
+    `user_message` is the short human text the model and the user see; `str(exc)` keeps
+    the technical detail (never logged: it may hold user text).
+    """
+
+    def __init__(self, detail: str, user_message: str | None = None) -> None:
+        super().__init__(detail)
+        self.user_message = user_message or detail[:1].upper() + detail[1:] + "."
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -24,9 +32,18 @@ def _retryable(exc: BaseException) -> bool:
 
 
 async def get_json(
-    client: httpx.AsyncClient, url: str, params: dict[str, Any], *, attempts: int, service: str
+    client: httpx.AsyncClient,
+    url: str,
+    params: dict[str, Any],
+    *,
+    attempts: int,
+    service: str,
+    topic: str,
 ) -> Any:
-    """GET `url` and decode JSON, retrying timeouts and 5xx; every failure is a `ToolError`."""
+    """GET `url` and decode JSON, retrying timeouts and 5xx; every failure is a `ToolError`
+    whose user message names the `topic` ("weather", "stock price") rather than the API."""
+    down = f"The {topic} service is unreachable right now; try again later."
+    refused = f"The {topic} service is not available right now; try again later."
     try:
         async for attempt in AsyncRetrying(
             stop=stop_after_attempt(attempts),
@@ -39,14 +56,20 @@ async def get_json(
                 response.raise_for_status()
                 return response.json()
     except httpx.TimeoutException as exc:
-        raise ToolError(f"{service} did not answer in time") from exc
+        raise ToolError(
+            f"{service} did not answer in time",
+            f"The {topic} service did not answer in time; try again later.",
+        ) from exc
     except httpx.HTTPStatusError as exc:
         code = exc.response.status_code
         if code == 429:
-            raise ToolError(f"{service} quota exceeded, try again later") from exc
+            raise ToolError(f"{service} quota exceeded, try again later", refused) from exc
         if code in (401, 403):
-            raise ToolError(f"{service} refused our credentials") from exc
-        raise ToolError(f"{service} answered with HTTP {code}") from exc
+            raise ToolError(f"{service} refused our credentials", refused) from exc
+        raise ToolError(
+            f"{service} answered with HTTP {code}",
+            f"The {topic} service is not working right now; try again later.",
+        ) from exc
     except (httpx.TransportError, ValueError) as exc:
-        raise ToolError(f"{service} is unreachable or sent invalid data") from exc
+        raise ToolError(f"{service} is unreachable or sent invalid data", down) from exc
     raise AssertionError("unreachable")  # pragma: no cover

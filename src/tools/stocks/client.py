@@ -34,6 +34,7 @@ class FinnhubStocks:
             {"symbol": ticker, "token": self.api_key.get_secret_value()},
             attempts=self.attempts,
             service="Finnhub",
+            topic="stock price",
         )
         if not data or not data.get("c") or not data.get("t"):
             raise ToolError(f"no quote found for ticker {ticker!r}")

@@ -42,6 +42,7 @@ class OpenMeteoWeather:
             {"name": city, "count": 1, "language": "en", "format": "json"},
             attempts=self.attempts,
             service="Open-Meteo geocoding",
+            topic="weather",
         )
         places = found.get("results") or []
         if not places:
@@ -59,6 +60,7 @@ class OpenMeteoWeather:
             },
             attempts=self.attempts,
             service="Open-Meteo",
+            topic="weather",
         )
         now = data["current"]
         return WeatherReport(
