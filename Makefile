@@ -18,7 +18,8 @@ $(CURDIR)/.tools/bin/uv:
 # langgraph-cli...) for the other targets. Each target syncs, so `make run` then `make test`
 # puts the dev group back.
 sync-runtime: $(UV)
-	$(UV) sync --frozen --no-dev
+	@echo "Installing the runtime dependencies (uv sync --no-dev)..."
+	@$(UV) sync --frozen --no-dev --quiet
 
 sync: $(UV)
 	$(UV) sync --frozen
