@@ -99,3 +99,15 @@ async def test_unknown_stopped_and_malformed_turn_queries(database_dsn: str) -> 
         for path in ["a%00b", "a%00b/events", "x" * 65]:
             bad = await client.get(f"/sessions/{sid}/turns/{path}")
             assert bad.status_code == 422 and bad.json()["code"] == "invalid_request", path
+
+
+async def test_events_with_nul_and_lone_surrogates_are_stored_and_read_back(store) -> None:
+    """A token may carry any text the model produced; JSONB refuses NUL and lone
+    surrogates, so they are stored escaped and read back unchanged."""
+    from src.api.turn_events import TurnEventLog
+
+    log = TurnEventLog(store)
+    sid, text = uuid.uuid4(), "nul \x00 and lone \ud800 surrogate"
+    await log.write(sid, "t", [(1, "token", {"content": text})])
+    [event] = await log.events_after(sid, "t", 0)
+    assert event.data == {"content": text}

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -22,6 +21,7 @@ from typing import Any
 import asyncpg
 
 from src.agent.memory.store import CONNECTION_ERRORS, PostgresMemoryStore, StorageUnavailableError
+from src.agent.memory.transcript import dumps_jsonb, loads_jsonb
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ class TurnEventLog:
         self.batch_seconds = batch_seconds
         self._changed = asyncio.Condition()
         self._generation = 0  # batches announced so far
+        self._waking: set[asyncio.Task[None]] = set()
         self._listener: asyncpg.Connection | None = None
         self._last_prune = 0.0
 
@@ -86,7 +87,7 @@ class TurnEventLog:
         """Store a batch (best effort: a failure is logged, the turn goes on)."""
         seqs = [seq for seq, _, _ in events]
         names = [name for _, name, _ in events]
-        payloads = [json.dumps(data) for _, _, data in events]
+        payloads = [dumps_jsonb(data) for _, _, data in events]  # NUL and lone surrogates too
         try:
             await self.store.run(
                 lambda conn: conn.execute(
@@ -115,7 +116,7 @@ class TurnEventLog:
         self, session_id: uuid.UUID, turn_id: str, seq: int
     ) -> list[StoredEvent]:
         rows = await self.store.run(lambda conn: conn.fetch(EVENTS_AFTER, session_id, turn_id, seq))
-        return [StoredEvent(r["seq"], r["event"], json.loads(r["data"])) for r in rows]
+        return [StoredEvent(r["seq"], r["event"], loads_jsonb(r["data"])) for r in rows]
 
     async def follow(
         self, session_id: uuid.UUID, turn_id: str, after: int, *, running: Any, poll: float = 1.0
@@ -155,7 +156,9 @@ class TurnEventLog:
             self._listener = None
 
     def _on_notify(self, *args: Any) -> None:
-        asyncio.get_running_loop().create_task(self._wake())
+        task = asyncio.get_running_loop().create_task(self._wake())
+        self._waking.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._waking.discard)
 
     async def _wake(self) -> None:
         async with self._changed:
