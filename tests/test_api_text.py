@@ -70,3 +70,9 @@ async def test_stored_lone_surrogates_are_still_answered_as_json(served) -> None
     assert json.loads(response.text)["messages"][0]["content"] == "odd \ud800 text"
     answer = await client.post("/chat/complete", json={"session_id": sid, "message": "hello"})
     assert answer.status_code == 200, answer.text
+
+
+async def test_head_health_answers_without_a_body(served) -> None:
+    _, client = served
+    response = await client.head("/health")
+    assert response.status_code == 200 and response.content == b""

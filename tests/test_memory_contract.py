@@ -349,3 +349,17 @@ async def test_upper_and_lower_case_uuid_threads_share_one_conversation(saver, s
     )
     assert [(r["session_id"], r["n"]) for r in rows] == [(u, 4)]
     assert await store.get_messages(u) is not None
+
+
+async def test_leases_of_dead_workers_are_deleted(store, admin) -> None:
+    """A worker that died leaves its lease behind; a later turn elsewhere deletes it."""
+    dead, live = uuid.uuid4(), uuid.uuid4()
+    await admin.execute(
+        "INSERT INTO turn_leases (session_id, run_id, expires_at) "
+        "VALUES ($1, $2, now() - interval '10 minutes')",
+        dead, uuid.uuid4(),
+    )  # fmt: skip
+    leases = TurnLeases(store, ttl_seconds=5)
+    await leases.acquire(live, uuid.uuid4())
+    assert await lease_rows(admin, dead) == 0
+    assert await lease_rows(admin, live) == 1

@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+import time
 import uuid
 from collections.abc import AsyncIterator
 
@@ -30,6 +32,7 @@ class TurnLeases:
         self.store = store
         self.ttl_seconds = ttl_seconds
         self._pending: set[asyncio.Task[None]] = set()
+        self._swept = -math.inf  # when expired leases were last deleted (monotonic)
 
     async def acquire(self, session_id: uuid.UUID, run_id: uuid.UUID) -> None:
         """Take the session's lease for this run; `SessionBusyError` if another run holds it."""
@@ -38,6 +41,16 @@ class TurnLeases:
         )
         if row is None:
             raise SessionBusyError(f"session {session_id} has a turn in progress")
+        await self._delete_expired()
+
+    async def _delete_expired(self) -> None:
+        """Drop leases that expired a while ago (their workers died): at most once a minute
+        per process, on the way of a turn that just started."""
+        now = time.monotonic()
+        if now - self._swept < 60.0:
+            return
+        self._swept = now
+        await self.store.run(lambda conn: conn.execute(sql.DELETE_EXPIRED_LEASES))
 
     async def renew(self, session_id: uuid.UUID, run_id: uuid.UUID) -> bool:
         """Push the lease's expiry out again; False if it was lost (expired and taken)."""

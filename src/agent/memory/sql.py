@@ -148,4 +148,8 @@ WHERE session_id = $1 AND run_id = $2"""
 LEASE_HELD = """
 SELECT EXISTS (SELECT FROM turn_leases WHERE session_id = $1 AND expires_at > clock_timestamp())"""
 
+# A minute past expiry, a lease is no one's (a holder still running would have renewed).
+DELETE_EXPIRED_LEASES = """
+DELETE FROM turn_leases WHERE expires_at < clock_timestamp() - interval '1 minute'"""
+
 RELEASE_LEASE = "DELETE FROM turn_leases WHERE session_id = $1 AND run_id = $2"

@@ -1,4 +1,4 @@
-"""`GET /health`: liveness, database reachability and the active model (no authentication)."""
+"""`GET` and `HEAD /health`: liveness, database reachability and the active model (no auth)."""
 
 from __future__ import annotations
 
@@ -44,3 +44,8 @@ async def health(request: Request, store: StoreDep) -> JSONResponse:
         model_error=model.error,
     )
     return JSONResponse(report.model_dump(mode="json"), status_code=200 if ok else 503)
+
+
+# HEAD for load balancers and monitors that only look at the status (no second operation in
+# the OpenAPI document).
+router.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)
