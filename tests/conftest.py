@@ -94,3 +94,26 @@ async def store(database_dsn: str) -> AsyncIterator[PostgresMemoryStore]:
 @pytest.fixture
 async def saver(store: PostgresMemoryStore) -> ConversationCheckpointer:
     return ConversationCheckpointer(store)
+
+
+@pytest.fixture
+async def db(database_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection of its own to the run's database (not from a store's pool)."""
+    conn = await asyncpg.connect(database_dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def empty_dsn(server_dsn: str) -> AsyncIterator[str]:
+    """A brand-new empty database, dropped afterwards."""
+    name = f"vera_empty_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(server_dsn)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield with_database(server_dsn, name)
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()

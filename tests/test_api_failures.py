@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
@@ -13,15 +12,6 @@ import pytest
 
 from tests.api_harness import api_client, chat, parse_sse, settings_for, wait_until
 from tests.fakes import FakeModel, ProviderError
-
-
-@pytest.fixture
-async def db(database_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    conn = await asyncpg.connect(database_dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def transcript(client: httpx.AsyncClient, sid: str) -> list[dict]:

@@ -28,20 +28,15 @@ from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore, sess
 from src.agent.memory.leases import TurnLeases
 from src.agent.memory.store import StorageUnavailableError
 from src.agent.memory.threads import _THREAD_NAMESPACE
-from tests.conftest import with_database
 from tests.test_memory import cfg, echo_graph, run_turns
 
 Fn = Callable[[asyncpg.Connection], Awaitable[Any]]
 
 
 @pytest.fixture
-async def admin(database_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection of its own (not from the store's pool), to kill the pool's backends."""
-    conn = await asyncpg.connect(database_dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
+def admin(db: asyncpg.Connection) -> asyncpg.Connection:
+    """A connection outside the store's pool, to kill the pool's backends."""
+    return db
 
 
 async def kill_backend(admin: asyncpg.Connection, conn: asyncpg.Connection) -> None:
@@ -274,18 +269,11 @@ def subgraph_calls_graph(checkpointer: Any):
 
 
 @pytest.fixture
-async def official_saver(server_dsn: str) -> AsyncIterator[AsyncPostgresSaver]:
+async def official_saver(empty_dsn: str) -> AsyncIterator[AsyncPostgresSaver]:
     """LangGraph's own Postgres saver, on a database of its own."""
-    name = f"vera_official_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(server_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        async with AsyncPostgresSaver.from_conn_string(with_database(server_dsn, name)) as saver:
-            await saver.setup()
-            yield saver
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with AsyncPostgresSaver.from_conn_string(empty_dsn) as saver:
+        await saver.setup()
+        yield saver
 
 
 async def namespaces(saver: Any, thread: str) -> Counter:

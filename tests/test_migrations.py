@@ -6,30 +6,14 @@ import asyncio
 import json
 import sys
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
-import pytest
 
 from src.agent.memory import PostgresMemoryStore
 from src.agent.memory.migrations import apply_migrations, load_migrations, schema_version
-from tests.conftest import with_database
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-async def empty_dsn(server_dsn: str) -> AsyncIterator[str]:
-    """A brand-new empty database, dropped afterwards."""
-    name = f"vera_mig_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(server_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield with_database(server_dsn, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 async def tables(dsn: str) -> set[str]:

@@ -148,6 +148,12 @@ class ErrorBody(BaseModel):
     details: list[dict[str, str]] | None = None
 
 
+# The error answers every authenticated read endpoint documents.
+READ_ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody} for status in (401, 404, 422, 429, 503)
+}
+
+
 class TranscriptResponse(BaseModel):
     """Body of `GET /sessions/{session_id}/messages`: `conversations.messages`, oldest first."""
 

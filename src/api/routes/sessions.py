@@ -8,24 +8,17 @@ from fastapi import APIRouter, Response
 
 from src.api.deps import EventLogDep, LeasesDep, StoreDep
 from src.api.errors import ApiError
-from src.api.schemas import ErrorBody, TranscriptResponse
+from src.api.schemas import READ_ERRORS, ErrorBody, TranscriptResponse
 from src.api.security import Authorized
 
 router = APIRouter(prefix="/sessions", tags=["sessions"], dependencies=[Authorized])
-ERRORS = {
-    401: {"model": ErrorBody},
-    404: {"model": ErrorBody},
-    422: {"model": ErrorBody},
-    429: {"model": ErrorBody},
-    503: {"model": ErrorBody},
-}
 
 
 def _unknown(session_id: uuid.UUID) -> ApiError:
     return ApiError(404, "not_found", f"No session {session_id}.")
 
 
-@router.get("/{session_id}/messages", response_model=TranscriptResponse, responses=ERRORS)
+@router.get("/{session_id}/messages", response_model=TranscriptResponse, responses=READ_ERRORS)
 async def get_messages(session_id: uuid.UUID, store: StoreDep) -> TranscriptResponse:
     """The session's transcript (`conversations.messages`), oldest first."""
     messages = await store.get_messages(session_id)
@@ -38,7 +31,7 @@ async def get_messages(session_id: uuid.UUID, store: StoreDep) -> TranscriptResp
     "/{session_id}",
     status_code=204,
     response_class=Response,
-    responses={**ERRORS, 409: {"model": ErrorBody}},
+    responses={**READ_ERRORS, 409: {"model": ErrorBody}},
 )
 async def delete_session(
     session_id: uuid.UUID, store: StoreDep, leases: LeasesDep, events: EventLogDep

@@ -16,8 +16,8 @@ from src.api.deps import EventLogDep, LeasesDep, SettingsDep
 from src.api.errors import ApiError
 from src.api.schemas import (
     MAX_EVENT_NUMBER,
+    READ_ERRORS,
     TURN_ID_PATTERN,
-    ErrorBody,
     TurnError,
     TurnStatus,
     Usage,
@@ -26,13 +26,6 @@ from src.api.security import Authorized
 from src.api.turn_events import StoredEvent
 
 router = APIRouter(prefix="/sessions", tags=["turns"], dependencies=[Authorized])
-ERRORS = {
-    401: {"model": ErrorBody},
-    404: {"model": ErrorBody},
-    422: {"model": ErrorBody},
-    429: {"model": ErrorBody},
-    503: {"model": ErrorBody},
-}
 TurnId = Annotated[str, Path(pattern=TURN_ID_PATTERN, description="The turn's turn_id")]
 
 
@@ -68,7 +61,7 @@ def _status(
     return status
 
 
-@router.get("/{session_id}/turns/{turn_id}", response_model=TurnStatus, responses=ERRORS)
+@router.get("/{session_id}/turns/{turn_id}", response_model=TurnStatus, responses=READ_ERRORS)
 async def get_turn(
     session_id: uuid.UUID, turn_id: TurnId, log: EventLogDep, leases: LeasesDep
 ) -> TurnStatus:
@@ -98,7 +91,9 @@ def _after(turn_id: str, last_event_id: str | None, after: int | None) -> int:
 
 
 @router.get(
-    "/{session_id}/turns/{turn_id}/events", response_class=EventSourceResponse, responses=ERRORS
+    "/{session_id}/turns/{turn_id}/events",
+    response_class=EventSourceResponse,
+    responses=READ_ERRORS,
 )
 async def turn_events(
     session_id: uuid.UUID,
