@@ -30,9 +30,10 @@ run: sync-runtime ## run the API on http://127.0.0.1:8000 (embedded PostgreSQL i
 test: sync ## run the test suite against a real PostgreSQL
 	$(UV) run --frozen pytest
 
-lint: sync ## ruff check + format check
+lint: sync ## ruff check + format check + mypy (types of src/)
 	$(UV) run --frozen ruff check .
 	$(UV) run --frozen ruff format --check .
+	$(UV) run --frozen mypy
 
 format: sync ## apply ruff fixes and formatting
 	$(UV) run --frozen ruff check --fix .

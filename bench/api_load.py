@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import statistics
 import sys
 import tempfile
@@ -14,12 +13,12 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import asyncpg
 import httpx
 
 from bench.savers import fresh_database
+from tests.support import free_port, memory_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,22 +43,11 @@ class LoadResult:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _server_env(dsn: str, port: int, delay: float) -> dict[str, str]:
-    parts = urlsplit(dsn)
     env = {k: v for k, v in os.environ.items() if k not in {"API_KEY", "OPENAI_API_KEY"}}
+    env.update(memory_env(dsn))
     env.update(
         PYTHONPATH=str(ROOT), API_HOST="127.0.0.1", API_PORT=str(port),
-        POSTGRES_MEMORY_HOST=parts.hostname or "127.0.0.1",
-        POSTGRES_MEMORY_PORT=str(parts.port or 5432),
-        POSTGRES_MEMORY_USER=parts.username or "postgres",
-        POSTGRES_MEMORY_PASSWORD=parts.password or "unused",
-        POSTGRES_MEMORY_DB=parts.path.lstrip("/"), POSTGRES_MEMORY_EMBEDDED="false",
         POSTGRES_MEMORY_POOL_MAX="20", RATE_LIMIT_PER_MINUTE="100000000",
         WEATHER_PROVIDER="offline", STOCK_PROVIDER="offline", LOG_LEVEL="WARNING",
         BENCH_MODEL_DELAY=str(delay),
@@ -96,7 +84,7 @@ async def api_load(sessions: int, turns: int, model_delay: float = 0.2) -> LoadR
     """Run the load and check the database afterwards."""
     result = LoadResult(sessions, turns, model_delay)
     async with fresh_database() as dsn:
-        port = _free_port()
+        port = free_port()
         with tempfile.TemporaryDirectory() as cwd:  # no developer .env in the way
             server = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "bench.api_server",

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import os
 import random
-import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 from langchain_core.messages import AIMessage, HumanMessage
-from langgraph.graph import START, MessagesState, StateGraph
 
-from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
+from src.agent.memory import ConversationCheckpointer
+from tests import support
 
 SERVER = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SAVERS = ("ours", "official")
@@ -92,16 +90,12 @@ def sentence(rng: random.Random, n: int) -> str:
 
 
 def chat_graph(checkpointer: Any, seed: int = 7) -> Any:
-    """A one-node chat graph answering 20-60 words: only the checkpointer differs."""
+    """The tests' one-node chat graph, answering 20-60 words: only the checkpointer
+    differs."""
     rng = random.Random(seed)
-
-    def reply(state: MessagesState) -> dict:
-        return {"messages": [AIMessage(sentence(rng, rng.randint(20, 60)))]}
-
-    builder = StateGraph(MessagesState)
-    builder.add_node("reply", reply)
-    builder.add_edge(START, "reply")
-    return builder.compile(checkpointer=checkpointer)
+    return support.chat_graph(
+        checkpointer, reply=lambda _: AIMessage(sentence(rng, rng.randint(20, 60)))
+    )
 
 
 async def ask(graph: Any, thread_id: str, rng: random.Random) -> None:
@@ -109,33 +103,17 @@ async def ask(graph: Any, thread_id: str, rng: random.Random) -> None:
     await graph.ainvoke({"messages": [HumanMessage(sentence(rng, 15))]}, config)
 
 
-def dsn_for(database: str) -> str:
-    return urlunsplit(urlsplit(SERVER)._replace(path="/" + database))
-
-
-@asynccontextmanager
-async def fresh_database() -> AsyncIterator[str]:
-    """A new database on the benchmark server, dropped afterwards."""
-    name = f"vera_bench_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(SERVER)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield dsn_for(name)
-    finally:
-        await admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        await admin.close()
+def fresh_database() -> AbstractAsyncContextManager[str]:
+    """A new database on the benchmark server (its DSN), dropped afterwards."""
+    return support.fresh_database(SERVER, "vera_bench")
 
 
 @asynccontextmanager
 async def saver_for(kind: str, dsn: str, pool_max: int = 20) -> AsyncIterator[Any]:
     """Our saver or the official `AsyncPostgresSaver`, each on a pool of `pool_max`."""
     if kind == "ours":
-        store = PostgresMemoryStore(dsn, min_size=2, max_size=pool_max)
-        await store.initialize()
-        try:
-            yield ConversationCheckpointer(store)
-        finally:
-            await store.close()
+        async with ConversationCheckpointer.from_dsn(dsn, min_size=2, max_size=pool_max) as ours:
+            yield ours
         return
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
     from psycopg.rows import dict_row

@@ -10,16 +10,17 @@ from __future__ import annotations
 import asyncio
 import os
 import tempfile
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
 from src.agent.memory.embedded import EmbeddedPostgres
+from src.wiring import app_migrations
+from tests.support import create_database, drop_database, fresh_database
+from tests.support import with_database as with_database  # re-exported (older imports)
 
 LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -34,12 +35,6 @@ def _reachable(dsn: str) -> bool:
         return True
 
     return asyncio.run(probe())
-
-
-def with_database(dsn: str, database: str) -> str:
-    """`dsn` pointing at another database (works for host and Unix-socket DSNs)."""
-    parts = urlsplit(dsn)
-    return urlunsplit(parts._replace(path="/" + database))
 
 
 @pytest.fixture(scope="session")
@@ -64,26 +59,19 @@ def server_dsn() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def database_dsn(server_dsn: str) -> Iterator[str]:
     """A fresh database for this test run, dropped at the end."""
-    name = f"vera_test_{uuid.uuid4().hex[:12]}"
-
-    async def admin(statement: str) -> None:
-        conn = await asyncpg.connect(server_dsn)
-        try:
-            await conn.execute(statement)
-        finally:
-            await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{name}"'))
+    dsn = asyncio.run(create_database(server_dsn, "vera_test"))
     try:
-        yield with_database(server_dsn, name)
+        yield dsn
     finally:
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        asyncio.run(drop_database(server_dsn, dsn))
 
 
 @pytest.fixture
 async def store(database_dsn: str) -> AsyncIterator[PostgresMemoryStore]:
-    """An initialized store on the run's database (schema applied)."""
-    store = PostgresMemoryStore(database_dsn, min_size=1, max_size=10)
+    """An initialized store on the run's database (schema applied, the app's tables too)."""
+    store = PostgresMemoryStore(
+        database_dsn, min_size=1, max_size=10, extra_migrations=app_migrations()
+    )
     await store.initialize()
     try:
         yield store
@@ -109,11 +97,5 @@ async def db(database_dsn: str) -> AsyncIterator[asyncpg.Connection]:
 @pytest.fixture
 async def empty_dsn(server_dsn: str) -> AsyncIterator[str]:
     """A brand-new empty database, dropped afterwards."""
-    name = f"vera_empty_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(server_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield with_database(server_dsn, name)
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with fresh_database(server_dsn, "vera_empty") as dsn:
+        yield dsn

@@ -14,16 +14,16 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+from tests.support import free_port, memory_env
 
 ROOT = Path(__file__).resolve().parents[1]
 LANGGRAPH = Path(sys.executable).parent / "langgraph"
@@ -36,26 +36,6 @@ LANGGRAPH_DEV_MARKS = [
         reason="langgraph-cli is not installed",
     ),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def memory_env(dsn: str) -> dict[str, str]:
-    """POSTGRES_MEMORY_* variables for a DSN (TCP or Unix socket)."""
-    parts = urlsplit(dsn)
-    query = parse_qs(parts.query)
-    return {
-        "POSTGRES_MEMORY_HOST": query.get("host", [parts.hostname or "127.0.0.1"])[0],
-        "POSTGRES_MEMORY_PORT": str(query.get("port", [parts.port or 5432])[0]),
-        "POSTGRES_MEMORY_USER": parts.username or "postgres",
-        "POSTGRES_MEMORY_PASSWORD": parts.password or "",
-        "POSTGRES_MEMORY_DB": parts.path.lstrip("/"),
-        "POSTGRES_MEMORY_EMBEDDED": "false",
-    }
 
 
 @contextmanager

@@ -8,20 +8,23 @@ import pytest
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.report import ProgressCallbacks
 
-from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
+from src.agent.memory import ConversationCheckpointer
 
 
 async def test_conformance_all_capabilities_pass(database_dsn: str) -> None:
-    store = PostgresMemoryStore(database_dsn, min_size=1, max_size=5)
+    """Each case gets a checkpointer of its own (`from_pool`: its own caches) on the pool
+    that `from_dsn` opened for the whole suite."""
+    suite: list[ConversationCheckpointer] = []
 
     async def lifespan() -> AsyncIterator[None]:
-        await store.initialize()
-        yield
-        await store.close()
+        async with ConversationCheckpointer.from_dsn(database_dsn, min_size=1, max_size=5) as saver:
+            suite.append(saver)
+            yield
 
     @checkpointer_test(name="ConversationCheckpointer", lifespan=lifespan)
     async def factory() -> AsyncIterator[ConversationCheckpointer]:
-        yield ConversationCheckpointer(store)
+        async with ConversationCheckpointer.from_pool(suite[0].store.pool) as checkpointer:
+            yield checkpointer
 
     report = await validate(factory, progress=ProgressCallbacks.quiet())
     failures = {

@@ -10,7 +10,6 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from src.agent.context import INTERRUPTED_RESULT, select_window
 from src.agent.graph import build_graph
-from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
 from src.agent.tools import build_tools
 from src.config.settings import load_settings
 
@@ -74,24 +73,6 @@ async def test_invalid_tool_input_is_relayed(saver) -> None:
     messages = await ask(build_graph(OFFLINE, checkpointer=saver), str(uuid.uuid4()),
                          "What's the weather in 12345?")  # fmt: skip
     assert messages[-1].content.startswith("Sorry")
-
-
-async def test_memory_across_turns_and_a_new_pool(database_dsn: str) -> None:
-    thread = str(uuid.uuid4())
-    first = PostgresMemoryStore(database_dsn, min_size=1, max_size=2)
-    await first.initialize()
-    await ask(build_graph(OFFLINE, checkpointer=ConversationCheckpointer(first)), thread,
-              "Hi, my name is Ana")  # fmt: skip
-    await first.close()
-    second = PostgresMemoryStore(database_dsn, min_size=1, max_size=2)
-    await second.initialize()
-    try:
-        graph = build_graph(OFFLINE, checkpointer=ConversationCheckpointer(second))
-        messages = await ask(graph, thread, "What is my name?")
-        assert messages[-1].content == "Your name is Ana."
-        assert len(messages) == 4
-    finally:
-        await second.close()
 
 
 def tool_turn(n: int) -> list:

@@ -7,38 +7,15 @@ import json
 import re
 import uuid
 
+import asyncpg
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage, ToolMessage
-from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.graph import START, MessagesState, StateGraph
 
 from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore, session_id_for
 from src.agent.memory.message_log import TRANSCRIPT_BLOB_TYPE
-
-REPLIES = ["Sure, here it is.", "The market closed higher.", "Montevideo is mild today."]
-
-
-def echo_graph(checkpointer: ConversationCheckpointer):
-    """A one-node chat graph: answers with a rich AIMessage (tool calls, usage, metadata)."""
-
-    def reply(state: MessagesState) -> dict:
-        n = len(state["messages"])
-        return {
-            "messages": [
-                AIMessage(
-                    content=f"{REPLIES[n % 3]} (#{n})",
-                    id=f"ai-{n}-{uuid.uuid4().hex[:6]}",
-                    usage_metadata={"input_tokens": n, "output_tokens": 3, "total_tokens": n + 3},
-                    response_metadata={"model_name": "fake", "finish_reason": "stop"},
-                    additional_kwargs={"refusal": None},
-                )
-            ]
-        }
-
-    builder = StateGraph(MessagesState)
-    builder.add_node("reply", reply)
-    builder.add_edge(START, "reply")
-    builder.add_edge("reply", END)
-    return builder.compile(checkpointer=checkpointer)
+from src.agent.memory.migrations import load_migrations
+from tests.support import chat_graph
 
 
 def cfg(thread_id: str) -> dict:
@@ -54,7 +31,7 @@ async def run_turns(graph, thread_id: str, n: int) -> None:
 
 
 async def test_transcript_format_and_plain_sql(saver, store) -> None:
-    graph = echo_graph(saver)
+    graph = chat_graph(saver)
     thread = str(uuid.uuid4())
     await run_turns(graph, thread, 2)
     rows = await store.get_messages(uuid.UUID(thread))
@@ -73,7 +50,7 @@ async def test_transcript_format_and_plain_sql(saver, store) -> None:
 
 async def test_exact_round_trip_of_rich_messages(saver) -> None:
     thread = str(uuid.uuid4())
-    graph = echo_graph(saver)
+    graph = chat_graph(saver)
     ai = AIMessage(
         content=[{"type": "text", "text": "hi"}],
         id="ai-1",
@@ -94,7 +71,7 @@ async def test_exact_round_trip_of_rich_messages(saver) -> None:
     human = HumanMessage("weather?", id="h-1", additional_kwargs={"k": 1})
     await graph.aupdate_state(cfg(thread), {"messages": [human, ai, tool]}, as_node="reply")
     fresh = ConversationCheckpointer(saver.store)  # nothing cached
-    state = await echo_graph(fresh).aget_state(cfg(thread))
+    state = await chat_graph(fresh).aget_state(cfg(thread))
     assert state.values["messages"] == [human, ai, tool]
     assert [type(m) for m in state.values["messages"]] == [HumanMessage, AIMessage, ToolMessage]
 
@@ -110,17 +87,17 @@ async def test_exact_round_trip_of_rich_messages(saver) -> None:
 )
 async def test_hostile_text_round_trips(saver, store, text: str) -> None:
     thread = str(uuid.uuid4())
-    graph = echo_graph(saver)
+    graph = chat_graph(saver)
     await graph.ainvoke({"messages": [HumanMessage(text, id="h")]}, cfg(thread))
     fresh = ConversationCheckpointer(saver.store)
-    state = await echo_graph(fresh).aget_state(cfg(thread))
+    state = await chat_graph(fresh).aget_state(cfg(thread))
     assert state.values["messages"][0].content == text
     assert (await store.get_messages(uuid.UUID(thread)))[0]["content"] == text
 
 
 async def test_time_travel_after_removal_and_replacement(saver) -> None:
     thread = "1"  # LangGraph docs' style thread id: mapped to a UUID, kept as written
-    graph = echo_graph(saver)
+    graph = chat_graph(saver)
     await run_turns(graph, thread, 3)
     history = [s async for s in graph.aget_state_history(cfg(thread))]
     before = {s.config["configurable"]["checkpoint_id"]: s.values.get("messages") for s in history}
@@ -130,7 +107,7 @@ async def test_time_travel_after_removal_and_replacement(saver) -> None:
     await graph.aupdate_state(cfg(thread), {"messages": [RemoveMessage(id=second.id), replaced]})
     now = (await graph.aget_state(cfg(thread))).values["messages"]
     assert now[0].content == "edited question" and second.id not in [m.id for m in now]
-    fresh_graph = echo_graph(ConversationCheckpointer(saver.store))
+    fresh_graph = chat_graph(ConversationCheckpointer(saver.store))
     for checkpoint_id, messages in before.items():
         config = {"configurable": {"thread_id": thread, "checkpoint_id": checkpoint_id}}
         assert (await fresh_graph.aget_state(config)).values.get("messages") == messages
@@ -159,7 +136,7 @@ async def stored_bytes(store: PostgresMemoryStore, sid: uuid.UUID) -> int:
 
 
 async def test_live_storage_grows_linearly(saver, store) -> None:
-    graph = echo_graph(saver)
+    graph = chat_graph(saver)
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
     await run_turns(graph, a, 30)
     await run_turns(graph, b, 60)
@@ -211,29 +188,38 @@ async def test_subgraph_messages_stay_out_of_transcript(saver, store) -> None:
 
 
 async def test_state_survives_new_pool_and_saver(database_dsn: str) -> None:
+    """The only "survives a new pool" test: a checkpointer closed and another opened
+    (`from_dsn` both times) find the exact state and go on from it."""
     thread = str(uuid.uuid4())
-    first = PostgresMemoryStore(database_dsn, min_size=1, max_size=2)
-    await first.initialize()
-    await run_turns(echo_graph(ConversationCheckpointer(first)), thread, 2)
-    expected = (await echo_graph(ConversationCheckpointer(first)).aget_state(cfg(thread))).values
-    await first.close()
+    async with ConversationCheckpointer.from_dsn(database_dsn, min_size=1, max_size=2) as first:
+        await run_turns(chat_graph(first), thread, 2)
+        expected = (await chat_graph(first).aget_state(cfg(thread))).values
+    assert first.store._pool is None, "leaving the block closed the pool"
 
-    second = PostgresMemoryStore(database_dsn, min_size=1, max_size=2)
-    await second.initialize()
-    try:
-        graph = echo_graph(ConversationCheckpointer(second))
+    async with ConversationCheckpointer.from_dsn(database_dsn, min_size=1, max_size=2) as second:
+        graph = chat_graph(second)
         assert (await graph.aget_state(cfg(thread))).values == expected
         await graph.ainvoke({"messages": [HumanMessage("third", id="h3")]}, cfg(thread))
         messages = (await graph.aget_state(cfg(thread))).values["messages"]
         assert len(messages) == 6 and messages[:4] == expected["messages"]
+
+
+async def test_from_pool_applies_the_schema_and_leaves_the_pool_open(empty_dsn: str) -> None:
+    pool = await asyncpg.create_pool(empty_dsn, min_size=1, max_size=2)
+    try:
+        async with ConversationCheckpointer.from_pool(pool) as saver:
+            await run_turns(chat_graph(saver), "from-pool", 1)
+        assert await pool.fetchval("SELECT count(*) FROM conversations") == 1
+        versions = await pool.fetch("SELECT version FROM vera_schema_migrations ORDER BY 1")
+        assert [v["version"] for v in versions] == [m.version for m in load_migrations()]
     finally:
-        await second.close()
+        await pool.close()
 
 
 async def test_concurrent_calls_run_in_parallel(saver, store) -> None:
     """No saver-wide lock: two slow reads overlap on two pooled connections."""
     thread = str(uuid.uuid4())
-    await run_turns(echo_graph(saver), thread, 1)
+    await run_turns(chat_graph(saver), thread, 1)
     started = asyncio.Event()
     both = asyncio.Barrier(2)
     original = saver._run
@@ -253,7 +239,7 @@ async def test_concurrent_calls_run_in_parallel(saver, store) -> None:
 
 async def test_sync_methods_from_a_thread_and_clear_error_on_loop(saver) -> None:
     thread = str(uuid.uuid4())
-    await run_turns(echo_graph(saver), thread, 1)
+    await run_turns(chat_graph(saver), thread, 1)
     found = await asyncio.to_thread(saver.get_tuple, cfg(thread))
     assert found is not None
     listed = await asyncio.to_thread(lambda: list(saver.list(cfg(thread))))
@@ -269,13 +255,13 @@ async def test_two_processes_alternating_on_one_thread_stay_exact(database_dsn: 
     for s in stores:
         await s.initialize()
     try:
-        graphs = [echo_graph(ConversationCheckpointer(s)) for s in stores]
+        graphs = [chat_graph(ConversationCheckpointer(s)) for s in stores]
         for turn in range(6):  # A, B, A, B, ...: every turn starts from a stale cache
             await run_turns(graphs[turn % 2], thread, 1)
         transcript = await stores[0].get_messages(uuid.UUID(thread))
         assert [m["role"] for m in transcript] == ["user", "assistant"] * 6
         assert len({m["id"] for m in transcript}) == 12  # nothing stored twice
-        fresh = echo_graph(ConversationCheckpointer(stores[1]))
+        fresh = chat_graph(ConversationCheckpointer(stores[1]))
         states = [(await g.aget_state(cfg(thread))).values for g in (*graphs, fresh)]
         assert states[0] == states[1] == states[2]
         assert [m.id for m in states[0]["messages"]] == [m["id"] for m in transcript]
@@ -304,7 +290,7 @@ def test_channel_versions_are_langgraphs_standard_form(saver) -> None:
 
 async def test_a_caller_mutating_a_read_message_never_changes_what_is_stored(saver) -> None:
     thread = str(uuid.uuid4())
-    graph = echo_graph(saver)
+    graph = chat_graph(saver)
     await run_turns(graph, thread, 2)
     first = (await graph.aget_state(cfg(thread))).values["messages"]
     original = first[1].model_copy(deep=True)
@@ -312,20 +298,20 @@ async def test_a_caller_mutating_a_read_message_never_changes_what_is_stored(sav
     first[1].response_metadata["model_name"] = "tampered"
     again = (await graph.aget_state(cfg(thread))).values["messages"]
     assert again[1] == original and again[1] is not first[1]
-    fresh = echo_graph(ConversationCheckpointer(saver.store))
+    fresh = chat_graph(ConversationCheckpointer(saver.store))
     assert (await fresh.aget_state(cfg(thread))).values["messages"][1] == original
     await run_turns(graph, thread, 1)  # the next turn starts from the stored state
     assert (await graph.aget_state(cfg(thread))).values["messages"][1] == original
 
 
 async def test_transcript_cache_is_bounded_and_reloads_what_it_dropped(saver) -> None:
-    saver.transcripts.max_messages = 5  # two sessions of 4 messages cannot both stay
-    graph = echo_graph(saver)
+    saver.message_logs.max_messages = 5  # two sessions of 4 messages cannot both stay
+    graph = chat_graph(saver)
     a, b = str(uuid.uuid4()), str(uuid.uuid4())
     await run_turns(graph, a, 2)
     await run_turns(graph, b, 2)
-    assert saver.transcripts.peek(uuid.UUID(a)) is None  # least recently used: dropped
-    assert saver.transcripts.peek(uuid.UUID(b)) is not None
+    assert saver.message_logs.peek(uuid.UUID(a)) is None  # least recently used: dropped
+    assert saver.message_logs.peek(uuid.UUID(b)) is not None
     await run_turns(graph, a, 1)  # reloaded from the database, exact
     messages = (await graph.aget_state(cfg(a))).values["messages"]
     assert len(messages) == 6 and len({m.id for m in messages}) == 6
@@ -334,11 +320,11 @@ async def test_transcript_cache_is_bounded_and_reloads_what_it_dropped(saver) ->
 async def test_copied_and_run_deleted_threads_keep_one_true_history(saver, store) -> None:
     """A copied thread reads back exactly; deleting the latest run's checkpoints makes the
     transcript show the checkpoint that is now the latest."""
-    graph = echo_graph(saver)
+    graph = chat_graph(saver)
     source, target = str(uuid.uuid4()), str(uuid.uuid4())
     await run_turns(graph, source, 2)
     await saver.acopy_thread(source, target)
-    fresh = echo_graph(ConversationCheckpointer(store))
+    fresh = chat_graph(ConversationCheckpointer(store))
     expected = (await graph.aget_state(cfg(source))).values["messages"]
     assert (await fresh.aget_state(cfg(target))).values["messages"] == expected
     run_id = str(uuid.uuid4())  # as langgraph-api records it: in the run's metadata

@@ -21,9 +21,10 @@ from typing import Annotated, TypedDict
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.base import empty_checkpoint
 from langgraph.checkpoint.base.id import uuid6
-from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.graph import END, START, StateGraph
 
 from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore, session_id_for
+from tests.support import chat_graph, echo_text
 
 SEED = 20261126
 
@@ -142,7 +143,7 @@ async def test_concurrent_forks_writes_and_reads_store_exactly_what_was_put(
     async def reader(plan: ThreadPlan) -> None:
         while not stop.is_set():
             if random.random() < 0.3:  # evicted, as by the cache's bound: everyone reloads
-                saver.transcripts.invalidate(session_id_for(plan.thread_id))
+                saver.message_logs.invalidate(session_id_for(plan.thread_id))
             await check_read(saver, plan, wrong)
 
     def thread_reader(plan: ThreadPlan) -> None:
@@ -194,25 +195,13 @@ async def test_concurrent_forks_writes_and_reads_store_exactly_what_was_put(
     assert wrong == [], f"{len(wrong)} wrong of {total}: {wrong[:5]}"
 
 
-def echo_graph(checkpointer: ConversationCheckpointer):
-    def reply(state: MessagesState) -> dict:
-        n = len(state["messages"])
-        return {"messages": [AIMessage(f"answer #{n}", id=f"ai-{uuid.uuid4().hex[:8]}")]}
-
-    builder = StateGraph(MessagesState)
-    builder.add_node("reply", reply)
-    builder.add_edge(START, "reply")
-    builder.add_edge("reply", END)
-    return builder.compile(checkpointer=checkpointer)
-
-
 async def test_graph_run_with_state_pollers_on_the_same_thread_stays_exact(
     saver, store: PostgresMemoryStore
 ) -> None:
     """Studio polls state while a run writes: the stored history must stay exact."""
     thread = str(uuid.uuid4())
     cfg = {"configurable": {"thread_id": thread}}
-    graph = echo_graph(saver)
+    graph = chat_graph(saver)
     stop = asyncio.Event()
 
     async def poll() -> None:
@@ -228,14 +217,14 @@ async def test_graph_run_with_state_pollers_on_the_same_thread_stays_exact(
     stop.set()
     await asyncio.gather(*pollers)
 
-    fresh = echo_graph(ConversationCheckpointer(store))
+    fresh = chat_graph(ConversationCheckpointer(store))
     history = [s async for s in fresh.aget_state_history(cfg)]
     lists = [view(s.values.get("messages")) for s in reversed(history)]
     for before, after in itertools.pairwise(lists):
         assert after[: len(before)] == before, "a checkpoint lost or changed earlier messages"
     final = lists[-1]
     assert [m[2] for m in final[::2]] == [f"question {i}" for i in range(15)]
-    assert [m[2] for m in final[1::2]] == [f"answer #{2 * i + 1}" for i in range(15)]
+    assert [m[2] for m in final[1::2]] == [echo_text(2 * i + 1) for i in range(15)]
     transcript = await store.get_messages(uuid.UUID(thread))
     assert [(m["id"], m["content"]) for m in transcript] == [(m[1], m[2]) for m in final]
 
@@ -275,7 +264,7 @@ async def test_transcript_is_the_current_branch_after_forks_and_edits(saver, sto
     branches still read back exactly through time travel."""
     thread = str(uuid.uuid4())
     cfg = {"configurable": {"thread_id": thread}}
-    graph = echo_graph(saver)
+    graph = chat_graph(saver)
     for i in range(3):
         await graph.ainvoke({"messages": [HumanMessage(f"question {i}", id=f"q{i}")]}, cfg)
     history = [s async for s in graph.aget_state_history(cfg)]
@@ -307,7 +296,7 @@ async def test_transcript_is_the_current_branch_after_forks_and_edits(saver, sto
     await graph.ainvoke({"messages": [HumanMessage("back", id="qd")]}, history[0].config)
     assert len(await current()) == 8 and await transcript() == await current()
     assert await stored_twice(store, thread) == 0
-    fresh = echo_graph(ConversationCheckpointer(store))
+    fresh = chat_graph(ConversationCheckpointer(store))
     for checkpoint_id, messages in before.items():
         config = {"configurable": {"thread_id": thread, "checkpoint_id": checkpoint_id}}
         assert view((await fresh.aget_state(config)).values.get("messages")) == messages

@@ -25,10 +25,11 @@ from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import Command, interrupt
 
 from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore, session_id_for
-from src.agent.memory.leases import TurnLeases
 from src.agent.memory.store import StorageUnavailableError
 from src.agent.memory.threads import _THREAD_NAMESPACE
-from tests.test_memory import cfg, echo_graph, run_turns
+from src.api.turn_leases import TurnLeases
+from tests.support import chat_graph
+from tests.test_memory import cfg, run_turns
 
 Fn = Callable[[asyncpg.Connection], Awaitable[Any]]
 
@@ -99,7 +100,7 @@ async def test_saver_read_survives_its_connection_being_killed(
     saver, store, admin, monkeypatch
 ) -> None:
     thread = str(uuid.uuid4())
-    await run_turns(echo_graph(saver), thread, 1)
+    await run_turns(chat_graph(saver), thread, 1)
     pids = kill_next_calls(monkeypatch, store, admin, times=1)
     assert await saver.aget_tuple(cfg(thread)) is not None
     assert len(pids) == 2
@@ -162,7 +163,7 @@ async def checkpoint_count(store: PostgresMemoryStore, thread: str) -> int:
 
 
 async def test_prune_refuses_a_single_string(saver, store) -> None:
-    graph = echo_graph(saver)
+    graph = chat_graph(saver)
     for thread in ("a", "b"):
         await saver.adelete_thread(thread)
         await run_turns(graph, thread, 1)
@@ -196,7 +197,7 @@ async def test_keep_latest_refuses_a_delta_channel_thread_and_prunes_nothing(sav
     delta, plain = str(uuid.uuid4()), str(uuid.uuid4())
     await run_turns(delta_graph(saver), delta, 2)
     assert (await delta_graph(saver).aget_state(cfg(delta))).values["items"] == [1, 3]
-    await run_turns(echo_graph(saver), plain, 2)
+    await run_turns(chat_graph(saver), plain, 2)
     before = [await checkpoint_count(store, t) for t in (delta, plain)]
     with pytest.raises(NotImplementedError, match="DeltaChannel"):
         await saver.aprune([plain, delta])
@@ -208,7 +209,7 @@ async def test_keep_latest_refuses_a_delta_channel_thread_and_prunes_nothing(sav
 async def test_keep_latest_refuses_a_delta_snapshot_marker(saver, store) -> None:
     """An inline `true` with a blob behind it is a snapshot (as the official saver writes)."""
     thread = str(uuid.uuid4())
-    await run_turns(echo_graph(saver), thread, 2)
+    await run_turns(chat_graph(saver), thread, 2)
     sid = session_id_for(thread)
     await store.pool.execute(
         "UPDATE checkpoints SET checkpoint = jsonb_set(jsonb_set(checkpoint, "
@@ -327,7 +328,7 @@ def test_uuid_thread_ids_are_read_case_insensitively() -> None:
 
 async def test_upper_and_lower_case_uuid_threads_share_one_conversation(saver, store) -> None:
     u = uuid.uuid4()
-    graph = echo_graph(saver)
+    graph = chat_graph(saver)
     await graph.ainvoke({"messages": [HumanMessage("one")]}, cfg(str(u).upper()))
     await graph.ainvoke({"messages": [HumanMessage("two")]}, cfg(str(u)))
     rows = await store.pool.fetch(

@@ -9,11 +9,41 @@ import uuid
 from pathlib import Path
 
 import asyncpg
+import pytest
 
 from src.agent.memory import PostgresMemoryStore
-from src.agent.memory.migrations import apply_migrations, load_migrations, schema_version
+from src.agent.memory.migrations import (
+    apply_migrations,
+    load_migrations,
+    merge_migrations,
+    schema_version,
+)
+from src.wiring import app_migrations
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def every_migration():
+    """The checkpointer's migrations and the app's, in their one version sequence."""
+    return merge_migrations(load_migrations(), app_migrations())
+
+
+def test_the_checkpointer_and_the_app_number_their_migrations_as_one_sequence() -> None:
+    """Databases made before the split hold versions 1..6 in `vera_schema_migrations`:
+    the package's files and the app's keep those numbers, with no gap and no repeat."""
+    versions = [m.version for m in every_migration()]
+    assert versions == list(range(1, len(versions) + 1))
+    assert [m.version for m in load_migrations()] == [1, 2, 4, 5]
+    assert {m.name for m in app_migrations()} >= {"turn_leases", "turn_events"}
+
+
+def test_finding_no_migration_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="no migration files"):
+        load_migrations(tmp_path)
+    (tmp_path / "0001_a.sql").write_text("SELECT 1")
+    (tmp_path / "0002_b.sql").write_text("SELECT 1")
+    with pytest.raises(ValueError, match="used twice"):
+        merge_migrations(load_migrations(tmp_path), load_migrations(tmp_path)[1:])
 
 
 async def tables(dsn: str) -> set[str]:
@@ -26,13 +56,16 @@ async def tables(dsn: str) -> set[str]:
 
 
 async def test_from_empty_database_is_idempotent(empty_dsn: str) -> None:
-    store = PostgresMemoryStore(empty_dsn, min_size=1, max_size=2)
+    store = PostgresMemoryStore(
+        empty_dsn, min_size=1, max_size=2, extra_migrations=app_migrations()
+    )
     await store.initialize()
     await store.close()
     await store.initialize()  # second start applies nothing
     async with store.pool.acquire() as conn:
-        assert await schema_version(conn) == len(load_migrations())
+        assert await schema_version(conn) == len(every_migration())
         assert await apply_migrations(conn) == []
+        assert await apply_migrations(conn, every_migration()) == []
         columns = await conn.fetch(
             "SELECT column_name, data_type, is_nullable, column_default FROM "
             "information_schema.columns WHERE table_name = 'conversations' "
@@ -71,12 +104,14 @@ async def test_upgrade_from_older_version_keeps_rows(empty_dsn: str) -> None:
         )
     finally:
         await conn.close()
-    store = PostgresMemoryStore(empty_dsn, min_size=1, max_size=2)
+    store = PostgresMemoryStore(
+        empty_dsn, min_size=1, max_size=2, extra_migrations=app_migrations()
+    )
     await store.initialize()
     try:
         assert await store.get_messages(sid) == [{"role": "user", "content": "kept"}]
         async with store.pool.acquire() as c:
-            assert await schema_version(c) == len(load_migrations())
+            assert await schema_version(c) == len(every_migration())
     finally:
         await store.close()
 
@@ -106,7 +141,7 @@ async def test_two_processes_initialize_at_once(empty_dsn: str) -> None:
         ]
     finally:
         await conn.close()
-    assert sorted(versions) == list(range(1, len(load_migrations()) + 1))
+    assert sorted(versions) == [m.version for m in load_migrations()]  # the package's own
 
 
 async def test_statement_cache_can_be_disabled(database_dsn: str) -> None:
@@ -126,12 +161,13 @@ async def test_upgrade_to_the_message_store_keeps_every_checkpoint_exact(empty_d
     from langchain_core.messages import HumanMessage
 
     from src.agent.memory import ConversationCheckpointer
-    from src.agent.memory.transcript import dumps_jsonb, message_to_element
+    from src.agent.memory.jsonb import dumps_jsonb
+    from src.agent.memory.transcript import message_to_element
 
     conn = await asyncpg.connect(empty_dsn)
     sid = uuid.uuid4()
     try:
-        await apply_migrations(conn, load_migrations()[:4])
+        await apply_migrations(conn, [m for m in every_migration() if m.version <= 4])
         saver = ConversationCheckpointer(PostgresMemoryStore(empty_dsn))
         first, second = HumanMessage("first", id="m1"), HumanMessage("second", id="m2")
         edited = HumanMessage("first, edited", id="m1")
@@ -158,7 +194,8 @@ async def test_upgrade_to_the_message_store_keeps_every_checkpoint_exact(empty_d
                 " VALUES ($1, 'messages', $2, 'vera.transcript_ranges', $3)",
                 sid, version, ranges.encode(),
             )  # fmt: skip
-        assert await apply_migrations(conn) == list(range(5, len(load_migrations()) + 1))
+        later = [m.version for m in every_migration() if m.version >= 5]
+        assert await apply_migrations(conn, every_migration()) == later
         transcript = await conn.fetchval(
             "SELECT messages::text FROM conversations WHERE session_id = $1", sid
         )

@@ -35,7 +35,7 @@ import pytest
 
 from src.agent.memory import sql
 from src.agent.memory.migrations import apply_migrations
-from tests.conftest import with_database
+from tests.support import fresh_database
 
 TABLES = ("conversations", "checkpoints", "checkpoint_blobs", "checkpoint_writes")
 LONG_SESSION_CHECKPOINTS = 300
@@ -133,20 +133,16 @@ WHERE c.session_id = $1 AND c.checkpoint_ns = $2""",
 @pytest.fixture
 async def empty_tables(server_dsn: str) -> AsyncIterator[asyncpg.Connection]:
     """A connection to a new database whose tables were VACUUMed empty, autovacuum off."""
-    name = f"vera_plan_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(server_dsn)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    conn = await asyncpg.connect(with_database(server_dsn, name))
-    try:
-        await apply_migrations(conn)
-        for table in TABLES:
-            await conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
-            await conn.execute(f"VACUUM {table}")
-        yield conn
-    finally:
-        await conn.close()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with fresh_database(server_dsn, "vera_plan") as dsn:
+        conn = await asyncpg.connect(dsn)
+        try:
+            await apply_migrations(conn)
+            for table in TABLES:
+                await conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+                await conn.execute(f"VACUUM {table}")
+            yield conn
+        finally:
+            await conn.close()
 
 
 def literal(value: str | uuid.UUID) -> str:

@@ -10,6 +10,8 @@ answered by an `invalid` explanation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.messages.tool import tool_call
 
@@ -29,13 +31,15 @@ def _without_invalid_calls(message: AIMessage) -> tuple[AIMessage, dict[str, str
     id are dropped: nothing can answer them), and the stand-in result of each by id."""
     if not message.invalid_tool_calls:
         return message, {}
-    calls, results = list(message.tool_calls), {}
+    calls = list(message.tool_calls)
+    results: dict[str, str] = {}
     for call in message.invalid_tool_calls:
-        if call.get("id"):
-            calls.append(tool_call(name=call.get("name") or "unknown_tool", args={}, id=call["id"]))
+        call_id = call.get("id")
+        if call_id:
+            calls.append(tool_call(name=call.get("name") or "unknown_tool", args={}, id=call_id))
             shown = str(call.get("args") or "")
             shown = shown if len(shown) <= 200 else shown[:200] + "…"
-            results[call["id"]] = INVALID_RESULT.format(arguments=repr(shown))
+            results[call_id] = INVALID_RESULT.format(arguments=repr(shown))
     fixed = message.model_copy(update={"tool_calls": calls, "invalid_tool_calls": []})
     return fixed, results
 
@@ -57,8 +61,10 @@ def repair_tool_calls(messages: list[BaseMessage]) -> list[BaseMessage]:
         repaired.append(message)
         call_ids = {call["id"] for call in message.tool_calls}
         answered = set()
-        while i < len(messages) and isinstance(messages[i], ToolMessage):
+        while i < len(messages):
             result = messages[i]
+            if not isinstance(result, ToolMessage):
+                break
             i += 1
             if result.tool_call_id in call_ids:
                 answered.add(result.tool_call_id)
@@ -67,7 +73,7 @@ def repair_tool_calls(messages: list[BaseMessage]) -> list[BaseMessage]:
             if call["id"] not in answered:
                 repaired.append(
                     ToolMessage(
-                        invalid.get(call["id"], INTERRUPTED_RESULT),
+                        invalid.get(call["id"] or "", INTERRUPTED_RESULT),
                         tool_call_id=call["id"],
                         name=call["name"],
                         status="error",
@@ -76,7 +82,7 @@ def repair_tool_calls(messages: list[BaseMessage]) -> list[BaseMessage]:
     return repaired
 
 
-def select_window(messages: list[BaseMessage], max_messages: int) -> list[BaseMessage]:
+def select_window(messages: Sequence[BaseMessage], max_messages: int) -> list[BaseMessage]:
     """The recent messages the model sees: at most `max_messages` stored ones, cut at a
     turn boundary that keeps tool calls with their results, then repaired."""
     start = max(0, len(messages) - max_messages)

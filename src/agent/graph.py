@@ -10,6 +10,7 @@ history never holds an unanswered call.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
@@ -39,7 +40,7 @@ from src.config.settings import Settings, get_settings
 logger = logging.getLogger(__name__)
 
 
-def turn_so_far(messages: list[BaseMessage]) -> tuple[int, int]:
+def turn_so_far(messages: Sequence[BaseMessage]) -> tuple[int, int]:
     """(model replies, tool calls) of the current turn: the messages after the last user
     message."""
     steps = calls = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 
@@ -35,7 +36,7 @@ def build_chat_model(settings: Settings) -> BaseChatModel:
 
     idle = settings.agent_timeout_seconds
     # Older langchain-openai lacks the option, and would send an unknown one to the API.
-    extra = (
+    extra: dict[str, Any] = (
         {"stream_chunk_timeout": idle} if "stream_chunk_timeout" in ChatOpenAI.model_fields else {}
     )
     return ChatOpenAI(

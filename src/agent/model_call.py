@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.messages import (
     AIMessage,
@@ -48,7 +49,9 @@ async def stream_reply(
     received = 0
     whole = asyncio.timeout(total)
     try:
-        async with whole, aclosing(model.astream(messages, config)) as stream:
+        # `astream` is an async generator (declared as an iterator): close it when done.
+        chunk_stream = cast(AsyncGenerator[BaseMessage, None], model.astream(messages, config))
+        async with whole, aclosing(chunk_stream) as stream:
             chunks = aiter(stream)
             while True:
                 async with asyncio.timeout(idle):
@@ -57,7 +60,7 @@ async def stream_reply(
                     except StopAsyncIteration:
                         break
                 received += 1
-                merged = chunk if merged is None else merged + chunk  # type: ignore[operator]
+                merged = chunk if merged is None else _add_chunk(merged, chunk)
     except TimeoutError as exc:
         if whole.expired():
             raise ModelTimeoutError(f"the model did not finish within {total:g} s") from exc
@@ -72,6 +75,13 @@ async def stream_reply(
             raise
         raise mapped from exc
     return checked_reply(merged)
+
+
+def _add_chunk(merged: BaseMessage, chunk: BaseMessage) -> BaseMessage:
+    """The stream so far plus `chunk` (chunks add up; a whole message takes nothing)."""
+    if not isinstance(merged, BaseMessageChunk):
+        raise ModelInvalidOutputError(f"the model streamed a whole {type(merged).__name__}")
+    return merged + chunk
 
 
 def checked_reply(merged: BaseMessage | None) -> AIMessage:

@@ -49,6 +49,13 @@ def _usage(messages: Sequence[BaseMessage], output: str) -> dict[str, int]:
     }
 
 
+def _tool_name(tool: Any) -> str:
+    """The name of a tool given as a `BaseTool` (or any object with a name) or as an
+    OpenAI-format dict."""
+    name = getattr(tool, "name", None)
+    return str(name) if name else str(tool["function"]["name"])
+
+
 class OfflineChatModel(BaseChatModel):
     """Rule-based chat model with tool calling; not a language model."""
 
@@ -58,8 +65,8 @@ class OfflineChatModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "vera-offline"
 
-    def bind_tools(self, tools: Sequence[BaseTool | Any], **kwargs: Any):  # type: ignore[override]
-        names = [getattr(t, "name", None) or t["function"]["name"] for t in tools]
+    def bind_tools(self, tools: Sequence[BaseTool | Any], **kwargs: Any):
+        names = [_tool_name(t) for t in tools]
         return self.bind(tool_names=names, **kwargs)
 
     # -- the rules -------------------------------------------------------------------

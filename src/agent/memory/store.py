@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -14,10 +14,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
+from src.agent.memory import sql
 from src.agent.memory.embedded import EmbeddedPostgres, start_embedded
-from src.agent.memory.migrations import apply_migrations
-from src.agent.memory.transcript import loads_jsonb
-from src.config.settings import Settings
+from src.agent.memory.jsonb import loads_jsonb
+from src.agent.memory.migrations import Migration, apply_migrations, load_migrations
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -79,8 +79,11 @@ class SessionSummary:
 class PostgresMemoryStore:
     """Owns the connection pool of the memory database and its schema.
 
-    `initialize()` opens the pool (falling back to an embedded PostgreSQL when allowed and
-    the configured server is unreachable) and applies the migrations; `close()` undoes both.
+    `initialize()` opens the pool (falling back to an embedded PostgreSQL in `embedded_dir`
+    when one is given and the server at `dsn` is unreachable) and applies the migrations:
+    the checkpointer's own, plus `extra_migrations` (an application's tables, numbered in
+    the same version sequence). `close()` undoes both. `from_pool()` wraps a pool someone
+    else owns: `close()` then leaves it open.
     """
 
     def __init__(
@@ -94,6 +97,7 @@ class PostgresMemoryStore:
         command_timeout: float | None = 30.0,
         embedded_dir: Path | None = None,
         database: str = "veramoney_memory",
+        extra_migrations: Sequence[Migration] = (),
     ) -> None:
         self._dsn = dsn
         self.min_size = min_size
@@ -105,24 +109,30 @@ class PostgresMemoryStore:
             Path(embedded_dir).expanduser().resolve() if embedded_dir is not None else None
         )
         self.database = database
+        self.extra_migrations = tuple(extra_migrations)
         self.embedded: EmbeddedPostgres | None = None
         self._pool: asyncpg.Pool | None = None
+        self._owns_pool = True
+        self._migrated = False
         self.dsn_in_use = dsn  # the embedded server's once it is used
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> PostgresMemoryStore:
-        """A store configured by `settings` (embedded fallback when it is allowed)."""
-        return cls(
-            settings.postgres_memory_dsn(),
-            min_size=settings.postgres_memory_pool_min,
-            max_size=settings.postgres_memory_pool_max,
-            statement_cache=settings.postgres_memory_statement_cache,
-            connect_timeout=settings.postgres_memory_connect_timeout,
-            embedded_dir=(
-                settings.postgres_memory_embedded_dir if settings.postgres_memory_embedded else None
-            ),
-            database=settings.postgres_memory_db,
-        )
+    def from_pool(
+        cls,
+        pool: asyncpg.Pool,
+        *,
+        connect_timeout: float = 5.0,
+        extra_migrations: Sequence[Migration] = (),
+    ) -> PostgresMemoryStore:
+        """A store on an open pool that stays the caller's (`close()` does not close it).
+
+        `initialize()` still applies the migrations. `connect()` (a connection of its own)
+        needs the DSN, which a pool does not tell: it is unavailable on such a store.
+        """
+        store = cls("", connect_timeout=connect_timeout, extra_migrations=extra_migrations)
+        store._pool = pool
+        store._owns_pool = False
+        return store
 
     @property
     def address(self) -> str:
@@ -165,6 +175,8 @@ class PostgresMemoryStore:
     async def initialize(self) -> None:
         """Open the pool and bring the schema to the latest version (idempotent)."""
         if self._pool is not None:
+            if not self._migrated:
+                await self._migrate(self._pool)
             return
         try:
             self._pool = await self._create_pool(self._dsn)
@@ -182,13 +194,21 @@ class PostgresMemoryStore:
             self.embedded, dsn = await start_embedded(self.embedded_dir, self.database)
             self._pool = await self._create_pool(dsn)
             self.dsn_in_use = dsn
-        async with self._pool.acquire() as conn:
-            await apply_migrations(conn)
+        await self._migrate(self._pool)
+
+    async def _migrate(self, pool: asyncpg.Pool) -> None:
+        migrations = [*load_migrations(), *self.extra_migrations]
+        async with pool.acquire() as conn:
+            await apply_migrations(conn, migrations)
+        self._migrated = True
 
     async def close(self) -> None:
-        """Close the pool and stop the embedded server if one was started."""
+        """Close the pool (unless it is the caller's) and stop the embedded server if one
+        was started."""
         if self._pool is not None:
-            await self._pool.close()
+            if self._owns_pool:
+                await self._pool.close()
+                self._migrated = False
             self._pool = None
         if self.embedded is not None:
             self.embedded.stop()
@@ -218,42 +238,31 @@ class PostgresMemoryStore:
 
     async def connect(self) -> asyncpg.Connection:
         """A connection of its own (not pooled) to the same database, e.g. for LISTEN."""
+        if not self.dsn_in_use:
+            raise RuntimeError("a store made with from_pool() has no DSN to connect with")
         return await asyncpg.connect(self.dsn_in_use, timeout=self.connect_timeout)
 
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""
         try:
             async with self.pool.acquire(timeout=self.connect_timeout) as conn:
-                return await conn.fetchval("SELECT 1", timeout=self.connect_timeout) == 1
+                return await conn.fetchval(sql.PING, timeout=self.connect_timeout) == 1
         except (*CONNECTION_ERRORS, asyncpg.PostgresError, RuntimeError):
             return False
 
     async def get_messages(self, session_id: uuid.UUID) -> list[dict[str, Any]] | None:
         """The transcript of a session, oldest first; None when the session is unknown."""
-        text = await self.run(
-            lambda conn: conn.fetchval(
-                "SELECT messages::text FROM conversations WHERE session_id = $1", session_id
-            )
-        )
+        text = await self.run(lambda conn: conn.fetchval(sql.SESSION_TRANSCRIPT, session_id))
         return None if text is None else loads_jsonb(text)
 
     async def list_sessions(self, limit: int = 50, offset: int = 0) -> list[SessionSummary]:
         """Sessions, most recently updated first."""
-        rows = await self.run(
-            lambda conn: conn.fetch(
-                "SELECT session_id, jsonb_array_length(messages) AS n, created_at, updated_at "
-                "FROM conversations ORDER BY updated_at DESC, session_id LIMIT $1 OFFSET $2",
-                limit,
-                offset,
-            )
-        )
+        rows = await self.run(lambda conn: conn.fetch(sql.LIST_SESSIONS, limit, offset))
         return [
             SessionSummary(r["session_id"], r["n"], r["created_at"], r["updated_at"]) for r in rows
         ]
 
     async def delete_session(self, session_id: uuid.UUID) -> bool:
         """Delete a session and (by cascade) all its checkpoints; False if it did not exist."""
-        status = await self.run(
-            lambda conn: conn.execute("DELETE FROM conversations WHERE session_id = $1", session_id)
-        )
+        status = await self.run(lambda conn: conn.execute(sql.DELETE_SESSIONS, [session_id]))
         return status != "DELETE 0"

@@ -52,10 +52,10 @@ class SyncBridge(BaseCheckpointSaver[str]):
 
         yield from self._sync(collect())
 
-    def put(self, config, checkpoint, metadata, new_versions) -> RunnableConfig:  # type: ignore[no-untyped-def]
+    def put(self, config, checkpoint, metadata, new_versions) -> RunnableConfig:
         return self._sync(self.aput(config, checkpoint, metadata, new_versions))
 
-    def put_writes(self, config, writes, task_id, task_path="") -> None:  # type: ignore[no-untyped-def]
+    def put_writes(self, config, writes, task_id, task_path="") -> None:
         self._sync(self.aput_writes(config, writes, task_id, task_path))
 
     def delete_thread(self, thread_id: str) -> None:

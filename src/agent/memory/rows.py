@@ -1,0 +1,185 @@
+"""How a checkpoint becomes rows, and rows become a checkpoint: encode and decode side by
+side (as the official saver's `_dump_blobs` / `_load_blobs`).
+
+A checkpoint is one `checkpoints` row (its body as JSONB, with the channel values that are
+plain scalars inline) plus one `checkpoint_blobs` row per other new channel version: the
+value serialized by the serde, `empty` for a channel that has none, or, for the root
+`messages` channel, the seqs of its messages as ranges (`TRANSCRIPT_BLOB_TYPE`, see
+`message_log.py`). Pending writes are one `checkpoint_writes` row each.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+from langchain_core.messages import BaseMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    WRITES_IDX_MAP,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    get_serializable_checkpoint_metadata,
+)
+from langgraph.checkpoint.serde.base import SerializerProtocol
+
+from src.agent.memory.jsonb import dumps_jsonb, loads_jsonb
+from src.agent.memory.message_log import (
+    TRANSCRIPT_BLOB_TYPE,
+    MessageLogCache,
+    SessionLog,
+    decode_ranges,
+    encode_ranges,
+)
+from src.agent.memory.transcript import is_message_list
+
+# -- encode ------------------------------------------------------------------------
+
+
+@dataclass
+class CheckpointRows:
+    """A checkpoint as rows: the `checkpoints` row's JSONB texts, its `checkpoint_blobs`
+    rows `(channel, version, type, blob)`, and the root transcript's messages (stored as
+    message seqs, which need the session's message log) with their channel version."""
+
+    body: str
+    metadata: str
+    blobs: list[tuple[str, str, str, bytes | None]]
+    transcript: list[BaseMessage] | None
+    transcript_version: str
+
+
+def encode_checkpoint(
+    config: RunnableConfig,
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+    new_versions: ChannelVersions,
+    serde: SerializerProtocol,
+    transcript_channel: str,
+) -> CheckpointRows:
+    """The rows of `checkpoint` (only the channels of `new_versions` get blobs)."""
+    ns = config["configurable"].get("checkpoint_ns", "")
+    values = checkpoint["channel_values"]
+    body: dict[str, Any] = {k: v for k, v in checkpoint.items() if k != "channel_values"}
+    body["channel_values"] = {
+        k: v for k, v in values.items() if v is None or isinstance(v, str | int | bool)
+    }
+    blobs: list[tuple[str, str, str, bytes | None]] = []
+    transcript: list[BaseMessage] | None = None
+    version = ""
+    for channel, channel_version in new_versions.items():
+        if channel in body["channel_values"]:
+            continue
+        if channel not in values:
+            blobs.append((channel, str(channel_version), "empty", None))
+        elif ns == "" and channel == transcript_channel and is_message_list(values[channel]):
+            transcript, version = values[channel], str(channel_version)
+        else:
+            blobs.append((channel, str(channel_version), *serde.dumps_typed(values[channel])))
+    return CheckpointRows(
+        body=dumps_jsonb(body),
+        metadata=dumps_jsonb(get_serializable_checkpoint_metadata(config, metadata)),
+        blobs=blobs,
+        transcript=transcript,
+        transcript_version=version,
+    )
+
+
+def transcript_row(channel: str, version: str, seqs: list[int]) -> tuple[str, str, str, bytes]:
+    """The `checkpoint_blobs` row of the root transcript: its messages' seqs (planned by
+    `MessageLogCache.plan`) as `[start, end)` ranges."""
+    return (channel, version, TRANSCRIPT_BLOB_TYPE, encode_ranges(seqs))
+
+
+@dataclass
+class WriteRows:
+    """A task's pending writes as `checkpoint_writes` columns; `special` when every one is
+    a special channel (errors, interrupts...: stored over an earlier write of the same idx)."""
+
+    idxs: list[int]
+    channels: list[str]
+    types: list[str]
+    blobs: list[bytes]
+    special: bool
+
+
+def encode_writes(writes: Sequence[tuple[str, Any]], serde: SerializerProtocol) -> WriteRows:
+    rows = WriteRows([], [], [], [], all(channel in WRITES_IDX_MAP for channel, _ in writes))
+    for idx, (channel, value) in enumerate(writes):
+        kind, payload = serde.dumps_typed(value)
+        rows.idxs.append(WRITES_IDX_MAP.get(channel, idx))
+        rows.channels.append(channel)
+        rows.types.append(kind)
+        rows.blobs.append(payload)
+    return rows
+
+
+# -- decode ------------------------------------------------------------------------
+
+
+class TupleBuilder:
+    """Builds tuples from rows; a message shared by several checkpoints is decoded once
+    per builder (one `aget_tuple` or `alist` call), so a history costs O(messages)."""
+
+    def __init__(self, serde: SerializerProtocol, message_logs: MessageLogCache) -> None:
+        self.serde = serde
+        self.message_logs = message_logs
+        self.logs: dict[uuid.UUID, SessionLog | None] = {}
+        self._built: dict[uuid.UUID, list[BaseMessage | None]] = {}
+        self._filled: dict[uuid.UUID, bytearray] = {}
+
+    def _transcript_value(self, sid: uuid.UUID, blob: bytes) -> list[BaseMessage]:
+        log = self.logs.get(sid)
+        if log is None:
+            raise LookupError(f"transcript of session {sid} is missing")
+        built = self._built.get(sid)
+        filled = self._filled.get(sid)
+        if built is None or filled is None or len(built) < len(log.elements):
+            built = self._built[sid] = [None] * len(log.elements)
+            filled = self._filled[sid] = bytearray(len(log.elements))
+        out: list[BaseMessage] = []
+        for start, end in decode_ranges(blob):
+            if filled.find(0, start, end) != -1:  # some of these are not decoded yet
+                for pos in range(start, end):
+                    if not filled[pos]:
+                        built[pos] = log.message_at(pos, self.serde)
+                        filled[pos] = 1
+            out.extend(built[start:end])  # type: ignore[arg-type]
+        return out
+
+    def build(self, row: asyncpg.Record) -> CheckpointTuple:
+        sid = row["session_id"]
+        checkpoint = loads_jsonb(row["checkpoint"])
+        values = checkpoint["channel_values"]
+        for channel, kind, blob in row["blobs"] or ():
+            if kind == TRANSCRIPT_BLOB_TYPE:
+                values[channel] = self._transcript_value(sid, blob)
+            elif kind != "empty":
+                values[channel] = self.serde.loads_typed((kind, blob))
+        thread_id, ns = row["thread_id"], row["checkpoint_ns"]
+        parent = row["parent_checkpoint_id"]
+        return CheckpointTuple(
+            config=_config(thread_id, ns, row["checkpoint_id"]),
+            checkpoint=checkpoint,
+            metadata=loads_jsonb(row["metadata"]),
+            parent_config=_config(thread_id, ns, parent) if parent else None,
+            pending_writes=[
+                (task_id, channel, self.serde.loads_typed((kind, blob)))
+                for task_id, channel, kind, blob in row["writes"] or ()
+            ],
+        )
+
+
+def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:
+    return {
+        "configurable": {
+            "thread_id": thread_id,
+            "checkpoint_ns": ns,
+            "checkpoint_id": checkpoint_id,
+        }
+    }

@@ -1,0 +1,129 @@
+"""What tests and `bench/` share: a free port, a DSN as settings or environment (TCP or
+Unix socket), fresh databases, and the small chat graph."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+from urllib.parse import parse_qs, urlsplit, urlunsplit
+
+import asyncpg
+from langchain_core.messages import AIMessage, BaseMessage
+from langgraph.graph import END, START, MessagesState, StateGraph
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+# -- a DSN as settings ---------------------------------------------------------------
+
+
+def with_database(dsn: str, database: str) -> str:
+    """`dsn` pointing at another database (works for host and Unix-socket DSNs)."""
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path="/" + database))
+
+
+def memory_settings(dsn: str) -> dict[str, Any]:
+    """`Settings` values pointing the memory store at `dsn` (TCP, or a Unix socket as in
+    `postgresql://user@/db?host=/dir&port=5432`), with no embedded fallback."""
+    parts = urlsplit(dsn)
+    query = parse_qs(parts.query)
+    return {
+        "postgres_memory_host": query.get("host", [parts.hostname or "127.0.0.1"])[0],
+        "postgres_memory_port": parts.port or int(query.get("port", ["5432"])[0]),
+        "postgres_memory_user": parts.username or "postgres",
+        "postgres_memory_password": parts.password or "",
+        "postgres_memory_db": parts.path.lstrip("/"),
+        "postgres_memory_embedded": False,
+    }
+
+
+def as_environment(values: dict[str, Any]) -> dict[str, str]:
+    """Setting values as the environment variables a server process reads (None: unset)."""
+    return {k.upper(): str(v).lower() if isinstance(v, bool) else str(v)
+            for k, v in values.items() if v is not None}  # fmt: skip
+
+
+def memory_env(dsn: str) -> dict[str, str]:
+    """POSTGRES_MEMORY_* variables for a DSN (TCP or Unix socket)."""
+    return as_environment(memory_settings(dsn))
+
+
+# -- fresh databases -----------------------------------------------------------------
+
+
+async def create_database(server_dsn: str, prefix: str = "vera_test") -> str:
+    """Create a new empty database on the server of `server_dsn`; returns its DSN."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    return with_database(server_dsn, name)
+
+
+async def drop_database(server_dsn: str, dsn: str) -> None:
+    """Drop the database of `dsn`, even with connections still open on it."""
+    name = urlsplit(dsn).path.lstrip("/")
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+@asynccontextmanager
+async def fresh_database(server_dsn: str, prefix: str = "vera_test") -> AsyncIterator[str]:
+    """A new empty database for the block (its DSN), dropped afterwards."""
+    dsn = await create_database(server_dsn, prefix)
+    try:
+        yield dsn
+    finally:
+        await drop_database(server_dsn, dsn)
+
+
+# -- the small chat graph ------------------------------------------------------------
+
+REPLIES = ["Sure, here it is.", "The market closed higher.", "Montevideo is mild today."]
+
+
+def echo_text(n: int) -> str:
+    """What `echo_reply` answers to a state holding `n` messages."""
+    return f"{REPLIES[n % 3]} (#{n})"
+
+
+def echo_reply(messages: list[BaseMessage]) -> AIMessage:
+    """A rich AIMessage (usage, metadata) whose text depends on the message count."""
+    n = len(messages)
+    return AIMessage(
+        content=echo_text(n),
+        id=f"ai-{n}-{uuid.uuid4().hex[:6]}",
+        usage_metadata={"input_tokens": n, "output_tokens": 3, "total_tokens": n + 3},
+        response_metadata={"model_name": "fake", "finish_reason": "stop"},
+        additional_kwargs={"refusal": None},
+    )
+
+
+def chat_graph(
+    checkpointer: Any, reply: Callable[[list[BaseMessage]], AIMessage] = echo_reply
+) -> Any:
+    """A one-node chat graph (no model, no tools) compiled with `checkpointer`: each turn
+    appends `reply(messages)`."""
+
+    def answer(state: MessagesState) -> dict:
+        return {"messages": [reply(state["messages"])]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("reply", answer)
+    builder.add_edge(START, "reply")
+    builder.add_edge("reply", END)
+    return builder.compile(checkpointer=checkpointer)
