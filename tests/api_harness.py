@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import uvicorn
@@ -18,20 +17,14 @@ from langchain_core.language_models import BaseChatModel
 from src.api.app import create_app
 from src.config.settings import Settings, load_settings
 from tests.fakes import FakeModel
+from tests.support import memory_settings
 
 
 def settings_values(dsn: str) -> dict[str, Any]:
     """Setting values pointing the memory store at `dsn` (TCP or Unix-socket URL), with
     offline tools and model, no embedded fallback and no API key."""
-    parts = urlsplit(dsn)
-    query = parse_qs(parts.query)
     return {
-        "postgres_memory_host": query.get("host", [parts.hostname])[0],
-        "postgres_memory_port": parts.port or int(query.get("port", ["5432"])[0]),
-        "postgres_memory_user": parts.username or "postgres",
-        "postgres_memory_password": parts.password or "",
-        "postgres_memory_db": parts.path.lstrip("/"),
-        "postgres_memory_embedded": False,
+        **memory_settings(dsn),
         "postgres_memory_pool_min": 1,
         "environment": "test",
         "weather_provider": "offline",
@@ -44,12 +37,6 @@ def settings_values(dsn: str) -> dict[str, Any]:
 def settings_for(dsn: str, **overrides: Any) -> Settings:
     """`Settings` from `settings_values(dsn)` and `overrides`."""
     return load_settings(**{**settings_values(dsn), **overrides})
-
-
-def as_environment(values: dict[str, Any]) -> dict[str, str]:
-    """Setting values as the environment variables a server process reads (None: unset)."""
-    return {k.upper(): str(v).lower() if isinstance(v, bool) else str(v)
-            for k, v in values.items() if v is not None}  # fmt: skip
 
 
 def every_endpoint(sid: str, body: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -65,7 +52,9 @@ def every_endpoint(sid: str, body: dict[str, Any]) -> list[tuple[str, str, dict[
 @asynccontextmanager
 async def serve(app: FastAPI) -> AsyncIterator[str]:
     """Serve `app` on 127.0.0.1 (a free port) for the block; yields its base URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", proxy_headers=False
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -7,7 +7,6 @@ import asyncio
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +21,6 @@ import pytest
 from src.agent.memory.embedded import EmbeddedPostgres
 from tests.api_harness import (
     api_client,
-    as_environment,
     chat,
     every_endpoint,
     settings_for,
@@ -30,14 +28,9 @@ from tests.api_harness import (
     wait_until,
 )
 from tests.fakes import FakeModel
+from tests.support import as_environment, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

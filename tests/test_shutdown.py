@@ -18,8 +18,9 @@ from typing import Any
 
 import httpx
 
-from tests.api_harness import as_environment, parse_sse, settings_values
+from tests.api_harness import parse_sse, settings_values
 from tests.fake_openai import KEY, MODEL, FakeOpenAI, Reply
+from tests.support import as_environment
 from tests.test_api_server import free_port
 
 ROOT = Path(__file__).resolve().parents[1]

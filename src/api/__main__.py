@@ -35,6 +35,9 @@ def main() -> None:
         port=settings.api_port,
         log_level=settings.log_level.lower(),
         timeout_keep_alive=KEEP_ALIVE_SECONDS,
+        # uvicorn would trust X-Forwarded-For from 127.0.0.1; the app trusts exactly the
+        # proxies of FORWARDED_ALLOW_IPS (none by default) itself.
+        proxy_headers=False,
         # Streams end on their own within the grace (see `routes/chat.py`); this only
         # bounds a connection that would not.
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,

@@ -8,22 +8,31 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from src.agent.errors import ModelHealth
 from src.agent.graph import build_graph
 from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
-from src.agent.memory.leases import TurnLeases
 from src.agent.model import build_chat_model, model_label
+from src.api.auth import AuthMiddleware
 from src.api.errors import SafeJSONResponse, install_error_handlers
-from src.api.middleware import BodySizeLimitMiddleware, SecurityHeadersMiddleware
-from src.api.routes import chat, health, sessions, turn_status
-from src.api.security import RateLimiter
+from src.api.middleware import (
+    JSONCORSMiddleware,
+    RequestBodyMiddleware,
+    SecurityHeadersMiddleware,
+    redact_access_log,
+)
+from src.api.openapi import install_openapi
+from src.api.routes import chat, health, page, sessions, turn_status
+from src.api.security import KeyRing, RateLimiter, limiter_storage
+from src.api.session_directory import SessionDirectory
 from src.api.turn_events import TurnEventLog
+from src.api.turn_leases import TurnLeases
 from src.api.turns import TurnRunner
-from src.config.settings import Settings, SettingsError, get_settings
+from src.config.settings import Settings, get_settings
+from src.wiring import memory_options
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +46,13 @@ def create_app(
     """Build the app; `settings` defaults to the environment's, `model` and `tools` to the
     ones the settings select (tests pass fakes)."""
     settings = settings or get_settings()
-    if settings.environment == "production" and settings.api_key is None:
-        raise SettingsError("API_KEY must be set when ENVIRONMENT=production")
+    keys = KeyRing(settings)  # SettingsError for keys that are missing, malformed or short
+    storage = limiter_storage(settings.rate_limit_storage_uri)
     chat_model = model or build_chat_model(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        store = PostgresMemoryStore.from_settings(settings)
+        store = PostgresMemoryStore(**memory_options(settings))
         await store.initialize()
         checkpointer = ConversationCheckpointer(store)
         graph = build_graph(settings, model=chat_model, tools=tools, checkpointer=checkpointer,
@@ -52,10 +61,10 @@ def create_app(
         events = TurnEventLog(store, ttl_seconds=settings.turn_events_ttl_seconds)
         await events.start()
         leases = TurnLeases(store, settings.session_lease_seconds)
-        app.state.runner = TurnRunner(graph, leases, events)
+        app.state.runner = TurnRunner(graph, leases, events, SessionDirectory(store))
         logger.info("memory database: %s; model: %s", store.describe(), app.state.model_label)
         base = f"http://{settings.api_host}:{settings.api_port}"
-        docs_note = f" (docs at {base}/docs)" if settings.api_docs_enabled else ""
+        docs_note = f" (docs at {base}/docs)" if settings.docs_enabled else ""
         logger.info("Vera API on %s%s", base, docs_note)
         try:
             yield
@@ -64,7 +73,7 @@ def create_app(
             await events.close()
             await store.close()
 
-    docs = settings.api_docs_enabled
+    docs = settings.docs_enabled
     app = FastAPI(
         title="Vera",
         version="0.1.0",
@@ -78,20 +87,35 @@ def create_app(
     app.state.settings = settings
     app.state.model_label = model_label(chat_model)
     app.state.model_health = ModelHealth()
-    app.state.rate_limiter = RateLimiter(settings.rate_limit_per_minute)
     install_error_handlers(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Added innermost first: a request meets the proxy headers, the security headers, CORS,
+    # authentication and rate limits, and only then its body.
+    app.add_middleware(
+        RequestBodyMiddleware,
+        max_bytes=settings.max_body_bytes,
+        timeout_seconds=settings.request_body_timeout_seconds,
+    )
+    app.add_middleware(
+        AuthMiddleware,
+        keys=keys,
+        requests=RateLimiter(settings.rate_limit_per_minute, storage, "vera-requests"),
+        failures=RateLimiter(settings.auth_failures_per_minute, storage, "vera-auth-failures"),
+    )
+    app.add_middleware(
+        JSONCORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET", "POST", "DELETE"],
+        allow_headers=["Content-Type", "Authorization", "X-API-Key", "X-User-Id", "Last-Event-ID"],
+        max_age=600,
+    )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.environment == "production")
-    if settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Content-Type", "Authorization", "X-API-Key", "Last-Event-ID"],
-            max_age=600,
-        )
+    if settings.forwarded_allow_ips:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
+    redact_access_log()
+    install_openapi(app, keys_required=keys.required)
     app.include_router(health.router)
     app.include_router(chat.router)
     app.include_router(sessions.router)
     app.include_router(turn_status.router)
+    app.include_router(page.router)
     return app

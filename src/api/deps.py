@@ -5,13 +5,16 @@ They are `async def` on purpose: FastAPI runs a plain `def` dependency in a work
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import Depends, Request
 
 from src.agent.memory import PostgresMemoryStore
-from src.agent.memory.leases import TurnLeases
+from src.api.auth import PrincipalDep
+from src.api.session_directory import SessionDirectory
 from src.api.turn_events import TurnEventLog
+from src.api.turn_leases import TurnLeases
 from src.api.turns import TurnRunner
 from src.config.settings import Settings
 
@@ -41,3 +44,21 @@ StoreDep = Annotated[PostgresMemoryStore, Depends(get_store)]
 RunnerDep = Annotated[TurnRunner, Depends(get_runner)]
 LeasesDep = Annotated[TurnLeases, Depends(get_leases)]
 EventLogDep = Annotated[TurnEventLog, Depends(get_event_log)]
+
+
+async def get_directory(request: Request) -> SessionDirectory:
+    return request.app.state.runner.directory
+
+
+DirectoryDep = Annotated[SessionDirectory, Depends(get_directory)]
+
+
+async def owned_session(
+    session_id: uuid.UUID, principal: PrincipalDep, directory: DirectoryDep
+) -> uuid.UUID:
+    """The path's session, when the caller owns it (404 otherwise)."""
+    await directory.require(session_id, principal)
+    return session_id
+
+
+OwnedSessionDep = Annotated[uuid.UUID, Depends(owned_session)]

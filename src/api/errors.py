@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -11,16 +12,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from src.agent.memory.leases import SessionBusyError
 from src.agent.memory.store import StorageUnavailableError
 from src.api.schemas import ErrorBody, ErrorCode
 from src.api.turn_identity import TurnConflictError
+from src.api.turn_leases import SessionBusyError
 
 logger = logging.getLogger(__name__)
 
 _STATUS_CODES: dict[int, ErrorCode] = {
     401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
+    408: "request_timeout",
     405: "invalid_request",
     413: "payload_too_large",
     415: "unsupported_media_type",
@@ -61,13 +64,28 @@ def _is_json(request: Request) -> bool:
     return media_type == "application/json" or media_type.endswith("+json")
 
 
+MAX_DETAILS = 10
+MAX_FIELD_CHARS = 64
+# An unknown field's name is repeated only when it looks like a name (not `password=...`).
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,39}$")
+
+
 def _detail(error: dict) -> dict[str, str]:
+    """One invalid field: where it is and what is wrong, never the value sent (it may be
+    huge or a secret). A field name the schema does not know is not repeated either."""
     loc = tuple(error["loc"])
     if error["type"] == "json_invalid":
         where = f" at character {loc[1]}" if len(loc) > 1 else ""
         return {"field": "body", "message": f"malformed JSON{where}"}
     parts = [str(p) for p in loc if p != "body"]
-    return {"field": ".".join(parts) or "body", "message": str(error["msg"])}
+    if error["type"] == "extra_forbidden":
+        name = parts[-1] if parts else ""
+        shown = f" {name!r}" if _FIELD_NAME.match(name) else ""
+        return {"field": ".".join(parts[:-1]) or "body", "message": f"unknown field{shown}"}
+    field = ".".join(parts) or "body"
+    if len(field) > MAX_FIELD_CHARS:
+        field = field[: MAX_FIELD_CHARS - 1] + "…"
+    return {"field": field, "message": str(error["msg"])[:200]}
 
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -76,9 +94,16 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
         return error_response(
             415, "unsupported_media_type", "Send the body as JSON (Content-Type: application/json)."
         )
-    # The offending input is not echoed back: it may be huge or hold a secret.
-    details = [_detail(error) for error in exc.errors()]
+    details = []
+    for error in exc.errors():
+        detail = _detail(error)
+        if detail not in details:
+            details.append(detail)
+    more = len(details) - MAX_DETAILS
+    details = details[:MAX_DETAILS]
     summary = "; ".join(f"{d['field']}: {d['message']}" for d in details)
+    if more > 0:
+        summary += f"; and {more} more"
     return error_response(422, "invalid_request", f"Invalid request: {summary}", details)
 
 

@@ -1,8 +1,16 @@
-"""Pure ASGI middleware (they never buffer a stream): security headers and a body limit."""
+"""Pure ASGI middleware (they never buffer a stream): security headers, CORS answered in
+JSON, and the request body's size and time limits; plus the access-log redaction."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import re
+
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from src.api.errors import error_response
@@ -50,12 +58,15 @@ class SecurityHeadersMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-class BodySizeLimitMiddleware:
-    """413 (JSON body) for a request body over `max_bytes`, declared or streamed."""
+class RequestBodyMiddleware:
+    """413 (JSON body) for a request body over `max_bytes`, declared or streamed; 408 when
+    the body does not arrive within `timeout_seconds` (a client that sends headers and then
+    nothing would otherwise hold the connection)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_seconds: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_seconds = timeout_seconds
 
     def _too_large(self) -> str:
         return f"The request body is larger than {self.max_bytes:,} bytes."
@@ -70,15 +81,69 @@ class BodySizeLimitMiddleware:
             await response(scope, receive, send)
             return
         received = 0
+        body_done = False
+        deadline = asyncio.get_running_loop().time() + self.timeout_seconds
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_done
+            if body_done:  # after the body: waits for the disconnect, as long as it takes
+                return await receive()
+            remaining = deadline - asyncio.get_running_loop().time()
+            try:
+                message = await asyncio.wait_for(receive(), timeout=max(remaining, 0.001))
+            except TimeoutError:
+                # FastAPI re-raises HTTPExceptions met while reading a body.
+                raise HTTPException(
+                    408,
+                    f"The request body did not arrive within {self.timeout_seconds:g} seconds.",
+                    headers={"Connection": "close"},
+                ) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.max_bytes:
-                    # FastAPI re-raises HTTPExceptions met while reading a body.
                     raise HTTPException(413, self._too_large())
+                body_done = not message.get("more_body", False)
+            else:
+                body_done = True
             return message
 
         await self.app(scope, limited_receive, send)
+
+
+class JSONCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered 403 in JSON (not a 400 in text)."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code != 400:
+            return response
+        refused = bytes(response.body).decode().removeprefix("Disallowed CORS ")
+        return error_response(
+            403, "forbidden", f"CORS preflight refused: this {refused} is not allowed."
+        )
+
+
+# Query parameters whose values never reach the access log.
+_SECRET_PARAM = re.compile(
+    r"(?i)([?&][^=&]*(?:key|token|secret|password|auth|signature)[^=&]*=)[^&\s\"]*"
+)
+
+
+class RedactSecretsFilter(logging.Filter):
+    """Masks the values of secret-looking query parameters (`?api_key=...`) in uvicorn's
+    access log lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 3:
+            args = list(record.args)
+            if isinstance(args[2], str):
+                args[2] = _SECRET_PARAM.sub(r"\1***", args[2])
+                record.args = tuple(args)
+        return True
+
+
+def redact_access_log() -> None:
+    """Install `RedactSecretsFilter` on uvicorn's access logger (once)."""
+    access = logging.getLogger("uvicorn.access")
+    if not any(isinstance(f, RedactSecretsFilter) for f in access.filters):
+        access.addFilter(RedactSecretsFilter())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -11,9 +12,33 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 MAX_MESSAGE_CHARS = 32_000
 
 
-def _is_format(ch: str) -> bool:
-    """Invisible format characters: zero-width spaces and joiners, word joiner, BOM, ..."""
-    return unicodedata.category(ch) == "Cf"
+# Characters that show nothing: whitespace, controls, format characters (zero-width spaces
+# and joiners, BOM, ...) and separators, in the Basic Multilingual Plane (so that one regex
+# in the OpenAPI document, valid in Python and ECMA dialects, says exactly the same).
+# Unassigned code points count as visible: an emoji newer than this Python's Unicode
+# tables is still text. Lone surrogates are refused separately.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+
+
+def _is_invisible(ch: str) -> bool:
+    return ord(ch) <= 0xFFFF and (ch.isspace() or unicodedata.category(ch) in _INVISIBLE_CATEGORIES)
+
+
+def _visible_pattern() -> str:
+    """A regex matching one visible character (a class of everything but the invisible
+    ranges), so that the OpenAPI schema says what `ChatRequest.message` requires."""
+    ranges: list[tuple[int, int]] = []
+    for code in range(0x10000):
+        if _is_invisible(chr(code)):
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1] = (ranges[-1][0], code)
+            else:
+                ranges.append((code, code))
+    parts = (f"\\u{a:04x}" if a == b else f"\\u{a:04x}-\\u{b:04x}" for a, b in ranges)
+    return "[^" + "".join(parts) + "]"
+
+
+VISIBLE_CHARACTER = _visible_pattern()
 
 
 TURN_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
@@ -22,7 +47,9 @@ MAX_EVENT_NUMBER = 2**31 - 1
 ErrorCode = Literal[
     "invalid_request",
     "unauthorized",
+    "forbidden",
     "not_found",
+    "request_timeout",
     "payload_too_large",
     "unsupported_media_type",
     "rate_limited",
@@ -56,7 +83,13 @@ class ChatRequest(BaseModel):
         },
     )
 
-    message: str = Field(description=f"1 to {MAX_MESSAGE_CHARS:,} characters after trimming")
+    message: str = Field(
+        min_length=1,
+        max_length=MAX_MESSAGE_CHARS,
+        json_schema_extra={"pattern": VISIBLE_CHARACTER},
+        description=f"1 to {MAX_MESSAGE_CHARS:,} characters, at least one of them visible "
+        "(not whitespace or a zero-width character); stored trimmed of outer whitespace",
+    )
     session_id: uuid.UUID = Field(description="The conversation; a new id starts a new one")
     turn_id: str | None = Field(
         default=None,
@@ -80,10 +113,8 @@ class ChatRequest(BaseModel):
                 raise ValueError(
                     "message must be valid Unicode text (it holds an unpaired surrogate)"
                 ) from None
-        if not any(ch.isprintable() and not ch.isspace() and not _is_format(ch) for ch in value):
+        if all(_is_invisible(ch) for ch in value):
             raise ValueError("message must hold a visible character (not only whitespace)")
-        if len(value) > MAX_MESSAGE_CHARS:
-            raise ValueError(f"message must be at most {MAX_MESSAGE_CHARS:,} characters")
         return value
 
 
@@ -159,6 +190,25 @@ class TranscriptResponse(BaseModel):
 
     session_id: uuid.UUID
     messages: list[dict[str, Any]]
+
+
+class SessionSummary(BaseModel):
+    """One session of `GET /sessions`."""
+
+    session_id: uuid.UUID
+    title: str = Field(description="The session's first message, on one line, cut")
+    message_count: int = Field(description="Messages in its transcript")
+    created_at: datetime
+    updated_at: datetime = Field(description="When its last turn ended (or it was created)")
+
+
+class SessionList(BaseModel):
+    """Body of `GET /sessions`: a page of the caller's sessions, newest first."""
+
+    sessions: list[SessionSummary]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page"
+    )
 
 
 # -- `/chat` event payloads (`data:` of each Server-Sent Event) --------------------------

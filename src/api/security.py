@@ -1,82 +1,177 @@
-"""API key check and per-client rate limit, as FastAPI dependencies."""
+"""Who is calling: API keys and the principals they stand for, and the rate limits.
+
+Each API key is a principal (`API_KEY` is the one named `default`; `API_KEYS` adds named
+ones). A key listed in `API_GATEWAY_KEYS` may act for an end user with `X-User-Id`, so
+one backend serves many users without mixing their sessions. Without any key configured
+(development) every caller is the `default` principal.
+"""
 
 from __future__ import annotations
 
 import hmac
+import logging
 import math
+import re
 import time
-from typing import Annotated
+from dataclasses import dataclass
 
-from fastapi import Depends, Request
 from limits import RateLimitItemPerMinute
-from limits.aio.storage import MemoryStorage
+from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
 
-from src.api.errors import ApiError
-from src.config.settings import Settings
+from src.config.settings import Settings, SettingsError
 
+logger = logging.getLogger(__name__)
 
-def presented_key(request: Request) -> str | None:
-    """The key a request carries in `X-API-Key` or `Authorization: Bearer`."""
-    key = request.headers.get("x-api-key")
-    if key:
-        return key
-    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and credentials.strip():
-        return credentials.strip()
-    return None
+DEFAULT_PRINCIPAL = "default"
+USER_ID_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no space
+_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_PRINTABLE_ASCII = re.compile(r"^[\x21-\x7e]+$")
+MIN_PRODUCTION_KEY_CHARS = 32
 
 
-async def require_api_key(request: Request) -> str | None:
-    """Reject the request unless it carries the configured key (no-op without `API_KEY`).
+@dataclass(frozen=True)
+class Principal:
+    """The owner of the sessions a request may touch: a key's name, and the end user a
+    trusted gateway acts for (empty otherwise)."""
 
-    Returns the verified key, which the rate limit uses as the client's identity.
-    """
-    settings: Settings = request.app.state.settings
-    if settings.api_key is None:
-        return None
-    key = presented_key(request)
-    expected = settings.api_key.get_secret_value().encode()
-    if key is None or not hmac.compare_digest(key.encode(), expected):
-        raise ApiError(
-            401,
-            "unauthorized",
-            "A valid API key is required: send it as X-API-Key or Authorization: Bearer.",
-            headers={"WWW-Authenticate": "Bearer"},
-        )
-    return key
+    name: str
+    user_id: str = ""
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    name: str
+    secret: bytes
+    gateway: bool
+
+
+def _parse_keys(settings: Settings) -> list[ApiKey]:
+    gateways = set(settings.api_gateway_keys)
+    pairs: list[tuple[str, str]] = []
+    if settings.api_key is not None:
+        pairs.append((DEFAULT_PRINCIPAL, settings.api_key.get_secret_value()))
+    if settings.api_keys is not None:
+        for entry in settings.api_keys.get_secret_value().split(","):
+            if not entry.strip():
+                continue
+            name, sep, secret = entry.strip().partition(":")
+            if not sep or not _NAME_PATTERN.match(name) or not secret:
+                raise SettingsError(
+                    "API_KEYS must be `name:key,name:key` (names: letters, digits, `_-`)"
+                )
+            pairs.append((name, secret))
+    names = [name for name, _ in pairs]
+    if len(set(names)) != len(names):
+        raise SettingsError("API_KEYS: each principal name may appear once (API_KEY is `default`)")
+    unknown = gateways - set(names)
+    if unknown:
+        raise SettingsError(f"API_GATEWAY_KEYS names no configured key: {sorted(unknown)}")
+    for name, secret in pairs:
+        if not _PRINTABLE_ASCII.match(secret):
+            raise SettingsError(f"API key {name!r} must be printable ASCII (no spaces)")
+        if settings.environment == "production" and len(secret) < MIN_PRODUCTION_KEY_CHARS:
+            raise SettingsError(
+                f"API key {name!r} must be at least {MIN_PRODUCTION_KEY_CHARS} characters "
+                "when ENVIRONMENT=production"
+            )
+    return [ApiKey(name, secret.encode("ascii"), name in gateways) for name, secret in pairs]
+
+
+class KeyRing:
+    """The configured API keys; `identify` maps a presented key to its `ApiKey`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.keys = _parse_keys(settings)
+        if settings.environment == "production" and not self.keys:
+            raise SettingsError("API_KEY must be set when ENVIRONMENT=production (or API_KEYS)")
+
+    @property
+    def required(self) -> bool:
+        return bool(self.keys)
+
+    def identify(self, presented: str | None) -> ApiKey | None:
+        """The key matching `presented` (compared in constant time with every key)."""
+        if presented is None:
+            return None
+        try:
+            candidate = presented.encode("ascii")
+        except UnicodeEncodeError:
+            return None
+        match = None
+        for key in self.keys:
+            if hmac.compare_digest(candidate, key.secret):
+                match = key
+        return match
+
+
+def limiter_storage(uri: str) -> Storage:
+    """The `limits` async storage for `RATE_LIMIT_STORAGE_URI` (`memory://`, `redis://`)."""
+    scheme = uri.split("://", 1)[0]
+    if scheme in {"memory", "redis", "rediss", "redis+unix"}:
+        uri = "async+" + uri
+    options = {"implementation": "redispy"} if "redis" in scheme else {}
+    try:
+        storage = storage_from_string(uri, **options)
+    except Exception as exc:  # ConfigurationError, missing driver
+        raise SettingsError(f"RATE_LIMIT_STORAGE_URI is not usable: {exc}") from None
+    if not isinstance(storage, Storage):  # a scheme with no async implementation
+        raise SettingsError(f"RATE_LIMIT_STORAGE_URI is not usable: {scheme} is not async")
+    return storage
+
+
+class RateLimitExceeded(Exception):
+    """Over a limit; `retry_after` seconds until the window frees a slot."""
+
+    def __init__(self, limit: int, retry_after: int) -> None:
+        super().__init__(f"over {limit} per minute")
+        self.limit = limit
+        self.retry_after = retry_after
 
 
 class RateLimiter:
-    """A moving-window limit of `per_minute` requests per client (in this process)."""
+    """A moving-window limit of `per_minute` hits per client, counted in `storage` (shared
+    by every worker when it is Redis). When the storage is unreachable requests pass (an
+    outage of the limiter must not take the API down) and a warning is logged."""
 
-    def __init__(self, per_minute: int) -> None:
-        self.item = RateLimitItemPerMinute(per_minute)
-        self.limiter = MovingWindowRateLimiter(MemoryStorage())
+    def __init__(self, per_minute: int, storage: Storage, namespace: str) -> None:
+        self.item = RateLimitItemPerMinute(per_minute, namespace=namespace)
+        self.limiter = MovingWindowRateLimiter(storage)
+        self._warned_at = 0.0
 
-    async def check(self, client: str) -> None:
-        """Count one request of `client`; `ApiError` 429 with `Retry-After` when over."""
-        if await self.limiter.hit(self.item, client):
+    async def hit(self, client: str) -> None:
+        """Count one hit of `client`; `RateLimitExceeded` when over the limit."""
+        try:
+            if await self.limiter.hit(self.item, client):
+                return
+            stats = await self.limiter.get_window_stats(self.item, client)
+        except Exception as exc:
+            self._warn(exc)
             return
-        stats = await self.limiter.get_window_stats(self.item, client)
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"Too many requests: the limit is {self.item.amount} per minute.",
-            headers={"Retry-After": str(retry_after)},
-        )
+        raise RateLimitExceeded(self.item.amount, retry_after)
+
+    async def exhausted(self, client: str) -> RateLimitExceeded | None:
+        """Whether `client` has no hit left (counting nothing)."""
+        try:
+            if await self.limiter.test(self.item, client):
+                return None
+            stats = await self.limiter.get_window_stats(self.item, client)
+        except Exception as exc:
+            self._warn(exc)
+            return None
+        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        return RateLimitExceeded(self.item.amount, retry_after)
+
+    def _warn(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - self._warned_at > 60:
+            self._warned_at = now
+            logger.warning("rate-limit storage unavailable (%s); not limiting",
+                           type(exc).__name__)  # fmt: skip
 
 
-async def authorize(request: Request, key: Annotated[str | None, Depends(require_api_key)]) -> None:
-    """Authenticate, then rate-limit per API key (per client IP when there is no key)."""
-    if key is not None:
-        # Keys are hashed so that the limiter's memory never holds one in clear.
-        client = "key:" + hmac.new(b"vera-rate-limit", key.encode(), "sha256").hexdigest()
-    else:
-        client = "ip:" + (request.client.host if request.client else "unknown")
-    limiter: RateLimiter = request.app.state.rate_limiter
-    await limiter.check(client)
-
-
-Authorized = Depends(authorize)
+def client_key(principal: Principal) -> str:
+    """The rate-limit identity of an authenticated caller."""
+    return f"principal:{principal.name}/{principal.user_id}"

@@ -16,16 +16,18 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
 from src.agent.memory.fencing import LEASE_CONFIG_KEY
-from src.agent.memory.leases import TurnLeases
+from src.api.session_directory import SessionDirectory
 from src.api.turn_errors import ERROR_MESSAGES, error_code
 from src.api.turn_events import TurnEventLog, TurnEventWriter
 from src.api.turn_identity import TURN_ID_KEY, TurnPlan, plan_turn
+from src.api.turn_leases import TurnLeases
 
 logger = logging.getLogger("vera.turns")
 
@@ -112,17 +114,24 @@ class TurnRecord:
                 self.usage[key] += value
 
 
-def _config(session_id: uuid.UUID) -> dict[str, Any]:
+def _config(session_id: uuid.UUID) -> RunnableConfig:
     return {"configurable": {"thread_id": str(session_id)}}
 
 
 class TurnRunner:
     """Starts turns on the graph and tracks them until they finish."""
 
-    def __init__(self, graph: CompiledStateGraph, leases: TurnLeases, events: TurnEventLog) -> None:
+    def __init__(
+        self,
+        graph: CompiledStateGraph,
+        leases: TurnLeases,
+        events: TurnEventLog,
+        directory: SessionDirectory,
+    ) -> None:
         self.graph = graph
         self.leases = leases
         self.events = events
+        self.directory = directory
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, session_id: uuid.UUID, message: str, turn_id: str | None = None) -> Turn:
@@ -188,6 +197,7 @@ class TurnRunner:
                     # session free also finds how the turn ended.
                     if turn.writer is not None:
                         await asyncio.shield(turn.writer.close())
+                    await asyncio.shield(self._touch(turn.session_id))
             # ... and the client gets it after: its next message is not refused as busy.
             turn.deliver(final)
         except asyncio.CancelledError:
@@ -208,6 +218,14 @@ class TurnRunner:
                 record.usage["output_tokens"],
                 record.usage["total_tokens"],
             )
+
+    async def _touch(self, session_id: uuid.UUID) -> None:
+        """Put the session first in its owner's list (best effort: a failure is logged)."""
+        try:
+            await self.directory.touch(session_id)
+        except Exception as exc:
+            logger.warning("could not update the session list session_id=%s error=%s",
+                           session_id, type(exc).__name__)  # fmt: skip
 
     async def _play(self, turn: Turn, message: str, record: TurnRecord) -> None:
         if turn.plan.kind != "replay":
@@ -230,8 +248,13 @@ class TurnRunner:
         # "sync": each step's checkpoint is stored before the next step starts, so the
         # user's message is in the database before the model is called (LangGraph's
         # default writes in the background, and a crash or outage could lose it).
-        stream = self.graph.astream(
-            graph_input, config, stream_mode=["messages", "updates"], durability="sync"
+        # With a list of modes, LangGraph yields (mode, chunk) pairs (its overloads cannot
+        # say so).
+        stream = cast(
+            AsyncIterator[tuple[str, Any]],
+            self.graph.astream(
+                graph_input, config, stream_mode=["messages", "updates"], durability="sync"
+            ),
         )
         async for mode, chunk in stream:
             if mode == "messages":

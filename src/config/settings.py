@@ -11,10 +11,21 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import quote
 
+import platformdirs
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def default_embedded_dir() -> Path:
+    """Where the embedded PostgreSQL keeps its data by default: `.data/postgres` of the
+    project in a checkout (or the Docker image's /app), the user's data folder
+    (`~/.local/share/vera/postgres` on Linux) for an installed package, never inside
+    site-packages."""
+    if (PROJECT_ROOT / "pyproject.toml").is_file():
+        return PROJECT_ROOT / ".data" / "postgres"
+    return Path(platformdirs.user_data_dir("vera", appauthor=False)) / "postgres"
 
 
 class SettingsError(ValueError):
@@ -42,7 +53,35 @@ class Settings(BaseSettings):
     api_host: str = Field(default="127.0.0.1", description="Address the HTTP server binds")
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port the HTTP server binds")
     api_key: SecretStr | None = Field(
-        default=None, description="API key required by every endpoint but /health"
+        default=None,
+        description="API key required by every endpoint but /health and the chat page "
+        "(its principal is named `default`)",
+    )
+    api_keys: SecretStr | None = Field(
+        default=None,
+        description="More API keys, one principal each: `name:key,name:key` (names: "
+        "letters, digits, `_-`); sessions belong to the principal that created them",
+    )
+    api_gateway_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Names of API keys trusted to act for end users with `X-User-Id`, "
+        "comma-separated",
+    )
+    auth_failures_per_minute: int = Field(
+        default=10, ge=1, description="Failed authentications per minute per client address"
+    )
+    rate_limit_storage_uri: str = Field(
+        default="memory://",
+        description="Where rate limits count: `memory://` (this process) or "
+        "`redis://host:port/db` (shared by every worker and host)",
+    )
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Proxy addresses (IPs or CIDRs, comma-separated; `*` for any) whose "
+        "X-Forwarded-For/-Proto headers are trusted; none by default",
+    )
+    request_body_timeout_seconds: float = Field(
+        default=10.0, gt=0, description="Seconds a request body may take to arrive (else 408)"
     )
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Origins allowed by CORS, comma-separated"
@@ -56,8 +95,9 @@ class Settings(BaseSettings):
     sse_ping_seconds: float = Field(
         default=15.0, gt=0, description="Seconds between keep-alive pings on an event stream"
     )
-    api_docs_enabled: bool = Field(
-        default=True, description="Serve /docs and /openapi.json (turn off to hide them)"
+    api_docs_enabled: bool | None = Field(
+        default=None,
+        description="Serve /docs and /openapi.json (default: on, except in production)",
     )
     session_lease_seconds: float = Field(
         default=30.0, gt=0, description="Lease of a session's running turn, renewed while it runs"
@@ -73,9 +113,9 @@ class Settings(BaseSettings):
         description="On SIGTERM, how long running turns may go on and their streams stay open",
     )
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "api_gateway_keys", "forwarded_allow_ips", mode="before")
     @classmethod
-    def _split_origins(cls, value: object) -> object:
+    def _split_list(cls, value: object) -> object:
         if isinstance(value, str):
             return [origin.strip() for origin in value.split(",") if origin.strip()]
         return value
@@ -114,7 +154,7 @@ class Settings(BaseSettings):
         description="Start an embedded PostgreSQL when the configured one is unreachable",
     )
     postgres_memory_embedded_dir: Path = Field(
-        default=PROJECT_ROOT / ".data" / "postgres",
+        default_factory=default_embedded_dir,
         description="Data folder of the embedded PostgreSQL",
     )
 
@@ -167,6 +207,13 @@ class Settings(BaseSettings):
     tool_max_attempts: int = Field(
         default=2, ge=1, le=5, description="Attempts per tool HTTP call (timeouts and 5xx retried)"
     )
+
+    @property
+    def docs_enabled(self) -> bool:
+        """Whether /docs and /openapi.json are served."""
+        if self.api_docs_enabled is None:
+            return self.environment != "production"
+        return self.api_docs_enabled
 
     def postgres_memory_dsn(self) -> str:
         """The asyncpg DSN of the memory store (contains the password: never log it)."""

@@ -5,30 +5,34 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from typing import Any
 
 import anyio
 from fastapi import APIRouter
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from src.api.auth import PrincipalDep
 from src.api.deps import RunnerDep, SettingsDep
 from src.api.errors import ApiError
+from src.api.event_schema import event_stream_schema
 from src.api.schemas import (
     EVENT_EXAMPLES,
-    EVENT_MODELS,
     ChatRequest,
     ChatResponse,
     ErrorBody,
     ToolCallRecord,
     Usage,
 )
-from src.api.security import Authorized
 from src.api.turn_errors import ERROR_MESSAGES
 from src.api.turns import Turn, TurnEvent
 
-router = APIRouter(tags=["chat"], dependencies=[Authorized])
+router = APIRouter(tags=["chat"])
 
-ERRORS = {
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The body is not UTF-8 JSON"},
     401: {"model": ErrorBody, "description": "Missing or wrong API key"},
+    403: {"model": ErrorBody, "description": "`forbidden`: X-User-Id from a non-gateway key"},
+    404: {"model": ErrorBody, "description": "The session belongs to another caller"},
     409: {
         "model": ErrorBody,
         "description": "`session_busy`: a turn of this session is running; `turn_conflict`: "
@@ -113,12 +117,7 @@ async def _end_at_shutdown(turn: Turn, shutdown: anyio.Event, grace_seconds: flo
             "description": "The turn's events",
             "content": {
                 "text/event-stream": {
-                    "schema": {
-                        "oneOf": [
-                            {**model.model_json_schema(), "title": name}
-                            for name, model in EVENT_MODELS.items()
-                        ]
-                    },
+                    "schema": event_stream_schema(),
                     "example": _sse_example(),
                 }
             },
@@ -126,8 +125,11 @@ async def _end_at_shutdown(turn: Turn, shutdown: anyio.Event, grace_seconds: flo
         **ERRORS,
     },
 )
-async def chat(body: ChatRequest, runner: RunnerDep, settings: SettingsDep) -> EventSourceResponse:
+async def chat(
+    body: ChatRequest, principal: PrincipalDep, runner: RunnerDep, settings: SettingsDep
+) -> EventSourceResponse:
     """Send a message and stream the answer as it is generated."""
+    await runner.directory.claim(body.session_id, principal, body.message)
     turn = await runner.start(body.session_id, body.message, body.turn_id)
     shutdown, grace = anyio.Event(), settings.shutdown_grace_seconds
     return EventSourceResponse(
@@ -144,8 +146,11 @@ async def chat(body: ChatRequest, runner: RunnerDep, settings: SettingsDep) -> E
     response_model=ChatResponse,
     responses={**ERRORS, **{status: {"model": ErrorBody} for status in (500, 502, 504)}},
 )
-async def chat_complete(body: ChatRequest, runner: RunnerDep) -> ChatResponse:
+async def chat_complete(
+    body: ChatRequest, principal: PrincipalDep, runner: RunnerDep
+) -> ChatResponse:
     """Send a message and get the whole answer at once (same turn as `/chat`)."""
+    await runner.directory.claim(body.session_id, principal, body.message)
     turn = await runner.start(body.session_id, body.message, body.turn_id)
     calls: dict[str, ToolCallRecord] = {}
     result: ChatResponse | None = None

@@ -1,29 +1,53 @@
-"""`GET /sessions/{id}/messages` (the transcript) and `DELETE /sessions/{id}` (everything)."""
+"""The caller's sessions: `GET /sessions` (the list), `GET /sessions/{id}/messages` (a
+transcript) and `DELETE /sessions/{id}` (everything of one session)."""
 
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
-from src.api.deps import EventLogDep, LeasesDep, StoreDep
-from src.api.errors import ApiError
-from src.api.schemas import READ_ERRORS, ErrorBody, TranscriptResponse
-from src.api.security import Authorized
+from src.api.auth import PrincipalDep
+from src.api.deps import DirectoryDep, EventLogDep, LeasesDep, OwnedSessionDep, StoreDep
+from src.api.schemas import (
+    READ_ERRORS,
+    ErrorBody,
+    SessionList,
+    SessionSummary,
+    TranscriptResponse,
+)
+from src.api.session_directory import CURSOR_PATTERN, not_found
 
-router = APIRouter(prefix="/sessions", tags=["sessions"], dependencies=[Authorized])
+router = APIRouter(prefix="/sessions", tags=["sessions"])
+
+MAX_PAGE = 100
 
 
-def _unknown(session_id: uuid.UUID) -> ApiError:
-    return ApiError(404, "not_found", f"No session {session_id}.")
+@router.get("", response_model=SessionList, responses=READ_ERRORS)
+async def list_sessions(
+    principal: PrincipalDep,
+    directory: DirectoryDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Sessions per page")] = 20,
+    cursor: Annotated[
+        str | None,
+        Query(pattern=CURSOR_PATTERN, description="`next_cursor` of the previous page"),
+    ] = None,
+) -> SessionList:
+    """The caller's sessions, most recently active first, a page at a time. Pages are
+    stable: sessions created while paging appear on the first page, never twice."""
+    page = await directory.page(principal, limit, cursor)
+    return SessionList(
+        sessions=[SessionSummary(**row) for row in page.sessions], next_cursor=page.next_cursor
+    )
 
 
 @router.get("/{session_id}/messages", response_model=TranscriptResponse, responses=READ_ERRORS)
-async def get_messages(session_id: uuid.UUID, store: StoreDep) -> TranscriptResponse:
+async def get_messages(session_id: OwnedSessionDep, store: StoreDep) -> TranscriptResponse:
     """The session's transcript (`conversations.messages`), oldest first."""
     messages = await store.get_messages(session_id)
     if messages is None:
-        raise _unknown(session_id)
+        raise not_found(session_id)
     return TranscriptResponse(session_id=session_id, messages=messages)
 
 
@@ -34,7 +58,11 @@ async def get_messages(session_id: uuid.UUID, store: StoreDep) -> TranscriptResp
     responses={**READ_ERRORS, 409: {"model": ErrorBody}},
 )
 async def delete_session(
-    session_id: uuid.UUID, store: StoreDep, leases: LeasesDep, events: EventLogDep
+    session_id: OwnedSessionDep,
+    store: StoreDep,
+    leases: LeasesDep,
+    events: EventLogDep,
+    directory: DirectoryDep,
 ) -> Response:
     """Delete the session: its transcript, checkpoints, pending writes and turn events
     (409 mid-turn)."""
@@ -43,8 +71,9 @@ async def delete_session(
     try:
         existed = await store.delete_session(session_id)
         await events.delete_session(session_id)
+        owned = await directory.forget(session_id)
     finally:
         await leases.release(session_id, run_id)
-    if not existed:
-        raise _unknown(session_id)
+    if not (existed or owned):
+        raise not_found(session_id)
     return Response(status_code=204)

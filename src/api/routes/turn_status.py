@@ -12,8 +12,9 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from src.api.deps import EventLogDep, LeasesDep, SettingsDep
+from src.api.deps import EventLogDep, LeasesDep, OwnedSessionDep, SettingsDep
 from src.api.errors import ApiError
+from src.api.event_schema import event_stream_schema
 from src.api.schemas import (
     MAX_EVENT_NUMBER,
     READ_ERRORS,
@@ -22,10 +23,9 @@ from src.api.schemas import (
     TurnStatus,
     Usage,
 )
-from src.api.security import Authorized
 from src.api.turn_events import StoredEvent
 
-router = APIRouter(prefix="/sessions", tags=["turns"], dependencies=[Authorized])
+router = APIRouter(prefix="/sessions", tags=["turns"])
 TurnId = Annotated[str, Path(pattern=TURN_ID_PATTERN, description="The turn's turn_id")]
 
 
@@ -63,7 +63,7 @@ def _status(
 
 @router.get("/{session_id}/turns/{turn_id}", response_model=TurnStatus, responses=READ_ERRORS)
 async def get_turn(
-    session_id: uuid.UUID, turn_id: TurnId, log: EventLogDep, leases: LeasesDep
+    session_id: OwnedSessionDep, turn_id: TurnId, log: EventLogDep, leases: LeasesDep
 ) -> TurnStatus:
     """How the turn stands: `running`, `done` (with its answer and usage), `error` (with its
     code), or `interrupted` (its worker stopped; send the same message with this turn_id
@@ -93,10 +93,16 @@ def _after(turn_id: str, last_event_id: str | None, after: int | None) -> int:
 @router.get(
     "/{session_id}/turns/{turn_id}/events",
     response_class=EventSourceResponse,
-    responses=READ_ERRORS,
+    responses={
+        200: {
+            "description": "The turn's events, as `POST /chat` streams them",
+            "content": {"text/event-stream": {"schema": event_stream_schema()}},
+        },
+        **READ_ERRORS,
+    },
 )
 async def turn_events(
-    session_id: uuid.UUID,
+    session_id: OwnedSessionDep,
     turn_id: TurnId,
     log: EventLogDep,
     leases: LeasesDep,

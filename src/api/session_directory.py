@@ -1,0 +1,113 @@
+"""`SessionDirectory`: which principal owns each session, and the caller's session list.
+
+A session belongs to the principal whose first message created it; for everyone else it
+does not exist (404 on every endpoint, the same answer as for an unknown id).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from src.agent.memory.store import PostgresMemoryStore
+from src.api import sql
+from src.api.errors import ApiError
+from src.api.security import DEFAULT_PRINCIPAL, Principal
+
+TITLE_CHARS = 80
+
+
+@dataclass(frozen=True)
+class SessionPage:
+    """One page of a caller's sessions, newest first, and the cursor of the next."""
+
+    sessions: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def not_found(session_id: uuid.UUID) -> ApiError:
+    return ApiError(404, "not_found", f"No session {session_id}.")
+
+
+def title_of(message: str) -> str:
+    """A session's title: its first message on one line, cut to `TITLE_CHARS` (control
+    characters, which JSONB may refuse, become spaces)."""
+    line = " ".join("".join(ch if ch.isprintable() else " " for ch in message).split())
+    return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
+
+
+# A cursor is the position of the last session of a page: its `updated_at` in microseconds
+# since the epoch and its id. Any string of this form is a valid position.
+CURSOR_PATTERN = r"^[0-9]{1,16}-[0-9a-f]{32}$"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def encode_cursor(updated_at: datetime, session_id: uuid.UUID) -> str:
+    micros = (updated_at - _EPOCH) // timedelta(microseconds=1)
+    return f"{micros}-{session_id.hex}"
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    """The position a cursor names (`ValueError` when it is not of the cursor's form)."""
+    if not re.match(CURSOR_PATTERN, cursor):
+        raise ValueError("not a cursor returned by GET /sessions")
+    micros, hex_id = cursor.split("-")
+    return _EPOCH + timedelta(microseconds=int(micros)), uuid.UUID(hex=hex_id)
+
+
+class SessionDirectory:
+    """Session ownership and listing, in the API's `session_owners` table."""
+
+    def __init__(self, store: PostgresMemoryStore) -> None:
+        self.store = store
+
+    async def claim(self, session_id: uuid.UUID, principal: Principal, message: str) -> None:
+        """Record `principal` as the owner of a new session (titled by `message`); 404
+        when the session belongs to someone else."""
+        row = await self.store.run(
+            lambda conn: conn.fetchrow(
+                sql.CLAIM_SESSION,
+                session_id,
+                principal.name,
+                principal.user_id,
+                title_of(message),
+                DEFAULT_PRINCIPAL,
+            )
+        )
+        if row is None or (row["principal"], row["user_id"]) != (principal.name, principal.user_id):
+            raise not_found(session_id)
+
+    async def require(self, session_id: uuid.UUID, principal: Principal) -> None:
+        """404 unless `principal` owns the session (an unowned one is the default's)."""
+        row = await self.store.run(lambda conn: conn.fetchrow(sql.SESSION_OWNER, session_id))
+        owner = (row["principal"], row["user_id"]) if row else (DEFAULT_PRINCIPAL, "")
+        if owner != (principal.name, principal.user_id):
+            raise not_found(session_id)
+
+    async def touch(self, session_id: uuid.UUID) -> None:
+        """Move the session to the top of its owner's list (a turn just ended)."""
+        await self.store.run(lambda conn: conn.execute(sql.TOUCH_SESSION, session_id))
+
+    async def forget(self, session_id: uuid.UUID) -> bool:
+        """Delete the ownership record; whether there was one."""
+        status = await self.store.run(lambda conn: conn.execute(sql.DELETE_OWNER, session_id))
+        return status != "DELETE 0"
+
+    async def page(self, principal: Principal, limit: int, cursor: str | None) -> SessionPage:
+        """The caller's sessions after `cursor`, newest first (`ValueError`: bad cursor)."""
+        args: list[Any] = [principal.name, principal.user_id, limit + 1]
+        query = sql.LIST_SESSIONS_FIRST
+        if cursor is not None:
+            args += decode_cursor(cursor)
+            query = sql.LIST_SESSIONS_AFTER
+        rows = await self.store.run(lambda conn: conn.fetch(query, *args))
+        more = len(rows) > limit
+        rows = rows[:limit]
+        last = rows[-1] if more else None
+        return SessionPage(
+            sessions=[dict(row) for row in rows],
+            next_cursor=encode_cursor(last["updated_at"], last["session_id"]) if last else None,
+        )

@@ -1,0 +1,281 @@
+"""The API's contract at its edges (issue 12, points 4-7): authentication before anything
+else, the failed-auth limit, production keys, forwarded headers, the shared rate limit,
+bounded error bodies, the access log, slow bodies, CORS preflights and the OpenAPI schema."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from src.api.app import create_app
+from src.config.settings import SettingsError
+from tests.api_harness import api_client, serve, settings_for, settings_values
+from tests.fakes import FakeModel
+from tests.support import as_environment, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = "contract-key-0123456789abcdefghijklmn"
+
+
+@contextmanager
+def server_processes(dsn: str, logs: list[Path], **env: str) -> Iterator[list[str]]:
+    """`python -m src.api` (as deployed), one per log file, started side by side on free
+    ports; yields their base URLs."""
+    environ = {k: v for k, v in os.environ.items() if k not in {"OPENAI_API_KEY", "API_KEY"}}
+    environ.update(as_environment(settings_values(dsn)))
+    environ.update(PYTHONPATH=str(ROOT), API_HOST="127.0.0.1", ENVIRONMENT="development",
+                   LOG_LEVEL="INFO", SHUTDOWN_GRACE_SECONDS="2", **env)  # fmt: skip
+    started: list[tuple[subprocess.Popen[bytes], str, Path]] = []
+    try:
+        for log_path in logs:
+            port = free_port()
+            with log_path.open("w") as log:
+                process = subprocess.Popen(
+                    [sys.executable, "-m", "src.api"], cwd=log_path.parent,
+                    env={**environ, "API_PORT": str(port)}, stdout=log, stderr=log,
+                )  # fmt: skip
+            started.append((process, f"http://127.0.0.1:{port}", log_path))
+        deadline = time.monotonic() + 120
+        for process, url, log_path in started:
+            while True:
+                assert process.poll() is None, log_path.read_text()
+                try:
+                    httpx.head(f"{url}/health", timeout=2)
+                    break
+                except httpx.TransportError:
+                    assert time.monotonic() < deadline, "server did not start"
+                    time.sleep(0.1)
+        yield [url for _, url, _ in started]
+    finally:
+        for process, _, _ in started:
+            process.terminate()
+        for process, _, _ in started:
+            process.wait(timeout=30)
+
+
+# -- 4. authentication first ----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (b'{"session_id": ', "application/json"),  # malformed JSON
+        (b'{"message": "\xff\xfe"}', "application/json"),  # not UTF-8
+        (b"message=hi", "application/x-www-form-urlencoded"),  # not JSON
+        (b"x" * 300_000, "application/json"),  # over MAX_BODY_BYTES
+    ],
+)
+async def test_a_request_without_a_valid_key_gets_401_whatever_its_body(
+    database_dsn: str, content: bytes, content_type: str
+) -> None:
+    settings = settings_for(database_dsn, api_key=KEY)
+    async with api_client(settings) as client:
+        for headers in [{}, {"X-API-Key": "wrong"}]:
+            response = await client.post(
+                "/chat", content=content, headers={"Content-Type": content_type, **headers}
+            )
+            assert response.status_code == 401, response.text
+            assert response.json()["code"] == "unauthorized"
+
+
+async def test_failed_authentications_are_rate_limited_per_address(database_dsn: str) -> None:
+    settings = settings_for(database_dsn, api_key=KEY, auth_failures_per_minute=5)
+    async with api_client(settings) as client:
+        statuses = [
+            (await client.get("/sessions", headers={"X-API-Key": f"guess-{n}"})).status_code
+            for n in range(8)
+        ]
+        assert statuses == [401] * 5 + [429] * 3
+        # Blocked means blocked: the right key can't be told apart from a wrong one now.
+        right = await client.get("/sessions", headers={"X-API-Key": KEY})
+        assert right.status_code == 429
+        assert right.json()["code"] == "rate_limited"
+        assert 1 <= int(right.headers["Retry-After"]) <= 60
+
+
+def test_production_keys_are_long_printable_ascii(database_dsn: str) -> None:
+    for key, problem in [("short-key", "at least 32"), ("é" * 40, "printable ASCII"),
+                         ("has space " * 4, "printable ASCII")]:  # fmt: skip
+        with pytest.raises(SettingsError, match=problem):
+            create_app(settings_for(database_dsn, environment="production", api_key=key))
+    create_app(settings_for(database_dsn, environment="production", api_key=KEY))
+
+
+async def test_docs_are_off_by_default_in_production(database_dsn: str) -> None:
+    settings = settings_for(database_dsn, environment="production", api_key=KEY)
+    async with api_client(settings) as client:
+        for path in ("/docs", "/redoc", "/openapi.json"):
+            assert (await client.get(path)).status_code == 404, path
+    settings = settings_for(database_dsn, environment="development")
+    async with api_client(settings) as client:
+        assert (await client.get("/openapi.json")).status_code == 200
+
+
+# -- 5. client address, 7. the access log ---------------------------------------------
+
+
+def _spoofed(client: httpx.Client, n: int) -> list[int]:
+    return [
+        client.get("/sessions", headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code
+        for i in range(n)
+    ]
+
+
+def test_the_deployed_server_ignores_forwarded_for_and_logs_no_query_secret(
+    database_dsn: str, tmp_path: Path
+) -> None:
+    secret = "query-secret-0123456789abcdefghijkl"
+    log = tmp_path / "server.log"
+    with (
+        server_processes(database_dsn, [log], RATE_LIMIT_PER_MINUTE="4") as (url,),
+        httpx.Client(base_url=url) as client,
+    ):
+        client.get("/health", params={"token": secret})
+        assert client.get("/sessions", params={"api_key": secret, "limit": "5"}).status_code == 200
+        # uvicorn trusts X-Forwarded-For from 127.0.0.1 unless told otherwise; spoofing it
+        # must not buy a fresh per-address budget.
+        assert _spoofed(client, 4) == [200, 200, 200, 429]
+    text = log.read_text()
+    assert "GET /sessions?api_key=***&limit=5" in text  # the request is logged...
+    assert secret not in text  # ...without the key
+
+
+async def test_forwarded_for_is_believed_from_a_configured_proxy(database_dsn: str) -> None:
+    settings = settings_for(database_dsn, rate_limit_per_minute=3, forwarded_allow_ips="127.0.0.1")
+    async with api_client(settings) as client:
+        statuses = [
+            (
+                await client.get("/sessions", headers={"X-Forwarded-For": f"203.0.113.{i}"})
+            ).status_code
+            for i in range(4)
+        ]
+    assert statuses == [200, 200, 200, 200]  # four addresses, four budgets
+
+
+# -- 6. one rate limit for several workers ----------------------------------------------
+
+
+def _redis_url() -> str | None:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            if sock.recv(16).startswith(b"+PONG"):
+                return "redis://127.0.0.1:6379/0"
+    except OSError:
+        pass
+    return None
+
+
+def test_two_server_processes_share_one_budget_in_redis(database_dsn: str, tmp_path: Path) -> None:
+    redis = _redis_url()
+    if redis is None:
+        pytest.skip("no Redis server on 127.0.0.1:6379")
+    name = "p" + uuid.uuid4().hex[:12]  # a principal of its own: no count from other runs
+    key = "shared-budget-key-0123456789abcdefghij"
+    env = {"RATE_LIMIT_STORAGE_URI": redis, "RATE_LIMIT_PER_MINUTE": "4",
+           "API_KEYS": f"{name}:{key}"}  # fmt: skip
+    logs = [tmp_path / "one.log", tmp_path / "two.log"]
+    with server_processes(database_dsn, logs, **env) as (one, two):
+        seen = [
+            httpx.get(f"{url}/sessions", headers={"X-API-Key": key}).status_code
+            for url in (one, two, one, two, one, two)
+        ]
+    assert seen == [200, 200, 200, 200, 429, 429]
+
+
+async def test_a_memory_budget_is_per_process(database_dsn: str) -> None:
+    settings = settings_for(database_dsn, rate_limit_per_minute=2)
+    async with api_client(settings) as one, api_client(settings) as two:
+        assert [(await c.get("/sessions")).status_code for c in (one, one, two, two, one)] == [
+            200, 200, 200, 200, 429,
+        ]  # fmt: skip
+
+
+def test_an_unknown_rate_limit_storage_is_refused_at_start(database_dsn: str) -> None:
+    with pytest.raises(SettingsError, match="RATE_LIMIT_STORAGE_URI"):
+        create_app(settings_for(database_dsn, rate_limit_storage_uri="nosuch://x"))
+
+
+# -- 7. smaller contract fixes ----------------------------------------------------------
+
+
+async def test_422_never_echoes_values_or_unbounded_names(database_dsn: str) -> None:
+    async with api_client(settings_for(database_dsn)) as client:
+        body = {"session_id": str(uuid.uuid4()), "message": "hi",
+                "password=hunter2": "hunter2", "f" * 200_000: 1}  # fmt: skip
+        response = await client.post("/chat", json=body)
+        assert response.status_code == 422
+        assert len(response.content) < 2_000
+        assert "hunter2" not in response.text
+        wrong = await client.post("/chat", json={"session_id": "secret-" * 5000, "message": 1})
+        assert wrong.status_code == 422 and len(wrong.content) < 2_000
+        assert "secret-secret" not in wrong.text
+
+
+async def test_a_body_that_never_arrives_times_out(database_dsn: str) -> None:
+    settings = settings_for(database_dsn, request_body_timeout_seconds=0.5)
+    async with serve(create_app(settings, model=FakeModel())) as url:
+        port = int(url.rsplit(":", 1)[1])
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n{\"message\": ")  # fmt: skip
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(4096), timeout=30)
+        writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), answer
+    assert json.loads(body)["code"] == "request_timeout"
+
+
+async def test_a_refused_cors_preflight_is_json_403_with_security_headers(
+    database_dsn: str,
+) -> None:
+    settings = settings_for(database_dsn, cors_origins="https://app.example")
+    preflight = {"Access-Control-Request-Method": "POST"}
+    async with api_client(settings) as client:
+        refused = await client.options(
+            "/chat", headers={"Origin": "https://evil.example", **preflight}
+        )
+        assert refused.status_code == 403
+        assert refused.json()["code"] == "forbidden"
+        assert refused.headers["x-content-type-options"] == "nosniff"
+        allowed = await client.options(
+            "/chat", headers={"Origin": "https://app.example", **preflight}
+        )
+        assert allowed.status_code == 200
+        assert allowed.headers["access-control-allow-origin"] == "https://app.example"
+    # No CORS origins configured: every preflight is refused the same way.
+    async with api_client(settings_for(database_dsn)) as client:
+        refused = await client.options(
+            "/chat", headers={"Origin": "https://app.example", **preflight}
+        )
+        assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+
+
+async def test_openapi_schema_matches_the_server(database_dsn: str) -> None:
+    async with api_client(settings_for(database_dsn)) as client:
+        spec = (await client.get("/openapi.json")).json()
+    message = spec["components"]["schemas"]["ChatRequest"]["properties"]["message"]
+    assert message["minLength"] == 1 and message["maxLength"] == 32_000
+    assert "pattern" in message
+    for path in ("/chat", "/chat/complete"):
+        assert "400" in spec["paths"][path]["post"]["responses"], path
+    text = json.dumps(spec)
+    assert "#/$defs/" not in text
+    # The key is documented exactly when the server checks one.
+    assert "securitySchemes" not in spec["components"] and '"security"' not in text
+    async with api_client(settings_for(database_dsn, api_key=KEY)) as client:
+        keyed = (await client.get("/openapi.json")).json()
+    assert "X-API-Key" in json.dumps(keyed["components"]["securitySchemes"])
