@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bench.checkpointers import Conversation
+from bench.checkpointers import CacheMemory, ColdReads, Conversation
 
 
 @dataclass
@@ -91,3 +91,46 @@ def targets(runs: list[SizeRun], tps: tuple[float, float], api_errors: int, api_
         ("target", "measured", "met"),
         [(name, value, "yes" if ok else "**MISSED**") for name, value, ok in checks],
     )
+
+
+def read_targets(reads: ColdReads) -> str:
+    """Issue 17's read and first-turn targets, ours vs official in one run, met or missed."""
+    rows: list[tuple[str, str, str, str, str]] = []
+
+    def row(name: str, ours: float, official: float, limit: float | None) -> None:
+        r = ours / official
+        met = "-" if limit is None else ("yes" if r <= limit else "**MISSED**")
+        target = "-" if limit is None else f"<= {limit:g}x"
+        rows.append((name, f"{ours * 1e3:.2f}", f"{official * 1e3:.2f}", f"{r:.2f}",
+                     f"{target}: {met}" if limit is not None else "-"))  # fmt: skip
+
+    for i, turns in enumerate(reads.turns):
+        row(f"cold `aget_state` ms, {turns} turns (new saver instance)",
+            reads.cold_s["ours"][i], reads.cold_s["official"][i], 0.5)  # fmt: skip
+    for i, turns in enumerate(reads.turns):
+        row(f"warm `aget_state` ms, {turns} turns", reads.warm_s["ours"][i],
+            reads.warm_s["official"][i], None)  # fmt: skip
+    row("first turn of a new conversation, ms", reads.first_turn_s["ours"],
+        reads.first_turn_s["official"], 1.0)  # fmt: skip
+    row("turn ms, two workers taking turns on one session", reads.two_workers_s["ours"],
+        reads.two_workers_s["official"], 1.0)  # fmt: skip
+    row("turn ms, one worker", reads.one_worker_s["ours"], reads.one_worker_s["official"], 1.0)
+    table = simple_table(("figure", "ours", "official", "ours/official", "target"), rows)
+    own = reads.two_workers_s["ours"] / reads.one_worker_s["ours"]
+    return (
+        f"{table}\n\nTwo workers against one (ours): {own:.2f}x the turn time "
+        f"(official: {reads.two_workers_s['official'] / reads.one_worker_s['official']:.2f}x)."
+    )
+
+
+def cache_table(runs: list[CacheMemory]) -> str:
+    """Our message cache under large messages: its bound, estimate and the RSS growth."""
+    mib = 2**20
+    rows = [
+        (f"{r.bound / mib:.0f} MiB", f"{r.sessions} x 2 x 100 KB", str(r.cached_sessions),
+         f"{r.estimated / mib:.1f}", f"{r.rss_growth / mib:.1f}",
+         "yes" if r.estimated <= r.bound else "**MISSED**")
+        for r in runs
+    ]  # fmt: skip
+    return simple_table(("cache_max_bytes", "messages written", "sessions cached",
+                         "estimated MiB", "RSS growth MiB", "within bound"), rows)  # fmt: skip

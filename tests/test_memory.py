@@ -317,6 +317,32 @@ async def test_transcript_cache_is_bounded_and_reloads_what_it_dropped(saver) ->
     assert len(messages) == 6 and len({m.id for m in messages}) == 6
 
 
+async def test_transcript_cache_is_bounded_by_bytes(store) -> None:
+    """Large messages evict by bytes long before the count bounds would: three sessions of
+    ~200 KB each under a 500 KB bound keep the two most recent; the dropped one reads back
+    exactly (from a cold copy) and is cached again."""
+    saver = ConversationCheckpointer(store, cache_max_bytes=500_000)
+    cache = saver.message_logs
+    assert cache.max_bytes == 500_000
+    graph = chat_graph(saver)
+    threads = [str(uuid.uuid4()) for _ in range(3)]
+    for thread in threads:
+        big = f"{thread} " + "x" * 100_000
+        await graph.ainvoke({"messages": [HumanMessage(big)]}, cfg(thread))
+        await graph.ainvoke({"messages": [HumanMessage(big + "!")]}, cfg(thread))
+    assert 0 < cache.total_bytes <= 500_000
+    assert cache.peek(uuid.UUID(threads[0])) is None  # least recently used: dropped
+    assert all(cache.peek(uuid.UUID(t)) is not None for t in threads[1:])
+    assert cache.peek(uuid.UUID(threads[2])).nbytes >= 200_000  # type: ignore[union-attr]
+    messages = (await graph.aget_state(cfg(threads[0]))).values["messages"]
+    assert [len(m.content) for m in messages[::2]] == [100_037, 100_038]
+    fresh = chat_graph(ConversationCheckpointer(store))
+    assert (await fresh.aget_state(cfg(threads[0]))).values["messages"] == messages
+    assert cache.peek(uuid.UUID(threads[0])) is not None and cache.total_bytes <= 500_000
+    # The default comes from the store (the POSTGRES_MEMORY_CACHE_MAX_BYTES setting).
+    assert ConversationCheckpointer(store).message_logs.max_bytes == store.cache_max_bytes
+
+
 async def test_copied_and_run_deleted_threads_keep_one_true_history(saver, store) -> None:
     """A copied thread reads back exactly; deleting the latest run's checkpoints makes the
     transcript show the checkpoint that is now the latest."""
@@ -338,3 +364,27 @@ async def test_copied_and_run_deleted_threads_keep_one_true_history(saver, store
     now = (await fresh.aget_state(cfg(target))).values["messages"]
     assert [m.content for m in now] == [m.content for m in expected]
     assert [m["id"] for m in await store.get_messages(uuid.UUID(target))] == [m.id for m in now]
+
+
+def test_stored_copies_compare_as_pydantic_does_and_share_nothing() -> None:
+    """`Pristine`, the cache's stored copy of a message, equals exactly the messages pydantic
+    finds equal to it, and a message changed in place no longer equals it."""
+    from src.agent.memory.message_log import Pristine
+
+    call = {"name": "f", "args": {"x": [1]}, "id": "c1", "type": "tool_call"}
+    messages = [
+        HumanMessage("hi", id="h1"),
+        AIMessage("", tool_calls=[call], response_metadata={"m": {"n": 1}}, id="a1"),
+        ToolMessage("42", tool_call_id="c1", artifact={"raw": [1, 2]}),
+    ]
+    for message in messages:
+        stored = Pristine(message)
+        twin = message.model_copy(deep=True)
+        assert stored == message and stored == twin and stored.id == message.id
+        assert stored != HumanMessage("other") and stored != "not a message"
+        twin.response_metadata["changed"] = True
+        assert (stored == twin) == (message == twin) and stored != twin
+        assert stored == message  # the copy shares nothing with what it was made from
+    changed = messages[1].model_copy(deep=True)
+    changed.tool_calls[0]["args"]["x"].append(2)
+    assert Pristine(messages[1]) != changed

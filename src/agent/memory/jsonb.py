@@ -96,5 +96,13 @@ def dumps_jsonb(value: Any) -> str:
 
 
 def loads_jsonb(text: str) -> Any:
-    """Decode JSON text read from a JSONB column."""
-    return pg_decode(json.loads(text))
+    """Decode JSON text read from a JSONB column.
+
+    Text that shows no escape character (as itself, as PostgreSQL prints it, or as a JSON
+    `\\u` escape) holds no escaped string and is not walked: the walk costs more than the
+    parse.
+    """
+    value = json.loads(text)
+    if _ESC in text or "\\ue000" in text or "\\uE000" in text:
+        return pg_decode(value)
+    return value

@@ -17,6 +17,8 @@ is only ever extended, by whichever coroutine comes first, never rewritten.
 
 from __future__ import annotations
 
+import copy
+import gc
 import json
 import uuid
 from collections import OrderedDict
@@ -29,9 +31,14 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from src.agent.memory import sql
 from src.agent.memory.jsonb import loads_jsonb
-from src.agent.memory.transcript import element_to_message, message_to_element
+from src.agent.memory.transcript import copy_value, element_to_message, message_to_element
 
 TRANSCRIPT_BLOB_TYPE = "vera.transcript_ranges"
+DEFAULT_CACHE_MAX_BYTES = 64 * 2**20
+# What a cached message costs beyond its JSON text (its element dict, the message given
+# out, the stored copy's dict, index entries): ~2.5 KiB measured with tracemalloc for the
+# bench's chat messages (strings are shared by the three).
+MESSAGE_OVERHEAD_BYTES = 2560
 
 Ranges = list[list[int]]
 
@@ -60,6 +67,43 @@ def ranges_end(blob: bytes) -> int:
     return max((end for _, end in decode_ranges(blob)), default=0)
 
 
+class Pristine:
+    """A message as it was stored, for comparisons only: its class and a deep copy of its
+    field values (a few us, where building a message costs ~10 us and a deep model copy
+    more). Equal to a message exactly when pydantic would find the message equal to the
+    stored one (or stricter, should the message hold values that are not fields)."""
+
+    __slots__ = ("cls", "extra", "fields", "id", "private")
+
+    def __init__(self, message: BaseMessage) -> None:
+        self.cls = type(message)
+        fields: dict[str, Any] = {}
+        for key, value in message.__dict__.items():  # the common values without a call
+            kind = type(value)
+            if value is None or kind is str:
+                fields[key] = value
+            elif not value and (kind is dict or kind is list):
+                fields[key] = kind()
+            else:
+                fields[key] = copy_value(value)
+        self.fields = fields
+        extra = message.__pydantic_extra__
+        self.extra = copy_value(extra) if extra else {}  # None and {} alike, as pydantic
+        private = getattr(message, "__pydantic_private__", None)
+        self.private = None if private is None else copy.deepcopy(private)
+        self.id: str | None = message.id
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is self.cls
+            and other.__dict__ == self.fields
+            and (other.__pydantic_extra__ or {}) == self.extra
+            and getattr(other, "__pydantic_private__", None) == self.private
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+
 @dataclass
 class SessionLog:
     """The in-memory copy of one session's stored messages, seqs `[0, len(messages))`
@@ -67,36 +111,59 @@ class SessionLog:
 
     row_id: uuid.UUID
     elements: list[dict[str, Any]] = field(default_factory=list)
-    messages: list[BaseMessage] = field(default_factory=list)  # private copies, never shared
+    messages: list[Pristine] = field(default_factory=list)  # as stored, never given out
     by_id: dict[str, list[int]] = field(default_factory=dict)
     handed: dict[int, BaseMessage] = field(default_factory=dict)  # last objects given out
+    unread: set[int] = field(default_factory=set)  # of `handed`: built, not given out yet
     last_seqs: list[int] = field(default_factory=list)  # the last checkpoint written
+    nbytes: int = 0  # estimated memory: JSON text of the elements plus a per-message overhead
 
     def message_at(self, pos: int, serde: SerializerProtocol) -> BaseMessage:
         """A message object for seq `pos`, for a checkpoint being read.
 
-        The object given out last time is given again while it still equals the private
-        copy (checked at ~0.7 us, against ~4 us to build one); once a caller has changed it
-        in place, a fresh one is built. Callers see what LangGraph's own state does: the
+        The object given out last time is given again while it still equals the stored
+        message (checked at ~1 us, against ~10 us to build one); once a caller has changed
+        it in place, a fresh one is built. Callers see what LangGraph's own state does: the
         message objects of a conversation are shared, and are not to be mutated.
         """
+        if pos in self.unread:  # just built from its element: nobody could change it yet
+            self.unread.discard(pos)
+            return self.handed[pos]
         given = self.handed.get(pos)
-        if given is None or given != self.messages[pos]:
+        if given is None or self.messages[pos] != given:
             given = self.handed[pos] = element_to_message(self.elements[pos], serde)
         return given
 
-    def add(self, element: dict[str, Any], message: BaseMessage) -> None:
+    def add(self, element: dict[str, Any], message: Pristine, chars: int) -> None:
+        """Hold one more message (`chars`: the length of its JSON text, for `nbytes`)."""
+        self.nbytes += chars + MESSAGE_OVERHEAD_BYTES
         if message.id is not None:
             self.by_id.setdefault(message.id, []).append(len(self.messages))
         self.elements.append(element)
         self.messages.append(message)
 
-    def extend_from(self, start: int, elements: list[dict[str, Any]], build: Any) -> None:
-        """Add elements read from seq `start` on, skipping the ones already held."""
-        for seq, element in enumerate(elements, start):
-            if seq == len(self.messages):
-                message = build(element)
-                self.add(element, message)
+    def extend_from(
+        self, start: int, elements: list[dict[str, Any]], build: Any, chars: int = 0
+    ) -> None:
+        """Add elements read from seq `start` on (`chars`: the length of their JSON text),
+        skipping the ones already held. Each is built once: the message is kept as the one
+        to give out next, beside its stored copy."""
+        share = chars // len(elements) if elements else 0
+        # A cold read builds thousands of objects at once, none of them garbage: the
+        # collector's passes meanwhile cost ~20% of the build, for nothing.
+        pause = len(elements) >= 256 and gc.isenabled()
+        if pause:
+            gc.disable()
+        try:
+            for seq, element in enumerate(elements, start):
+                if seq == len(self.messages):
+                    message = build(element)
+                    self.add(element, Pristine(message), share)
+                    self.handed[seq] = message
+                    self.unread.add(seq)
+        finally:
+            if pause:
+                gc.enable()
 
     def seq_of(self, message: BaseMessage, hint: int | None) -> int | None:
         """A seq holding a message equal to `message`: `hint` (the same position in the
@@ -111,19 +178,65 @@ class SessionLog:
         return None
 
 
+async def _read_messages(
+    conn: asyncpg.Connection, session_id: uuid.UUID, start: int
+) -> tuple[uuid.UUID, list[dict[str, Any]], int] | None:
+    """The conversation row's id, the session's elements of seqs `start`, `start + 1`,
+    ... in seq order, and the length of the JSON text read (None if the row is missing).
+
+    A tail is cut on the server; the whole log (a cold read) is the stored transcript as
+    text plus the other branches' messages, merged here: a plain read of the row costs the
+    server less than half of cutting it, and a linear conversation's transcript is the
+    whole log as it is.
+    """
+    if start:
+        row = await conn.fetchrow(sql.MESSAGES_FROM, session_id, start)
+        if row is None:
+            return None
+        tail = row["tail"]
+        return row["id"], loads_jsonb(tail) if tail else [], len(tail or "")
+    row = await conn.fetchrow(sql.MESSAGES_ALL, session_id)
+    if row is None:
+        return None
+    shown = loads_jsonb(row["shown"]) if row["shown"] else []
+    seqs: list[int] = row["seqs"] or []
+    other_seqs: list[int] = row["other_seqs"] or []
+    chars = len(row["shown"] or "") + len(row["others"] or "")
+    if not other_seqs and len(seqs) == len(shown) and seqs == list(range(len(seqs))):
+        return row["id"], shown, chars
+    by_seq: dict[int, dict[str, Any]] = {}
+    for seq, element in zip(other_seqs, loads_jsonb(row["others"]), strict=True):
+        by_seq[seq] = element
+    for seq, element in zip(seqs, shown, strict=False):  # as the server's join: by position
+        by_seq.setdefault(seq, element)
+    return row["id"], [by_seq[seq] for seq in sorted(by_seq)], chars
+
+
 class MessageLogCache:
     """The in-process copy of recently used sessions' message logs (every stored message
     by seq, all branches), extended from the database as needed."""
 
     def __init__(
-        self, serde: SerializerProtocol, max_sessions: int = 512, max_messages: int = 100_000
+        self,
+        serde: SerializerProtocol,
+        max_sessions: int = 512,
+        max_messages: int = 100_000,
+        max_bytes: int = DEFAULT_CACHE_MAX_BYTES,
     ) -> None:
         self.serde = serde
         self.max_sessions = max_sessions
-        self.max_messages = max_messages  # bounds memory whatever the sessions' lengths
+        self.max_messages = max_messages
+        self.max_bytes = max_bytes  # bounds memory whatever the messages' sizes
         self._logs: OrderedDict[uuid.UUID, SessionLog] = OrderedDict()
-        self._counted: dict[uuid.UUID, int] = {}  # messages of each cached log, as counted
-        self._total = 0  # sum of `_counted`: kept up to date instead of summed per write
+        # Messages and estimated bytes of each cached log, as counted, and their sums (kept
+        # up to date instead of summed per write).
+        self._counted: dict[uuid.UUID, tuple[int, int]] = {}
+        self._total = 0
+        self.total_bytes = 0
+
+    def __len__(self) -> int:
+        """How many sessions' logs are cached."""
+        return len(self._logs)
 
     def peek(self, session_id: uuid.UUID) -> SessionLog | None:
         """The cached copy, possibly behind the database (seqs are never reused)."""
@@ -147,7 +260,7 @@ class MessageLogCache:
         if session_id is None:
             self._logs.clear()
             self._counted.clear()
-            self._total = 0
+            self._total = self.total_bytes = 0
         else:
             self._logs.pop(session_id, None)
             self._account(session_id)
@@ -162,23 +275,23 @@ class MessageLogCache:
         """
         log = self._logs.get(session_id)
         seen = len(log.messages) if log is not None else 0
-        row = await conn.fetchrow(sql.MESSAGES_FROM, session_id, seen)
-        if row is None:
+        read = await _read_messages(conn, session_id, seen)
+        if read is None:
             if self._logs.get(session_id) is log:
                 self.invalidate(session_id)
             return None
-        tail = loads_jsonb(row["tail"]) if row["tail"] else []
+        row_id, tail, chars = read
         current = self._logs.get(session_id)
-        if current is None or current.row_id != row["id"] or len(current.messages) < seen:
+        if current is None or current.row_id != row_id or len(current.messages) < seen:
             if seen:  # what was read starts past a copy that is gone: read it all
-                row = await conn.fetchrow(sql.MESSAGES_FROM, session_id, 0)
-                if row is None:
+                read = await _read_messages(conn, session_id, 0)
+                if read is None:
                     return None
-                tail, seen = (loads_jsonb(row["tail"]) if row["tail"] else []), 0
+                (row_id, tail, chars), seen = read, 0
             current = self._logs.get(session_id)
-            if current is None or current.row_id != row["id"]:
-                current = SessionLog(row["id"])
-        current.extend_from(seen, tail, self._build)
+            if current is None or current.row_id != row_id:
+                current = SessionLog(row_id)
+        current.extend_from(seen, tail, self._build, chars)
         self._install(session_id, current)
         return current
 
@@ -191,26 +304,30 @@ class MessageLogCache:
         self._trim(session_id)
 
     def _account(self, session_id: uuid.UUID) -> None:
-        """Bring the message count of one session's cached log (or its absence) up to date."""
+        """Bring the counts of one session's cached log (or its absence) up to date."""
         log = self._logs.get(session_id)
-        now = len(log.messages) if log is not None else 0
-        self._total += now - self._counted.pop(session_id, 0)
+        count, nbytes = (len(log.messages), log.nbytes) if log is not None else (0, 0)
+        was_count, was_bytes = self._counted.pop(session_id, (0, 0))
+        self._total += count - was_count
+        self.total_bytes += nbytes - was_bytes
         if log is not None:
-            self._counted[session_id] = now
+            self._counted[session_id] = (count, nbytes)
 
     def _trim(self, changed: uuid.UUID) -> None:
         """Account for the log of `changed`, then drop least recently used logs beyond
-        `max_sessions` or `max_messages` (the most recent log always stays)."""
+        `max_sessions`, `max_messages` or `max_bytes` (the most recent log always stays)."""
         self._account(changed)
         while len(self._logs) > 1 and (
-            len(self._logs) > self.max_sessions or self._total > self.max_messages
+            len(self._logs) > self.max_sessions
+            or self._total > self.max_messages
+            or self.total_bytes > self.max_bytes
         ):
             dropped, _ = self._logs.popitem(last=False)
             self._account(dropped)
 
     def plan(
         self, log: SessionLog | None, messages: list[BaseMessage]
-    ) -> tuple[list[int], list[dict[str, Any]], list[BaseMessage]]:
+    ) -> tuple[list[int], list[dict[str, Any]], list[Pristine]]:
         """Seqs for `messages`, new seqs (from the copy's end) for those not stored yet.
 
         A message at the same position as in the last checkpoint written is matched there
@@ -219,7 +336,7 @@ class MessageLogCache:
         """
         seqs: list[int] = []
         elements: list[dict[str, Any]] = []
-        copies: list[BaseMessage] = []
+        copies: list[Pristine] = []
         next_seq = len(log.messages) if log is not None else 0
         base = log.last_seqs if log is not None else []
         for i, message in enumerate(messages):
@@ -230,7 +347,7 @@ class MessageLogCache:
                 seq = next_seq
                 next_seq += 1
                 elements.append(message_to_element(message, self.serde))
-                copies.append(message.model_copy(deep=True))
+                copies.append(Pristine(message))
             seqs.append(seq)
         return seqs, elements, copies
 
@@ -240,10 +357,12 @@ class MessageLogCache:
         row_id: uuid.UUID,
         start: int,
         elements: list[dict[str, Any]],
-        copies: list[BaseMessage],
+        copies: list[Pristine],
         seqs: list[int] | None,
+        chars: int = 0,
     ) -> None:
-        """Record elements stored from seq `start` on, once their transaction committed."""
+        """Record elements stored from seq `start` on, once their transaction committed
+        (`chars`: the length of their JSON text)."""
         log = self._logs.get(session_id)
         if log is None or log.row_id != row_id:
             if start != 0:
@@ -251,9 +370,10 @@ class MessageLogCache:
             log = SessionLog(row_id)
         if len(log.messages) < start:
             return  # a gap: leave the copy as it is
+        share = chars // len(elements) if elements else 0
         for seq, (element, message) in enumerate(zip(elements, copies, strict=True), start):
             if seq == len(log.messages):
-                log.add(element, message)
+                log.add(element, message, share)
         if seqs is not None:
             log.last_seqs = seqs
         self._install(session_id, log)

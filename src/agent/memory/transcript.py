@@ -8,6 +8,7 @@ same message. (Turning such values into JSON text PostgreSQL accepts is `jsonb.p
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import time
 from typing import Any
@@ -120,3 +121,15 @@ def element_to_message(element: dict[str, Any], serde: SerializerProtocol) -> Ba
         if element.get(key) is not None:
             kwargs[key] = element[key]
     return cls(**kwargs)
+
+
+def copy_value(value: Any) -> Any:
+    """A deep copy of a field value: JSON-like values by hand, anything else by `deepcopy`."""
+    kind = type(value)
+    if kind is str or kind is int or kind is float or kind is bool or value is None:
+        return value
+    if kind is dict:
+        return {k: copy_value(v) for k, v in value.items()}
+    if kind is list:
+        return [copy_value(v) for v in value]
+    return copy.deepcopy(value)
