@@ -8,11 +8,13 @@ from contextlib import asynccontextmanager
 
 from src.agent.memory import ConversationCheckpointer
 from src.config.settings import get_settings
-from src.wiring import memory_options
+from src.wiring import check_pooler, memory_options
 
 
 @asynccontextmanager
 async def checkpointer() -> AsyncIterator[ConversationCheckpointer]:
     """Open the memory store from the settings and yield our checkpointer on it."""
-    async with ConversationCheckpointer.from_dsn(**memory_options(get_settings())) as saver:
+    settings = get_settings()
+    async with ConversationCheckpointer.from_dsn(**memory_options(settings)) as saver:
+        check_pooler(settings, saver.store)  # no statement cache behind a pooler
         yield saver

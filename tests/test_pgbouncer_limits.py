@@ -4,8 +4,10 @@ Works: many workers' pools multiplexed onto few server connections; the migratio
 transaction-level advisory lock. Breaks: session-level advisory locks (none in Vera),
 named prepared statements without PgBouncer's `max_prepared_statements` (Vera's statement
 cache: `POSTGRES_MEMORY_STATEMENT_CACHE=true`), and LISTEN (Vera's live wake-up of turn
-followers, which then fall back to polling every second). The tests marked `xfail` need
-the start-up checks and the direct-connection setting proposed in `docs/pgbouncer.md`.
+followers, which then fall back to polling every second). What Vera does about them
+(`docs/pgbouncer.md`): start-up detects a pooler by its backend pid, refuses the statement
+cache behind one, LISTENs on `POSTGRES_MEMORY_DIRECT_URL` when set and otherwise polls with
+a warning. The one `xfail` records PgBouncer's own behaviour.
 
 Here `database_dsn` and `db` are the suite's direct ones; PgBouncer is reached through
 `pgbouncer.dsn_for(database_dsn)`.
@@ -24,7 +26,8 @@ import pytest
 
 from src.agent.memory import PostgresMemoryStore
 from src.api.app import create_app
-from src.api.turn_events import TurnEventLog
+from src.api.turn_events import CHANNEL, TurnEventLog
+from src.config.settings import SettingsError
 from src.wiring import app_migrations
 from tests.api_harness import api_client, chat, settings_for
 from tests.fakes import FakeModel
@@ -37,7 +40,7 @@ from tests.pgbouncer import (
 
 
 def bouncer_store(
-    dsn: str, statement_cache: bool = False, max_size: int = 10
+    dsn: str, statement_cache: bool = False, max_size: int = 10, direct_dsn: str | None = None
 ) -> PostgresMemoryStore:
     return PostgresMemoryStore(
         dsn,
@@ -45,6 +48,7 @@ def bouncer_store(
         max_size=max_size,
         statement_cache=statement_cache,
         extra_migrations=app_migrations(),
+        direct_dsn=direct_dsn,
     )
 
 
@@ -237,20 +241,43 @@ async def test_a_proxy_is_detected_by_its_backend_pid(
     assert await proxied(pgbouncer.dsn_for(database_dsn))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pytest.fail.Exception,  # "DID NOT RAISE": any other error is a real failure
-    reason="needs the fix: start-up does not detect a pooler in between (backend pid check "
-    "above); with the statement cache on it starts, then calls fail under load",
-)
+async def test_the_store_tells_whether_a_pooler_answers(
+    pooled_store: PostgresMemoryStore, database_dsn: str
+) -> None:
+    assert pooled_store.behind_pooler is True
+    direct = bouncer_store(database_dsn)
+    await direct.initialize()
+    try:
+        assert direct.behind_pooler is False
+    finally:
+        await direct.close()
+
+
 async def test_start_up_refuses_the_statement_cache_behind_a_pooler(
     pgbouncer: PgBouncer, database_dsn: str
 ) -> None:
     settings = settings_for(pgbouncer.dsn_for(database_dsn), postgres_memory_statement_cache=True)
     app = create_app(settings, model=FakeModel())
-    with pytest.raises(Exception, match="POSTGRES_MEMORY_STATEMENT_CACHE"):
+    with pytest.raises(SettingsError, match="POSTGRES_MEMORY_STATEMENT_CACHE=true") as refused:
         async with app.router.lifespan_context(app):
             pass
+    assert f"127.0.0.1:{pgbouncer.port} is a connection pooler" in str(refused.value)
+    assert "POSTGRES_MEMORY_POOLER_PREPARED_STATEMENTS" in str(refused.value)
+
+
+async def test_the_statement_cache_behind_a_pooler_is_allowed_when_the_settings_say_it_works(
+    pgbouncer: PgBouncer, database_dsn: str
+) -> None:
+    """`POSTGRES_MEMORY_POOLER_PREPARED_STATEMENTS=true` (PgBouncer >= 1.21 with
+    `max_prepared_statements`, or session pooling): start-up trusts it."""
+    settings = settings_for(
+        pgbouncer.dsn_for(database_dsn),
+        postgres_memory_statement_cache=True,
+        postgres_memory_pooler_prepared_statements=True,
+    )
+    app = create_app(settings, model=FakeModel())
+    async with app.router.lifespan_context(app):
+        assert app.state.store.behind_pooler
 
 
 # -- LISTEN/NOTIFY: the live wake-up of turn followers ---------------------------------------
@@ -281,19 +308,25 @@ async def woken_by_notify(listening: TurnEventLog, writing: TurnEventLog) -> boo
 
 
 async def test_a_direct_listen_connection_wakes_followers_at_once(
-    pooled_store: PostgresMemoryStore, database_dsn: str, monkeypatch
+    pgbouncer: PgBouncer, database_dsn: str
 ) -> None:
-    """The fix: the pool goes through PgBouncer, LISTEN straight to PostgreSQL. NOTIFY is
-    sent by the pooled writes (`pg_notify` in the INSERT), at commit, and reaches every
-    listening session of the database."""
-    monkeypatch.setattr(pooled_store, "connect", lambda: asyncpg.connect(database_dsn))
-    log = TurnEventLog(pooled_store)
+    """The fix: the pool goes through PgBouncer, LISTEN straight to PostgreSQL (the store's
+    `direct_dsn`). NOTIFY is sent by the pooled writes (`pg_notify` in the INSERT), at
+    commit, and reaches every listening session of the database."""
+    store = bouncer_store(pgbouncer.dsn_for(database_dsn), direct_dsn=database_dsn)
+    await store.initialize()
+    log = TurnEventLog(store)
     await log.start()
     try:
+        assert store.behind_pooler
         assert log._listener is not None
+        assert log._listener.get_server_pid() == await log._listener.fetchval(
+            "SELECT pg_backend_pid()"
+        )
         assert await woken_by_notify(log, log)
     finally:
         await log.close()
+        await store.close()
 
 
 @pytest.mark.xfail(
@@ -302,19 +335,59 @@ async def test_a_direct_listen_connection_wakes_followers_at_once(
     reason="LISTEN through transaction pooling: the LISTEN runs on a server connection that "
     "PgBouncer hands back to its pool at once; a NOTIFY then reaches that backend while it "
     "is idle (PgBouncer logs \"got packet 'A' from server when not linked\" and drops it) "
-    "or while it serves another client (whose asyncpg ignores it). start() reports no "
-    "problem; followers only see new events at their one-second poll.",
+    "or while it serves another client (whose asyncpg ignores it). No error anywhere: "
+    "followers would only see new events at their one-second poll (why start() does not "
+    "LISTEN there).",
 )
 async def test_listen_through_transaction_pooling_wakes_followers(
     pooled_store: PostgresMemoryStore,
 ) -> None:
+    """PgBouncer's behaviour, not Vera's: a LISTEN made by hand through it, as `start()`
+    did before it checked (it now refuses, see the tests below)."""
     log = TurnEventLog(pooled_store)
-    await log.start()
+    log._listener = await pooled_store.connect()  # through PgBouncer
+    await log._listener.add_listener(CHANNEL, log._on_notify)
     try:
-        assert log._listener is not None
         assert await woken_by_notify(log, log)
     finally:
         await log.close()
+
+
+def warned_about_the_direct_url(caplog: pytest.LogCaptureFixture) -> bool:
+    return any(
+        r.levelname == "WARNING" and "POSTGRES_MEMORY_DIRECT_URL" in r.getMessage()
+        for r in caplog.records
+    )
+
+
+async def test_start_does_not_listen_behind_a_pooler_without_a_direct_connection(
+    pooled_store: PostgresMemoryStore, monkeypatch, caplog
+) -> None:
+    """No LISTEN at all (it would stay on a pooled server connection for good): no
+    connection of its own is even opened; one warning; followers poll."""
+
+    async def no_connection() -> asyncpg.Connection:
+        raise AssertionError("start() opened a LISTEN connection through the pooler")
+
+    monkeypatch.setattr(pooled_store, "connect", no_connection)
+    log = TurnEventLog(pooled_store)
+    await log.start()
+    assert log._listener is None
+    assert warned_about_the_direct_url(caplog)
+    assert sum(r.levelname == "WARNING" for r in caplog.records) == 1
+
+
+async def test_start_notices_a_listen_that_receives_nothing(
+    pooled_store: PostgresMemoryStore, monkeypatch, caplog
+) -> None:
+    """The probe: a pooler the backend pid check misses (made so here) is caught by a
+    NOTIFY sent through the pool that never reaches the listener: warning, no listener."""
+    monkeypatch.setattr(pooled_store, "behind_pooler", False)
+    log = TurnEventLog(pooled_store, probe_seconds=0.5)
+    await log.start()
+    assert log._listener is None
+    assert warned_about_the_direct_url(caplog)
+    assert "did not reach the LISTEN connection within 0.5 s" in caplog.text
 
 
 async def test_followers_still_get_every_event_through_transaction_pooling_by_polling(
@@ -338,13 +411,6 @@ async def test_followers_still_get_every_event_through_transaction_pooling_by_po
         await log.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="needs the fix: a setting naming a direct connection (proposed "
-    "POSTGRES_MEMORY_DIRECT_URL), used for LISTEN; today an unknown setting is ignored and "
-    "the app LISTENs through PgBouncer",
-)
 async def test_the_app_listens_on_the_direct_connection_its_settings_name(
     pgbouncer: PgBouncer, database_dsn: str
 ) -> None:
@@ -359,21 +425,11 @@ async def test_the_app_listens_on_the_direct_connection_its_settings_name(
         assert await woken_by_notify(events, events)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="needs the fix: TurnEventLog.start() does not check that its LISTEN receives "
-    "anything; it should send itself a NOTIFY through the pool and warn (naming "
-    "POSTGRES_MEMORY_DIRECT_URL) when none arrives",
-)
 async def test_start_up_warns_when_listen_receives_no_notifications(
     pgbouncer: PgBouncer, database_dsn: str, caplog
 ) -> None:
     settings = settings_for(pgbouncer.dsn_for(database_dsn), postgres_memory_statement_cache=False)
     app = create_app(settings, model=FakeModel())
     async with app.router.lifespan_context(app):
-        pass
-    assert any(
-        r.levelname == "WARNING" and "POSTGRES_MEMORY_DIRECT_URL" in r.getMessage()
-        for r in caplog.records
-    )
+        assert app.state.runner.events._listener is None
+    assert warned_about_the_direct_url(caplog)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 import sys
+from typing import Any
 
 import uvicorn
 
@@ -20,17 +20,10 @@ def main() -> None:
         settings = get_settings()
     except SettingsError as exc:
         sys.exit(str(exc))
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    from src.api.app import create_app
+    from src.api import logs
 
-    try:
-        app = create_app(settings)
-    except SettingsError as exc:
-        sys.exit(str(exc))
-    uvicorn.run(
-        app,
+    logs.configure(settings.log_level, settings.log_format)
+    options: dict[str, Any] = dict(
         host=settings.api_host,
         port=settings.api_port,
         log_level=settings.log_level.lower(),
@@ -42,6 +35,18 @@ def main() -> None:
         # bounds a connection that would not.
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
     )
+    if settings.api_workers > 1:  # uvicorn's supervisor, one app per worker process
+        from src.api.workers import serve
+
+        serve(settings, options)
+        return
+    from src.api.app import create_app
+
+    try:
+        app = create_app(settings)
+    except SettingsError as exc:
+        sys.exit(str(exc))
+    uvicorn.run(app, **options)
 
 
 if __name__ == "__main__":

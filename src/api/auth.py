@@ -15,6 +15,8 @@ from fastapi.responses import JSONResponse
 from fastapi.security import APIKeyHeader
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from src.api import metrics
+from src.api.error_catalogue import message_of
 from src.api.errors import error_response
 from src.api.security import (
     DEFAULT_PRINCIPAL,
@@ -44,6 +46,7 @@ def presented_key(headers: dict[str, str]) -> str | None:
 
 
 def _rate_limited(exc: RateLimitExceeded, what: str) -> JSONResponse:
+    metrics.rate_limited(what)
     return error_response(
         429,
         "rate_limited",
@@ -84,8 +87,7 @@ class AuthMiddleware:
                     response = error_response(
                         401,
                         "unauthorized",
-                        "A valid API key is required: send it as X-API-Key or "
-                        "Authorization: Bearer.",
+                        message_of("unauthorized"),
                         headers={"WWW-Authenticate": "Bearer"},
                     )
                 except RateLimitExceeded as exc:

@@ -47,6 +47,10 @@ DELETE_EXPIRED = "DELETE FROM turn_events WHERE created_at < NOW() - make_interv
 
 DELETE_SESSION = "DELETE FROM turn_events WHERE session_id = $1"
 
+# Sent through the pool at start-up, to check that the LISTEN connection receives NOTIFYs.
+PROBE = "SELECT pg_notify($1, $2)"
+PROBE_PREFIX = "probe "  # a batch's payload starts with a session id (a UUID), never this
+
 
 @dataclass(frozen=True)
 class StoredEvent:
@@ -66,10 +70,13 @@ class TurnEventLog:
         *,
         ttl_seconds: float = 3600.0,
         batch_seconds: float = 0.05,
+        probe_seconds: float = 2.0,
     ) -> None:
         self.store = store
         self.ttl_seconds = ttl_seconds
         self.batch_seconds = batch_seconds
+        self.probe_seconds = probe_seconds
+        self._probes: dict[str, asyncio.Event] = {}  # payload -> set when it arrives
         self._changed = asyncio.Condition()
         self._generation = 0  # batches announced so far
         self._waking: set[asyncio.Task[None]] = set()
@@ -146,16 +153,59 @@ class TurnEventLog:
     # -- LISTEN ----------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Listen for stored batches on a connection of its own (pooled ones are shared);
-        without it, followers look every second."""
+        """Listen for stored batches on a connection of its own (pooled ones are shared),
+        once a NOTIFY sent through the pool is seen to reach it; without it, followers look
+        every second.
+
+        Behind a connection pooler (`store.behind_pooler`) with no direct connection
+        (`store.direct_dsn`), no LISTEN at all: in transaction pooling it would run on a
+        pooled server connection that keeps listening for good, and receive nothing.
+        """
+        if self.store.behind_pooler and self.store.direct_dsn is None:
+            self._no_listen(f"{self.store.address} is a connection pooler (PgBouncer?)")
+            return
         try:
             self._listener = await self.store.connect()
             await self._listener.add_listener(CHANNEL, self._on_notify)
         except (*CONNECTION_ERRORS, asyncpg.PostgresError) as exc:
             logger.warning("turn events: no LISTEN connection (%s); followers poll", exc)
-            self._listener = None
+            await self.close()
+            return
+        if not await self._probe():
+            self._no_listen(
+                f"a NOTIFY sent through the pool did not reach the LISTEN connection within "
+                f"{self.probe_seconds:g} s"
+            )
+            await self.close()
 
-    def _on_notify(self, *args: Any) -> None:
+    async def _probe(self) -> bool:
+        """Whether a NOTIFY sent through the pool reaches the listener in time."""
+        payload = f"{PROBE_PREFIX}{uuid.uuid4()}"
+        arrived = self._probes[payload] = asyncio.Event()
+        try:
+            await self.store.run(lambda conn: conn.execute(PROBE, CHANNEL, payload))
+            await asyncio.wait_for(arrived.wait(), self.probe_seconds)
+        except (TimeoutError, StorageUnavailableError, asyncpg.PostgresError):
+            return False
+        finally:
+            del self._probes[payload]
+        return True
+
+    @staticmethod
+    def _no_listen(reason: str) -> None:
+        logger.warning(
+            "turn events: no LISTEN (%s); followers of running turns poll every second. "
+            "Set POSTGRES_MEMORY_DIRECT_URL to a DSN of the database that bypasses the "
+            "pooler to wake them at once",
+            reason,
+        )
+
+    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+        if payload.startswith(PROBE_PREFIX):  # ours, or another worker's start-up
+            probe = self._probes.get(payload)
+            if probe is not None:
+                probe.set()
+            return
         task = asyncio.get_running_loop().create_task(self._wake())
         self._waking.add(task)  # held until done: the loop keeps only weak references
         task.add_done_callback(self._waking.discard)

@@ -16,18 +16,19 @@ import uuid
 from collections.abc import AsyncIterator
 
 from src.agent.memory.store import PostgresMemoryStore, StorageUnavailableError
+from src.api import metrics
 
 logger = logging.getLogger(__name__)
 
 # The statements (table: top-level `migrations/0003_turn_leases.sql`). A lease is taken
-# when free or expired.
+# when free or expired (`took_over`: an expired row was updated, not a new one inserted).
 ACQUIRE_LEASE = """
 INSERT INTO turn_leases (session_id, run_id, expires_at)
 VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3))
 ON CONFLICT (session_id) DO UPDATE
 SET run_id = EXCLUDED.run_id, expires_at = EXCLUDED.expires_at
 WHERE turn_leases.expires_at < clock_timestamp()
-RETURNING run_id"""
+RETURNING run_id, xmax::text <> '0' AS took_over"""
 
 RENEW_LEASE = """
 UPDATE turn_leases SET expires_at = clock_timestamp() + make_interval(secs => $3)
@@ -62,7 +63,11 @@ class TurnLeases:
             lambda conn: conn.fetchrow(ACQUIRE_LEASE, session_id, run_id, self.ttl_seconds)
         )
         if row is None:
+            metrics.session_busy()
             raise SessionBusyError(f"session {session_id} has a turn in progress")
+        if row["took_over"]:
+            metrics.lease_taken_over()
+            logger.info("took over the expired lease of session %s", session_id)
         await self._delete_expired()
 
     async def _delete_expired(self) -> None:
