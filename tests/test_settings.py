@@ -99,3 +99,28 @@ def test_secrets_never_in_repr_or_errors(monkeypatch: pytest.MonkeyPatch) -> Non
     s = load_settings()
     assert "hunter2-secret" not in repr(s) and "sk-very-secret" not in repr(s)
     assert "hunter2-secret" not in str(s.model_dump())
+
+
+def test_the_direct_url_is_a_secret_postgres_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`POSTGRES_MEMORY_DIRECT_URL` holds a password: checked, never shown."""
+    assert load_settings().postgres_memory_direct_url is None
+    monkeypatch.setenv("POSTGRES_MEMORY_DIRECT_URL", "postgresql://u:hunter2-secret@db:5432/m")
+    s = load_settings()
+    assert s.postgres_memory_direct_url is not None
+    assert "hunter2-secret" not in repr(s)
+    monkeypatch.setenv("POSTGRES_MEMORY_DIRECT_URL", "db:5432 password=hunter2-secret")
+    with pytest.raises(SettingsError, match="POSTGRES_MEMORY_DIRECT_URL") as bad:
+        load_settings()
+    assert "hunter2-secret" not in str(bad.value)
+
+
+def test_cache_max_bytes_reaches_the_store_and_the_checkpointer() -> None:
+    from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
+    from src.wiring import memory_options
+
+    settings = Settings(_env_file=None, postgres_memory_cache_max_bytes=1_000_000)
+    store = PostgresMemoryStore(**memory_options(settings))
+    assert store.cache_max_bytes == 1_000_000
+    assert ConversationCheckpointer(store).message_logs.max_bytes == 1_000_000
+    default = Settings(_env_file=None).postgres_memory_cache_max_bytes
+    assert default == 64 * 2**20

@@ -3,6 +3,7 @@ the memory store and builds the graph on our checkpointer."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from src.agent.errors import ModelHealth
 from src.agent.graph import build_graph
 from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
 from src.agent.model import build_chat_model, model_label
+from src.api import metrics, tracing
 from src.api.auth import AuthMiddleware
 from src.api.errors import SafeJSONResponse, install_error_handlers
 from src.api.middleware import (
@@ -32,7 +34,7 @@ from src.api.turn_events import TurnEventLog
 from src.api.turn_leases import TurnLeases
 from src.api.turns import TurnRunner
 from src.config.settings import Settings, get_settings
-from src.wiring import memory_options
+from src.wiring import check_pooler, memory_options
 
 logger = logging.getLogger(__name__)
 
@@ -52,12 +54,20 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop_tracing = tracing.setup()  # None unless OTEL_EXPORTER_OTLP_ENDPOINT is set
         store = PostgresMemoryStore(**memory_options(settings))
         await store.initialize()
+        try:
+            check_pooler(settings, store)  # SettingsError: the statement cache behind a pooler
+        except BaseException:
+            await store.close()
+            raise
         checkpointer = ConversationCheckpointer(store)
+        tracing.instrument_checkpointer(checkpointer)
         graph = build_graph(settings, model=chat_model, tools=tools, checkpointer=checkpointer,
                             model_health=app.state.model_health)  # fmt: skip
         app.state.store = store
+        app.state.checkpointer = checkpointer
         events = TurnEventLog(store, ttl_seconds=settings.turn_events_ttl_seconds)
         await events.start()
         leases = TurnLeases(store, settings.session_lease_seconds)
@@ -67,11 +77,14 @@ def create_app(
         docs_note = f" (docs at {base}/docs)" if settings.docs_enabled else ""
         logger.info("Vera API on %s%s", base, docs_note)
         try:
-            yield
+            async with metrics.running(store, settings):  # pool gauges, METRICS_PORT
+                yield
         finally:
             await app.state.runner.drain(grace_seconds=settings.shutdown_grace_seconds)
             await events.close()
             await store.close()
+            if stop_tracing is not None:
+                await asyncio.to_thread(stop_tracing)  # flushes the last spans
 
     docs = settings.docs_enabled
     app = FastAPI(
@@ -88,6 +101,7 @@ def create_app(
     app.state.model_label = model_label(chat_model)
     app.state.model_health = ModelHealth()
     install_error_handlers(app)
+    metrics.install(app)  # GET /metrics; after the error handlers (it counts 503s)
     # Added innermost first: a request meets the proxy headers, the security headers, CORS,
     # authentication and rate limits, and only then its body.
     app.add_middleware(
@@ -111,6 +125,7 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.environment == "production")
     if settings.forwarded_allow_ips:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
+    app.add_middleware(tracing.RequestContextMiddleware)  # outermost: request id, span
     redact_access_log()
     install_openapi(app, keys_required=keys.required)
     app.include_router(health.router)

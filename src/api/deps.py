@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from src.agent.memory import PostgresMemoryStore
+from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
 from src.api.auth import PrincipalDep
 from src.api.session_directory import SessionDirectory
 from src.api.turn_events import TurnEventLog
@@ -62,3 +62,10 @@ async def owned_session(
 
 
 OwnedSessionDep = Annotated[uuid.UUID, Depends(owned_session)]
+
+
+async def get_checkpointer(request: Request) -> ConversationCheckpointer:
+    return request.app.state.checkpointer
+
+
+CheckpointerDep = Annotated[ConversationCheckpointer, Depends(get_checkpointer)]

@@ -13,22 +13,19 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from src.agent.memory.store import StorageUnavailableError
+from src.api.error_catalogue import CATALOGUE, message_of, status_of
 from src.api.schemas import ErrorBody, ErrorCode
 from src.api.turn_identity import TurnConflictError
 from src.api.turn_leases import SessionBusyError
 
 logger = logging.getLogger(__name__)
 
+# The code of a framework error (404 route, 405 method, 413 body...), by its status.
+_FRAMEWORK_STATUSES = (401, 403, 404, 408, 413, 415, 429)
 _STATUS_CODES: dict[int, ErrorCode] = {
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    408: "request_timeout",
-    405: "invalid_request",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    429: "rate_limited",
+    kind.status: code for code, kind in CATALOGUE.items() if kind.status in _FRAMEWORK_STATUSES
 }
+_STATUS_CODES[405] = "invalid_request"
 
 
 class ApiError(Exception):
@@ -91,9 +88,7 @@ def _detail(error: dict) -> dict[str, str]:
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     if request.method in {"POST", "PUT", "PATCH"} and not _is_json(request):
-        return error_response(
-            415, "unsupported_media_type", "Send the body as JSON (Content-Type: application/json)."
-        )
+        return _known("unsupported_media_type")
     details = []
     for error in exc.errors():
         detail = _detail(error)
@@ -120,36 +115,27 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, code, str(exc.detail), headers=headers)
 
 
+def _known(code: ErrorCode, headers: dict[str, str] | None = None) -> JSONResponse:
+    """The catalogue's answer for `code`."""
+    return error_response(status_of(code), code, message_of(code), headers=headers)
+
+
 async def _on_storage_down(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(
-        503,
-        "storage_unavailable",
-        "The conversation store is unavailable. Try again shortly.",
-        headers={"Retry-After": "5"},
-    )
+    return _known("storage_unavailable", headers={"Retry-After": "5"})
 
 
 async def _on_session_busy(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(
-        409,
-        "session_busy",
-        "This session has a turn in progress; send the next message when it is done.",
-    )
+    return _known("session_busy")
 
 
 async def _on_turn_conflict(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(
-        409,
-        "turn_conflict",
-        "This turn_id was already used for a different message in this session; "
-        "use a new turn_id for a new message.",
-    )
+    return _known("turn_conflict")
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
                  exc_info=exc)  # fmt: skip
-    return error_response(500, "internal", "An internal error occurred.")
+    return _known("internal")
 
 
 class SafeJSONResponse(JSONResponse):

@@ -21,10 +21,24 @@ from typing import Any, cast
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
+from pydantic import BaseModel
 
 from src.agent.memory.fencing import LEASE_CONFIG_KEY
+from src.api import metrics, tracing
+from src.api.error_catalogue import message_of
+from src.api.schemas import (
+    EVENT_MODELS,
+    DoneEvent,
+    ErrorCode,
+    ErrorEvent,
+    SessionEvent,
+    TokenEvent,
+    ToolCallEvent,
+    ToolResultEvent,
+    Usage,
+)
 from src.api.session_directory import SessionDirectory
-from src.api.turn_errors import ERROR_MESSAGES, error_code
+from src.api.turn_errors import error_code
 from src.api.turn_events import TurnEventLog, TurnEventWriter
 from src.api.turn_identity import TURN_ID_KEY, TurnPlan, plan_turn
 from src.api.turn_leases import TurnLeases
@@ -32,6 +46,12 @@ from src.api.turn_leases import TurnLeases
 logger = logging.getLogger("vera.turns")
 
 TERMINAL_EVENTS = frozenset({"done", "error"})
+EVENT_NAMES: dict[type[BaseModel], str] = {model: name for name, model in EVENT_MODELS.items()}
+
+
+def error_event(code: ErrorCode) -> ErrorEvent:
+    """The `error` event of a turn that failed with `code` (its message: the catalogue's)."""
+    return ErrorEvent(code=code, message=message_of(code))
 
 
 @dataclass(frozen=True)
@@ -56,11 +76,14 @@ class Turn:
     seq: int = 0  # the number of the last event (a resumed turn numbers on)
     writer: TurnEventWriter | None = None  # stores the events (none for a replay)
 
-    def emit(self, event: str, **data: Any) -> None:
-        self.deliver(self.record(event, **data))
+    def emit(self, payload: BaseModel) -> None:
+        self.deliver(self.record(payload))
 
-    def record(self, event: str, **data: Any) -> TurnEvent:
-        """Number the event and hand it to the writer (not yet to the client)."""
+    def record(self, payload: BaseModel) -> TurnEvent:
+        """Number the event (one of `schemas.EVENT_MODELS`) and hand it to the writer (not
+        yet to the client)."""
+        event = EVENT_NAMES[type(payload)]
+        data = payload.model_dump(mode="json")
         self.seq += 1
         if self.writer is not None:
             self.writer.add(self.seq, event, data)
@@ -152,8 +175,12 @@ class TurnRunner:
         turn = Turn(session_id, run_id, plan, seq=last_seq)
         # Every attempt is stored, a replay too: its ids can be resumed from like any other.
         turn.writer = TurnEventWriter(self.events, session_id, plan.turn_id)
-        session = turn.record("session", session_id=str(session_id), run_id=str(run_id),
-                              turn_id=plan.turn_id, resumed=plan.kind != "new")  # fmt: skip
+        session = turn.record(
+            SessionEvent(
+                session_id=session_id, run_id=run_id, turn_id=plan.turn_id,
+                resumed=plan.kind != "new",
+            )
+        )  # fmt: skip
         await turn.writer.flush()  # stored before the client can ask about the turn
         turn.deliver(session)
         task = asyncio.create_task(self._run(turn, message), name=f"turn-{run_id}")
@@ -172,6 +199,7 @@ class TurnRunner:
 
     async def _run(self, turn: Turn, message: str) -> None:
         started = time.perf_counter()
+        span = tracing.TurnSpan(turn.session_id, turn.run_id, turn.plan.turn_id)
         record = TurnRecord()
         status = "ok"
         final: TurnEvent | None = None
@@ -179,11 +207,12 @@ class TurnRunner:
             async with self.leases.held(turn.session_id, turn.run_id):
                 try:
                     await self._play(turn, message, record)
-                    final = turn.record("done", message_id=record.message_id, usage=record.usage)
+                    final = turn.record(
+                        DoneEvent(message_id=record.message_id, usage=Usage(**record.usage))
+                    )
                 except asyncio.CancelledError:
                     status = "cancelled"
-                    final = turn.record("error", code="shutting_down",
-                                        message=ERROR_MESSAGES["shutting_down"])  # fmt: skip
+                    final = turn.record(error_event("shutting_down"))
                     raise
                 except Exception as exc:
                     status = error_code(exc)
@@ -191,7 +220,7 @@ class TurnRunner:
                         logger.error("turn failed session_id=%s run_id=%s error=%s",
                                      turn.session_id, turn.run_id, type(exc).__name__,
                                      exc_info=exc)  # fmt: skip
-                    final = turn.record("error", code=status, message=ERROR_MESSAGES[status])
+                    final = turn.record(error_event(status))
                 finally:
                     # The last event is stored before the lease goes: whoever sees the
                     # session free also finds how the turn ended.
@@ -205,6 +234,8 @@ class TurnRunner:
                 turn.deliver(final)
             raise
         finally:
+            metrics.turn_finished(status, time.perf_counter() - started)
+            span.end(status)
             logger.info(
                 "turn session_id=%s run_id=%s status=%s latency_ms=%.0f tool_calls=%s "
                 "tool_errors=%d input_tokens=%d output_tokens=%d total_tokens=%d",
@@ -234,13 +265,15 @@ class TurnRunner:
         for stored in turn.plan.stored:
             self._on_message(turn, stored, record)
         if turn.answer:
-            turn.emit("token", content=turn.answer)
+            turn.emit(TokenEvent(content=turn.answer))
 
     async def _stream(self, turn: Turn, message: str, record: TurnRecord) -> None:
         config = _config(turn.session_id)
         config["configurable"][LEASE_CONFIG_KEY] = str(turn.run_id)  # fences every write
         config["run_id"] = turn.run_id
         config["metadata"] = {TURN_ID_KEY: turn.plan.turn_id}
+        config["callbacks"] = [metrics.MODEL_CALL_METRICS, *tracing.callbacks()]
+        started, first_token = time.perf_counter(), True
         resume = turn.plan.kind == "resume"
         # A fixed id: readers of the state mid-turn (Studio) see the id that is stored.
         user = HumanMessage(message, id=str(uuid.uuid4()))
@@ -256,6 +289,7 @@ class TurnRunner:
                 graph_input, config, stream_mode=["messages", "updates"], durability="sync"
             ),
         )
+        stream = tracing.graph_run(stream)  # spans of the run, its calls and writes
         async for mode, chunk in stream:
             if mode == "messages":
                 piece, meta = chunk
@@ -263,7 +297,10 @@ class TurnRunner:
                 if isinstance(piece, AIMessage) and meta.get("langgraph_node") == "model":
                     text = text_of(piece.content)
                     if text:
-                        turn.emit("token", content=text)
+                        if first_token:
+                            metrics.first_token(time.perf_counter() - started)
+                            first_token = False
+                        turn.emit(TokenEvent(content=text))
                 continue
             for update in chunk.values():
                 for item in (update or {}).get("messages", []) if isinstance(update, dict) else ():
@@ -277,13 +314,16 @@ class TurnRunner:
             turn.answer = text_of(message.content)
             for call in message.tool_calls:
                 record.tool_calls.append(call["name"])
-                turn.emit("tool_call", id=call["id"], tool=call["name"], args=call["args"])
+                turn.emit(ToolCallEvent(id=call["id"] or "", tool=call["name"], args=call["args"]))
         elif isinstance(message, ToolMessage):
             record.tool_errors += message.status == "error"
+            if turn.plan.kind != "replay":  # a replayed tool result ran in an earlier attempt
+                metrics.tool_call(message.name, "error" if message.status == "error" else "ok")
             turn.emit(
-                "tool_result",
-                id=message.tool_call_id,
-                tool=message.name,
-                status="error" if message.status == "error" else "ok",
-                result=tool_result(message.content),
+                ToolResultEvent(
+                    id=message.tool_call_id,
+                    tool=message.name or "",
+                    status="error" if message.status == "error" else "ok",
+                    result=tool_result(message.content),
+                )
             )

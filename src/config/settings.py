@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="Root log level"
     )
+    log_format: Literal["text", "json"] = Field(
+        default="text", description="Log lines as text or one JSON object each (with ids)"
+    )
     api_host: str = Field(default="127.0.0.1", description="Address the HTTP server binds")
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port the HTTP server binds")
     api_key: SecretStr | None = Field(
@@ -112,6 +115,19 @@ class Settings(BaseSettings):
         gt=0,
         description="On SIGTERM, how long running turns may go on and their streams stay open",
     )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=1,
+        le=65535,
+        description="Also serve /metrics on this port of API_HOST, without authentication "
+        "(for a scraper on a private network); empty: only GET /metrics behind the API key",
+    )
+    api_workers: int = Field(
+        default=1,
+        ge=1,
+        description="Worker processes of `python -m src.api` (each with its own pool and "
+        "LISTEN connection; checked against the server's max_connections at start-up)",
+    )
 
     @field_validator("cors_origins", "api_gateway_keys", "forwarded_allow_ips", mode="before")
     @classmethod
@@ -145,10 +161,36 @@ class Settings(BaseSettings):
     postgres_memory_connect_timeout: float = Field(
         default=5.0, gt=0, description="Seconds to wait for a PostgreSQL connection"
     )
+    postgres_memory_cache_max_bytes: int = Field(
+        default=64 * 2**20,
+        ge=0,
+        description="Bound of the in-process cache of recent sessions' messages (bytes)",
+    )
     postgres_memory_statement_cache: bool = Field(
         default=True,
         description="asyncpg prepared-statement cache; turn off behind PgBouncer-style poolers",
     )
+    postgres_memory_direct_url: SecretStr | None = Field(
+        default=None,
+        description="DSN of the memory database that bypasses a pooler (PgBouncer), "
+        "`postgresql://user:password@host:port/db`: LISTEN and the migrations use it",
+    )
+    postgres_memory_pooler_prepared_statements: bool = Field(
+        default=False,
+        description="The pooler in front of the memory database keeps prepared statements "
+        "(PgBouncer >= 1.21 with max_prepared_statements > 0, or session pooling): allows "
+        "POSTGRES_MEMORY_STATEMENT_CACHE=true behind it",
+    )
+
+    @field_validator("postgres_memory_direct_url")
+    @classmethod
+    def _check_direct_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(
+            ("postgresql://", "postgres://")
+        ):
+            raise ValueError("must be a URL starting with postgresql:// (or postgres://)")
+        return value
+
     postgres_memory_embedded: bool = Field(
         default=True,
         description="Start an embedded PostgreSQL when the configured one is unreachable",
@@ -231,7 +273,7 @@ class Settings(BaseSettings):
 
 
 def _is_secret(variable: str) -> bool:
-    return any(word in variable for word in ("PASSWORD", "KEY", "SECRET", "TOKEN"))
+    return any(word in variable for word in ("PASSWORD", "KEY", "SECRET", "TOKEN", "DIRECT_URL"))
 
 
 def load_settings(**overrides: object) -> Settings:

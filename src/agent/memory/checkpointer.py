@@ -22,7 +22,6 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import asyncpg
-from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
     ChannelVersions,
@@ -36,8 +35,10 @@ from src.agent.memory import prune_sql, sql
 from src.agent.memory.fencing import as_lease_lost, lease_of
 from src.agent.memory.jsonb import dumps_jsonb
 from src.agent.memory.message_log import (
+    DEFAULT_CACHE_MAX_BYTES,
     TRANSCRIPT_BLOB_TYPE,
     MessageLogCache,
+    Pristine,
     ranges_end,
 )
 from src.agent.memory.rows import (
@@ -64,11 +65,16 @@ class ConversationCheckpointer(SyncBridge):
         *,
         serde: SerializerProtocol | None = None,
         transcript_channel: str = "messages",
+        cache_max_bytes: int | None = None,
     ) -> None:
+        """`cache_max_bytes` bounds the in-process copy of recent sessions' messages
+        (estimated bytes; default: the store's `cache_max_bytes`, 64 MiB unless set)."""
         super().__init__(serde=serde)
         self.store = store
         self.transcript_channel = transcript_channel
-        self.message_logs = MessageLogCache(self.serde)
+        if cache_max_bytes is None:
+            cache_max_bytes = getattr(store, "cache_max_bytes", DEFAULT_CACHE_MAX_BYTES)
+        self.message_logs = MessageLogCache(self.serde, max_bytes=cache_max_bytes)
         self._locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
@@ -94,7 +100,8 @@ class ConversationCheckpointer(SyncBridge):
 
         `statement_cache=False` behind PgBouncer-style poolers (transaction mode). Other
         keywords go to `PostgresMemoryStore` (`connect_timeout`, `command_timeout`,
-        `embedded_dir`, `database`, `extra_migrations`).
+        `embedded_dir`, `database`, `extra_migrations`, `cache_max_bytes`: the bound of the
+        in-process message cache).
 
             async with ConversationCheckpointer.from_dsn(dsn) as checkpointer:
                 graph = builder.compile(checkpointer=checkpointer)
@@ -119,6 +126,7 @@ class ConversationCheckpointer(SyncBridge):
         pool: asyncpg.Pool,
         *,
         serde: SerializerProtocol | None = None,
+        cache_max_bytes: int | None = None,
         **store_options: Any,
     ) -> AsyncIterator[ConversationCheckpointer]:
         """A checkpointer on an asyncpg pool you own, with the schema created or upgraded;
@@ -126,7 +134,7 @@ class ConversationCheckpointer(SyncBridge):
         store = PostgresMemoryStore.from_pool(pool, **store_options)
         try:
             await store.initialize()
-            yield cls(store, serde=serde)
+            yield cls(store, serde=serde, cache_max_bytes=cache_max_bytes)
         finally:
             await store.close()
 
@@ -255,20 +263,22 @@ class ConversationCheckpointer(SyncBridge):
                 log = self.message_logs.peek(sid)
                 seqs: list[int] | None = None
                 elements: list[dict[str, Any]] = []
-                copies: list[BaseMessage] = []
+                copies: list[Pristine] = []
                 blob_rows = blobs
                 if transcript is not None:
                     seqs, elements, copies = self.message_logs.plan(log, transcript)
                     blob_rows = [*blobs, transcript_row(self.transcript_channel, version, seqs)]
                 columns = [list(c) for c in zip(*blob_rows, strict=True)] or [[], [], [], []]
                 start = len(log.messages) if log is not None else 0
+                new = dumps_jsonb(elements) if elements else None
                 result = await conn.fetchrow(
-                    sql.PUT_CHECKPOINT, sid, ns, *columns, *row, seqs,
-                    dumps_jsonb(elements) if elements else None,
+                    sql.PUT_CHECKPOINT, sid, ns, *columns, *row, seqs, new,
                     log.row_id if log is not None else None, start, lease,
                 )  # fmt: skip
                 if result["applied"]:
-                    self.message_logs.commit(sid, result["row_id"], start, elements, copies, seqs)
+                    self.message_logs.commit(
+                        sid, result["row_id"], start, elements, copies, seqs, len(new or "")
+                    )
                     return
                 await self.message_logs.sync(conn, sid)  # our copy was stale: plan again
             raise RuntimeError(f"session {sid}: could not store checkpoint (store kept moving)")
@@ -320,9 +330,15 @@ class ConversationCheckpointer(SyncBridge):
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Delete the thread's conversation row, checkpoints and writes."""
-        sid = session_id_for(thread_id)
-        await self._run(lambda conn: conn.execute(sql.DELETE_SESSIONS, [sid]))
+        await self.delete_session(thread_id)
+
+    async def delete_session(self, thread_id: str | uuid.UUID) -> bool:
+        """`adelete_thread` that says whether the session existed; its cached messages go
+        with its rows."""
+        sid = session_id_for(str(thread_id))
+        status = await self._run(lambda conn: conn.execute(sql.DELETE_SESSIONS, [sid]))
         self.message_logs.invalidate(sid)
+        return status != "DELETE 0"
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and their writes) that these runs created."""

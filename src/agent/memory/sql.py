@@ -9,9 +9,34 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 
 # The session's messages from seq $2 on (transcript or other branches), with the
-# conversation row's identity.
+# conversation row's identity. When the transcript shows seqs 0, 1, ... in order and no
+# other branch holds a seq from $2 on (a linear conversation), that is the transcript's
+# slice from position $2, cut in C; `vera_messages_from` (which expands the whole array and
+# joins it to the seqs) answers any other case.
 MESSAGES_FROM = """
-SELECT c.id, vera_messages_from($1, $2)::text AS tail FROM conversations c
+SELECT c.id, (CASE
+    WHEN l.linear AND l.n > $2 THEN
+        jsonb_path_query_array(c.messages, format('$[%s to last]', $2)::jsonpath)
+    WHEN l.linear THEN NULL
+    ELSE vera_messages_from($1, $2) END)::text AS tail
+FROM conversations c LEFT JOIN transcript_heads h ON h.session_id = c.session_id
+CROSS JOIN LATERAL (SELECT cardinality(h.seqs) AS n,
+    h.seqs IS NOT NULL
+    AND h.seqs = ARRAY(SELECT generate_series(0, cardinality(h.seqs) - 1))
+    AND NOT EXISTS (SELECT FROM conversation_messages m
+        WHERE m.session_id = $1 AND m.seq >= $2) AS linear) AS l
+WHERE c.session_id = $1"""
+
+# All the session's messages (`vera_messages_from($1, 0)` without its server-side walk):
+# the transcript as stored, the seqs it shows, and the other branches' messages, merged
+# by seq in Python. One statement: one snapshot.
+MESSAGES_ALL = """
+SELECT c.id, c.messages::text AS shown, h.seqs,
+    (SELECT array_agg(m.seq ORDER BY m.seq) FROM conversation_messages m
+        WHERE m.session_id = $1) AS other_seqs,
+    (SELECT jsonb_agg(m.element ORDER BY m.seq) FROM conversation_messages m
+        WHERE m.session_id = $1)::text AS others
+FROM conversations c LEFT JOIN transcript_heads h ON h.session_id = c.session_id
 WHERE c.session_id = $1"""
 
 # `aput` in one round trip (`migrations/0005_message_store.sql`): $1 session, $2 ns,
@@ -143,11 +168,10 @@ FROM checkpoint_writes WHERE session_id = $1"""
 # The store's reads and deletes (`store.py`).
 PING = "SELECT 1"
 
-SESSION_TRANSCRIPT = "SELECT messages::text FROM conversations WHERE session_id = $1"
+# The pid of the server process that answers (a pooler in between reports another one).
+BACKEND_PID = "SELECT pg_backend_pid()"
 
-LIST_SESSIONS = """
-SELECT session_id, jsonb_array_length(messages) AS n, created_at, updated_at
-FROM conversations ORDER BY updated_at DESC, session_id LIMIT $1 OFFSET $2"""
+SESSION_TRANSCRIPT = "SELECT messages::text FROM conversations WHERE session_id = $1"
 
 # The embedded server's database (`embedded.py`).
 DATABASE_EXISTS = "SELECT 1 FROM pg_database WHERE datname = $1"

@@ -6,8 +6,6 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -66,16 +64,6 @@ def _discard(conn: asyncpg.Connection) -> None:
         conn.terminate()
 
 
-@dataclass(frozen=True)
-class SessionSummary:
-    """One row of `list_sessions`."""
-
-    session_id: uuid.UUID
-    message_count: int
-    created_at: datetime
-    updated_at: datetime
-
-
 class PostgresMemoryStore:
     """Owns the connection pool of the memory database and its schema.
 
@@ -84,6 +72,11 @@ class PostgresMemoryStore:
     the checkpointer's own, plus `extra_migrations` (an application's tables, numbered in
     the same version sequence). `close()` undoes both. `from_pool()` wraps a pool someone
     else owns: `close()` then leaves it open.
+
+    `direct_dsn` names the same database without a connection pooler (PgBouncer) in
+    between: `connect()` (LISTEN) and the migrations use it when given (unless the embedded
+    fallback is in use). `initialize()` also tells whether a pooler answers at `dsn`
+    (`behind_pooler`).
     """
 
     def __init__(
@@ -98,8 +91,12 @@ class PostgresMemoryStore:
         embedded_dir: Path | None = None,
         database: str = "veramoney_memory",
         extra_migrations: Sequence[Migration] = (),
+        direct_dsn: str | None = None,
+        cache_max_bytes: int = 64 * 2**20,
     ) -> None:
         self._dsn = dsn
+        self.cache_max_bytes = cache_max_bytes  # of `ConversationCheckpointer`'s message cache
+        self.direct_dsn = direct_dsn or None
         self.min_size = min_size
         self.max_size = max_size
         self.statement_cache = statement_cache
@@ -115,6 +112,8 @@ class PostgresMemoryStore:
         self._owns_pool = True
         self._migrated = False
         self.dsn_in_use = dsn  # the embedded server's once it is used
+        # Whether the pool's connections go through a pooler (None before `initialize()`).
+        self.behind_pooler: bool | None = None
 
     @classmethod
     def from_pool(
@@ -175,6 +174,8 @@ class PostgresMemoryStore:
     async def initialize(self) -> None:
         """Open the pool and bring the schema to the latest version (idempotent)."""
         if self._pool is not None:
+            if self.behind_pooler is None:
+                await self._detect_pooler(self._pool)
             if not self._migrated:
                 await self._migrate(self._pool)
             return
@@ -194,12 +195,34 @@ class PostgresMemoryStore:
             self.embedded, dsn = await start_embedded(self.embedded_dir, self.database)
             self._pool = await self._create_pool(dsn)
             self.dsn_in_use = dsn
+        await self._detect_pooler(self._pool)
         await self._migrate(self._pool)
+
+    async def _detect_pooler(self, pool: asyncpg.Pool) -> None:
+        """Compare the backend pid of a pooled connection's start-up message with the pid of
+        the server process that answers: a pooler (PgBouncer) sends its own cancel key, so
+        the two differ behind one. In a transaction, so that with the statement cache on
+        its prepare and execute stay on one server connection in transaction pooling."""
+        async with pool.acquire(timeout=self.connect_timeout) as conn, conn.transaction():
+            self.behind_pooler = conn.get_server_pid() != await conn.fetchval(sql.BACKEND_PID)
+
+    @property
+    def _direct(self) -> str | None:
+        """The DSN bypassing the pooler, unless the embedded fallback replaced the server."""
+        return self.direct_dsn if self.embedded is None else None
 
     async def _migrate(self, pool: asyncpg.Pool) -> None:
         migrations = [*load_migrations(), *self.extra_migrations]
-        async with pool.acquire() as conn:
-            await apply_migrations(conn, migrations)
+        direct = self._direct
+        if direct is not None:  # off the pooler: no DDL under its timeouts
+            conn = await asyncpg.connect(direct, timeout=self.connect_timeout)
+            try:
+                await apply_migrations(conn, migrations)
+            finally:
+                await conn.close()
+        else:
+            async with pool.acquire() as conn:
+                await apply_migrations(conn, migrations)
         self._migrated = True
 
     async def close(self) -> None:
@@ -237,10 +260,12 @@ class PostgresMemoryStore:
         raise AssertionError("unreachable")
 
     async def connect(self) -> asyncpg.Connection:
-        """A connection of its own (not pooled) to the same database, e.g. for LISTEN."""
-        if not self.dsn_in_use:
+        """A connection of its own (not pooled) to the same database, e.g. for LISTEN: to
+        `direct_dsn` when given, else where the pool connects."""
+        dsn = self._direct or self.dsn_in_use
+        if not dsn:
             raise RuntimeError("a store made with from_pool() has no DSN to connect with")
-        return await asyncpg.connect(self.dsn_in_use, timeout=self.connect_timeout)
+        return await asyncpg.connect(dsn, timeout=self.connect_timeout)
 
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""
@@ -254,15 +279,3 @@ class PostgresMemoryStore:
         """The transcript of a session, oldest first; None when the session is unknown."""
         text = await self.run(lambda conn: conn.fetchval(sql.SESSION_TRANSCRIPT, session_id))
         return None if text is None else loads_jsonb(text)
-
-    async def list_sessions(self, limit: int = 50, offset: int = 0) -> list[SessionSummary]:
-        """Sessions, most recently updated first."""
-        rows = await self.run(lambda conn: conn.fetch(sql.LIST_SESSIONS, limit, offset))
-        return [
-            SessionSummary(r["session_id"], r["n"], r["created_at"], r["updated_at"]) for r in rows
-        ]
-
-    async def delete_session(self, session_id: uuid.UUID) -> bool:
-        """Delete a session and (by cascade) all its checkpoints; False if it did not exist."""
-        status = await self.run(lambda conn: conn.execute(sql.DELETE_SESSIONS, [session_id]))
-        return status != "DELETE 0"

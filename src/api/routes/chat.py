@@ -13,18 +13,22 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from src.api.auth import PrincipalDep
 from src.api.deps import RunnerDep, SettingsDep
+from src.api.error_catalogue import status_of
 from src.api.errors import ApiError
 from src.api.event_schema import event_stream_schema
 from src.api.schemas import (
     EVENT_EXAMPLES,
+    EVENT_MODELS,
     ChatRequest,
     ChatResponse,
+    DoneEvent,
     ErrorBody,
+    ErrorEvent,
+    ToolCallEvent,
     ToolCallRecord,
-    Usage,
+    ToolResultEvent,
 )
-from src.api.turn_errors import ERROR_MESSAGES
-from src.api.turns import Turn, TurnEvent
+from src.api.turns import Turn, TurnEvent, error_event
 
 router = APIRouter(tags=["chat"])
 
@@ -43,19 +47,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": ErrorBody, "description": "`invalid_request`: the fields that are wrong"},
     429: {"model": ErrorBody, "description": "`rate_limited`, with `Retry-After`"},
     503: {"model": ErrorBody, "description": "`storage_unavailable` or `llm_unavailable`"},
-}
-# /chat/complete reports a failed turn as the HTTP status of its error code.
-ERROR_STATUS = {
-    "llm_timeout": 504,
-    "llm_unavailable": 503,
-    "llm_incomplete": 502,
-    "llm_invalid_output": 502,
-    "llm_rejected": 502,
-    "turn_limit": 502,
-    "storage_unavailable": 503,
-    "lease_lost": 409,
-    "shutting_down": 503,
-    "internal": 500,
 }
 
 STREAM_DOC = """Streams the turn as Server-Sent Events; every event has an `id:`, an `event:`
@@ -104,8 +95,7 @@ async def _end_at_shutdown(turn: Turn, shutdown: anyio.Event, grace_seconds: flo
     """End this stream (not the turn, which is not told) a second before the hard cut."""
     await shutdown.wait()
     await asyncio.sleep(max(0.0, grace_seconds - 1.0))
-    turn.deliver(TurnEvent("error", {"code": "shutting_down",
-                                     "message": ERROR_MESSAGES["shutting_down"]}))  # fmt: skip
+    turn.deliver(TurnEvent("error", error_event("shutting_down").model_dump(mode="json")))
 
 
 @router.post(
@@ -155,24 +145,23 @@ async def chat_complete(
     calls: dict[str, ToolCallRecord] = {}
     result: ChatResponse | None = None
     async for event in turn.events():
-        data = event.data
-        if event.event == "tool_call":
-            calls[data["id"]] = ToolCallRecord(id=data["id"], tool=data["tool"], args=data["args"])
-        elif event.event == "tool_result" and data["id"] in calls:
-            calls[data["id"]].status = data["status"]
-            calls[data["id"]].result = data["result"]
-        elif event.event == "error":
-            code = data["code"]
-            raise ApiError(ERROR_STATUS.get(code, 500), code, data["message"])
-        elif event.event == "done":
+        payload = EVENT_MODELS[event.event].model_validate(event.data)
+        if isinstance(payload, ToolCallEvent):
+            calls[payload.id] = ToolCallRecord(id=payload.id, tool=payload.tool, args=payload.args)
+        elif isinstance(payload, ToolResultEvent) and payload.id in calls:
+            calls[payload.id].status = payload.status
+            calls[payload.id].result = payload.result
+        elif isinstance(payload, ErrorEvent):
+            raise ApiError(status_of(payload.code), payload.code, payload.message)
+        elif isinstance(payload, DoneEvent):
             result = ChatResponse(
                 session_id=turn.session_id,
                 run_id=turn.run_id,
                 turn_id=turn.plan.turn_id,
-                message_id=data["message_id"],
+                message_id=payload.message_id,
                 response=turn.answer,
                 tool_calls=list(calls.values()),
-                usage=Usage(**data["usage"]),
+                usage=payload.usage,
             )
     assert result is not None
     return result

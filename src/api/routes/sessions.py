@@ -9,7 +9,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from src.api.auth import PrincipalDep
-from src.api.deps import DirectoryDep, EventLogDep, LeasesDep, OwnedSessionDep, StoreDep
+from src.api.deps import (
+    CheckpointerDep,
+    DirectoryDep,
+    EventLogDep,
+    LeasesDep,
+    OwnedSessionDep,
+    StoreDep,
+)
 from src.api.schemas import (
     READ_ERRORS,
     ErrorBody,
@@ -59,7 +66,7 @@ async def get_messages(session_id: OwnedSessionDep, store: StoreDep) -> Transcri
 )
 async def delete_session(
     session_id: OwnedSessionDep,
-    store: StoreDep,
+    checkpointer: CheckpointerDep,
     leases: LeasesDep,
     events: EventLogDep,
     directory: DirectoryDep,
@@ -69,7 +76,7 @@ async def delete_session(
     run_id = uuid.uuid4()
     await leases.acquire(session_id, run_id)  # a running turn would write it back
     try:
-        existed = await store.delete_session(session_id)
+        existed = await checkpointer.delete_session(session_id)
         await events.delete_session(session_id)
         owned = await directory.forget(session_id)
     finally:
