@@ -14,8 +14,10 @@ class SizeRun:
     turns: int
     ours: Conversation
     official: Conversation
-    ours_vacuumed_often: int  # bytes when VACUUM runs every 10 turns (as autovacuum would)
+    ours_vacuumed_often: int  # bytes when VACUUM runs every `vacuum_every` turns
     official_vacuumed_often: int
+    vacuum_every: int
+    runs_pooled: int  # interleaved runs whose turn times the medians pool
 
 
 def ratio(ours: float, official: float) -> str:
@@ -25,12 +27,14 @@ def ratio(ours: float, official: float) -> str:
 def size_table(run: SizeRun) -> str:
     o, f = run.ours, run.official
     growth_o, growth_f = o.tenth(True) / o.tenth(False), f.tenth(True) / f.tenth(False)
+    pooled = f"{run.runs_pooled} runs pooled" if run.runs_pooled > 1 else "one run"
     rows = [
-        ("turn ms, median of first 10%", o.tenth(False) * 1e3, f.tenth(False) * 1e3, 2),
-        ("turn ms, median of last 10%", o.tenth(True) * 1e3, f.tenth(True) * 1e3, 2),
+        (f"turn ms, median of first 10% ({pooled})", o.tenth(False) * 1e3,
+         f.tenth(False) * 1e3, 2),
+        (f"turn ms, median of last 10% ({pooled})", o.tenth(True) * 1e3, f.tenth(True) * 1e3, 2),
         ("turn-time growth, last/first 10%", growth_o, growth_f, 2),
         ("bytes on disk after VACUUM", o.bytes_vacuumed, f.bytes_vacuumed, 0),
-        ("bytes on disk, VACUUM every 10 turns", run.ours_vacuumed_often,
+        (f"bytes on disk, VACUUM every {run.vacuum_every} turns", run.ours_vacuumed_often,
          run.official_vacuumed_often, 0),
         ("bytes of live rows (after VACUUM FULL)", o.bytes_live, f.bytes_live, 0),
         ("raw payload bytes stored (uncompressed)", o.payload, f.payload, 0),
