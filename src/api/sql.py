@@ -1,5 +1,5 @@
-"""The SQL of the API's own tables (`session_owners`); the checkpointer's is in
-`src/agent/memory/sql.py`."""
+"""The SQL of the API's own tables (`session_owners`, `turn_leases`, `turn_events`); the
+checkpointer's is in `src/agent/memory/sql.py`."""
 
 # A new session goes to the caller; one that exists without an owner row (written by
 # Studio, or before ownership was recorded) to the default principal. Then the owner.
@@ -39,3 +39,54 @@ LIMIT $3"""
 
 LIST_SESSIONS_FIRST = _LIST.format(after="")
 LIST_SESSIONS_AFTER = _LIST.format(after="AND (o.updated_at, o.session_id) < ($4, $5)")
+
+# -- turn_leases (`turn_leases.py`) --
+
+# The statements (table: top-level `migrations/0003_turn_leases.sql`). A lease is taken
+# when free or expired (`took_over`: an expired row was updated, not a new one inserted).
+ACQUIRE_LEASE = """
+INSERT INTO turn_leases (session_id, run_id, expires_at)
+VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3))
+ON CONFLICT (session_id) DO UPDATE
+SET run_id = EXCLUDED.run_id, expires_at = EXCLUDED.expires_at
+WHERE turn_leases.expires_at < clock_timestamp()
+RETURNING run_id, xmax::text <> '0' AS took_over"""
+
+RENEW_LEASE = """
+UPDATE turn_leases SET expires_at = clock_timestamp() + make_interval(secs => $3)
+WHERE session_id = $1 AND run_id = $2"""
+
+LEASE_HELD = """
+SELECT EXISTS (SELECT FROM turn_leases WHERE session_id = $1 AND expires_at > clock_timestamp())"""
+
+# A minute past expiry, a lease is no one's (a holder still running would have renewed).
+DELETE_EXPIRED_LEASES = """
+DELETE FROM turn_leases WHERE expires_at < clock_timestamp() - interval '1 minute'"""
+
+RELEASE_LEASE = "DELETE FROM turn_leases WHERE session_id = $1 AND run_id = $2"
+
+# -- turn_events (`turn_events.py`) --
+
+INSERT_EVENTS = """
+WITH saved AS (
+    INSERT INTO turn_events (session_id, turn_id, seq, event, data)
+    SELECT $1, $2, u.seq, u.event, u.data::jsonb
+    FROM unnest($3::int[], $4::text[], $5::text[]) AS u(seq, event, data)
+    ON CONFLICT DO NOTHING
+)
+SELECT pg_notify($6, $1::text || ' ' || $2)"""
+
+LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM turn_events WHERE session_id = $1 AND turn_id = $2"
+
+EVENTS_AFTER = """
+SELECT seq, event, data::text AS data FROM turn_events
+WHERE session_id = $1 AND turn_id = $2 AND seq > $3 ORDER BY seq"""
+
+DELETE_EXPIRED_EVENTS = (
+    "DELETE FROM turn_events WHERE created_at < NOW() - make_interval(secs => $1)"
+)
+
+DELETE_SESSION_EVENTS = "DELETE FROM turn_events WHERE session_id = $1"
+
+# Sent through the pool at start-up, to check that the LISTEN connection receives NOTIFYs.
+PROBE_NOTIFY = "SELECT pg_notify($1, $2)"

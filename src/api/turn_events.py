@@ -22,33 +22,12 @@ import asyncpg
 
 from src.agent.memory.jsonb import dumps_jsonb, loads_jsonb
 from src.agent.memory.store import CONNECTION_ERRORS, PostgresMemoryStore, StorageUnavailableError
+from src.api import sql
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "vera_turn_events"
 TERMINAL = frozenset({"done", "error"})
-
-INSERT_EVENTS = """
-WITH saved AS (
-    INSERT INTO turn_events (session_id, turn_id, seq, event, data)
-    SELECT $1, $2, u.seq, u.event, u.data::jsonb
-    FROM unnest($3::int[], $4::text[], $5::text[]) AS u(seq, event, data)
-    ON CONFLICT DO NOTHING
-)
-SELECT pg_notify($6, $1::text || ' ' || $2)"""
-
-LAST_SEQ = "SELECT COALESCE(MAX(seq), 0) FROM turn_events WHERE session_id = $1 AND turn_id = $2"
-
-EVENTS_AFTER = """
-SELECT seq, event, data::text AS data FROM turn_events
-WHERE session_id = $1 AND turn_id = $2 AND seq > $3 ORDER BY seq"""
-
-DELETE_EXPIRED = "DELETE FROM turn_events WHERE created_at < NOW() - make_interval(secs => $1)"
-
-DELETE_SESSION = "DELETE FROM turn_events WHERE session_id = $1"
-
-# Sent through the pool at start-up, to check that the LISTEN connection receives NOTIFYs.
-PROBE = "SELECT pg_notify($1, $2)"
 PROBE_PREFIX = "probe "  # a batch's payload starts with a session id (a UUID), never this
 
 
@@ -86,7 +65,7 @@ class TurnEventLog:
     # -- writing ---------------------------------------------------------------------
 
     async def last_seq(self, session_id: uuid.UUID, turn_id: str) -> int:
-        return await self.store.run(lambda conn: conn.fetchval(LAST_SEQ, session_id, turn_id))
+        return await self.store.run(lambda conn: conn.fetchval(sql.LAST_SEQ, session_id, turn_id))
 
     async def write(
         self, session_id: uuid.UUID, turn_id: str, events: list[tuple[int, str, dict[str, Any]]]
@@ -98,7 +77,7 @@ class TurnEventLog:
         try:
             await self.store.run(
                 lambda conn: conn.execute(
-                    INSERT_EVENTS, session_id, turn_id, seqs, names, payloads, CHANNEL
+                    sql.INSERT_EVENTS, session_id, turn_id, seqs, names, payloads, CHANNEL
                 )
             )
         except (StorageUnavailableError, asyncpg.PostgresError) as exc:
@@ -112,17 +91,21 @@ class TurnEventLog:
             return
         self._last_prune = now
         with contextlib.suppress(StorageUnavailableError, asyncpg.PostgresError):
-            await self.store.run(lambda conn: conn.execute(DELETE_EXPIRED, self.ttl_seconds))
+            await self.store.run(
+                lambda conn: conn.execute(sql.DELETE_EXPIRED_EVENTS, self.ttl_seconds)
+            )
 
     async def delete_session(self, session_id: uuid.UUID) -> None:
-        await self.store.run(lambda conn: conn.execute(DELETE_SESSION, session_id))
+        await self.store.run(lambda conn: conn.execute(sql.DELETE_SESSION_EVENTS, session_id))
 
     # -- reading ---------------------------------------------------------------------
 
     async def events_after(
         self, session_id: uuid.UUID, turn_id: str, seq: int
     ) -> list[StoredEvent]:
-        rows = await self.store.run(lambda conn: conn.fetch(EVENTS_AFTER, session_id, turn_id, seq))
+        rows = await self.store.run(
+            lambda conn: conn.fetch(sql.EVENTS_AFTER, session_id, turn_id, seq)
+        )
         return [StoredEvent(r["seq"], r["event"], loads_jsonb(r["data"])) for r in rows]
 
     async def follow(
@@ -183,7 +166,7 @@ class TurnEventLog:
         payload = f"{PROBE_PREFIX}{uuid.uuid4()}"
         arrived = self._probes[payload] = asyncio.Event()
         try:
-            await self.store.run(lambda conn: conn.execute(PROBE, CHANNEL, payload))
+            await self.store.run(lambda conn: conn.execute(sql.PROBE_NOTIFY, CHANNEL, payload))
             await asyncio.wait_for(arrived.wait(), self.probe_seconds)
         except (TimeoutError, StorageUnavailableError, asyncpg.PostgresError):
             return False

@@ -16,32 +16,9 @@ import uuid
 from collections.abc import AsyncIterator
 
 from src.agent.memory.store import PostgresMemoryStore, StorageUnavailableError
-from src.api import metrics
+from src.api import metrics, sql
 
 logger = logging.getLogger(__name__)
-
-# The statements (table: top-level `migrations/0003_turn_leases.sql`). A lease is taken
-# when free or expired (`took_over`: an expired row was updated, not a new one inserted).
-ACQUIRE_LEASE = """
-INSERT INTO turn_leases (session_id, run_id, expires_at)
-VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3))
-ON CONFLICT (session_id) DO UPDATE
-SET run_id = EXCLUDED.run_id, expires_at = EXCLUDED.expires_at
-WHERE turn_leases.expires_at < clock_timestamp()
-RETURNING run_id, xmax::text <> '0' AS took_over"""
-
-RENEW_LEASE = """
-UPDATE turn_leases SET expires_at = clock_timestamp() + make_interval(secs => $3)
-WHERE session_id = $1 AND run_id = $2"""
-
-LEASE_HELD = """
-SELECT EXISTS (SELECT FROM turn_leases WHERE session_id = $1 AND expires_at > clock_timestamp())"""
-
-# A minute past expiry, a lease is no one's (a holder still running would have renewed).
-DELETE_EXPIRED_LEASES = """
-DELETE FROM turn_leases WHERE expires_at < clock_timestamp() - interval '1 minute'"""
-
-RELEASE_LEASE = "DELETE FROM turn_leases WHERE session_id = $1 AND run_id = $2"
 
 
 class SessionBusyError(RuntimeError):
@@ -60,7 +37,7 @@ class TurnLeases:
     async def acquire(self, session_id: uuid.UUID, run_id: uuid.UUID) -> None:
         """Take the session's lease for this run; `SessionBusyError` if another run holds it."""
         row = await self.store.run(
-            lambda conn: conn.fetchrow(ACQUIRE_LEASE, session_id, run_id, self.ttl_seconds)
+            lambda conn: conn.fetchrow(sql.ACQUIRE_LEASE, session_id, run_id, self.ttl_seconds)
         )
         if row is None:
             metrics.session_busy()
@@ -77,21 +54,21 @@ class TurnLeases:
         if now - self._swept < 60.0:
             return
         self._swept = now
-        await self.store.run(lambda conn: conn.execute(DELETE_EXPIRED_LEASES))
+        await self.store.run(lambda conn: conn.execute(sql.DELETE_EXPIRED_LEASES))
 
     async def renew(self, session_id: uuid.UUID, run_id: uuid.UUID) -> bool:
         """Push the lease's expiry out again; False if it was lost (expired and taken)."""
         status = await self.store.run(
-            lambda conn: conn.execute(RENEW_LEASE, session_id, run_id, self.ttl_seconds)
+            lambda conn: conn.execute(sql.RENEW_LEASE, session_id, run_id, self.ttl_seconds)
         )
         return status != "UPDATE 0"
 
     async def held_by_any(self, session_id: uuid.UUID) -> bool:
         """Whether a turn of the session holds an unexpired lease now."""
-        return await self.store.run(lambda conn: conn.fetchval(LEASE_HELD, session_id))
+        return await self.store.run(lambda conn: conn.fetchval(sql.LEASE_HELD, session_id))
 
     async def release(self, session_id: uuid.UUID, run_id: uuid.UUID) -> None:
-        await self.store.run(lambda conn: conn.execute(RELEASE_LEASE, session_id, run_id))
+        await self.store.run(lambda conn: conn.execute(sql.RELEASE_LEASE, session_id, run_id))
 
     @contextlib.asynccontextmanager
     async def held(self, session_id: uuid.UUID, run_id: uuid.UUID) -> AsyncIterator[None]:
