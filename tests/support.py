@@ -127,3 +127,23 @@ def chat_graph(
     builder.add_edge(START, "reply")
     builder.add_edge("reply", END)
     return builder.compile(checkpointer=checkpointer)
+
+
+async def transcript_lengths(conn: asyncpg.Connection, session_ids: list[str]) -> list[int]:
+    """The number of messages in each session's transcript, sorted."""
+    rows = await conn.fetch(
+        "SELECT jsonb_array_length(messages) AS n FROM conversations "
+        "WHERE session_id = ANY($1::uuid[])",
+        [uuid.UUID(s) for s in session_ids],
+    )
+    return sorted(r["n"] for r in rows)
+
+
+async def plant_expired_lease(conn: asyncpg.Connection, session_id: str) -> None:
+    """The lease a worker that died mid-turn leaves: held by an unknown run, expired."""
+    await conn.execute(
+        "INSERT INTO turn_leases (session_id, run_id, expires_at) "
+        "VALUES ($1, $2, now() - interval '1 second')",
+        uuid.UUID(session_id),
+        uuid.uuid4(),
+    )

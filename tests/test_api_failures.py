@@ -12,6 +12,7 @@ import pytest
 
 from tests.api_harness import api_client, chat, parse_sse, settings_for, wait_until
 from tests.fakes import FakeModel, ProviderError
+from tests.support import transcript_lengths
 
 
 async def transcript(client: httpx.AsyncClient, sid: str) -> list[dict]:
@@ -128,12 +129,7 @@ async def test_hundred_slow_sessions_complete_on_a_pool_of_twenty(
     async with api_client(settings, FakeModel(delay=1.5), timeout=60, limits=limits) as client:
         results = await asyncio.gather(*(chat(client, sid, "Hello") for sid in sids))
     assert all(events[-1].event == "done" for events in results)
-    counts = await db.fetch(
-        "SELECT jsonb_array_length(messages) AS n FROM conversations "
-        "WHERE session_id = ANY($1::uuid[])",
-        [uuid.UUID(s) for s in sids],
-    )
-    assert sorted(r["n"] for r in counts) == [2] * 100
+    assert await transcript_lengths(db, sids) == [2] * 100
 
 
 async def test_client_disconnect_mid_stream_still_stores_a_whole_turn(

@@ -16,7 +16,7 @@ from src.agent.memory.store import StorageUnavailableError
 from src.api.app import create_app
 from tests.api_harness import api_client, chat, settings_for
 from tests.fakes import FakeModel
-from tests.support import free_port
+from tests.support import free_port, plant_expired_lease
 
 KEY = "metrics-key-0123456789abcdefghijklmnop"
 
@@ -83,12 +83,7 @@ async def test_busy_sessions_and_lease_takeovers_are_counted(database_dsn: str) 
         # A worker that died mid-turn left an expired lease: the next turn takes it over.
         conn = await asyncpg.connect(database_dsn)
         try:
-            await conn.execute(
-                "INSERT INTO turn_leases (session_id, run_id, expires_at) "
-                "VALUES ($1, $2, now() - interval '1 second')",
-                uuid.UUID(stale),
-                uuid.uuid4(),
-            )
+            await plant_expired_lease(conn, stale)
         finally:
             await conn.close()
         assert (await chat(client, stale, "Hello again"))[-1].event == "done"

@@ -51,6 +51,7 @@ from tests.pgbouncer import (
     require_pgbouncer,
     start_pgbouncer,
 )
+from tests.support import transcript_lengths
 
 
 @dataclass(frozen=True)
@@ -263,12 +264,7 @@ async def test_hundred_slow_sessions_complete_on_a_pool_of_twenty(
     async with api_client(settings, FakeModel(delay=1.5), timeout=60, limits=limits) as client:
         results = await asyncio.gather(*(chat(client, sid, "Hello") for sid in sids))
     assert all(events[-1].event == "done" for events in results)
-    counts = await db.fetch(
-        "SELECT jsonb_array_length(messages) AS n FROM conversations "
-        "WHERE session_id = ANY($1::uuid[])",
-        [uuid.UUID(s) for s in sids],
-    )
-    assert sorted(r["n"] for r in counts) == [2] * 100
+    assert await transcript_lengths(db, sids) == [2] * 100
 
 
 # -- migrations ----------------------------------------------------------------------------

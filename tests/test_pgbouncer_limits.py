@@ -37,6 +37,7 @@ from tests.pgbouncer import (
     require_pgbouncer,
     start_pgbouncer,
 )
+from tests.support import transcript_lengths
 
 
 def bouncer_store(
@@ -112,12 +113,7 @@ async def test_two_workers_share_five_server_connections(
             finally:
                 watcher.cancel()
         assert all(events[-1].event == "done" for events in results)
-        counts = await db.fetch(
-            "SELECT jsonb_array_length(messages) AS n FROM conversations "
-            "WHERE session_id = ANY($1::uuid[])",
-            [uuid.UUID(s) for s in sids],
-        )
-        assert sorted(r["n"] for r in counts) == [2] * 40
+        assert await transcript_lengths(db, sids) == [2] * 40
         assert 0 < peak <= 5, peak
 
 

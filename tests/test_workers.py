@@ -21,7 +21,7 @@ from src.config.settings import SettingsError
 from tests.api_harness import parse_sse, settings_for, settings_values
 from tests.fake_openai import KEY as OPENAI_KEY
 from tests.fake_openai import MODEL, FakeOpenAI, Reply
-from tests.support import as_environment, free_port
+from tests.support import as_environment, free_port, plant_expired_lease
 from tests.test_api_contract import _redis_url, server_processes
 from tests.test_metrics import samples, value
 
@@ -89,12 +89,7 @@ async def test_two_workers_share_sessions_leases_and_metrics(
                 await running
                 # ... and a lease its worker let expire is taken over by any worker.
                 stale = str(uuid.uuid4())
-                await conn.execute(
-                    "INSERT INTO turn_leases (session_id, run_id, expires_at) "
-                    "VALUES ($1, $2, now() - interval '1 second')",
-                    uuid.UUID(stale),
-                    uuid.uuid4(),
-                )
+                await plant_expired_lease(conn, stale)
             finally:
                 await conn.close()
             await chat_done(url, stale, "Anyone there?")
