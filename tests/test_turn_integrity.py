@@ -14,9 +14,10 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from pydantic import BaseModel
 
 from src.agent.memory.store import StorageUnavailableError
-from src.api import turns
+from src.api import turn_stream
 from src.api.app import create_app
 from tests.api_harness import Event, parse_sse, serve, settings_for, wait_until
 from tests.fakes import FakeModel, ProviderError
@@ -161,20 +162,22 @@ async def test_database_cut_at_any_event_then_retry_stores_the_turn_once(
                 raise StorageUnavailableError("memory database unavailable (cut by the test)")
             return await real_run(fn)
 
-        real_emit = turns.Turn.emit
+        real_record = turn_stream.Turn.record  # every event, streamed or final, passes here
 
-        def emit(self, event: str, **data: Any) -> None:
-            real_emit(self, event, **data)
-            if event == cut_at:
+        def record(self, payload: BaseModel) -> turn_stream.TurnEvent:
+            event = real_record(self, payload)
+            if event.event == cut_at:
                 down.set()
+            return event
 
         monkeypatch.setattr(store, "run", run)
-        monkeypatch.setattr(turns.Turn, "emit", emit)
+        monkeypatch.setattr(turn_stream.Turn, "record", record)
         sid = str(uuid.uuid4())
         first = await send(client, sid, QUESTION, turn_id="t1")
         assert first[-1].event in {"done", "error"}
+        assert down.is_set(), f"the turn never recorded {cut_at!r}: nothing was cut"
         down.clear()
-        monkeypatch.setattr(turns.Turn, "emit", real_emit)
+        monkeypatch.setattr(turn_stream.Turn, "record", real_record)
         await wait_until(lambda: lease_free(database_dsn, sid))
         retried = await send(client, sid, QUESTION, turn_id="t1")
         assert retried[-1].event == "done", retried[-1]

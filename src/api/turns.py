@@ -1,140 +1,37 @@
-"""`TurnRunner`: one chat turn of a session, as a stream of events.
-
-A turn takes the session's lease (one turn at a time, across worker processes), then runs
-the graph in a background task that pushes events into the turn's queue. The HTTP
-response only reads that queue, so a client that disconnects stops reading but never
-stops the turn: it still completes and is stored whole (no dangling tool call). No pooled
-connection is held while the model or a tool works; the checkpointer takes one per write.
+"""`TurnRunner`: runs one chat turn of a session. A turn takes the session's lease (one
+turn at a time, across worker processes), then runs the graph in a background task that
+pushes events into the turn's queue (`turn_stream.Turn`; `turn_messages` makes the events
+of the graph's messages). The HTTP response only reads that queue, so a client that
+disconnects stops reading but never stops the turn: it still completes and is stored whole
+(no dangling tool call). No pooled connection is held while the model or a tool works; the
+checkpointer takes one per write.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from typing import Any, cast
 
-from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
-from pydantic import BaseModel
 
 from src.agent.memory.fencing import LEASE_CONFIG_KEY
 from src.api import metrics, tracing
-from src.api.error_catalogue import message_of
-from src.api.schemas import (
-    EVENT_MODELS,
-    DoneEvent,
-    ErrorCode,
-    ErrorEvent,
-    SessionEvent,
-    TokenEvent,
-    ToolCallEvent,
-    ToolResultEvent,
-    Usage,
-)
+from src.api.schemas import DoneEvent, SessionEvent, TokenEvent, Usage
 from src.api.session_directory import SessionDirectory
 from src.api.turn_errors import error_code
 from src.api.turn_events import TurnEventLog, TurnEventWriter
-from src.api.turn_identity import TURN_ID_KEY, TurnPlan, plan_turn
+from src.api.turn_identity import TURN_ID_KEY, plan_turn
 from src.api.turn_leases import TurnLeases
+from src.api.turn_messages import TurnRecord, emit_message, text_of
+from src.api.turn_stream import Turn, TurnEvent, error_event
 
 logger = logging.getLogger("vera.turns")
-
-TERMINAL_EVENTS = frozenset({"done", "error"})
-EVENT_NAMES: dict[type[BaseModel], str] = {model: name for name, model in EVENT_MODELS.items()}
-
-
-def error_event(code: ErrorCode) -> ErrorEvent:
-    """The `error` event of a turn that failed with `code` (its message: the catalogue's)."""
-    return ErrorEvent(code=code, message=message_of(code))
-
-
-@dataclass(frozen=True)
-class TurnEvent:
-    """One event of a turn: its SSE name, JSON payload and number within the turn (its
-    SSE id is `<turn_id>:<seq>`; None for a notice that is not part of the turn)."""
-
-    event: str
-    data: dict[str, Any]
-    seq: int | None = None
-
-
-@dataclass
-class Turn:
-    """A running turn; `events()` yields its events until `done` or `error`."""
-
-    session_id: uuid.UUID
-    run_id: uuid.UUID
-    plan: TurnPlan
-    queue: asyncio.Queue[TurnEvent] = field(default_factory=asyncio.Queue)
-    answer: str = ""  # the text of the turn's last assistant message
-    seq: int = 0  # the number of the last event (a resumed turn numbers on)
-    writer: TurnEventWriter | None = None  # stores the events (none for a replay)
-
-    def emit(self, payload: BaseModel) -> None:
-        self.deliver(self.record(payload))
-
-    def record(self, payload: BaseModel) -> TurnEvent:
-        """Number the event (one of `schemas.EVENT_MODELS`) and hand it to the writer (not
-        yet to the client)."""
-        event = EVENT_NAMES[type(payload)]
-        data = payload.model_dump(mode="json")
-        self.seq += 1
-        if self.writer is not None:
-            self.writer.add(self.seq, event, data)
-        return TurnEvent(event, data, self.seq)
-
-    def deliver(self, item: TurnEvent) -> None:
-        """Pass a recorded event to the client's stream."""
-        self.queue.put_nowait(item)
-
-    async def events(self) -> AsyncIterator[TurnEvent]:
-        while True:
-            item = await self.queue.get()
-            yield item
-            if item.event in TERMINAL_EVENTS:
-                return
-
-
-def tool_result(content: Any) -> Any:
-    """A tool message's content, decoded when the tool returned JSON text."""
-    if isinstance(content, str):
-        try:
-            return json.loads(content)
-        except ValueError:
-            return content
-    return content
-
-
-def text_of(content: Any) -> str:
-    """The text of a message chunk's content (a string, or a list of content blocks)."""
-    if isinstance(content, str):
-        return content
-    return "".join(
-        block.get("text", "") if isinstance(block, dict) else str(block) for block in content
-    )
-
-
-@dataclass
-class TurnRecord:
-    """What a turn produced, for its log line."""
-
-    tool_calls: list[str] = field(default_factory=list)
-    tool_errors: int = 0  # tool calls that failed (their result has status "error")
-    usage: dict[str, int] = field(
-        default_factory=lambda: {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
-    )
-    message_id: str | None = None
-
-    def add_usage(self, message: AIMessage) -> None:
-        for key, value in (message.usage_metadata or {}).items():
-            if key in self.usage and isinstance(value, int):
-                self.usage[key] += value
 
 
 def _config(session_id: uuid.UUID) -> RunnableConfig:
@@ -263,7 +160,7 @@ class TurnRunner:
             await self._stream(turn, message, record)
             return
         for stored in turn.plan.stored:
-            self._on_message(turn, stored, record)
+            emit_message(turn, stored, record)
         if turn.answer:
             turn.emit(TokenEvent(content=turn.answer))
 
@@ -304,26 +201,4 @@ class TurnRunner:
                 continue
             for update in chunk.values():
                 for item in (update or {}).get("messages", []) if isinstance(update, dict) else ():
-                    self._on_message(turn, item, record)
-
-    @staticmethod
-    def _on_message(turn: Turn, message: Any, record: TurnRecord) -> None:
-        if isinstance(message, AIMessage):
-            record.add_usage(message)
-            record.message_id = message.id
-            turn.answer = text_of(message.content)
-            for call in message.tool_calls:
-                record.tool_calls.append(call["name"])
-                turn.emit(ToolCallEvent(id=call["id"] or "", tool=call["name"], args=call["args"]))
-        elif isinstance(message, ToolMessage):
-            record.tool_errors += message.status == "error"
-            if turn.plan.kind != "replay":  # a replayed tool result ran in an earlier attempt
-                metrics.tool_call(message.name, "error" if message.status == "error" else "ok")
-            turn.emit(
-                ToolResultEvent(
-                    id=message.tool_call_id,
-                    tool=message.name or "",
-                    status="error" if message.status == "error" else "ok",
-                    result=tool_result(message.content),
-                )
-            )
+                    emit_message(turn, item, record)

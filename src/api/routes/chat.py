@@ -28,7 +28,7 @@ from src.api.schemas import (
     ToolCallRecord,
     ToolResultEvent,
 )
-from src.api.turns import Turn, TurnEvent, error_event
+from src.api.turn_stream import Turn, TurnEvent, error_event
 
 router = APIRouter(tags=["chat"])
 

@@ -1,0 +1,78 @@
+"""From the graph's messages to a turn's events: `emit_message` turns an assistant
+message into `tool_call` events and a tool message into a `tool_result` event, and
+tallies what the turn produced (tools called, failures, token usage, last message id) in
+its `TurnRecord`, for the turn's log line and `done` event. `text_of` and `tool_result`
+decode message content.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.messages import AIMessage, ToolMessage
+
+from src.api import metrics
+from src.api.schemas import ToolCallEvent, ToolResultEvent
+from src.api.turn_stream import Turn
+
+
+def tool_result(content: Any) -> Any:
+    """A tool message's content, decoded when the tool returned JSON text."""
+    if isinstance(content, str):
+        try:
+            return json.loads(content)
+        except ValueError:
+            return content
+    return content
+
+
+def text_of(content: Any) -> str:
+    """The text of a message chunk's content (a string, or a list of content blocks)."""
+    if isinstance(content, str):
+        return content
+    return "".join(
+        block.get("text", "") if isinstance(block, dict) else str(block) for block in content
+    )
+
+
+@dataclass
+class TurnRecord:
+    """What a turn produced, for its log line."""
+
+    tool_calls: list[str] = field(default_factory=list)
+    tool_errors: int = 0  # tool calls that failed (their result has status "error")
+    usage: dict[str, int] = field(
+        default_factory=lambda: {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+    )
+    message_id: str | None = None
+
+    def add_usage(self, message: AIMessage) -> None:
+        for key, value in (message.usage_metadata or {}).items():
+            if key in self.usage and isinstance(value, int):
+                self.usage[key] += value
+
+
+def emit_message(turn: Turn, message: Any, record: TurnRecord) -> None:
+    """Emit the events of one message the graph stored (or a replay found stored) and add
+    it to `record`; other kinds of message (the user's) emit nothing."""
+    if isinstance(message, AIMessage):
+        record.add_usage(message)
+        record.message_id = message.id
+        turn.answer = text_of(message.content)
+        for call in message.tool_calls:
+            record.tool_calls.append(call["name"])
+            turn.emit(ToolCallEvent(id=call["id"] or "", tool=call["name"], args=call["args"]))
+    elif isinstance(message, ToolMessage):
+        record.tool_errors += message.status == "error"
+        if turn.plan.kind != "replay":  # a replayed tool result ran in an earlier attempt
+            metrics.tool_call(message.name, "error" if message.status == "error" else "ok")
+        turn.emit(
+            ToolResultEvent(
+                id=message.tool_call_id,
+                tool=message.name or "",
+                status="error" if message.status == "error" else "ok",
+                result=tool_result(message.content),
+            )
+        )
