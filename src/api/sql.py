@@ -27,10 +27,11 @@ TOUCH_SESSION = "UPDATE session_owners SET updated_at = NOW() WHERE session_id =
 DELETE_OWNER = "DELETE FROM session_owners WHERE session_id = $1"
 
 # Pages of one caller's sessions, newest first; the message count is the length of the
-# transcript the checkpointer shows (`transcript_heads.seqs`), looked up per listed row.
+# latest checkpoint's transcript (`transcript_heads`: the seqs shown and those waiting for
+# the end of a run), looked up per listed row.
 _LIST = """
 SELECT o.session_id, o.title, o.created_at, o.updated_at,
-       COALESCE(cardinality(h.seqs), 0) AS message_count
+       COALESCE(cardinality(h.seqs) + cardinality(h.pending), 0) AS message_count
 FROM session_owners AS o
 LEFT JOIN transcript_heads AS h ON h.session_id = o.session_id
 WHERE o.principal = $1 AND o.user_id = $2 {after}

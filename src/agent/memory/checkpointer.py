@@ -45,6 +45,7 @@ from src.agent.memory.rows import (
     TupleBuilder,
     encode_checkpoint,
     encode_writes,
+    run_goes_on,
     transcript_row,
 )
 from src.agent.memory.store import PostgresMemoryStore
@@ -53,7 +54,9 @@ from src.agent.memory.threads import session_id_for
 
 T = TypeVar("T")
 _PAGE_SIZE = 100
-_PUT_ATTEMPTS = 8  # a stale copy is refreshed and the plan retried; more means a livelock
+# Writes after which the run stops (LangGraph's error and interrupt channels): the
+# transcript then shows the messages that waited for the run's end.
+_RUN_STOPS = frozenset(("__error__", "__interrupt__"))
 
 
 class ConversationCheckpointer(SyncBridge):
@@ -257,31 +260,45 @@ class ConversationCheckpointer(SyncBridge):
             self.transcript_channel,
         )
         lease = lease_of(conf)
+        defer = transcript is not None and run_goes_on(checkpoint, metadata)
+
+        async def put(conn: asyncpg.Connection) -> Callable[[], None] | None:
+            """Plan from the cached copy and store; returns how to update the copy once
+            the write commits, or None (nothing written) when the copy was stale."""
+            log = self.message_logs.peek(sid)
+            seqs: list[int] | None = None
+            elements: list[dict[str, Any]] = []
+            copies: list[Pristine] = []
+            blob_rows = blobs
+            if transcript is not None:
+                seqs, elements, copies = self.message_logs.plan(log, transcript)
+                blob_rows = [*blobs, transcript_row(self.transcript_channel, version, seqs)]
+            columns = [list(c) for c in zip(*blob_rows, strict=True)] or [[], [], [], []]
+            start = len(log.messages) if log is not None else 0
+            new = dumps_jsonb(elements) if elements else None
+            result = await conn.fetchrow(
+                sql.PUT_CHECKPOINT, sid, ns, *columns, *row, seqs, new,
+                log.row_id if log is not None else None, start, lease, defer,
+            )  # fmt: skip
+            if not result["applied"]:
+                return None
+            return functools.partial(
+                self.message_logs.commit,
+                sid, result["row_id"], start, elements, copies, seqs, len(new or ""),
+            )  # fmt: skip
 
         async def write(conn: asyncpg.Connection) -> None:
-            for _ in range(_PUT_ATTEMPTS):
-                log = self.message_logs.peek(sid)
-                seqs: list[int] | None = None
-                elements: list[dict[str, Any]] = []
-                copies: list[Pristine] = []
-                blob_rows = blobs
-                if transcript is not None:
-                    seqs, elements, copies = self.message_logs.plan(log, transcript)
-                    blob_rows = [*blobs, transcript_row(self.transcript_channel, version, seqs)]
-                columns = [list(c) for c in zip(*blob_rows, strict=True)] or [[], [], [], []]
-                start = len(log.messages) if log is not None else 0
-                new = dumps_jsonb(elements) if elements else None
-                result = await conn.fetchrow(
-                    sql.PUT_CHECKPOINT, sid, ns, *columns, *row, seqs, new,
-                    log.row_id if log is not None else None, start, lease,
-                )  # fmt: skip
-                if result["applied"]:
-                    self.message_logs.commit(
-                        sid, result["row_id"], start, elements, copies, seqs, len(new or "")
-                    )
-                    return
-                await self.message_logs.sync(conn, sid)  # our copy was stale: plan again
-            raise RuntimeError(f"session {sid}: could not store checkpoint (store kept moving)")
+            committed = await put(conn)
+            if committed is None:
+                # Our copy was stale (another process wrote): the same statement again,
+                # planned from a copy refreshed under the row lock: nothing moves meanwhile.
+                async with conn.transaction():
+                    await conn.execute(sql.LOCK_CONVERSATION, sid)
+                    await self.message_logs.sync(conn, sid)
+                    committed = await put(conn)
+                    if committed is None:
+                        raise RuntimeError(f"session {sid}: messages moved under the row lock")
+            committed()
 
         async with self._session_lock(sid):
             await self._run(write)
@@ -315,11 +332,13 @@ class ConversationCheckpointer(SyncBridge):
         w = encode_writes(writes, self.serde)
         args = (sid, conf.get("checkpoint_ns", ""), conf["checkpoint_id"], task_id, task_path)
         lease = lease_of(conf)
+        stops = any(channel in _RUN_STOPS for channel, _ in writes)
 
         async def write(conn: asyncpg.Connection) -> None:
             head = await conn.fetchrow(
-                sql.PUT_WRITES, *args, w.idxs, w.channels, w.types, w.blobs, w.special, lease
-            )
+                sql.PUT_WRITES, *args, w.idxs, w.channels, w.types, w.blobs, w.special, lease,
+                stops,
+            )  # fmt: skip
             if head["created"]:  # these writes came first: the new conversation is empty
                 self.message_logs.seed(sid, head["row_id"])
 

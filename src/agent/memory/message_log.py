@@ -5,8 +5,9 @@ Every message a root checkpoint holds is stored once, as a readable element numb
 point adds only its own new messages). A checkpoint's `messages` value is the seqs of its
 messages, kept as a few `[start, end)` ranges, usually one: storage grows with the number of
 messages, not with messages x checkpoints, and every checkpoint of every branch rebuilds
-exactly. `conversations.messages` shows the latest root checkpoint's messages (the database
-keeps it so, see `migrations/0005_message_store.sql`).
+exactly. `conversations.messages` shows the latest root checkpoint's messages, at the end
+of each run (the database keeps it so, see `migrations/0005_message_store.sql` and
+`0008_transcript_per_turn.sql`).
 
 Stored elements never change, so `MessageLogCache` (the saver's in-process copy of each
 recent session's message log: every stored message of the session, of all its branches,

@@ -90,6 +90,38 @@ def encode_checkpoint(
     )
 
 
+# A StateGraph node runs when its trigger channel holds a value it has not seen: the
+# `__start__` node on `__start__`, any other node on `branch:to:<node>`.
+_START = "__start__"
+_BRANCH_TO = "branch:to:"
+
+
+def run_goes_on(checkpoint: Checkpoint, metadata: CheckpointMetadata) -> bool:
+    """True when the run that wrote `checkpoint` provably has a node left to run (a step of
+    the run, one of a StateGraph's triggers holding a value its node has not seen).
+
+    Then the transcript may show the checkpoint's new messages at the run's end. False
+    whenever that can't be shown (state edits, `Send` tasks, other kinds of graphs): such
+    checkpoints are shown at once.
+    """
+    if metadata.get("source") not in ("input", "loop"):
+        return False
+    versions, seen = checkpoint["channel_versions"], checkpoint["versions_seen"]
+    for channel in checkpoint["channel_values"]:
+        if channel == _START:
+            node = _START
+        elif channel.startswith(_BRANCH_TO):
+            node = channel[len(_BRANCH_TO) :]
+        else:
+            continue
+        last, current = seen.get(node, {}).get(channel), versions.get(channel)
+        if current is None:
+            continue
+        if last is None or (type(current) is type(last) and current > last):  # type: ignore[operator]
+            return True
+    return False
+
+
 def transcript_row(channel: str, version: str, seqs: list[int]) -> tuple[str, str, str, bytes]:
     """The `checkpoint_blobs` row of the root transcript: its messages' seqs (planned by
     `MessageLogCache.plan`) as `[start, end)` ranges."""

@@ -39,19 +39,24 @@ SELECT c.id, c.messages::text AS shown, h.seqs,
 FROM conversations c LEFT JOIN transcript_heads h ON h.session_id = c.session_id
 WHERE c.session_id = $1"""
 
-# `aput` in one round trip (`migrations/0005_message_store.sql`): $1 session, $2 ns,
+# `aput` in one round trip (`migrations/0008_transcript_per_turn.sql`): $1 session, $2 ns,
 # $3-$6 blob columns, $7-$11 checkpoint columns, $12 transcript channel, $13 its seqs,
-# $14 new elements, $15-$16 the cached copy the plan was made from, $17 the turn's lease.
+# $14 new elements, $15-$16 the cached copy the plan was made from, $17 the turn's lease,
+# $18 whether the run goes on (the transcript may show the new messages at its end).
 PUT_CHECKPOINT = """
 SELECT row_id, next_seq, applied FROM vera_put_checkpoint(
     $1, $2, $3::text[], $4::text[], $5::text[], $6::bytea[], $7, $8, $9, $10::jsonb,
-    $11::jsonb, $12, $13::int[], $14::jsonb, $15, $16, $17)"""
+    $11::jsonb, $12, $13::int[], $14::jsonb, $15, $16, $17, $18)"""
 
-# Pending writes of a task ($6-$9 columns, $10 upsert, $11 lease); returns the
-# conversation's id and whether this statement created it.
+# The session's conversation row, created if missing, locked until the transaction ends.
+LOCK_CONVERSATION = "SELECT row_id FROM vera_conversation_row($1, true)"
+
+# Pending writes of a task ($6-$9 columns, $10 upsert, $11 lease, $12 the run stops here:
+# show the transcript's waiting messages); returns the conversation's id and whether this
+# statement created it.
 PUT_WRITES = """
 SELECT row_id, created FROM vera_put_writes(
-    $1, $2, $3, $4, $5, $6::int[], $7::text[], $8::text[], $9::bytea[], $10, $11)"""
+    $1, $2, $3, $4, $5, $6::int[], $7::text[], $8::text[], $9::bytea[], $10, $11, $12)"""
 
 # A checkpoint row with its channel blobs and pending writes, in one round trip; the rows
 # come from a FROM clause appended to it, aliased `c`.
@@ -137,10 +142,12 @@ SELECT $2, seq, element FROM conversation_messages WHERE session_id = $1
 ON CONFLICT DO NOTHING"""
 
 COPY_HEAD = """
-INSERT INTO transcript_heads (session_id, checkpoint_id, seqs, version, next_seq)
-SELECT $2, checkpoint_id, seqs, version, next_seq FROM transcript_heads WHERE session_id = $1
+INSERT INTO transcript_heads (session_id, checkpoint_id, seqs, pending, version, next_seq)
+SELECT $2, checkpoint_id, seqs, pending, version, next_seq
+FROM transcript_heads WHERE session_id = $1
 ON CONFLICT (session_id) DO UPDATE SET checkpoint_id = EXCLUDED.checkpoint_id,
-    seqs = EXCLUDED.seqs, version = EXCLUDED.version, next_seq = EXCLUDED.next_seq"""
+    seqs = EXCLUDED.seqs, pending = EXCLUDED.pending, version = EXCLUDED.version,
+    next_seq = EXCLUDED.next_seq"""
 
 # After checkpoints were deleted: each session's transcript shows its latest checkpoint.
 REFRESH_TRANSCRIPTS = """
@@ -171,7 +178,16 @@ PING = "SELECT 1"
 # The pid of the server process that answers (a pooler in between reports another one).
 BACKEND_PID = "SELECT pg_backend_pid()"
 
-SESSION_TRANSCRIPT = "SELECT messages::text FROM conversations WHERE session_id = $1"
+# The transcript of the latest checkpoint: what `conversations.messages` shows, then the
+# messages of a run still going (or cut short) that wait to be shown at its end.
+SESSION_TRANSCRIPT = """
+SELECT c.messages::text AS shown,
+    (SELECT jsonb_agg(m.element ORDER BY p.ord)
+        FROM unnest(h.pending) WITH ORDINALITY AS p(seq, ord)
+        JOIN conversation_messages m ON m.session_id = c.session_id AND m.seq = p.seq
+    )::text AS waiting
+FROM conversations c LEFT JOIN transcript_heads h ON h.session_id = c.session_id
+WHERE c.session_id = $1"""
 
 # The embedded server's database (`embedded.py`).
 DATABASE_EXISTS = "SELECT 1 FROM pg_database WHERE datname = $1"

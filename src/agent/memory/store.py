@@ -276,6 +276,10 @@ class PostgresMemoryStore:
             return False
 
     async def get_messages(self, session_id: uuid.UUID) -> list[dict[str, Any]] | None:
-        """The transcript of a session, oldest first; None when the session is unknown."""
-        text = await self.run(lambda conn: conn.fetchval(sql.SESSION_TRANSCRIPT, session_id))
-        return None if text is None else loads_jsonb(text)
+        """The transcript of a session's latest checkpoint, oldest first (with the messages
+        of a run still going); None when the session is unknown."""
+        row = await self.run(lambda conn: conn.fetchrow(sql.SESSION_TRANSCRIPT, session_id))
+        if row is None:
+            return None
+        shown = loads_jsonb(row["shown"]) if row["shown"] else []
+        return shown + (loads_jsonb(row["waiting"]) if row["waiting"] else [])
