@@ -103,9 +103,10 @@ async def ask(graph: Any, thread_id: str, rng: random.Random) -> None:
     await graph.ainvoke({"messages": [HumanMessage(sentence(rng, 15))]}, config)
 
 
-def fresh_database() -> AbstractAsyncContextManager[str]:
-    """A new database on the benchmark server (its DSN), dropped afterwards."""
-    return support.fresh_database(SERVER, "vera_bench")
+def fresh_database(server: str = SERVER) -> AbstractAsyncContextManager[str]:
+    """A new database (its DSN) on `server`, an admin DSN (default: the benchmark server,
+    BENCH_DATABASE_URL), dropped afterwards."""
+    return support.fresh_database(server, "vera_bench")
 
 
 @asynccontextmanager

@@ -1,5 +1,7 @@
 """The write cost of a busy service: many concurrent conversations of tool turns, with
 autovacuum on as in production (no manual VACUUM until the end), ours vs the official saver.
+`python -m bench` runs it on a private server with default settings
+(`bench.private_server`), not on the shared test server, which runs with autovacuum off.
 
 A tool turn is what Vera does for "price of X?": the model asks for a tool, the tool
 answers, the model answers (four messages, four checkpoints).
@@ -19,7 +21,7 @@ import asyncpg
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
 
-from bench.savers import fresh_database, saver_for, sentence, stored_bytes
+from bench.savers import SERVER, TABLES, fresh_database, saver_for, sentence, stored_bytes
 
 
 @dataclass
@@ -30,6 +32,8 @@ class WriteCost:
     wal: int  # WAL bytes generated during the workload
     bytes_autovacuum: int  # saver tables on disk at the end, autovacuum only
     bytes_live: int  # after VACUUM FULL
+    seconds: float  # the workload's duration
+    autovacuums: int  # autovacuum runs on the saver's tables (and TOAST) meanwhile
 
 
 def tool_graph(checkpointer: Any, seed: int) -> Any:
@@ -61,9 +65,16 @@ def tool_graph(checkpointer: Any, seed: int) -> Any:
     return builder.compile(checkpointer=checkpointer)
 
 
-async def write_cost(kind: str, conversations: int, turns: int) -> WriteCost:
-    """`conversations` concurrent conversations of `turns` tool turns on one saver."""
-    async with fresh_database() as dsn, saver_for(kind, dsn) as saver:
+# Autovacuum runs on the tables and their TOAST tables (the transcripts live in TOAST).
+AUTOVACUUMS_SQL = """SELECT COALESCE(SUM(autovacuum_count), 0) FROM pg_stat_all_tables
+    WHERE relid IN (SELECT unnest(ARRAY[oid, reltoastrelid]) FROM pg_class
+                    WHERE oid = ANY($1::regclass[]))"""
+
+
+async def write_cost(kind: str, conversations: int, turns: int, server: str = SERVER) -> WriteCost:
+    """`conversations` concurrent conversations of `turns` tool turns on one saver, on a
+    fresh database of `server` (an admin DSN)."""
+    async with fresh_database(server) as dsn, saver_for(kind, dsn) as saver:
         graph = tool_graph(saver, seed=3)
         conn = await asyncpg.connect(dsn)
         try:
@@ -83,8 +94,9 @@ async def write_cost(kind: str, conversations: int, turns: int) -> WriteCost:
                 await conn.fetchval("SELECT pg_current_wal_insert_lsn() - $1::pg_lsn", start_lsn)
             )
             on_disk = await stored_bytes(conn, kind)
+            autovacuums = int(await conn.fetchval(AUTOVACUUMS_SQL, TABLES[kind]))
             await conn.execute("VACUUM FULL")
             live = await stored_bytes(conn, kind)
         finally:
             await conn.close()
-    return WriteCost(conversations * turns / elapsed, wal, on_disk, live)
+    return WriteCost(conversations * turns / elapsed, wal, on_disk, live, elapsed, autovacuums)
