@@ -13,8 +13,8 @@ from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage, Tool
 from langgraph.graph import START, MessagesState, StateGraph
 
 from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore, session_id_for
-from src.agent.memory.message_log import TRANSCRIPT_BLOB_TYPE
 from src.agent.memory.migrations import load_migrations
+from src.agent.memory.seq_ranges import TRANSCRIPT_BLOB_TYPE
 from tests.support import chat_graph
 
 
@@ -369,7 +369,7 @@ async def test_copied_and_run_deleted_threads_keep_one_true_history(saver, store
 def test_stored_copies_compare_as_pydantic_does_and_share_nothing() -> None:
     """`Pristine`, the cache's stored copy of a message, equals exactly the messages pydantic
     finds equal to it, and a message changed in place no longer equals it."""
-    from src.agent.memory.message_log import Pristine
+    from src.agent.memory.transcript import Pristine
 
     call = {"name": "f", "args": {"x": [1]}, "id": "c1", "type": "tool_call"}
     messages = [

@@ -1,13 +1,15 @@
 """`ConversationCheckpointer`: LangGraph's checkpoint contract on asyncpg.
 
 Tables (see `migrations/`): `conversations` (one row per session; its `messages` array is
-the readable transcript and the only copy of the root `messages` channel), `checkpoints`,
-`checkpoint_blobs` (other channel values, once per version) and `checkpoint_writes`.
-There is no saver-wide lock: every call takes its own pooled connection, and writers of
-one session serialize on that session's `conversations` row for one statement (or, when
-the cached log is stale, one short transaction). Whole-thread operations (delete, copy,
-prune) are at the end of the class, the sync methods in `sync_bridge.py`; how a checkpoint
-becomes rows and back is `rows.py`.
+the readable transcript of the root `messages` channel, current at the end of each run),
+`conversation_messages` (messages of other branches, and of a run still going),
+`transcript_heads`, `checkpoints`, `checkpoint_blobs` (other channel values, once per
+version) and `checkpoint_writes`. There is no saver-wide lock: every call takes its own
+pooled connection, and writers of one session serialize on that session's `conversations`
+row for one statement (or, when the cached log is stale, one short transaction that
+refreshes it under that lock and runs the same statement). Whole-thread operations
+(delete, copy, prune) are at the end of the class, their SQL work in `thread_ops.py`; the
+sync methods are in `sync_bridge.py`; how a checkpoint becomes rows and back is `rows.py`.
 """
 
 from __future__ import annotations
@@ -31,16 +33,10 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from src.agent.memory import prune_sql, sql
+from src.agent.memory import sql, thread_ops
 from src.agent.memory.fencing import as_lease_lost, lease_of
 from src.agent.memory.jsonb import dumps_jsonb
-from src.agent.memory.message_log import (
-    DEFAULT_CACHE_MAX_BYTES,
-    TRANSCRIPT_BLOB_TYPE,
-    MessageLogCache,
-    Pristine,
-    ranges_end,
-)
+from src.agent.memory.message_log import DEFAULT_CACHE_MAX_BYTES, MessageLogCache
 from src.agent.memory.rows import (
     TupleBuilder,
     encode_checkpoint,
@@ -51,6 +47,7 @@ from src.agent.memory.rows import (
 from src.agent.memory.store import PostgresMemoryStore
 from src.agent.memory.sync_bridge import SyncBridge
 from src.agent.memory.threads import session_id_for
+from src.agent.memory.transcript import Pristine
 
 T = TypeVar("T")
 _PAGE_SIZE = 100
@@ -171,7 +168,8 @@ class ConversationCheckpointer(SyncBridge):
                 row = await conn.fetchrow(sql.SELECT_LATEST_TUPLE, sid, ns)
             if row is None:
                 return None
-            return (await self._builder(conn, [row])).build(row)
+            builder = TupleBuilder(self.serde, self.message_logs)
+            return (await builder.load(conn, [row])).build(row)
 
         return await self._run(fetch)
 
@@ -186,7 +184,7 @@ class ConversationCheckpointer(SyncBridge):
         """Checkpoints newest first, fetched page by page (no connection held between)."""
         remaining = limit
         cursor: tuple[str, uuid.UUID, str] | None = None
-        builder: TupleBuilder | None = None
+        builder = TupleBuilder(self.serde, self.message_logs)  # one per call: shared messages
         while remaining is None or remaining > 0:
             page = _PAGE_SIZE if remaining is None else min(_PAGE_SIZE, remaining)
             query, args = sql.list_query(
@@ -195,12 +193,10 @@ class ConversationCheckpointer(SyncBridge):
 
             async def fetch(conn: asyncpg.Connection, query: str = query, args: list = args):
                 rows = await conn.fetch(query, *args)
-                nonlocal builder
-                builder = await self._builder(conn, rows, builder)
+                await builder.load(conn, rows)
                 return rows
 
             rows = await self._run(fetch)
-            assert builder is not None
             for row in rows:
                 yield builder.build(row)
             if len(rows) < page:
@@ -209,30 +205,6 @@ class ConversationCheckpointer(SyncBridge):
             cursor = (last["checkpoint_id"], last["session_id"], last["checkpoint_ns"])
             if remaining is not None:
                 remaining -= len(rows)
-
-    async def _builder(
-        self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record], builder: Any = None
-    ) -> TupleBuilder:
-        """A tuple builder holding the transcript logs that `rows` refer to.
-
-        The cached log is used as is when it already holds every position the rows need;
-        otherwise its unseen tail is read (one query per session).
-        """
-        builder = builder or TupleBuilder(self.serde, self.message_logs)
-        needed: dict[uuid.UUID, tuple[uuid.UUID, int]] = {}
-        for r in rows:
-            for _, kind, blob in r["blobs"] or ():
-                if kind == TRANSCRIPT_BLOB_TYPE:
-                    sid = r["session_id"]
-                    end = max(ranges_end(blob), needed.get(sid, (None, 0))[1])
-                    needed[sid] = (r["conversation_id"], end)
-        for sid, (row_id, end) in needed.items():
-            log = builder.logs.get(sid)
-            if log is not None and log.row_id == row_id and len(log.messages) >= end:
-                continue
-            log = self.message_logs.covering(sid, row_id, end)
-            builder.logs[sid] = log or await self.message_logs.sync(conn, sid)
-        return builder
 
     # -- writes ----------------------------------------------------------------------
 
@@ -344,8 +316,7 @@ class ConversationCheckpointer(SyncBridge):
 
         await self._run(write)
 
-    # -- whole threads: delete, delete by run, copy, prune ----------------------------
-    # Rows go with their conversation (foreign keys cascade).
+    # -- whole threads: delete, delete by run, copy, prune (`thread_ops.py`) -----------
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Delete the thread's conversation row, checkpoints and writes."""
@@ -364,33 +335,16 @@ class ConversationCheckpointer(SyncBridge):
         if not run_ids:
             return
 
-        async def delete(conn: asyncpg.Connection) -> None:
-            async with conn.transaction():
-                rows = await conn.fetch(sql.DELETE_RUNS, [str(r) for r in run_ids])
-                if rows:
-                    sids = [r["session_id"] for r in rows]
-                    await conn.execute(sql.DELETE_UNREFERENCED_BLOBS, sids)
-                    await conn.execute(sql.REFRESH_TRANSCRIPTS, sids, self.transcript_channel)
-
-        await self._run(delete)
+        runs = [str(r) for r in run_ids]
+        await self._run(lambda conn: thread_ops.delete_runs(conn, runs, self.transcript_channel))
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         """Copy every checkpoint, write and the transcript of a thread to a new thread."""
         source, target = session_id_for(source_thread_id), session_id_for(target_thread_id)
 
-        async def copy(conn: asyncpg.Connection) -> None:
-            async with conn.transaction():
-                if await conn.fetchval(sql.TARGET_HAS_CHECKPOINTS, target):
-                    raise ValueError(f"target thread {target_thread_id!r} already has checkpoints")
-                if await conn.fetchval(sql.COPY_CONVERSATION, source, target) is None:
-                    return
-                await conn.execute(sql.COPY_MESSAGES, source, target)
-                await conn.execute(sql.COPY_HEAD, source, target)
-                await conn.execute(sql.COPY_CHECKPOINTS, source, target, str(target_thread_id))
-                await conn.execute(sql.COPY_BLOBS, source, target)
-                await conn.execute(sql.COPY_WRITES, source, target)
-
-        await self._run(copy)
+        await self._run(
+            lambda conn: thread_ops.copy_thread(conn, source, target, str(target_thread_id))
+        )
         self.message_logs.invalidate(target)
 
     async def aprune(self, thread_ids: Sequence[str], *, strategy: str = "keep_latest") -> None:
@@ -414,9 +368,9 @@ class ConversationCheckpointer(SyncBridge):
             for sid in sids:
                 self.message_logs.invalidate(sid)
             return
-        await self._run(lambda conn: _refuse_delta_threads(conn, threads))
+        await self._run(lambda conn: thread_ops.refuse_delta_threads(conn, threads))
         for sid in sids:
-            await self._run(functools.partial(_keep_latest, sid=sid, threads=threads))
+            await self._run(functools.partial(thread_ops.keep_latest, sid=sid, threads=threads))
 
     def get_next_version(self, current: str | None, channel: None = None) -> str:
         """LangGraph's standard version: a 32-digit counter and a random fraction.
@@ -432,43 +386,6 @@ class ConversationCheckpointer(SyncBridge):
         else:
             current_v = int(current.split(".")[0])
         return f"{current_v + 1:032}.{random.random():016}"
-
-
-async def _refuse_delta_threads(conn: asyncpg.Connection, threads: dict[uuid.UUID, str]) -> None:
-    """`NotImplementedError` if one of `threads` uses a `DeltaChannel`: `keep_latest` would
-    delete the older checkpoints its value is rebuilt from."""
-    rows = await conn.fetch(prune_sql.DELTA_SESSIONS, list(threads))
-    if rows:
-        names = ", ".join(sorted(threads[r["session_id"]] for r in rows))
-        raise NotImplementedError(
-            f"keep_latest can't prune threads that use a DeltaChannel: {names}"
-        )
-
-
-async def _keep_latest(
-    conn: asyncpg.Connection, sid: uuid.UUID, threads: dict[uuid.UUID, str]
-) -> None:
-    """One session's `keep_latest`, in one REPEATABLE READ transaction."""
-    async with conn.transaction(isolation="repeatable_read"):
-        heads = await conn.fetch(prune_sql.HEADS, sid)
-        await _refuse_delta_threads(conn, {sid: threads[sid]})  # began using one since
-        kept = {h["checkpoint_ns"]: [i for i in (h["head"], h["sends_parent"]) if i] for h in heads}
-        # A subgraph call's namespace has its task id after a ":" (a `checkpointer=True`
-        # subgraph's has none: its state outlives each call). A call goes with the root
-        # checkpoint it started from, once that one is saved (a call can commit first).
-        calls = [
-            h["checkpoint_ns"]
-            for h in heads
-            if ":" in h["checkpoint_ns"] and h["root_saved"] and h["root"] not in kept.get("", ())
-        ]
-        if calls:
-            for statement in prune_sql.DELETE_NAMESPACES:
-                await conn.execute(statement, sid, calls)
-        pairs = [(ns, i) for ns, ids in kept.items() if ns not in calls for i in ids]
-        if pairs:
-            namespaces, ids = map(list, zip(*pairs, strict=True))
-            await conn.execute(prune_sql.DELETE_UNKEPT, sid, namespaces, ids)
-            await conn.execute(prune_sql.DELETE_UNREFERENCED_BLOBS, sid, namespaces)
 
 
 __all__ = ["ConversationCheckpointer", "session_id_for"]

@@ -18,9 +18,7 @@ is only ever extended, by whichever coroutine comes first, never rewritten.
 
 from __future__ import annotations
 
-import copy
 import gc
-import json
 import uuid
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -32,77 +30,13 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from src.agent.memory import sql
 from src.agent.memory.jsonb import loads_jsonb
-from src.agent.memory.transcript import copy_value, element_to_message, message_to_element
+from src.agent.memory.transcript import Pristine, element_to_message, message_to_element
 
-TRANSCRIPT_BLOB_TYPE = "vera.transcript_ranges"
 DEFAULT_CACHE_MAX_BYTES = 64 * 2**20
 # What a cached message costs beyond its JSON text (its element dict, the message given
 # out, the stored copy's dict, index entries): ~2.5 KiB measured with tracemalloc for the
 # bench's chat messages (strings are shared by the three).
 MESSAGE_OVERHEAD_BYTES = 2560
-
-Ranges = list[list[int]]
-
-
-def to_ranges(positions: list[int]) -> Ranges:
-    """Compress log positions into `[start, end)` runs: [0,1,2,5] -> [[0,3],[5,6]]."""
-    ranges: Ranges = []
-    for pos in positions:
-        if ranges and ranges[-1][1] == pos:
-            ranges[-1][1] = pos + 1
-        else:
-            ranges.append([pos, pos + 1])
-    return ranges
-
-
-def encode_ranges(positions: list[int]) -> bytes:
-    return json.dumps(to_ranges(positions), separators=(",", ":")).encode()
-
-
-def decode_ranges(blob: bytes) -> Ranges:
-    return json.loads(blob)
-
-
-def ranges_end(blob: bytes) -> int:
-    """How many log elements a ranges blob needs (one past its highest position)."""
-    return max((end for _, end in decode_ranges(blob)), default=0)
-
-
-class Pristine:
-    """A message as it was stored, for comparisons only: its class and a deep copy of its
-    field values (a few us, where building a message costs ~10 us and a deep model copy
-    more). Equal to a message exactly when pydantic would find the message equal to the
-    stored one (or stricter, should the message hold values that are not fields)."""
-
-    __slots__ = ("cls", "extra", "fields", "id", "private")
-
-    def __init__(self, message: BaseMessage) -> None:
-        self.cls = type(message)
-        fields: dict[str, Any] = {}
-        for key, value in message.__dict__.items():  # the common values without a call
-            kind = type(value)
-            if value is None or kind is str:
-                fields[key] = value
-            elif not value and (kind is dict or kind is list):
-                fields[key] = kind()
-            else:
-                fields[key] = copy_value(value)
-        self.fields = fields
-        extra = message.__pydantic_extra__
-        self.extra = copy_value(extra) if extra else {}  # None and {} alike, as pydantic
-        private = getattr(message, "__pydantic_private__", None)
-        self.private = None if private is None else copy.deepcopy(private)
-        self.id: str | None = message.id
-
-    def __eq__(self, other: object) -> bool:
-        return (
-            type(other) is self.cls
-            and other.__dict__ == self.fields
-            and (other.__pydantic_extra__ or {}) == self.extra
-            and getattr(other, "__pydantic_private__", None) == self.private
-        )
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 @dataclass

@@ -29,12 +29,12 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from src.agent.memory.jsonb import dumps_jsonb, loads_jsonb
-from src.agent.memory.message_log import (
+from src.agent.memory.message_log import MessageLogCache, SessionLog
+from src.agent.memory.seq_ranges import (
     TRANSCRIPT_BLOB_TYPE,
-    MessageLogCache,
-    SessionLog,
     decode_ranges,
     encode_ranges,
+    ranges_end,
 )
 from src.agent.memory.transcript import is_message_list
 
@@ -164,6 +164,25 @@ class TupleBuilder:
         self.logs: dict[uuid.UUID, SessionLog | None] = {}
         self._built: dict[uuid.UUID, list[BaseMessage | None]] = {}
         self._filled: dict[uuid.UUID, bytearray] = {}
+
+    async def load(self, conn: asyncpg.Connection, rows: Sequence[asyncpg.Record]) -> TupleBuilder:
+        """Hold the transcript logs that `rows` refer to: the cached log as is when it
+        already holds every position the rows need, else read its unseen tail (one query
+        per session). Returns self."""
+        needed: dict[uuid.UUID, tuple[uuid.UUID, int]] = {}
+        for r in rows:
+            for _, kind, blob in r["blobs"] or ():
+                if kind == TRANSCRIPT_BLOB_TYPE:
+                    sid = r["session_id"]
+                    end = max(ranges_end(blob), needed.get(sid, (None, 0))[1])
+                    needed[sid] = (r["conversation_id"], end)
+        for sid, (row_id, end) in needed.items():
+            log = self.logs.get(sid)
+            if log is not None and log.row_id == row_id and len(log.messages) >= end:
+                continue
+            log = self.message_logs.covering(sid, row_id, end)
+            self.logs[sid] = log or await self.message_logs.sync(conn, sid)
+        return self
 
     def _transcript_value(self, sid: uuid.UUID, blob: bytes) -> list[BaseMessage]:
         log = self.logs.get(sid)
