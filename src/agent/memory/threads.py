@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 _THREAD_NAMESPACE = uuid.UUID("6f0d3c8e-52a4-4c1e-9a57-0b0c1e2f3a4d")
 
 
+@functools.lru_cache(maxsize=4096)  # called several times per step with the same id
 def session_id_for(thread_id: str | uuid.UUID) -> uuid.UUID:
     """The `conversations.session_id` of a thread id.
 
