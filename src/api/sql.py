@@ -91,3 +91,11 @@ DELETE_SESSION_EVENTS = "DELETE FROM turn_events WHERE session_id = $1"
 
 # Sent through the pool at start-up, to check that the LISTEN connection receives NOTIFYs.
 PROBE_NOTIFY = "SELECT pg_notify($1, $2)"
+
+# -- the API_WORKERS start-up check (`workers.py`) --
+
+# The pid of the server process that answers (a pooler in between reports another one).
+BACKEND_PID = "SELECT pg_backend_pid()"
+MAX_CONNECTIONS = "SHOW max_connections"
+SUPERUSER_RESERVED_CONNECTIONS = "SHOW superuser_reserved_connections"
+RESERVED_CONNECTIONS = "SHOW reserved_connections"  # PostgreSQL 16+

@@ -26,7 +26,7 @@ import asyncpg
 import uvicorn
 from fastapi import FastAPI
 
-from src.api import logs
+from src.api import logs, sql
 from src.config.settings import Settings, SettingsError, get_settings
 
 logger = logging.getLogger("vera.workers")
@@ -53,15 +53,15 @@ async def connection_budget(settings: Settings, workers: int) -> str:
             f"({type(exc).__name__}: {exc}); the embedded fallback serves one process only"
         ) from None
     try:
-        if conn.get_server_pid() != await conn.fetchval("SELECT pg_backend_pid()"):
+        if conn.get_server_pid() != await conn.fetchval(sql.BACKEND_PID):
             return (f"{address} is a connection pooler: API_WORKERS={workers} x "
                     "POSTGRES_MEMORY_POOL_MAX is bounded by its max_client_conn, not "
                     "checked here")  # fmt: skip
-        max_connections = int(await conn.fetchval("SHOW max_connections"))
-        reserved = int(await conn.fetchval("SHOW superuser_reserved_connections"))
+        max_connections = int(await conn.fetchval(sql.MAX_CONNECTIONS))
+        reserved = int(await conn.fetchval(sql.SUPERUSER_RESERVED_CONNECTIONS))
         # PostgreSQL 16+: slots for pg_use_reserved_connections too
         with contextlib.suppress(asyncpg.UndefinedObjectError):
-            reserved += int(await conn.fetchval("SHOW reserved_connections"))
+            reserved += int(await conn.fetchval(sql.RESERVED_CONNECTIONS))
     finally:
         await conn.close()
     per_worker = settings.postgres_memory_pool_max + LISTEN_CONNECTIONS_PER_WORKER
