@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langgraph.errors import GraphRecursionError
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import interrupt
 
@@ -177,4 +178,32 @@ async def test_a_state_edit_is_shown_at_once(
     await graph.ainvoke({"messages": [HumanMessage("price of AAPL?")]}, config)
     await graph.aupdate_state(config, {"messages": [HumanMessage("a note", id="note-1")]})
     assert (await shown(counted, thread))[-1] == "note-1"
+    assert await shown(counted, thread) == await state_ids(graph, config)
+
+
+async def test_a_run_stopped_without_a_write_catches_up_at_the_next_runs_end(
+    saver: ConversationCheckpointer, counted: asyncpg.Connection
+) -> None:
+    """A static interrupt and LangGraph's recursion limit stop a run without a write the
+    checkpointer sees: its messages are readable at once (state, `store.get_messages`) and
+    the transcript shows them when the session's next run ends."""
+    graph = tool_graph(saver)
+    thread = f"stopped-{uuid.uuid4()}"
+    config: dict[str, Any] = {"configurable": {"thread_id": thread}}
+    sid = session_id_for(thread)
+
+    await graph.ainvoke({"messages": [HumanMessage("price?")]}, config, interrupt_before=["tools"])
+    paused = await state_ids(graph, config)
+    assert len(paused) == 2
+    assert [m["id"] for m in await saver.store.get_messages(sid)] == paused
+    await graph.ainvoke(None, config)  # resumed: the run ends
+    assert await shown(counted, thread) == await state_ids(graph, config)
+
+    with pytest.raises(GraphRecursionError):
+        await graph.ainvoke(
+            {"messages": [HumanMessage("again?")]}, {**config, "recursion_limit": 2}
+        )
+    stopped = await state_ids(graph, config)
+    assert [m["id"] for m in await saver.store.get_messages(sid)] == stopped
+    await graph.ainvoke({"messages": [HumanMessage("and now?")]}, config)
     assert await shown(counted, thread) == await state_ids(graph, config)

@@ -13,7 +13,10 @@
 ALTER TABLE transcript_heads ADD COLUMN IF NOT EXISTS pending INTEGER[] NOT NULL DEFAULT '{}';
 
 -- The session's conversation row, created when missing (`created`); with `p_lock` it stays
--- locked until commit, which is how writers of one session take turns.
+-- locked until commit, which is how writers of one session take turns. The lock is FOR NO
+-- KEY UPDATE (what an UPDATE of `messages` takes anyway): it leaves the foreign-key checks
+-- of concurrent inserts (a step's pending writes, stored while its checkpoint is) free to
+-- go on, where FOR UPDATE made them wait for each other.
 CREATE OR REPLACE FUNCTION vera_conversation_row(
     p_session UUID, p_lock BOOLEAN, OUT row_id UUID, OUT created BOOLEAN
 ) LANGUAGE plpgsql AS $$
@@ -22,7 +25,7 @@ BEGIN
     LOOP
         IF p_lock THEN
             SELECT c.id INTO row_id FROM conversations c WHERE c.session_id = p_session
-            FOR UPDATE;
+            FOR NO KEY UPDATE;
         ELSE
             SELECT c.id INTO row_id FROM conversations c WHERE c.session_id = p_session;
         END IF;
