@@ -37,17 +37,16 @@ from src.agent.memory import sql, thread_ops
 from src.agent.memory.fencing import as_lease_lost, lease_of
 from src.agent.memory.jsonb import dumps_jsonb
 from src.agent.memory.message_log import DEFAULT_CACHE_MAX_BYTES, MessageLogCache
+from src.agent.memory.put import CheckpointPut
 from src.agent.memory.rows import (
     TupleBuilder,
     encode_checkpoint,
     encode_writes,
     run_goes_on,
-    transcript_row,
 )
 from src.agent.memory.store import PostgresMemoryStore
 from src.agent.memory.sync_bridge import SyncBridge
 from src.agent.memory.threads import session_id_for
-from src.agent.memory.transcript import Pristine
 
 T = TypeVar("T")
 _PAGE_SIZE = 100
@@ -222,58 +221,20 @@ class ConversationCheckpointer(SyncBridge):
         rows = encode_checkpoint(
             config, checkpoint, metadata, new_versions, self.serde, self.transcript_channel
         )
-        blobs, transcript, version = rows.blobs, rows.transcript, rows.transcript_version
-        row = (
-            checkpoint["id"],
-            conf.get("checkpoint_id"),
-            thread_id,
-            rows.body,
-            rows.metadata,
-            self.transcript_channel,
-        )
-        lease = lease_of(conf)
-        defer = transcript is not None and run_goes_on(checkpoint, metadata)
-
-        async def put(conn: asyncpg.Connection) -> Callable[[], None] | None:
-            """Plan from the cached copy and store; returns how to update the copy once
-            the write commits, or None (nothing written) when the copy was stale."""
-            log = self.message_logs.peek(sid)
-            seqs: list[int] | None = None
-            elements: list[dict[str, Any]] = []
-            copies: list[Pristine] = []
-            blob_rows = blobs
-            if transcript is not None:
-                seqs, elements, copies = self.message_logs.plan(log, transcript)
-                blob_rows = [*blobs, transcript_row(self.transcript_channel, version, seqs)]
-            columns = [list(c) for c in zip(*blob_rows, strict=True)] or [[], [], [], []]
-            start = len(log.messages) if log is not None else 0
-            new = dumps_jsonb(elements) if elements else None
-            result = await conn.fetchrow(
-                sql.PUT_CHECKPOINT, sid, ns, *columns, *row, seqs, new,
-                log.row_id if log is not None else None, start, lease, defer,
-            )  # fmt: skip
-            if not result["applied"]:
-                return None
-            return functools.partial(
-                self.message_logs.commit,
-                sid, result["row_id"], start, elements, copies, seqs, len(new or ""),
-            )  # fmt: skip
-
-        async def write(conn: asyncpg.Connection) -> None:
-            committed = await put(conn)
-            if committed is None:
-                # Our copy was stale (another process wrote): the same statement again,
-                # planned from a copy refreshed under the row lock: nothing moves meanwhile.
-                async with conn.transaction():
-                    await conn.execute(sql.LOCK_CONVERSATION, sid)
-                    await self.message_logs.sync(conn, sid)
-                    committed = await put(conn)
-                    if committed is None:
-                        raise RuntimeError(f"session {sid}: messages moved under the row lock")
-            committed()
-
+        put = CheckpointPut(
+            session_id=sid,
+            ns=ns,
+            blobs=rows.blobs,
+            checkpoint_row=(checkpoint["id"], conf.get("checkpoint_id"), thread_id, rows.body,
+                            rows.metadata, self.transcript_channel),
+            transcript=rows.transcript,
+            transcript_version=rows.transcript_version,
+            channel=self.transcript_channel,
+            lease=lease_of(conf),
+            defer=rows.transcript is not None and run_goes_on(checkpoint, metadata),
+        )  # fmt: skip
         async with self._session_lock(sid):
-            await self._run(write)
+            await self._run(functools.partial(put.store, logs=self.message_logs))
         return {
             "configurable": {
                 "thread_id": thread_id,
