@@ -181,7 +181,7 @@ class ErrorBody(BaseModel):
 
 # The error answers every authenticated read endpoint documents.
 READ_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (401, 404, 422, 429, 503)
+    status: {"model": ErrorBody} for status in (401, 403, 404, 422, 429, 503)
 }
 
 

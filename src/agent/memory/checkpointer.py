@@ -34,7 +34,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from src.agent.memory import sql, thread_ops
-from src.agent.memory.fencing import as_lease_lost, lease_of
+from src.agent.memory.fencing import as_fencing_error, lease_of
 from src.agent.memory.jsonb import dumps_jsonb
 from src.agent.memory.message_log import DEFAULT_CACHE_MAX_BYTES, MessageLogCache
 from src.agent.memory.put import CheckpointPut
@@ -147,10 +147,10 @@ class ConversationCheckpointer(SyncBridge):
         try:
             return await self.store.run(fn)
         except asyncpg.PostgresError as exc:
-            lost = as_lease_lost(exc)
-            if lost is None:
+            fenced = as_fencing_error(exc)
+            if fenced is None:
                 raise
-            raise lost from exc
+            raise fenced from exc
 
     # -- reads -----------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ them, in the same statement, once another worker holds the session.
 A turn passes its lease id in its run config (`configurable[LEASE_CONFIG_KEY]`); the
 checkpointer hands it to `vera_put_checkpoint` / `vera_put_writes`, which raise SQLSTATE
 `VR001` unless `turn_leases` still holds it for the session (see
-`migrations/0005_message_store.sql`).
+`migrations/0005_message_store.sql`). A write without a lease (Studio, a script) is refused
+with `VR002` while a turn holds the session (`migrations/0008_transcript_per_turn.sql`).
 """
 
 from __future__ import annotations
@@ -16,10 +17,16 @@ import asyncpg
 
 LEASE_CONFIG_KEY = "vera_lease"
 LEASE_LOST_SQLSTATE = "VR001"
+SESSION_LEASED_SQLSTATE = "VR002"
 
 
 class LeaseLostError(RuntimeError):
     """A write of a turn whose lease another turn has taken: nothing was stored."""
+
+
+class SessionLeasedError(RuntimeError):
+    """A write without a lease while a turn of the API holds the session: nothing was
+    stored (try again when the turn ends)."""
 
 
 def lease_of(configurable: dict[str, Any]) -> uuid.UUID | None:
@@ -28,8 +35,11 @@ def lease_of(configurable: dict[str, Any]) -> uuid.UUID | None:
     return None if lease is None else uuid.UUID(str(lease))
 
 
-def as_lease_lost(exc: BaseException) -> LeaseLostError | None:
-    """The `LeaseLostError` a database error stands for, or None."""
-    if isinstance(exc, asyncpg.PostgresError) and exc.sqlstate == LEASE_LOST_SQLSTATE:
-        return LeaseLostError(str(exc))
+def as_fencing_error(exc: BaseException) -> LeaseLostError | SessionLeasedError | None:
+    """The fencing error a database error stands for, or None."""
+    if isinstance(exc, asyncpg.PostgresError):
+        if exc.sqlstate == LEASE_LOST_SQLSTATE:
+            return LeaseLostError(str(exc))
+        if exc.sqlstate == SESSION_LEASED_SQLSTATE:
+            return SessionLeasedError(exc.args[0] if exc.args else str(exc))
     return None

@@ -114,6 +114,27 @@ BEGIN
 END
 $$;
 
+-- Fencing (see `vera_check_lease`, migration 5), and one more rule: a write that carries no
+-- lease (LangGraph Studio, a script) is refused (SQLSTATE VR002) while a turn of the API
+-- holds the session, instead of forking the conversation under it (the later write would
+-- then silently decide which run's messages the transcript shows). Without the API's
+-- `turn_leases` table (the checkpointer used as a library) there is nothing to check.
+CREATE OR REPLACE FUNCTION vera_check_writer(p_session UUID, p_lease UUID) RETURNS VOID
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF p_lease IS NOT NULL THEN
+        PERFORM vera_check_lease(p_session, p_lease);
+    ELSIF to_regclass('turn_leases') IS NOT NULL THEN
+        PERFORM 1 FROM turn_leases l
+        WHERE l.session_id = p_session AND l.expires_at > clock_timestamp();
+        IF FOUND THEN
+            RAISE EXCEPTION 'session %: a turn of the API is running on it; write again when it ends',
+                p_session USING ERRCODE = 'VR002';
+        END IF;
+    END IF;
+END
+$$;
+
 -- Show the messages waiting in `pending` (a run failed or stopped for an interrupt).
 CREATE OR REPLACE FUNCTION vera_show_latest(p_session UUID) RETURNS VOID
 LANGUAGE plpgsql AS $$
@@ -166,9 +187,7 @@ BEGIN
     IF NOT FOUND THEN  -- new, or a conversation its pending writes created
         INSERT INTO transcript_heads (session_id) VALUES (p_session) RETURNING * INTO head;
     END IF;
-    IF p_lease IS NOT NULL THEN
-        PERFORM vera_check_lease(p_session, p_lease);
-    END IF;
+    PERFORM vera_check_writer(p_session, p_lease);
     IF (p_expect_next > 0 AND v_row IS DISTINCT FROM p_expect_row)
         OR (p_new IS NOT NULL AND head.next_seq <> p_expect_next) THEN
         RETURN QUERY SELECT v_row, head.next_seq, false;
@@ -253,9 +272,7 @@ DECLARE
 BEGIN
     SELECT r.row_id, r.created INTO v_row, v_created
     FROM vera_conversation_row(p_session, false) AS r;
-    IF p_lease IS NOT NULL THEN
-        PERFORM vera_check_lease(p_session, p_lease);
-    END IF;
+    PERFORM vera_check_writer(p_session, p_lease);
     IF p_upsert THEN
         INSERT INTO checkpoint_writes (session_id, checkpoint_ns, checkpoint_id, task_id,
             task_path, idx, channel, type, blob)
