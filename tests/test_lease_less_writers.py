@@ -1,17 +1,24 @@
 """A writer without a lease (LangGraph Studio, a script) can't fork a session under a
 running API turn: its writes are refused while the turn holds the session's lease, with
-nothing stored, and go through once the lease is released or has expired."""
+nothing stored, and go through once the lease is released or has expired. A run that
+continues from its own previous checkpoint after another writer moved the thread on is
+refused too (else its later write would hide the other writer's turn)."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
+from typing import Any
 
 import asyncpg
 import pytest
-from langchain_core.messages import HumanMessage
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.graph import END, START, MessagesState, StateGraph
 
-from src.agent.memory import ConversationCheckpointer, session_id_for
-from src.agent.memory.fencing import SessionLeasedError
+from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore, session_id_for
+from src.agent.memory.fencing import SessionLeasedError, StaleRunError
+from tests.api_harness import wait_until
 from tests.support import chat_graph, plant_expired_lease
 
 
@@ -71,3 +78,60 @@ async def test_without_the_apps_lease_table_nothing_is_checked(empty_dsn: str) -
         config = {"configurable": {"thread_id": thread}}
         await graph.ainvoke({"messages": [HumanMessage("hello")]}, config)
         assert len((await graph.aget_state(config)).values["messages"]) == 2
+
+
+def gated_graph(checkpointer: ConversationCheckpointer, gate: asyncio.Event) -> Any:
+    """One node that waits for `gate` before answering (a slow model)."""
+
+    async def slow(state: MessagesState) -> dict:
+        await gate.wait()
+        return {"messages": [AIMessage("late answer")]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("slow", slow)
+    builder.add_edge(START, "slow")
+    builder.add_edge("slow", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+async def test_a_run_is_refused_once_another_writer_continued_the_thread(
+    store: PostgresMemoryStore, db: asyncpg.Connection
+) -> None:
+    """Run A (a Studio run, one process) waits on its model while writer B (another
+    process: an API turn that started after A's question was stored) completes a turn on
+    the thread; A's answer would fork the thread from under B's turn and hide it from the
+    transcript: it is refused, and the transcript keeps B's turn."""
+    thread, gate = str(uuid.uuid4()), asyncio.Event()
+    config = {"configurable": {"thread_id": thread}}
+    slow = gated_graph(ConversationCheckpointer(store), gate)
+    other = chat_graph(ConversationCheckpointer(store))
+    run_a = asyncio.create_task(slow.ainvoke({"messages": [HumanMessage("from A")]}, config))
+
+    async def question_stored() -> bool:  # A's step 0: the question, before the model
+        return await checkpoints_of(db, thread) >= 2
+
+    await wait_until(question_stored)
+    await other.ainvoke({"messages": [HumanMessage("from B")]}, config)
+    gate.set()
+    with pytest.raises(StaleRunError, match="another writer continued the thread"):
+        await run_a
+    transcript = await db.fetchval(
+        "SELECT messages::text FROM conversations WHERE session_id = $1", session_id_for(thread)
+    )
+    texts = [m["content"] for m in json.loads(transcript)]
+    assert texts[:2] == ["from A", "from B"] and "late answer" not in texts
+    assert len(texts) == 3  # B's answer
+
+
+async def test_a_fork_from_an_older_checkpoint_is_not_refused(
+    saver: ConversationCheckpointer,
+) -> None:
+    """Time travel (Studio's "fork"): a run from an older checkpoint of the same process."""
+    graph, thread = chat_graph(saver), str(uuid.uuid4())
+    config = {"configurable": {"thread_id": thread}}
+    await graph.ainvoke({"messages": [HumanMessage("one")]}, config)
+    older = (await graph.aget_state(config)).config
+    await graph.ainvoke({"messages": [HumanMessage("two")]}, config)
+    await graph.ainvoke({"messages": [HumanMessage("two, edited")]}, older)
+    texts = [m.content for m in (await graph.aget_state(config)).values["messages"]]
+    assert texts[0] == "one" and texts[2] == "two, edited" and "two" not in texts

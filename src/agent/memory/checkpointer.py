@@ -19,6 +19,7 @@ import functools
 import random
 import uuid
 import weakref
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -50,6 +51,7 @@ from src.agent.memory.threads import session_id_for
 
 T = TypeVar("T")
 _PAGE_SIZE = 100
+_WRITTEN_SESSIONS = 4096
 # Writes after which the run stops (LangGraph's error and interrupt channels): the
 # transcript then shows the messages that waited for the run's end.
 _RUN_STOPS = frozenset(("__error__", "__interrupt__"))
@@ -77,6 +79,9 @@ class ConversationCheckpointer(SyncBridge):
         self._locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
+        # The root checkpoint this instance wrote last, per recent session: a lease-less run
+        # continuing from it is refused (StaleRunError) if another writer moved the thread.
+        self._written: OrderedDict[uuid.UUID, str] = OrderedDict()
         try:
             self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -232,9 +237,18 @@ class ConversationCheckpointer(SyncBridge):
             channel=self.transcript_channel,
             lease=lease_of(conf),
             defer=rows.transcript is not None and run_goes_on(checkpoint, metadata),
+            expect_head=None,
         )  # fmt: skip
         async with self._session_lock(sid):
+            parent = conf.get("checkpoint_id")
+            if ns == "" and put.lease is None and parent and self._written.get(sid) == parent:
+                put.expect_head = parent  # a run going on from its own last checkpoint
             await self._run(functools.partial(put.store, logs=self.message_logs))
+            if ns == "":
+                self._written[sid] = checkpoint["id"]
+                self._written.move_to_end(sid)
+                if len(self._written) > _WRITTEN_SESSIONS:
+                    self._written.popitem(last=False)
         return {
             "configurable": {
                 "thread_id": thread_id,

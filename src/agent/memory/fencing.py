@@ -5,7 +5,9 @@ A turn passes its lease id in its run config (`configurable[LEASE_CONFIG_KEY]`);
 checkpointer hands it to `vera_put_checkpoint` / `vera_put_writes`, which raise SQLSTATE
 `VR001` unless `turn_leases` still holds it for the session (see
 `migrations/0005_message_store.sql`). A write without a lease (Studio, a script) is refused
-with `VR002` while a turn holds the session (`migrations/0008_transcript_per_turn.sql`).
+with `VR002` while a turn holds the session, and a run's write on top of its own previous
+checkpoint with `VR003` once another writer has continued the thread since
+(`migrations/0008_transcript_per_turn.sql`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import asyncpg
 LEASE_CONFIG_KEY = "vera_lease"
 LEASE_LOST_SQLSTATE = "VR001"
 SESSION_LEASED_SQLSTATE = "VR002"
+STALE_RUN_SQLSTATE = "VR003"
 
 
 class LeaseLostError(RuntimeError):
@@ -29,17 +32,27 @@ class SessionLeasedError(RuntimeError):
     stored (try again when the turn ends)."""
 
 
+class StaleRunError(RuntimeError):
+    """A run's write on top of its own previous checkpoint after another writer (an API
+    turn, another Studio run) continued the thread: nothing was stored; the thread keeps the
+    other writer's messages (run again from the latest state)."""
+
+
 def lease_of(configurable: dict[str, Any]) -> uuid.UUID | None:
     """The lease a run config carries, if any."""
     lease = configurable.get(LEASE_CONFIG_KEY)
     return None if lease is None else uuid.UUID(str(lease))
 
 
-def as_fencing_error(exc: BaseException) -> LeaseLostError | SessionLeasedError | None:
-    """The fencing error a database error stands for, or None."""
+def as_fencing_error(exc: BaseException) -> RuntimeError | None:
+    """The fencing error a database error stands for (`LeaseLostError`,
+    `SessionLeasedError`, `StaleRunError`), or None."""
     if isinstance(exc, asyncpg.PostgresError):
-        if exc.sqlstate == LEASE_LOST_SQLSTATE:
-            return LeaseLostError(str(exc))
-        if exc.sqlstate == SESSION_LEASED_SQLSTATE:
-            return SessionLeasedError(exc.args[0] if exc.args else str(exc))
+        kind = {
+            LEASE_LOST_SQLSTATE: LeaseLostError,
+            SESSION_LEASED_SQLSTATE: SessionLeasedError,
+            STALE_RUN_SQLSTATE: StaleRunError,
+        }.get(exc.sqlstate or "")
+        if kind is not None:
+            return kind(exc.args[0] if exc.args else str(exc))
     return None

@@ -38,6 +38,7 @@ class CheckpointPut:
     channel: str  # the transcript channel
     lease: uuid.UUID | None  # the turn's fencing token
     defer: bool  # the run goes on: the transcript may show new messages at its end
+    expect_head: str | None  # the run's own previous checkpoint, which must still be the head
 
     async def store(self, conn: asyncpg.Connection, logs: MessageLogCache) -> None:
         """Store the checkpoint, then update `logs` (the caller holds this process's
@@ -74,6 +75,7 @@ class CheckpointPut:
         result = await conn.fetchrow(
             sql.PUT_CHECKPOINT, sid, self.ns, *columns, *self.checkpoint_row, seqs, new,
             log.row_id if log is not None else None, start, self.lease, self.defer,
+            self.expect_head,
         )  # fmt: skip
         if not result["applied"]:
             return None

@@ -42,11 +42,12 @@ WHERE c.session_id = $1"""
 # `aput` in one round trip (`migrations/0008_transcript_per_turn.sql`): $1 session, $2 ns,
 # $3-$6 blob columns, $7-$11 checkpoint columns, $12 transcript channel, $13 its seqs,
 # $14 new elements, $15-$16 the cached copy the plan was made from, $17 the turn's lease,
-# $18 whether the run goes on (the transcript may show the new messages at its end).
+# $18 whether the run goes on (the transcript may show the new messages at its end), $19
+# the head the write must continue (this process wrote it; another writer since: VR003).
 PUT_CHECKPOINT = """
 SELECT row_id, next_seq, applied FROM vera_put_checkpoint(
     $1, $2, $3::text[], $4::text[], $5::text[], $6::bytea[], $7, $8, $9, $10::jsonb,
-    $11::jsonb, $12, $13::int[], $14::jsonb, $15, $16, $17, $18)"""
+    $11::jsonb, $12, $13::int[], $14::jsonb, $15, $16, $17, $18, $19)"""
 
 # The session's conversation row, created if missing, locked until the transaction ends.
 LOCK_CONVERSATION = "SELECT row_id FROM vera_conversation_row($1, true)"

@@ -171,7 +171,7 @@ CREATE OR REPLACE FUNCTION vera_put_checkpoint(
     p_checkpoint_id TEXT, p_parent_id TEXT, p_thread_id TEXT, p_checkpoint JSONB,
     p_metadata JSONB, p_channel TEXT,
     p_seqs INTEGER[], p_new JSONB, p_expect_row UUID, p_expect_next INTEGER, p_lease UUID,
-    p_defer BOOLEAN
+    p_defer BOOLEAN, p_expect_head TEXT
 ) RETURNS TABLE (row_id UUID, next_seq INTEGER, applied BOOLEAN)
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -188,6 +188,13 @@ BEGIN
         INSERT INTO transcript_heads (session_id) VALUES (p_session) RETURNING * INTO head;
     END IF;
     PERFORM vera_check_writer(p_session, p_lease);
+    -- A run continuing from its own previous checkpoint (`p_expect_head`, when the caller
+    -- knows it wrote it) while another writer has continued the thread since: storing it
+    -- would fork the thread and hide the other writer's messages from the transcript.
+    IF p_expect_head IS NOT NULL AND head.checkpoint_id IS DISTINCT FROM p_expect_head THEN
+        RAISE EXCEPTION 'session %: another writer continued the thread after checkpoint %; this run is stale',
+            p_session, p_expect_head USING ERRCODE = 'VR003';
+    END IF;
     IF (p_expect_next > 0 AND v_row IS DISTINCT FROM p_expect_row)
         OR (p_new IS NOT NULL AND head.next_seq <> p_expect_next) THEN
         RETURN QUERY SELECT v_row, head.next_seq, false;
