@@ -135,3 +135,26 @@ async def test_a_fork_from_an_older_checkpoint_is_not_refused(
     await graph.ainvoke({"messages": [HumanMessage("two, edited")]}, older)
     texts = [m.content for m in (await graph.aget_state(config)).values["messages"]]
     assert texts[0] == "one" and texts[2] == "two, edited" and "two" not in texts
+
+
+async def test_a_fork_from_this_processs_last_checkpoint_after_another_writer_is_not_refused(
+    store: PostgresMemoryStore,
+) -> None:
+    """Studio's time travel to the checkpoint it wrote last, after an API turn moved the
+    thread on: a new run (fork with input, state edit, re-run) is not the stale run."""
+    thread = str(uuid.uuid4())
+    config = {"configurable": {"thread_id": thread}}
+    studio = chat_graph(ConversationCheckpointer(store))
+    api = chat_graph(ConversationCheckpointer(store))
+    await studio.ainvoke({"messages": [HumanMessage("from Studio")]}, config)
+    mine = (await studio.aget_state(config)).config
+    await api.ainvoke({"messages": [HumanMessage("from the API")]}, config)
+    await studio.ainvoke({"messages": [HumanMessage("fork")]}, mine)
+    texts = [m.content for m in (await studio.aget_state(config)).values["messages"]]
+    assert texts[0] == "from Studio" and texts[2] == "fork" and "from the API" not in texts
+    await api.ainvoke({"messages": [HumanMessage("from the API")]}, config)
+    mine = (await studio.aget_state(config)).config
+    await studio.ainvoke({"messages": [HumanMessage("again")]}, config)
+    await api.ainvoke({"messages": [HumanMessage("and the API")]}, config)
+    await studio.aupdate_state(mine, {"messages": [HumanMessage("edited", id="e-1")]})
+    assert (await studio.aget_state(config)).values["messages"][-1].id == "e-1"

@@ -33,6 +33,7 @@ from langgraph.checkpoint.base import (
     CheckpointTuple,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.runtime import DEFAULT_RUNTIME
 
 from src.agent.memory import sql, thread_ops
 from src.agent.memory.fencing import as_fencing_error, lease_of
@@ -51,7 +52,7 @@ from src.agent.memory.threads import session_id_for
 
 T = TypeVar("T")
 _PAGE_SIZE = 100
-_WRITTEN_SESSIONS = 4096
+_WRITTEN_SESSIONS = 1024
 # Writes after which the run stops (LangGraph's error and interrupt channels): the
 # transcript then shows the messages that waited for the run's end.
 _RUN_STOPS = frozenset(("__error__", "__interrupt__"))
@@ -79,9 +80,10 @@ class ConversationCheckpointer(SyncBridge):
         self._locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = (
             weakref.WeakValueDictionary()
         )
-        # The root checkpoint this instance wrote last, per recent session: a lease-less run
-        # continuing from it is refused (StaleRunError) if another writer moved the thread.
-        self._written: OrderedDict[uuid.UUID, str] = OrderedDict()
+        # The root checkpoint this instance wrote last, per recent session, and the run that
+        # wrote it: that run's next write is refused (StaleRunError) if another writer has
+        # moved the thread on since. A new run from that checkpoint (a fork) is another run.
+        self._written: OrderedDict[uuid.UUID, tuple[Any, str]] = OrderedDict()
         try:
             self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -240,12 +242,16 @@ class ConversationCheckpointer(SyncBridge):
             expect_head=None,
         )  # fmt: skip
         async with self._session_lock(sid):
-            parent = conf.get("checkpoint_id")
-            if ns == "" and put.lease is None and parent and self._written.get(sid) == parent:
-                put.expect_head = parent  # a run going on from its own last checkpoint
+            run = _run_of(conf)
+            if ns == "" and put.lease is None and run is not None:
+                writer, last = self._written.get(sid, (None, None))
+                if last == conf.get("checkpoint_id") and writer is run:
+                    put.expect_head = last  # this run going on from its own last checkpoint
             await self._run(functools.partial(put.store, logs=self.message_logs))
             if ns == "":
-                self._written[sid] = checkpoint["id"]
+                # The run object itself (it has no weak reference; its id could be reused):
+                # only a lease-less run's, for the last thousand sessions.
+                self._written[sid] = (run if put.lease is None else None, checkpoint["id"])
                 self._written.move_to_end(sid)
                 if len(self._written) > _WRITTEN_SESSIONS:
                     self._written.popitem(last=False)
@@ -361,6 +367,15 @@ class ConversationCheckpointer(SyncBridge):
         else:
             current_v = int(current.split(".")[0])
         return f"{current_v + 1:032}.{random.random():016}"
+
+
+def _run_of(configurable: dict[str, Any]) -> Any:
+    """The object LangGraph creates once per graph run and passes in every write's config
+    (its `Runtime`, under a private key; None when absent: then nothing is checked)."""
+    runtime = configurable.get("__pregel_runtime")
+    if runtime is DEFAULT_RUNTIME:  # shared by every caller that set none: not a run
+        return None
+    return runtime
 
 
 __all__ = ["ConversationCheckpointer", "session_id_for"]
