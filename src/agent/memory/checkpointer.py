@@ -18,8 +18,6 @@ import asyncio
 import functools
 import random
 import uuid
-import weakref
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -33,13 +31,12 @@ from langgraph.checkpoint.base import (
     CheckpointTuple,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from langgraph.runtime import DEFAULT_RUNTIME
 
 from src.agent.memory import sql, thread_ops
 from src.agent.memory.fencing import as_fencing_error, lease_of
 from src.agent.memory.jsonb import dumps_jsonb
 from src.agent.memory.message_log import DEFAULT_CACHE_MAX_BYTES, MessageLogCache
-from src.agent.memory.put import CheckpointPut
+from src.agent.memory.put import CheckpointPut, SessionWriters, run_of
 from src.agent.memory.rows import (
     TupleBuilder,
     encode_checkpoint,
@@ -52,7 +49,6 @@ from src.agent.memory.threads import session_id_for
 
 T = TypeVar("T")
 _PAGE_SIZE = 100
-_WRITTEN_SESSIONS = 1024
 # Writes after which the run stops (LangGraph's error and interrupt channels): the
 # transcript then shows the messages that waited for the run's end.
 _RUN_STOPS = frozenset(("__error__", "__interrupt__"))
@@ -77,13 +73,7 @@ class ConversationCheckpointer(SyncBridge):
         if cache_max_bytes is None:
             cache_max_bytes = getattr(store, "cache_max_bytes", DEFAULT_CACHE_MAX_BYTES)
         self.message_logs = MessageLogCache(self.serde, max_bytes=cache_max_bytes)
-        self._locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = (
-            weakref.WeakValueDictionary()
-        )
-        # The root checkpoint this instance wrote last, per recent session, and the run that
-        # wrote it: that run's next write is refused (StaleRunError) if another writer has
-        # moved the thread on since. A new run from that checkpoint (a fork) is another run.
-        self._written: OrderedDict[uuid.UUID, tuple[Any, str]] = OrderedDict()
+        self.writers = SessionWriters()
         try:
             self.loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
         except RuntimeError:
@@ -241,20 +231,12 @@ class ConversationCheckpointer(SyncBridge):
             defer=rows.transcript is not None and run_goes_on(checkpoint, metadata),
             expect_head=None,
         )  # fmt: skip
-        async with self._session_lock(sid):
-            run = _run_of(conf)
-            if ns == "" and put.lease is None and run is not None:
-                writer, last = self._written.get(sid, (None, None))
-                if last == conf.get("checkpoint_id") and writer is run:
-                    put.expect_head = last  # this run going on from its own last checkpoint
+        run = run_of(conf) if ns == "" and put.lease is None else None  # fenced otherwise
+        async with self.writers.lock(sid):
+            put.expect_head = self.writers.expected_head(sid, run, conf.get("checkpoint_id"))
             await self._run(functools.partial(put.store, logs=self.message_logs))
             if ns == "":
-                # The run object itself (it has no weak reference; its id could be reused):
-                # only a lease-less run's, for the last thousand sessions.
-                self._written[sid] = (run if put.lease is None else None, checkpoint["id"])
-                self._written.move_to_end(sid)
-                if len(self._written) > _WRITTEN_SESSIONS:
-                    self._written.popitem(last=False)
+                self.writers.wrote(sid, run, checkpoint["id"])
         return {
             "configurable": {
                 "thread_id": thread_id,
@@ -262,14 +244,6 @@ class ConversationCheckpointer(SyncBridge):
                 "checkpoint_id": checkpoint["id"],
             }
         }
-
-    def _session_lock(self, sid: uuid.UUID) -> asyncio.Lock:
-        """This instance's writers of one session take turns (planning from the cached copy
-        and storing must not interleave); other sessions and all readers go on."""
-        lock = self._locks.get(sid)
-        if lock is None:
-            lock = self._locks[sid] = asyncio.Lock()
-        return lock
 
     async def aput_writes(
         self,
@@ -367,15 +341,6 @@ class ConversationCheckpointer(SyncBridge):
         else:
             current_v = int(current.split(".")[0])
         return f"{current_v + 1:032}.{random.random():016}"
-
-
-def _run_of(configurable: dict[str, Any]) -> Any:
-    """The object LangGraph creates once per graph run and passes in every write's config
-    (its `Runtime`, under a private key; None when absent: then nothing is checked)."""
-    runtime = configurable.get("__pregel_runtime")
-    if runtime is DEFAULT_RUNTIME:  # shared by every caller that set none: not a run
-        return None
-    return runtime
 
 
 __all__ = ["ConversationCheckpointer", "session_id_for"]

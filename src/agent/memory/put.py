@@ -9,14 +9,18 @@ under. The cache learns what was stored only once the write has committed.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import uuid
+import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from langchain_core.messages import BaseMessage
+from langgraph.runtime import DEFAULT_RUNTIME
 
 from src.agent.memory import sql
 from src.agent.memory.jsonb import dumps_jsonb
@@ -82,3 +86,43 @@ class CheckpointPut:
         return functools.partial(
             logs.commit, sid, result["row_id"], start, elements, copies, seqs, len(new or "")
         )
+
+
+class SessionWriters:
+    """This saver instance's writers of each session. They take turns (planning from the
+    cached copy and storing must not interleave; other sessions and all readers go on), and
+    the root checkpoint written last is remembered with the LangGraph run that wrote it: that
+    run's next write must find it still the head (else `StaleRunError`: another writer moved
+    the thread on meanwhile). A new run from that checkpoint, a fork, is another run."""
+
+    def __init__(self, remembered: int = 1024) -> None:
+        self._locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
+        # The run object itself: it has no weak reference, and its id could be reused.
+        self._written: OrderedDict[uuid.UUID, tuple[Any, str]] = OrderedDict()
+        self.remembered = remembered
+
+    def lock(self, session_id: uuid.UUID) -> asyncio.Lock:
+        lock = self._locks.get(session_id)
+        if lock is None:
+            lock = self._locks[session_id] = asyncio.Lock()
+        return lock
+
+    def expected_head(self, session_id: uuid.UUID, run: Any, parent: str | None) -> str | None:
+        """`parent` when `run` wrote it (the run goes on from its own last checkpoint)."""
+        writer, last = self._written.get(session_id, (None, None))
+        return last if run is not None and writer is run and last == parent else None
+
+    def wrote(self, session_id: uuid.UUID, run: Any, checkpoint_id: str) -> None:
+        self._written[session_id] = (run, checkpoint_id)
+        self._written.move_to_end(session_id)
+        if len(self._written) > self.remembered:
+            self._written.popitem(last=False)
+
+
+def run_of(configurable: dict[str, Any]) -> Any:
+    """The object LangGraph creates once per graph run and passes in each of its writes'
+    config (its `Runtime`, under a private key); None when absent: nothing is checked."""
+    runtime = configurable.get("__pregel_runtime")
+    return None if runtime is DEFAULT_RUNTIME else runtime  # the default: not a run
