@@ -19,9 +19,10 @@ from typing import Any
 
 import asyncpg
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
-from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.graph import MessagesState
 
 from bench.savers import SERVER, TABLES, fresh_database, saver_for, sentence, stored_bytes
+from tests.support import model_and_tools_graph
 
 
 @dataclass
@@ -53,16 +54,7 @@ def tool_graph(checkpointer: Any, seed: int) -> Any:
         price = {"symbol": call["args"]["symbol"], "price": round(rng.uniform(100, 500), 2)}
         return {"messages": [ToolMessage(json.dumps(price), tool_call_id=call["id"])]}
 
-    def route(state: MessagesState) -> str:
-        return "tools" if state["messages"][-1].tool_calls else END
-
-    builder = StateGraph(MessagesState)
-    builder.add_node("model", model)
-    builder.add_node("tools", tools)
-    builder.add_edge(START, "model")
-    builder.add_conditional_edges("model", route, ["tools", END])
-    builder.add_edge("tools", "model")
-    return builder.compile(checkpointer=checkpointer)
+    return model_and_tools_graph(checkpointer, model, tools)
 
 
 # Autovacuum runs on the tables and their TOAST tables (the transcripts live in TOAST).

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import asyncpg
 import httpx
 import uvicorn
 from fastapi import FastAPI
@@ -17,7 +19,7 @@ from langchain_core.language_models import BaseChatModel
 from src.api.app import create_app
 from src.config.settings import Settings, load_settings
 from tests.fakes import FakeModel
-from tests.support import memory_settings
+from tests.support import memory_settings, transcript_lengths
 
 
 def settings_values(dsn: str) -> dict[str, Any]:
@@ -120,3 +122,14 @@ async def wait_until(condition: Callable[[], Awaitable[bool]], limit: float = 20
     async with asyncio.timeout(limit):
         while not await condition():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
+
+
+async def hundred_slow_turns(settings: Settings, db: asyncpg.Connection) -> None:
+    """100 new sessions send a turn at once to a model that takes 1.5 s (longer than a
+    pool acquire may wait): every turn ends `done` and stores its two messages."""
+    sids = [str(uuid.uuid4()) for _ in range(100)]
+    limits = httpx.Limits(max_connections=100)
+    async with api_client(settings, FakeModel(delay=1.5), timeout=60, limits=limits) as client:
+        results = await asyncio.gather(*(chat(client, sid, "Hello") for sid in sids))
+    assert all(events[-1].event == "done" for events in results)
+    assert await transcript_lengths(db, sids) == [2] * 100

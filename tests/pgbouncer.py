@@ -30,6 +30,9 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import asyncpg
 import pytest
 
+from src.agent.memory import PostgresMemoryStore
+from src.wiring import app_migrations
+
 # Debian installs it in /usr/sbin, which is not on every user's PATH.
 _CANDIDATES = ("/usr/sbin/pgbouncer", "/usr/bin/pgbouncer", "/usr/local/bin/pgbouncer")
 
@@ -245,3 +248,17 @@ def pgbouncer_fixture(server_dsn: str) -> Iterator[PgBouncer]:
     binary = require_pgbouncer()
     with start_pgbouncer(server_dsn, pool_mode="transaction", binary=binary) as bouncer:
         yield bouncer
+
+
+def bouncer_store(
+    dsn: str, statement_cache: bool = False, max_size: int = 10, direct_dsn: str | None = None
+) -> PostgresMemoryStore:
+    """A store as the app builds it (its own tables too), on `dsn` (a PgBouncer address)."""
+    return PostgresMemoryStore(
+        dsn,
+        min_size=1,
+        max_size=max_size,
+        statement_cache=statement_cache,
+        extra_migrations=app_migrations(),
+        direct_dsn=direct_dsn,
+    )

@@ -1,5 +1,5 @@
 """What tests and `bench/` share: a free port, a DSN as settings or environment (TCP or
-Unix socket), fresh databases, and the small chat graph."""
+Unix socket), fresh databases, the small chat graph and the model/tools graph shape."""
 
 from __future__ import annotations
 
@@ -126,6 +126,26 @@ def chat_graph(
     builder.add_node("reply", answer)
     builder.add_edge(START, "reply")
     builder.add_edge("reply", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+def model_and_tools_graph(
+    checkpointer: Any,
+    model: Callable[[MessagesState], dict],
+    tools: Callable[[MessagesState], dict],
+) -> Any:
+    """Vera's graph shape with stand-in nodes: `model`, then `tools` and `model` again while
+    the last message asks for tools, compiled with `checkpointer`."""
+
+    def route(state: MessagesState) -> str:
+        return "tools" if getattr(state["messages"][-1], "tool_calls", None) else END
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("model", model)
+    builder.add_node("tools", tools)
+    builder.add_edge(START, "model")
+    builder.add_conditional_edges("model", route, ["tools", END])
+    builder.add_edge("tools", "model")
     return builder.compile(checkpointer=checkpointer)
 
 

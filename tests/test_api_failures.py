@@ -10,9 +10,15 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.api_harness import api_client, chat, parse_sse, settings_for, wait_until
+from tests.api_harness import (
+    api_client,
+    chat,
+    hundred_slow_turns,
+    parse_sse,
+    settings_for,
+    wait_until,
+)
 from tests.fakes import FakeModel, ProviderError
-from tests.support import transcript_lengths
 
 
 async def transcript(client: httpx.AsyncClient, sid: str) -> list[dict]:
@@ -124,12 +130,7 @@ async def test_hundred_slow_sessions_complete_on_a_pool_of_twenty(
         database_dsn, postgres_memory_pool_max=20, postgres_memory_connect_timeout=1.0,
         rate_limit_per_minute=1000,
     )  # fmt: skip
-    sids = [str(uuid.uuid4()) for _ in range(100)]
-    limits = httpx.Limits(max_connections=100)
-    async with api_client(settings, FakeModel(delay=1.5), timeout=60, limits=limits) as client:
-        results = await asyncio.gather(*(chat(client, sid, "Hello") for sid in sids))
-    assert all(events[-1].event == "done" for events in results)
-    assert await transcript_lengths(db, sids) == [2] * 100
+    await hundred_slow_turns(settings, db)
 
 
 async def test_client_disconnect_mid_stream_still_stores_a_whole_turn(

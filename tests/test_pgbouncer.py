@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import asyncpg
-import httpx
 import pytest
 from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.report import ProgressCallbacks
@@ -42,17 +41,17 @@ from tests import (
     test_memory_contract,
     test_turn_streams,
 )
-from tests.api_harness import api_client, chat, settings_for
+from tests.api_harness import hundred_slow_turns, settings_for
 from tests.conftest import with_database
 from tests.fakes import FakeModel
 from tests.pgbouncer import (
     PREPARED_STATEMENTS_SINCE,
     PgBouncer,
+    bouncer_store,
     pgbouncer_version,
     require_pgbouncer,
     start_pgbouncer,
 )
-from tests.support import transcript_lengths
 
 
 @dataclass(frozen=True)
@@ -108,16 +107,6 @@ async def db(direct_dsn: str) -> AsyncIterator[asyncpg.Connection]:
         yield conn
     finally:
         await conn.close()
-
-
-def bouncer_store(dsn: str, statement_cache: bool, max_size: int = 10) -> PostgresMemoryStore:
-    return PostgresMemoryStore(
-        dsn,
-        min_size=1,
-        max_size=max_size,
-        statement_cache=statement_cache,
-        extra_migrations=app_migrations(),
-    )
 
 
 @pytest.fixture
@@ -260,12 +249,7 @@ async def test_hundred_slow_sessions_complete_on_a_pool_of_twenty(
     with the 1-second wait (none directly, none through PgBouncer with 5 server
     connections)."""
     settings = settings_for(database_dsn, postgres_memory_pool_max=20, rate_limit_per_minute=1000)
-    sids = [str(uuid.uuid4()) for _ in range(100)]
-    limits = httpx.Limits(max_connections=100)
-    async with api_client(settings, FakeModel(delay=1.5), timeout=60, limits=limits) as client:
-        results = await asyncio.gather(*(chat(client, sid, "Hello") for sid in sids))
-    assert all(events[-1].event == "done" for events in results)
-    assert await transcript_lengths(db, sids) == [2] * 100
+    await hundred_slow_turns(settings, db)
 
 
 # -- migrations ----------------------------------------------------------------------------

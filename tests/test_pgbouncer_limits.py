@@ -28,29 +28,16 @@ from src.agent.memory import PostgresMemoryStore
 from src.api.app import create_app
 from src.api.turn_events import CHANNEL, TurnEventLog
 from src.config.settings import SettingsError
-from src.wiring import app_migrations
 from tests.api_harness import api_client, chat, settings_for
 from tests.fakes import FakeModel
 from tests.pgbouncer import (
     PgBouncer,
+    bouncer_store,
     pgbouncer_fixture,  # noqa: F401  (`pgbouncer`: transaction pooling, 20 server connections)
     require_pgbouncer,
     start_pgbouncer,
 )
 from tests.support import transcript_lengths
-
-
-def bouncer_store(
-    dsn: str, statement_cache: bool = False, max_size: int = 10, direct_dsn: str | None = None
-) -> PostgresMemoryStore:
-    return PostgresMemoryStore(
-        dsn,
-        min_size=1,
-        max_size=max_size,
-        statement_cache=statement_cache,
-        extra_migrations=app_migrations(),
-        direct_dsn=direct_dsn,
-    )
 
 
 @pytest.fixture

@@ -21,10 +21,13 @@ import asyncpg
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.errors import GraphRecursionError
-from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.graph import MessagesState
 from langgraph.types import interrupt
 
 from src.agent.memory import ConversationCheckpointer, session_id_for
+from src.api.security import Principal
+from src.api.session_directory import SessionDirectory
+from tests.support import model_and_tools_graph
 
 COUNT_REWRITES = """
 CREATE TABLE IF NOT EXISTS transcript_rewrites (session_id UUID, n INTEGER);
@@ -64,16 +67,7 @@ def tool_graph(checkpointer: Any, *, fail_after_tool: bool = False, ask: bool = 
         result = json.dumps({"symbol": "AAPL", "price": 123.45})
         return {"messages": [ToolMessage(result, tool_call_id=call["id"], id=f"t-{uuid.uuid4()}")]}
 
-    def route(state: MessagesState) -> str:
-        return "tools" if getattr(state["messages"][-1], "tool_calls", None) else END
-
-    builder = StateGraph(MessagesState)
-    builder.add_node("model", model)
-    builder.add_node("tools", tools)
-    builder.add_edge(START, "model")
-    builder.add_conditional_edges("model", route, ["tools", END])
-    builder.add_edge("tools", "model")
-    return builder.compile(checkpointer=checkpointer)
+    return model_and_tools_graph(checkpointer, model, tools)
 
 
 async def shown(db: asyncpg.Connection, thread: str) -> list[str]:
@@ -161,9 +155,14 @@ async def test_a_turn_cut_short_loses_nothing(store: Any, counted: asyncpg.Conne
     fresh = tool_graph(ConversationCheckpointer(store))
     ids = await state_ids(fresh, config)
     assert len(ids) == 3
-    # The transcript as the API reads it (`store.get_messages`) holds them too.
+    # The transcript as the API reads it (`store.get_messages`) holds them too, and so
+    # does the session list's message count.
     read = await store.get_messages(session_id_for(thread))
     assert [m["id"] for m in read] == ids
+    directory, owner = SessionDirectory(store), Principal("default")
+    await directory.claim(session_id_for(thread), owner, "price of AAPL?")
+    listed = (await directory.page(owner, 10, None)).sessions
+    assert [s["message_count"] for s in listed if s["session_id"] == session_id_for(thread)] == [3]
     await fresh.ainvoke({"messages": [HumanMessage("and MSFT?")]}, config)
     final = await state_ids(fresh, config)
     assert final[:3] == ids and len(final) == 3 + 4
