@@ -15,6 +15,7 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 from langchain_core.language_models import BaseChatModel
+from prometheus_client.parser import text_string_to_metric_families
 
 from src.api.app import create_app
 from src.config.settings import Settings, load_settings
@@ -133,3 +134,40 @@ async def hundred_slow_turns(settings: Settings, db: asyncpg.Connection) -> None
         results = await asyncio.gather(*(chat(client, sid, "Hello") for sid in sids))
     assert all(events[-1].event == "done" for events in results)
     assert await transcript_lengths(db, sids) == [2] * 100
+
+
+QUESTION = "What's the weather in Montevideo and the price of AAPL?"
+
+
+@asynccontextmanager
+async def worker(settings: Any, model: FakeModel) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
+    """One API worker (app + client); the app gives the test its store and runner."""
+    app = create_app(settings, model=model)
+    async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+        yield app, client
+
+
+async def send(client: httpx.AsyncClient, sid: str, message: str, turn_id: str | None = None,
+               path: str = "/chat") -> httpx.Response | list[Event]:  # fmt: skip
+    body: dict[str, Any] = {"session_id": sid, "message": message}
+    if turn_id is not None:
+        body["turn_id"] = turn_id
+    if path != "/chat":
+        return await client.post(path, json=body)
+    async with client.stream("POST", "/chat", json=body) as response:
+        text = (await response.aread()).decode()
+    assert response.status_code == 200, text
+    return parse_sse(text)[0]
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample of a scrape, by name and labels."""
+    return {
+        (s.name, frozenset(s.labels.items())): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+
+
+def value(scrape: dict, name: str, **labels: str) -> float:
+    return scrape.get((name, frozenset(labels.items())), 0.0)

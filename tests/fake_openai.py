@@ -18,12 +18,14 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import httpx
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from tests.api_harness import serve
+from src.agent.model import build_chat_model
+from tests.api_harness import Event, api_client, serve, settings_for
 
 KEY = "sk-test-key-0123456789"
 MODEL = "gpt-test"
@@ -210,3 +212,27 @@ class FakeOpenAI:
     def tool_results(self, request: int) -> list[dict[str, Any]]:
         """The tool messages of the `request`-th request received."""
         return [m for m in self.received[request].body["messages"] if m["role"] == "tool"]
+
+
+@asynccontextmanager
+async def vera(dsn: str, fake: FakeOpenAI, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """The API with the real `ChatOpenAI` talking to `fake` over loopback HTTP."""
+    async with fake.serve() as url:
+        values = {"openai_api_key": KEY, "openai_base_url": url, "agent_model": MODEL}
+        settings = settings_for(dsn, **{**values, **overrides})
+        async with api_client(settings, build_chat_model(settings), timeout=60) as client:
+            yield client
+
+
+async def transcript(client: httpx.AsyncClient, sid: str) -> list[dict]:
+    response = await client.get(f"/sessions/{sid}/messages")
+    assert response.status_code == 200, response.text
+    return response.json()["messages"]
+
+
+def names(events: list[Event]) -> list[str]:
+    return [e.event for e in events if e.event != "token"]
+
+
+def answer(events: list[Event]) -> str:
+    return "".join(e.data["content"] for e in events if e.event == "token")

@@ -3,16 +3,22 @@ Unix socket), fresh databases, the small chat graph and the model/tools graph sh
 
 from __future__ import annotations
 
+import os
+import re
 import socket
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import asyncpg
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def free_port() -> int:
@@ -167,3 +173,50 @@ async def plant_expired_lease(conn: asyncpg.Connection, session_id: str) -> None
         uuid.UUID(session_id),
         uuid.uuid4(),
     )
+
+
+def cfg(thread_id: str) -> dict:
+    return {"configurable": {"thread_id": thread_id}}
+
+
+async def run_turns(graph, thread_id: str, n: int) -> None:
+    for i in range(n):
+        text = (
+            f"question {i}: how is {['AAPL', 'MSFT', 'the weather'][i % 3]} doing? {uuid.uuid4()}"
+        )
+        await graph.ainvoke({"messages": [HumanMessage(text)]}, cfg(thread_id))
+
+
+def readme_example() -> str:
+    """The first python block of the README's "Use it in your own graph" section."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Use it in your own graph", 1)[1].split("\n## ", 1)[0]
+    match = re.search(r"```python\n(.*?)```", section, re.DOTALL)
+    assert match is not None, "no python block in the README's section"
+    return match[1]
+
+
+def run_example(python: str, dsn: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    """Run the example with `python` on `dsn`; returns what it printed."""
+    done = subprocess.run(
+        [python, "-c", readme_example()],
+        cwd=cwd,
+        env={**(env or os.environ), "DATABASE_URL": dsn},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+async def schema_of(dsn: str) -> tuple[set[str], int]:
+    """The public tables of `dsn`'s database and its number of conversations."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        return {r["tablename"] for r in rows}, await conn.fetchval(
+            "SELECT count(*) FROM conversations"
+        )
+    finally:
+        await conn.close()

@@ -10,28 +10,14 @@ import uuid
 import asyncpg
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from src.agent.memory.store import StorageUnavailableError
 from src.api.app import create_app
-from tests.api_harness import api_client, chat, settings_for
+from tests.api_harness import api_client, chat, samples, settings_for, value
 from tests.fakes import FakeModel
 from tests.support import free_port, plant_expired_lease
 
 KEY = "metrics-key-0123456789abcdefghijklmnop"
-
-
-def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    """Every sample of a scrape, by name and labels."""
-    return {
-        (s.name, frozenset(s.labels.items())): s.value
-        for family in text_string_to_metric_families(text)
-        for s in family.samples
-    }
-
-
-def value(scrape: dict, name: str, **labels: str) -> float:
-    return scrape.get((name, frozenset(labels.items())), 0.0)
 
 
 async def scrape(client: httpx.AsyncClient, **headers: str) -> dict:

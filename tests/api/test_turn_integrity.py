@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
@@ -18,11 +16,14 @@ from pydantic import BaseModel
 
 from src.agent.memory.store import StorageUnavailableError
 from src.api import turn_stream
-from src.api.app import create_app
-from tests.api_harness import Event, parse_sse, serve, settings_for, wait_until
+from tests.api_harness import (
+    QUESTION,
+    send,
+    settings_for,
+    wait_until,
+    worker,
+)
 from tests.fakes import FakeModel, ProviderError
-
-QUESTION = "What's the weather in Montevideo and the price of AAPL?"
 
 
 class FailOnCalls(FakeModel):
@@ -34,27 +35,6 @@ class FailOnCalls(FakeModel):
         await super()._before()
         if self.calls in self.failing:
             raise ProviderError(429)
-
-
-@asynccontextmanager
-async def worker(settings: Any, model: FakeModel) -> AsyncIterator[tuple[Any, httpx.AsyncClient]]:
-    """One API worker (app + client); the app gives the test its store and runner."""
-    app = create_app(settings, model=model)
-    async with serve(app) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
-        yield app, client
-
-
-async def send(client: httpx.AsyncClient, sid: str, message: str, turn_id: str | None = None,
-               path: str = "/chat") -> httpx.Response | list[Event]:  # fmt: skip
-    body: dict[str, Any] = {"session_id": sid, "message": message}
-    if turn_id is not None:
-        body["turn_id"] = turn_id
-    if path != "/chat":
-        return await client.post(path, json=body)
-    async with client.stream("POST", "/chat", json=body) as response:
-        text = (await response.aread()).decode()
-    assert response.status_code == 200, text
-    return parse_sse(text)[0]
 
 
 async def transcript(database_dsn: str, sid: str) -> list[tuple[str, str]]:

@@ -18,14 +18,13 @@ import pytest
 
 from src.api.workers import connection_budget
 from src.config.settings import SettingsError
-from tests.api_harness import parse_sse, settings_for, settings_values
+from tests.api_harness import parse_sse, samples, settings_for, settings_values, value
 from tests.fake_openai import KEY as OPENAI_KEY
 from tests.fake_openai import MODEL, FakeOpenAI, Reply
+from tests.processes import redis_url, server_processes
 from tests.support import as_environment, free_port, plant_expired_lease
-from tests.test_api_contract import _redis_url, server_processes
-from tests.test_metrics import samples, value
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 POOL_MAX = 4
 
 
@@ -115,7 +114,7 @@ async def test_two_workers_share_sessions_leases_and_metrics(
 
 
 async def test_two_workers_share_one_rate_limit_in_redis(database_dsn: str, tmp_path: Path) -> None:
-    redis = _redis_url()
+    redis = redis_url()
     if redis is None:
         pytest.skip("no Redis server on 127.0.0.1:6379")
     name = "w" + uuid.uuid4().hex[:12]  # a principal of its own: no count from other runs

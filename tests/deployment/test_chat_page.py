@@ -21,7 +21,7 @@ from tests.api_harness import settings_for
 from tests.browser import chromium, live_server, page_errors
 from tests.fakes import FakeModel
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 QUESTION = "What's the weather in Montevideo and the price of AAPL?"
 HOSTILE = (
     'Look: <img src=x onerror="window.__pwned = 1"> and <script>window.__pwned = 2</script> '

@@ -7,7 +7,7 @@ import ast
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MEMORY = ROOT / "src" / "agent" / "memory"
 SQL_MODULES = {"sql.py", "prune_sql.py"}
 SQL_TEXT = re.compile(

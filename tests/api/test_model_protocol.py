@@ -6,45 +6,15 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
 
-import httpx
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
 from src.agent.graph import build_graph
 from src.agent.memory import ConversationCheckpointer
-from src.agent.model import build_chat_model
-from tests.api_harness import Event, api_client, chat, settings_for
-from tests.fake_openai import KEY, MODEL, FakeOpenAI, Reply
+from tests.api_harness import chat, settings_for
+from tests.fake_openai import FakeOpenAI, Reply, answer, names, transcript, vera
 from tests.fakes import FakeModel
-
-
-@asynccontextmanager
-async def vera(dsn: str, fake: FakeOpenAI, **overrides: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """The API with the real `ChatOpenAI` talking to `fake` over loopback HTTP."""
-    async with fake.serve() as url:
-        values = {"openai_api_key": KEY, "openai_base_url": url, "agent_model": MODEL}
-        settings = settings_for(dsn, **{**values, **overrides})
-        async with api_client(settings, build_chat_model(settings), timeout=60) as client:
-            yield client
-
-
-async def transcript(client: httpx.AsyncClient, sid: str) -> list[dict]:
-    response = await client.get(f"/sessions/{sid}/messages")
-    assert response.status_code == 200, response.text
-    return response.json()["messages"]
-
-
-def names(events: list[Event]) -> list[str]:
-    return [e.event for e in events if e.event != "token"]
-
-
-def answer(events: list[Event]) -> str:
-    return "".join(e.data["content"] for e in events if e.event == "token")
-
 
 # -- a) tool-call arguments that are not valid JSON -----------------------------------
 

@@ -30,7 +30,7 @@ from tests.api_harness import (
 from tests.fakes import FakeModel
 from tests.support import as_environment, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -20,10 +20,9 @@ import httpx
 
 from tests.api_harness import parse_sse, settings_values
 from tests.fake_openai import KEY, MODEL, FakeOpenAI, Reply
-from tests.support import as_environment
-from tests.test_api_server import free_port
+from tests.support import as_environment, free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @asynccontextmanager

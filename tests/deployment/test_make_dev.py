@@ -23,7 +23,7 @@ import pytest
 from tests.studio_harness import LANGGRAPH, LANGGRAPH_DEV_MARKS
 from tests.support import free_port, memory_env
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 STUDIO = "https://smith.langchain.com/studio/?baseUrl=http://127.0.0.1:{port}"
 
 pytestmark = [

@@ -13,7 +13,7 @@ import httpx
 
 from tests.support import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def postmasters_of(data_dir: Path) -> list[int]:

@@ -20,7 +20,7 @@ from src.agent.memory.migrations import (
 )
 from src.wiring import app_migrations
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def every_migration():

@@ -32,18 +32,10 @@ from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
 from src.agent.memory.migrations import load_migrations
 from src.api.app import create_app
 from src.wiring import app_migrations
-from tests import (
-    test_api_chat,
-    test_api_failures,
-    test_graph,
-    test_memory,
-    test_memory_concurrency,
-    test_memory_contract,
-    test_turn_streams,
-)
+from tests.api import test_api_chat, test_api_failures, test_turn_streams
 from tests.api_harness import hundred_slow_turns, settings_for
-from tests.conftest import with_database
 from tests.fakes import FakeModel
+from tests.memory import test_graph, test_memory, test_memory_concurrency, test_memory_contract
 from tests.pgbouncer import (
     PREPARED_STATEMENTS_SINCE,
     PgBouncer,
@@ -52,6 +44,7 @@ from tests.pgbouncer import (
     require_pgbouncer,
     start_pgbouncer,
 )
+from tests.support import with_database
 
 
 @dataclass(frozen=True)

@@ -15,19 +15,7 @@ from langgraph.graph import START, MessagesState, StateGraph
 from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore, session_id_for
 from src.agent.memory.migrations import load_migrations
 from src.agent.memory.seq_ranges import TRANSCRIPT_BLOB_TYPE
-from tests.support import chat_graph
-
-
-def cfg(thread_id: str) -> dict:
-    return {"configurable": {"thread_id": thread_id}}
-
-
-async def run_turns(graph, thread_id: str, n: int) -> None:
-    for i in range(n):
-        text = (
-            f"question {i}: how is {['AAPL', 'MSFT', 'the weather'][i % 3]} doing? {uuid.uuid4()}"
-        )
-        await graph.ainvoke({"messages": [HumanMessage(text)]}, cfg(thread_id))
+from tests.support import cfg, chat_graph, run_turns
 
 
 async def test_transcript_format_and_plain_sql(saver, store) -> None:

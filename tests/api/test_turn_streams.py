@@ -10,9 +10,8 @@ import uuid
 
 import asyncpg
 
-from tests.api_harness import parse_sse, settings_for
+from tests.api_harness import QUESTION, parse_sse, send, settings_for, worker
 from tests.fakes import FakeModel
-from tests.test_turn_integrity import QUESTION, send, worker
 
 
 async def test_a_client_that_dropped_replays_and_follows_its_turn_on_another_worker(

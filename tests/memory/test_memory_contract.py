@@ -28,8 +28,7 @@ from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore, sess
 from src.agent.memory.store import StorageUnavailableError
 from src.agent.memory.threads import _THREAD_NAMESPACE
 from src.api.turn_leases import TurnLeases
-from tests.support import chat_graph
-from tests.test_memory import cfg, run_turns
+from tests.support import cfg, chat_graph, run_turns
 
 Fn = Callable[[asyncpg.Connection], Awaitable[Any]]
 

@@ -13,9 +13,8 @@ from src.agent.graph import build_graph, turn_so_far
 from src.agent.model import build_chat_model
 from src.config.settings import load_settings
 from tests.api_harness import api_client, chat, settings_for
-from tests.fake_openai import KEY, MODEL, FakeOpenAI, Reply
+from tests.fake_openai import KEY, MODEL, FakeOpenAI, Reply, answer, names, transcript, vera
 from tests.fakes import FakeModel
-from tests.test_model_protocol import answer, names, transcript, vera
 
 
 def stock_call(n: int) -> tuple[str, str, str]:

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import fresh_database
-from tests.test_readme_example import run_example, schema_of
+from tests.support import fresh_database, run_example, schema_of
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 UV = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
 
 pytestmark = pytest.mark.skipif(not Path(UV).exists(), reason="uv is not installed")
