@@ -1,101 +1,29 @@
-"""Test harness: a real PostgreSQL per test run, and stores/savers on a fresh database.
-
-The server is `TEST_DATABASE_URL` when set, else the local server on 127.0.0.1:5432 when it
-answers, else an embedded PostgreSQL in a temporary folder. Each run creates its own
-database and drops it at the end.
-"""
+"""The suite in tiers, one folder each: `unit/` (no database), `memory/` (the checkpointer
+and the graph on a real PostgreSQL), `api/` (the app under an in-process uvicorn) and
+`deployment/` (processes, browser, wheel, compose, workers, fuzzing). Each test is marked
+with its tier (`pytest -m "not deployment"`); the database fixtures are in
+`tests/database.py`."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import tempfile
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 
-from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
-from src.agent.memory.embedded import EmbeddedPostgres
-from src.wiring import app_migrations
-from tests.support import create_database, drop_database, fresh_database
-from tests.support import with_database as with_database  # re-exported (older imports)
+pytest_plugins = ["tests.database"]
 
-LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+TESTS = Path(__file__).resolve().parent
+TIERS = ("unit", "memory", "api", "deployment")
 
 
-def _reachable(dsn: str) -> bool:
-    async def probe() -> bool:
-        try:
-            conn = await asyncpg.connect(dsn, timeout=3)
-        except (OSError, asyncpg.PostgresError, TimeoutError):
-            return False
-        await conn.close()
-        return True
-
-    return asyncio.run(probe())
+def tier_of(path: Path) -> str | None:
+    """The tier of a test module: the folder under tests/ it is in (None: in none)."""
+    parts = path.resolve().relative_to(TESTS).parts
+    return parts[0] if len(parts) > 1 and parts[0] in TIERS else None
 
 
-@pytest.fixture(scope="session")
-def server_dsn() -> Iterator[str]:
-    """DSN of an admin database on a running PostgreSQL server."""
-    configured = os.environ.get("TEST_DATABASE_URL")
-    if configured:
-        yield configured
-        return
-    if _reachable(LOCAL_URL):
-        yield LOCAL_URL
-        return
-    with tempfile.TemporaryDirectory(prefix="vera-pg-") as tmp:
-        server = EmbeddedPostgres(Path(tmp) / "data")
-        dsn = server.start()
-        try:
-            yield dsn
-        finally:
-            server.stop()
-
-
-@pytest.fixture(scope="session")
-def database_dsn(server_dsn: str) -> Iterator[str]:
-    """A fresh database for this test run, dropped at the end."""
-    dsn = asyncio.run(create_database(server_dsn, "vera_test"))
-    try:
-        yield dsn
-    finally:
-        asyncio.run(drop_database(server_dsn, dsn))
-
-
-@pytest.fixture
-async def store(database_dsn: str) -> AsyncIterator[PostgresMemoryStore]:
-    """An initialized store on the run's database (schema applied, the app's tables too)."""
-    store = PostgresMemoryStore(
-        database_dsn, min_size=1, max_size=10, extra_migrations=app_migrations()
-    )
-    await store.initialize()
-    try:
-        yield store
-    finally:
-        await store.close()
-
-
-@pytest.fixture
-async def saver(store: PostgresMemoryStore) -> ConversationCheckpointer:
-    return ConversationCheckpointer(store)
-
-
-@pytest.fixture
-async def db(database_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection of its own to the run's database (not from a store's pool)."""
-    conn = await asyncpg.connect(database_dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
-
-
-@pytest.fixture
-async def empty_dsn(server_dsn: str) -> AsyncIterator[str]:
-    """A brand-new empty database, dropped afterwards."""
-    async with fresh_database(server_dsn, "vera_empty") as dsn:
-        yield dsn
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        tier = tier_of(item.path)
+        if tier is not None:
+            item.add_marker(getattr(pytest.mark, tier))
