@@ -21,6 +21,14 @@ import pytest
 from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
 from src.agent.memory.embedded import EmbeddedPostgres
 from src.wiring import app_migrations
+from tests.pgbouncer import (
+    POOLERS,
+    PgBouncer,
+    Pooler,
+    require_pgbouncer,
+    start_pgbouncer,
+    start_pooler,
+)
 from tests.support import create_database, drop_database, fresh_database
 
 LOCAL_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -100,3 +108,40 @@ async def empty_dsn(server_dsn: str) -> AsyncIterator[str]:
     """A brand-new empty database, dropped afterwards."""
     async with fresh_database(server_dsn, "vera_empty") as dsn:
         yield dsn
+
+
+# -- poolers ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", params=list(POOLERS), ids=list(POOLERS))
+def pooler(request: pytest.FixtureRequest, server_dsn: str) -> Iterator[Pooler]:
+    """Each test that takes it runs straight to PostgreSQL and through PgBouncer (both
+    statement-cache variants, `tests/pgbouncer.py`); a test of PgBouncer alone narrows it:
+    `@pytest.mark.parametrize("pooler", BOUNCERS, indirect=True)`."""
+    with start_pooler(request.param, server_dsn) as running:
+        yield running
+
+
+@pytest.fixture
+async def pooled_store(pooler: Pooler, database_dsn: str) -> AsyncIterator[PostgresMemoryStore]:
+    """`store`, through the test's pooler (migrations too)."""
+    store = pooler.store(database_dsn)
+    await store.initialize()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+@pytest.fixture
+async def pooled_saver(pooled_store: PostgresMemoryStore) -> ConversationCheckpointer:
+    return ConversationCheckpointer(pooled_store)
+
+
+@pytest.fixture(scope="module")
+def pgbouncer(server_dsn: str) -> Iterator[PgBouncer]:
+    """PgBouncer in transaction pooling mode in front of the test server, for the tests of
+    what it changes (`tests/deployment/test_pgbouncer_limits.py`)."""
+    binary = require_pgbouncer()
+    with start_pgbouncer(server_dsn, pool_mode="transaction", binary=binary) as bouncer:
+        yield bouncer

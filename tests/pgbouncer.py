@@ -1,11 +1,11 @@
-"""A real PgBouncer in front of the test PostgreSQL, started as a subprocess.
+"""A real PgBouncer in front of the test PostgreSQL, started as a subprocess, and the
+`Pooler`s the suite runs through.
 
 `start_pgbouncer(server_dsn, ...)` writes a config of its own in a temporary folder (every
 database of the server through a `*` entry, trust auth with a one-user `auth_file`, no
 Unix socket), starts the `pgbouncer` binary on a free 127.0.0.1 port, waits until a client
-connection through it answers, and stops it at the end. The `pgbouncer` fixture (module
-scope, transaction pooling; import `pgbouncer_fixture` to use it) skips only when no
-`pgbouncer` binary is installed.
+connection through it answers, and stops it at the end. The fixtures (`pooler`, and
+`pgbouncer` for the tests of PgBouncer itself) are in `tests/database.py`.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import asyncpg
 import pytest
 
 from src.agent.memory import PostgresMemoryStore
+from src.config.settings import Settings
 from src.wiring import app_migrations
 
 # Debian installs it in /usr/sbin, which is not on every user's PATH.
@@ -242,14 +243,6 @@ def require_pgbouncer() -> str:
     return binary
 
 
-@pytest.fixture(scope="module", name="pgbouncer")
-def pgbouncer_fixture(server_dsn: str) -> Iterator[PgBouncer]:
-    """PgBouncer in transaction pooling mode in front of the test server."""
-    binary = require_pgbouncer()
-    with start_pgbouncer(server_dsn, pool_mode="transaction", binary=binary) as bouncer:
-        yield bouncer
-
-
 def bouncer_store(
     dsn: str, statement_cache: bool = False, max_size: int = 10, direct_dsn: str | None = None
 ) -> PostgresMemoryStore:
@@ -262,3 +255,68 @@ def bouncer_store(
         extra_migrations=app_migrations(),
         direct_dsn=direct_dsn,
     )
+
+
+# -- the poolers: how a test reaches the run's database --------------------------------
+
+# (name, statement cache, PgBouncer's max_prepared_statements); None: no PgBouncer.
+POOLERS: dict[str, tuple[bool, int | None]] = {
+    "direct": (True, None),
+    "pgbouncer": (False, 0),  # the asyncpg statement cache off: works with any PgBouncer
+    "pgbouncer-prepared": (True, 200),  # the cache on, PgBouncer's own prepared statements
+}
+BOUNCERS = [name for name, (_, prepared) in POOLERS.items() if prepared is not None]
+
+
+@dataclass(frozen=True)
+class Pooler:
+    """What stands between a test's store or app and PostgreSQL: nothing (`direct`), or a
+    PgBouncer in transaction pooling mode (20 server connections per database) with the
+    store's statement cache as the variant says. Checks of what was stored go straight to
+    PostgreSQL (the `db` fixture)."""
+
+    name: str
+    bouncer: PgBouncer | None
+    statement_cache: bool
+
+    def dsn(self, direct_dsn: str) -> str:
+        """`direct_dsn`'s database, reached through this pooler."""
+        return self.bouncer.dsn_for(direct_dsn) if self.bouncer else direct_dsn
+
+    def store(self, direct_dsn: str, max_size: int = 10) -> PostgresMemoryStore:
+        """A store as the app builds it (its own tables too), through this pooler."""
+        return bouncer_store(self.dsn(direct_dsn), self.statement_cache, max_size)
+
+    def settings(self, direct_dsn: str, **overrides: Any) -> Settings:
+        """The API's settings for `direct_dsn`'s database through this pooler."""
+        from tests.api_harness import settings_for  # the app, only for the tests that use it
+
+        if self.bouncer is not None:
+            # The opt-in docs/pgbouncer.md proposes for PgBouncer's prepared statements.
+            overrides = {
+                "postgres_memory_statement_cache": self.statement_cache,
+                "postgres_memory_pooler_prepared_statements": self.statement_cache,
+                **overrides,
+            }
+        return settings_for(self.dsn(direct_dsn), **overrides)
+
+
+@contextlib.contextmanager
+def start_pooler(name: str, server_dsn: str) -> Iterator[Pooler]:
+    """The pooler `name` of `POOLERS` in front of `server_dsn`'s server, for the block;
+    skips the test when its PgBouncer is not installed or too old."""
+    statement_cache, max_prepared = POOLERS[name]
+    if max_prepared is None:
+        yield Pooler(name, None, statement_cache)
+        return
+    binary = require_pgbouncer()
+    version = pgbouncer_version(binary)
+    if max_prepared and version < PREPARED_STATEMENTS_SINCE:
+        pytest.skip(
+            f"installed PgBouncer {'.'.join(map(str, version))} has no "
+            "max_prepared_statements (1.21+): the statement cache must stay off behind it"
+        )
+    with start_pgbouncer(
+        server_dsn, pool_size=20, max_prepared_statements=max_prepared, binary=binary
+    ) as running:
+        yield Pooler(name, running, statement_cache)

@@ -18,6 +18,8 @@ import asyncpg
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
 
+from src.config.settings import load_settings
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -220,3 +222,11 @@ async def schema_of(dsn: str) -> tuple[set[str], int]:
         )
     finally:
         await conn.close()
+
+
+OFFLINE = load_settings(weather_provider="offline", stock_provider="offline", openai_api_key=None)
+
+
+async def ask(graph, thread: str, text: str) -> list:
+    result = await graph.ainvoke({"messages": [HumanMessage(text)]}, cfg(thread))
+    return result["messages"]

@@ -29,9 +29,11 @@ async def rows(dsn: str, query: str, *args: object) -> list[asyncpg.Record]:
         await conn.close()
 
 
-async def test_tool_turn_streams_every_event_in_order(client: httpx.AsyncClient) -> None:
+async def test_tool_turn_streams_every_event_in_order(pooled_client: httpx.AsyncClient) -> None:
     sid = str(uuid.uuid4())
-    events = await chat(client, sid, "What's the weather in Montevideo and the price of AAPL?")
+    events = await chat(
+        pooled_client, sid, "What's the weather in Montevideo and the price of AAPL?"
+    )
     names = [e.event for e in events]
     assert names[0] == "session" and names[-1] == "done"
     turn_id = events[0].data["turn_id"]
@@ -53,7 +55,7 @@ async def test_tool_turn_streams_every_event_in_order(client: httpx.AsyncClient)
     assert str(weather["temperature_c"]) in answer
     done = events[-1].data
     assert done["usage"]["total_tokens"] > 0
-    transcript = (await client.get(f"/sessions/{sid}/messages")).json()["messages"]
+    transcript = (await pooled_client.get(f"/sessions/{sid}/messages")).json()["messages"]
     assert transcript[-1]["content"] == answer
     assert transcript[-1]["id"] == done["message_id"]
     assert [m["role"] for m in transcript] == ["user", "assistant", "tool", "tool", "assistant"]

@@ -19,6 +19,7 @@ from tests.api_harness import (
     wait_until,
 )
 from tests.fakes import FakeModel, ProviderError
+from tests.pgbouncer import Pooler
 
 
 async def transcript(client: httpx.AsyncClient, sid: str) -> list[dict]:
@@ -74,11 +75,11 @@ async def test_model_errors_have_stable_codes(database_dsn: str, error, code, st
 
 
 async def test_two_concurrent_turns_on_one_session_never_fork(
-    database_dsn: str, db: asyncpg.Connection
+    database_dsn: str, db: asyncpg.Connection, pooler: Pooler
 ) -> None:
     gate, started = asyncio.Event(), asyncio.Event()
     model = FakeModel(gate=gate, started=started)
-    settings = settings_for(database_dsn)
+    settings = pooler.settings(database_dsn)
     sid = str(uuid.uuid4())
     async with api_client(settings, model) as first, api_client(settings) as other_worker:
         running = asyncio.create_task(chat(first, sid, "My name is Ana"))
@@ -108,10 +109,12 @@ async def test_two_concurrent_turns_on_one_session_never_fork(
     assert parents == [None] + [r["checkpoint_id"] for r in rows[:-1]]  # one linear chain
 
 
-async def test_a_crashed_workers_lease_expires(database_dsn: str, db: asyncpg.Connection) -> None:
+async def test_a_crashed_workers_lease_expires(
+    database_dsn: str, db: asyncpg.Connection, pooler: Pooler
+) -> None:
     sid = uuid.uuid4()
     insert = "INSERT INTO turn_leases VALUES ($1, $2, now() + make_interval(secs => $3))"
-    async with api_client(settings_for(database_dsn)) as client:
+    async with api_client(pooler.settings(database_dsn)) as client:
         body = {"session_id": str(sid), "message": "Hello"}
         await db.execute(insert, sid, uuid.uuid4(), 60.0)  # a live holder elsewhere
         assert (await client.post("/chat/complete", json=body)).status_code == 409
@@ -122,24 +125,25 @@ async def test_a_crashed_workers_lease_expires(database_dsn: str, db: asyncpg.Co
 
 
 async def test_hundred_slow_sessions_complete_on_a_pool_of_twenty(
-    database_dsn: str, db: asyncpg.Connection
+    database_dsn: str, db: asyncpg.Connection, pooler: Pooler
 ) -> None:
     # Each model call outlasts the pool's acquire timeout: a turn holding a connection
-    # while it waits would starve the others into storage_unavailable.
-    settings = settings_for(
-        database_dsn, postgres_memory_pool_max=20, postgres_memory_connect_timeout=1.0,
-        rate_limit_per_minute=1000,
-    )  # fmt: skip
+    # while it waits would starve the others into storage_unavailable. Through PgBouncer,
+    # which takes its share of the CPU, the wait for a pooled connection stays the default.
+    timeout = {"postgres_memory_connect_timeout": 1.0} if pooler.bouncer is None else {}
+    settings = pooler.settings(
+        database_dsn, postgres_memory_pool_max=20, rate_limit_per_minute=1000, **timeout
+    )
     await hundred_slow_turns(settings, db)
 
 
 async def test_client_disconnect_mid_stream_still_stores_a_whole_turn(
-    database_dsn: str, db: asyncpg.Connection
+    database_dsn: str, db: asyncpg.Connection, pooler: Pooler
 ) -> None:
     gate = asyncio.Event()
     model = FakeModel(gate=gate, gate_from_call=2)  # the answer after the tool waits
     sid = str(uuid.uuid4())
-    async with api_client(settings_for(database_dsn), model, timeout=30) as client:
+    async with api_client(pooler.settings(database_dsn), model, timeout=30) as client:
         seen = []
         async with client.stream(
             "POST", "/chat", json={"session_id": sid, "message": "What is the price of AAPL?"}

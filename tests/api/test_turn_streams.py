@@ -12,12 +12,15 @@ import asyncpg
 
 from tests.api_harness import QUESTION, parse_sse, send, settings_for, worker
 from tests.fakes import FakeModel
+from tests.pgbouncer import Pooler
 
 
 async def test_a_client_that_dropped_replays_and_follows_its_turn_on_another_worker(
-    database_dsn: str,
+    database_dsn: str, pooler: Pooler
 ) -> None:
-    settings = settings_for(database_dsn)
+    """Through PgBouncer the follower is woken by its one-second poll, not by a NOTIFY
+    (`test_pgbouncer_limits.py`)."""
+    settings = pooler.settings(database_dsn)
     gate, started = asyncio.Event(), asyncio.Event()
     async with (
         worker(settings, FakeModel(gate=gate, started=started)) as (_, running_on),

@@ -9,7 +9,8 @@ followers, which then fall back to polling every second). What Vera does about t
 cache behind one, LISTENs on `POSTGRES_MEMORY_DIRECT_URL` when set and otherwise polls with
 a warning. The one `xfail` records PgBouncer's own behaviour.
 
-Here `database_dsn` and `db` are the suite's direct ones; PgBouncer is reached through
+Here `database_dsn` and `db` are the suite's direct ones; PgBouncer (the `pgbouncer`
+fixture: transaction pooling, 20 server connections) is reached through
 `pgbouncer.dsn_for(database_dsn)`.
 """
 
@@ -30,18 +31,12 @@ from src.api.turn_events import CHANNEL, TurnEventLog
 from src.config.settings import SettingsError
 from tests.api_harness import api_client, chat, settings_for
 from tests.fakes import FakeModel
-from tests.pgbouncer import (
-    PgBouncer,
-    bouncer_store,
-    pgbouncer_fixture,  # noqa: F401  (`pgbouncer`: transaction pooling, 20 server connections)
-    require_pgbouncer,
-    start_pgbouncer,
-)
+from tests.pgbouncer import PgBouncer, bouncer_store, require_pgbouncer, start_pgbouncer
 from tests.support import transcript_lengths
 
 
 @pytest.fixture
-async def pooled_store(
+async def store_behind_pgbouncer(
     pgbouncer: PgBouncer, database_dsn: str
 ) -> AsyncIterator[PostgresMemoryStore]:
     """A store through PgBouncer, statement cache off (the setting that works)."""
@@ -225,9 +220,9 @@ async def test_a_proxy_is_detected_by_its_backend_pid(
 
 
 async def test_the_store_tells_whether_a_pooler_answers(
-    pooled_store: PostgresMemoryStore, database_dsn: str
+    store_behind_pgbouncer: PostgresMemoryStore, database_dsn: str
 ) -> None:
-    assert pooled_store.behind_pooler is True
+    assert store_behind_pgbouncer.behind_pooler is True
     direct = bouncer_store(database_dsn)
     await direct.initialize()
     try:
@@ -323,12 +318,12 @@ async def test_a_direct_listen_connection_wakes_followers_at_once(
     "LISTEN there).",
 )
 async def test_listen_through_transaction_pooling_wakes_followers(
-    pooled_store: PostgresMemoryStore,
+    store_behind_pgbouncer: PostgresMemoryStore,
 ) -> None:
     """PgBouncer's behaviour, not Vera's: a LISTEN made by hand through it, as `start()`
     did before it checked (it now refuses, see the tests below)."""
-    log = TurnEventLog(pooled_store)
-    log._listener = await pooled_store.connect()  # through PgBouncer
+    log = TurnEventLog(store_behind_pgbouncer)
+    log._listener = await store_behind_pgbouncer.connect()  # through PgBouncer
     await log._listener.add_listener(CHANNEL, log._on_notify)
     try:
         assert await woken_by_notify(log, log)
@@ -344,7 +339,7 @@ def warned_about_the_direct_url(caplog: pytest.LogCaptureFixture) -> bool:
 
 
 async def test_start_does_not_listen_behind_a_pooler_without_a_direct_connection(
-    pooled_store: PostgresMemoryStore, monkeypatch, caplog
+    store_behind_pgbouncer: PostgresMemoryStore, monkeypatch, caplog
 ) -> None:
     """No LISTEN at all (it would stay on a pooled server connection for good): no
     connection of its own is even opened; one warning; followers poll."""
@@ -352,8 +347,8 @@ async def test_start_does_not_listen_behind_a_pooler_without_a_direct_connection
     async def no_connection() -> asyncpg.Connection:
         raise AssertionError("start() opened a LISTEN connection through the pooler")
 
-    monkeypatch.setattr(pooled_store, "connect", no_connection)
-    log = TurnEventLog(pooled_store)
+    monkeypatch.setattr(store_behind_pgbouncer, "connect", no_connection)
+    log = TurnEventLog(store_behind_pgbouncer)
     await log.start()
     assert log._listener is None
     assert warned_about_the_direct_url(caplog)
@@ -361,12 +356,12 @@ async def test_start_does_not_listen_behind_a_pooler_without_a_direct_connection
 
 
 async def test_start_notices_a_listen_that_receives_nothing(
-    pooled_store: PostgresMemoryStore, monkeypatch, caplog
+    store_behind_pgbouncer: PostgresMemoryStore, monkeypatch, caplog
 ) -> None:
     """The probe: a pooler the backend pid check misses (made so here) is caught by a
     NOTIFY sent through the pool that never reaches the listener: warning, no listener."""
-    monkeypatch.setattr(pooled_store, "behind_pooler", False)
-    log = TurnEventLog(pooled_store, probe_seconds=0.5)
+    monkeypatch.setattr(store_behind_pgbouncer, "behind_pooler", False)
+    log = TurnEventLog(store_behind_pgbouncer, probe_seconds=0.5)
     await log.start()
     assert log._listener is None
     assert warned_about_the_direct_url(caplog)
@@ -374,9 +369,9 @@ async def test_start_notices_a_listen_that_receives_nothing(
 
 
 async def test_followers_still_get_every_event_through_transaction_pooling_by_polling(
-    pooled_store: PostgresMemoryStore,
+    store_behind_pgbouncer: PostgresMemoryStore,
 ) -> None:
-    log = TurnEventLog(pooled_store)
+    log = TurnEventLog(store_behind_pgbouncer)
     await log.start()
     sid, turn_id = uuid.uuid4(), "t-poll"
 

@@ -9,15 +9,18 @@ from langgraph.checkpoint.conformance import checkpointer_test, validate
 from langgraph.checkpoint.conformance.report import ProgressCallbacks
 
 from src.agent.memory import ConversationCheckpointer
+from tests.pgbouncer import Pooler
 
 
-async def test_conformance_all_capabilities_pass(database_dsn: str) -> None:
+async def test_conformance_all_capabilities_pass(database_dsn: str, pooler: Pooler) -> None:
     """Each case gets a checkpointer of its own (`from_pool`: its own caches) on the pool
-    that `from_dsn` opened for the whole suite."""
+    that `from_dsn` opened for the whole suite (through the pooler)."""
     suite: list[ConversationCheckpointer] = []
 
     async def lifespan() -> AsyncIterator[None]:
-        async with ConversationCheckpointer.from_dsn(database_dsn, min_size=1, max_size=5) as saver:
+        async with ConversationCheckpointer.from_dsn(
+            pooler.dsn(database_dsn), min_size=1, max_size=5, statement_cache=pooler.statement_cache
+        ) as saver:
             suite.append(saver)
             yield
 

@@ -12,17 +12,7 @@ from src.agent.context import INTERRUPTED_RESULT, select_window
 from src.agent.graph import build_graph
 from src.agent.tools import build_tools
 from src.config.settings import load_settings
-
-OFFLINE = load_settings(weather_provider="offline", stock_provider="offline", openai_api_key=None)
-
-
-def cfg(thread: str) -> dict:
-    return {"configurable": {"thread_id": thread}}
-
-
-async def ask(graph, thread: str, text: str) -> list:
-    result = await graph.ainvoke({"messages": [HumanMessage(text)]}, cfg(thread))
-    return result["messages"]
+from tests.support import OFFLINE, ask, cfg
 
 
 async def test_direct_answer_without_tools(saver) -> None:
@@ -31,8 +21,8 @@ async def test_direct_answer_without_tools(saver) -> None:
     assert "Vera" in messages[-1].content and not messages[-1].tool_calls
 
 
-async def test_one_tool(saver) -> None:
-    messages = await ask(build_graph(OFFLINE, checkpointer=saver), str(uuid.uuid4()),
+async def test_one_tool(pooled_saver) -> None:
+    messages = await ask(build_graph(OFFLINE, checkpointer=pooled_saver), str(uuid.uuid4()),
                          "What is the stock price of MSFT?")  # fmt: skip
     assert messages[1].tool_calls[0]["name"] == "get_stock_price"
     quote = json.loads(messages[2].content)
@@ -40,9 +30,9 @@ async def test_one_tool(saver) -> None:
     assert str(quote["price"]) in messages[-1].content
 
 
-async def test_both_tools_in_one_turn_answer_from_results(saver, store) -> None:
+async def test_both_tools_in_one_turn_answer_from_results(pooled_saver, pooled_store) -> None:
     thread = str(uuid.uuid4())
-    messages = await ask(build_graph(OFFLINE, checkpointer=saver), thread,
+    messages = await ask(build_graph(OFFLINE, checkpointer=pooled_saver), thread,
                          "What's the weather in Montevideo and the price of AAPL?")  # fmt: skip
     calls = messages[1].tool_calls
     assert {c["name"] for c in calls} == {"get_weather", "get_stock_price"}
@@ -50,7 +40,7 @@ async def test_both_tools_in_one_turn_answer_from_results(saver, store) -> None:
     answer = messages[-1].content
     assert str(results["get_weather"]["temperature_c"]) in answer
     assert str(results["get_stock_price"]["price"]) in answer
-    transcript = await store.get_messages(uuid.UUID(thread))
+    transcript = await pooled_store.get_messages(uuid.UUID(thread))
     assert [m["role"] for m in transcript] == ["user", "assistant", "tool", "tool", "assistant"]
     assert transcript[1]["tool_calls"][0]["id"] == transcript[2]["tool_call_id"]
 

@@ -18,17 +18,17 @@ from src.agent.memory.seq_ranges import TRANSCRIPT_BLOB_TYPE
 from tests.support import cfg, chat_graph, run_turns
 
 
-async def test_transcript_format_and_plain_sql(saver, store) -> None:
-    graph = chat_graph(saver)
+async def test_transcript_format_and_plain_sql(pooled_saver, pooled_store) -> None:
+    graph = chat_graph(pooled_saver)
     thread = str(uuid.uuid4())
     await run_turns(graph, thread, 2)
-    rows = await store.get_messages(uuid.UUID(thread))
+    rows = await pooled_store.get_messages(uuid.UUID(thread))
     assert [m["role"] for m in rows] == ["user", "assistant", "user", "assistant"]
     for element in rows:
         for key in ("role", "content", "tool_calls", "tool_call_id", "timestamp", "id"):
             assert key in element
         assert isinstance(element["timestamp"], float | int)
-    last = await store.pool.fetchval(
+    last = await pooled_store.pool.fetchval(
         "SELECT messages->-1->>'content' FROM conversations WHERE session_id = $1",
         uuid.UUID(thread),
     )
@@ -36,9 +36,9 @@ async def test_transcript_format_and_plain_sql(saver, store) -> None:
     assert last == state.values["messages"][-1].content
 
 
-async def test_exact_round_trip_of_rich_messages(saver) -> None:
+async def test_exact_round_trip_of_rich_messages(pooled_saver) -> None:
     thread = str(uuid.uuid4())
-    graph = chat_graph(saver)
+    graph = chat_graph(pooled_saver)
     ai = AIMessage(
         content=[{"type": "text", "text": "hi"}],
         id="ai-1",
@@ -58,7 +58,7 @@ async def test_exact_round_trip_of_rich_messages(saver) -> None:
     )
     human = HumanMessage("weather?", id="h-1", additional_kwargs={"k": 1})
     await graph.aupdate_state(cfg(thread), {"messages": [human, ai, tool]}, as_node="reply")
-    fresh = ConversationCheckpointer(saver.store)  # nothing cached
+    fresh = ConversationCheckpointer(pooled_saver.store)  # nothing cached
     state = await chat_graph(fresh).aget_state(cfg(thread))
     assert state.values["messages"] == [human, ai, tool]
     assert [type(m) for m in state.values["messages"]] == [HumanMessage, AIMessage, ToolMessage]
@@ -73,19 +73,19 @@ async def test_exact_round_trip_of_rich_messages(saver) -> None:
         "\ue000x",
     ],
 )
-async def test_hostile_text_round_trips(saver, store, text: str) -> None:
+async def test_hostile_text_round_trips(pooled_saver, pooled_store, text: str) -> None:
     thread = str(uuid.uuid4())
-    graph = chat_graph(saver)
+    graph = chat_graph(pooled_saver)
     await graph.ainvoke({"messages": [HumanMessage(text, id="h")]}, cfg(thread))
-    fresh = ConversationCheckpointer(saver.store)
+    fresh = ConversationCheckpointer(pooled_saver.store)
     state = await chat_graph(fresh).aget_state(cfg(thread))
     assert state.values["messages"][0].content == text
-    assert (await store.get_messages(uuid.UUID(thread)))[0]["content"] == text
+    assert (await pooled_store.get_messages(uuid.UUID(thread)))[0]["content"] == text
 
 
-async def test_time_travel_after_removal_and_replacement(saver) -> None:
+async def test_time_travel_after_removal_and_replacement(pooled_saver) -> None:
     thread = "1"  # LangGraph docs' style thread id: mapped to a UUID, kept as written
-    graph = chat_graph(saver)
+    graph = chat_graph(pooled_saver)
     await run_turns(graph, thread, 3)
     history = [s async for s in graph.aget_state_history(cfg(thread))]
     before = {s.config["configurable"]["checkpoint_id"]: s.values.get("messages") for s in history}
@@ -95,13 +95,13 @@ async def test_time_travel_after_removal_and_replacement(saver) -> None:
     await graph.aupdate_state(cfg(thread), {"messages": [RemoveMessage(id=second.id), replaced]})
     now = (await graph.aget_state(cfg(thread))).values["messages"]
     assert now[0].content == "edited question" and second.id not in [m.id for m in now]
-    fresh_graph = chat_graph(ConversationCheckpointer(saver.store))
+    fresh_graph = chat_graph(ConversationCheckpointer(pooled_saver.store))
     for checkpoint_id, messages in before.items():
         config = {"configurable": {"thread_id": thread, "checkpoint_id": checkpoint_id}}
         assert (await fresh_graph.aget_state(config)).values.get("messages") == messages
-    latest = await saver.aget_tuple(cfg(thread))
+    latest = await pooled_saver.aget_tuple(cfg(thread))
     assert latest.config["configurable"]["thread_id"] == "1"
-    assert await saver.store.get_messages(session_id_for("1")) is not None
+    assert await pooled_saver.store.get_messages(session_id_for("1")) is not None
 
 
 async def stored_bytes(store: PostgresMemoryStore, sid: uuid.UUID) -> int:
@@ -140,7 +140,7 @@ async def test_live_storage_grows_linearly(saver, store) -> None:
     assert json.loads(blob) == [[0, 120]]
 
 
-async def test_subgraph_messages_stay_out_of_transcript(saver, store) -> None:
+async def test_subgraph_messages_stay_out_of_transcript(pooled_saver, pooled_store) -> None:
     thread = str(uuid.uuid4())
 
     def inner(state: MessagesState) -> dict:
@@ -159,13 +159,13 @@ async def test_subgraph_messages_stay_out_of_transcript(saver, store) -> None:
     builder.add_node("outer", outer)
     builder.add_edge(START, "sub")
     builder.add_edge("sub", "outer")
-    graph = builder.compile(checkpointer=saver)
+    graph = builder.compile(checkpointer=pooled_saver)
 
     await graph.ainvoke({"messages": [HumanMessage("hi", id="h")]}, cfg(thread))
-    transcript = await store.get_messages(uuid.UUID(thread))
+    transcript = await pooled_store.get_messages(uuid.UUID(thread))
     # The subgraph's message reaches the root state through the parent's reducer only.
     assert [m["id"] for m in transcript] == ["h", "inner-1", "outer-1"]
-    blobs = await store.pool.fetch(
+    blobs = await pooled_store.pool.fetch(
         "SELECT checkpoint_ns, type FROM checkpoint_blobs WHERE session_id = $1 "
         "AND channel = 'messages'",
         uuid.UUID(thread),
@@ -204,13 +204,13 @@ async def test_from_pool_applies_the_schema_and_leaves_the_pool_open(empty_dsn: 
         await pool.close()
 
 
-async def test_concurrent_calls_run_in_parallel(saver, store) -> None:
+async def test_concurrent_calls_run_in_parallel(pooled_saver, pooled_store) -> None:
     """No saver-wide lock: two slow reads overlap on two pooled connections."""
     thread = str(uuid.uuid4())
-    await run_turns(chat_graph(saver), thread, 1)
+    await run_turns(chat_graph(pooled_saver), thread, 1)
     started = asyncio.Event()
     both = asyncio.Barrier(2)
-    original = saver._run
+    original = pooled_saver._run
 
     async def run_with_barrier(fn):
         async def wrapped(conn):
@@ -220,20 +220,22 @@ async def test_concurrent_calls_run_in_parallel(saver, store) -> None:
 
         return await original(wrapped)
 
-    saver._run = run_with_barrier
-    results = await asyncio.gather(saver.aget_tuple(cfg(thread)), saver.aget_tuple(cfg(thread)))
+    pooled_saver._run = run_with_barrier
+    results = await asyncio.gather(
+        pooled_saver.aget_tuple(cfg(thread)), pooled_saver.aget_tuple(cfg(thread))
+    )
     assert all(r is not None for r in results) and started.is_set()
 
 
-async def test_sync_methods_from_a_thread_and_clear_error_on_loop(saver) -> None:
+async def test_sync_methods_from_a_thread_and_clear_error_on_loop(pooled_saver) -> None:
     thread = str(uuid.uuid4())
-    await run_turns(chat_graph(saver), thread, 1)
-    found = await asyncio.to_thread(saver.get_tuple, cfg(thread))
+    await run_turns(chat_graph(pooled_saver), thread, 1)
+    found = await asyncio.to_thread(pooled_saver.get_tuple, cfg(thread))
     assert found is not None
-    listed = await asyncio.to_thread(lambda: list(saver.list(cfg(thread))))
+    listed = await asyncio.to_thread(lambda: list(pooled_saver.list(cfg(thread))))
     assert len(listed) >= 2
     with pytest.raises(asyncio.InvalidStateError, match="a\\* methods"):
-        saver.get_tuple(cfg(thread))
+        pooled_saver.get_tuple(cfg(thread))
 
 
 async def test_two_processes_alternating_on_one_thread_stay_exact(database_dsn: str) -> None:
@@ -331,27 +333,31 @@ async def test_transcript_cache_is_bounded_by_bytes(store) -> None:
     assert ConversationCheckpointer(store).message_logs.max_bytes == store.cache_max_bytes
 
 
-async def test_copied_and_run_deleted_threads_keep_one_true_history(saver, store) -> None:
+async def test_copied_and_run_deleted_threads_keep_one_true_history(
+    pooled_saver, pooled_store
+) -> None:
     """A copied thread reads back exactly; deleting the latest run's checkpoints makes the
     transcript show the checkpoint that is now the latest."""
-    graph = chat_graph(saver)
+    graph = chat_graph(pooled_saver)
     source, target = str(uuid.uuid4()), str(uuid.uuid4())
     await run_turns(graph, source, 2)
-    await saver.acopy_thread(source, target)
-    fresh = chat_graph(ConversationCheckpointer(store))
+    await pooled_saver.acopy_thread(source, target)
+    fresh = chat_graph(ConversationCheckpointer(pooled_store))
     expected = (await graph.aget_state(cfg(source))).values["messages"]
     assert (await fresh.aget_state(cfg(target))).values["messages"] == expected
     run_id = str(uuid.uuid4())  # as langgraph-api records it: in the run's metadata
     await fresh.ainvoke(
         {"messages": [HumanMessage("third")]}, {**cfg(target), "metadata": {"run_id": run_id}}
     )
-    assert len(await store.get_messages(uuid.UUID(target))) == 6  # the copy goes on alone
-    assert len(await store.get_messages(uuid.UUID(source))) == 4
+    assert len(await pooled_store.get_messages(uuid.UUID(target))) == 6  # the copy goes on alone
+    assert len(await pooled_store.get_messages(uuid.UUID(source))) == 4
 
-    await saver.adelete_for_runs([run_id])
+    await pooled_saver.adelete_for_runs([run_id])
     now = (await fresh.aget_state(cfg(target))).values["messages"]
     assert [m.content for m in now] == [m.content for m in expected]
-    assert [m["id"] for m in await store.get_messages(uuid.UUID(target))] == [m.id for m in now]
+    assert [m["id"] for m in await pooled_store.get_messages(uuid.UUID(target))] == [
+        m.id for m in now
+    ]
 
 
 def test_stored_copies_compare_as_pydantic_does_and_share_nothing() -> None:

@@ -125,7 +125,7 @@ async def stored_twice(store: PostgresMemoryStore, thread_id: str) -> int:
 
 
 async def test_concurrent_forks_writes_and_reads_store_exactly_what_was_put(
-    saver, store: PostgresMemoryStore
+    pooled_saver, pooled_store: PostgresMemoryStore
 ) -> None:
     rng = random.Random(SEED)
     plans = [ThreadPlan(str(uuid.uuid4())) for _ in range(4)]
@@ -138,20 +138,20 @@ async def test_concurrent_forks_writes_and_reads_store_exactly_what_was_put(
             parent = wrng.choice(parents) if parents and wrng.random() < 0.9 else None
             if parents and wrng.random() < 0.6:  # most steps extend the newest checkpoint
                 parent = max(parents, key=lambda p: p.checkpoint_id)
-            await put_child(saver, plan, wrng, parent)
+            await put_child(pooled_saver, plan, wrng, parent)
 
     async def reader(plan: ThreadPlan) -> None:
         while not stop.is_set():
             if random.random() < 0.3:  # evicted, as by the cache's bound: everyone reloads
-                saver.message_logs.invalidate(session_id_for(plan.thread_id))
-            await check_read(saver, plan, wrong)
+                pooled_saver.message_logs.invalidate(session_id_for(plan.thread_id))
+            await check_read(pooled_saver, plan, wrong)
 
     def thread_reader(plan: ThreadPlan) -> None:
         """The sync API from another OS thread (as LangGraph's sync `invoke` uses it)."""
         while not stop.is_set():
             known = dict(plan.puts)
             config = {"configurable": {"thread_id": plan.thread_id, "checkpoint_ns": ""}}
-            for t in saver.list(config, limit=10):
+            for t in pooled_saver.list(config, limit=10):
                 put = known.get(t.config["configurable"]["checkpoint_id"])
                 if put and view(t.checkpoint["channel_values"].get("messages")) != view(
                     put.messages
@@ -170,7 +170,7 @@ async def test_concurrent_forks_writes_and_reads_store_exactly_what_was_put(
     for task in readers:
         assert task.exception() is None, task.exception()
 
-    fresh = ConversationCheckpointer(store)
+    fresh = ConversationCheckpointer(pooled_store)
     total = 0
     for plan in plans:
         for put in plan.puts.values():
@@ -185,23 +185,23 @@ async def test_concurrent_forks_writes_and_reads_store_exactly_what_was_put(
             ):
                 wrong.append(("fresh read", plan.thread_id, put.checkpoint_id))
         latest = max(plan.puts.values(), key=lambda p: p.checkpoint_id)
-        transcript = await store.get_messages(session_id_for(plan.thread_id))
+        transcript = await pooled_store.get_messages(session_id_for(plan.thread_id))
         shown = [(m["id"], m["content"]) for m in transcript or ()]
         if shown != [(m.id, m.content) for m in latest.messages]:
             wrong.append(("transcript is not the latest checkpoint", plan.thread_id, shown))
-        if await stored_twice(store, plan.thread_id):
+        if await stored_twice(pooled_store, plan.thread_id):
             wrong.append(("a message is stored twice", plan.thread_id, None))
     assert total == 4 * 3 * 12
     assert wrong == [], f"{len(wrong)} wrong of {total}: {wrong[:5]}"
 
 
 async def test_graph_run_with_state_pollers_on_the_same_thread_stays_exact(
-    saver, store: PostgresMemoryStore
+    pooled_saver, pooled_store: PostgresMemoryStore
 ) -> None:
     """Studio polls state while a run writes: the stored history must stay exact."""
     thread = str(uuid.uuid4())
     cfg = {"configurable": {"thread_id": thread}}
-    graph = chat_graph(saver)
+    graph = chat_graph(pooled_saver)
     stop = asyncio.Event()
 
     async def poll() -> None:
@@ -217,7 +217,7 @@ async def test_graph_run_with_state_pollers_on_the_same_thread_stays_exact(
     stop.set()
     await asyncio.gather(*pollers)
 
-    fresh = chat_graph(ConversationCheckpointer(store))
+    fresh = chat_graph(ConversationCheckpointer(pooled_store))
     history = [s async for s in fresh.aget_state_history(cfg)]
     lists = [view(s.values.get("messages")) for s in reversed(history)]
     for before, after in itertools.pairwise(lists):
@@ -225,7 +225,7 @@ async def test_graph_run_with_state_pollers_on_the_same_thread_stays_exact(
     final = lists[-1]
     assert [m[2] for m in final[::2]] == [f"question {i}" for i in range(15)]
     assert [m[2] for m in final[1::2]] == [echo_text(2 * i + 1) for i in range(15)]
-    transcript = await store.get_messages(uuid.UUID(thread))
+    transcript = await pooled_store.get_messages(uuid.UUID(thread))
     assert [(m["id"], m["content"]) for m in transcript] == [(m[1], m[2]) for m in final]
 
 
@@ -258,13 +258,15 @@ async def test_a_plain_list_channel_is_not_re_appended_at_every_step(saver, stor
     assert (numbered, elsewhere) == (20, 0)  # each message stored once, in the transcript
 
 
-async def test_transcript_is_the_current_branch_after_forks_and_edits(saver, store) -> None:
+async def test_transcript_is_the_current_branch_after_forks_and_edits(
+    pooled_saver, pooled_store
+) -> None:
     """Studio's "edit message", `update_state` from an older checkpoint, a run from a
     `checkpoint_id`: the transcript follows the thread's latest checkpoint, and older
     branches still read back exactly through time travel."""
     thread = str(uuid.uuid4())
     cfg = {"configurable": {"thread_id": thread}}
-    graph = chat_graph(saver)
+    graph = chat_graph(pooled_saver)
     for i in range(3):
         await graph.ainvoke({"messages": [HumanMessage(f"question {i}", id=f"q{i}")]}, cfg)
     history = [s async for s in graph.aget_state_history(cfg)]
@@ -273,7 +275,7 @@ async def test_transcript_is_the_current_branch_after_forks_and_edits(saver, sto
     after_first_turn = next(s for s in history if len(s.values.get("messages", [])) == 2)
 
     async def transcript() -> list[tuple]:
-        rows = await store.get_messages(uuid.UUID(thread))
+        rows = await pooled_store.get_messages(uuid.UUID(thread))
         return [(m["id"], m["content"]) for m in rows]
 
     async def current() -> list[tuple]:
@@ -295,8 +297,8 @@ async def test_transcript_is_the_current_branch_after_forks_and_edits(saver, sto
     # Back on the first branch: its messages leave `conversation_messages` again.
     await graph.ainvoke({"messages": [HumanMessage("back", id="qd")]}, history[0].config)
     assert len(await current()) == 8 and await transcript() == await current()
-    assert await stored_twice(store, thread) == 0
-    fresh = chat_graph(ConversationCheckpointer(store))
+    assert await stored_twice(pooled_store, thread) == 0
+    fresh = chat_graph(ConversationCheckpointer(pooled_store))
     for checkpoint_id, messages in before.items():
         config = {"configurable": {"thread_id": thread, "checkpoint_id": checkpoint_id}}
         assert view((await fresh.aget_state(config)).values.get("messages")) == messages

@@ -161,16 +161,16 @@ async def checkpoint_count(store: PostgresMemoryStore, thread: str) -> int:
     )
 
 
-async def test_prune_refuses_a_single_string(saver, store) -> None:
-    graph = chat_graph(saver)
+async def test_prune_refuses_a_single_string(pooled_saver, pooled_store) -> None:
+    graph = chat_graph(pooled_saver)
     for thread in ("a", "b"):
-        await saver.adelete_thread(thread)
+        await pooled_saver.adelete_thread(thread)
         await run_turns(graph, thread, 1)
     for strategy in ("keep_latest", "delete"):
         with pytest.raises(TypeError):
-            await saver.aprune("ab", strategy=strategy)
-    assert await checkpoint_count(store, "a") > 1
-    assert await checkpoint_count(store, "b") > 1
+            await pooled_saver.aprune("ab", strategy=strategy)
+    assert await checkpoint_count(pooled_store, "a") > 1
+    assert await checkpoint_count(pooled_store, "b") > 1
 
 
 def concat(state: list, writes: list[list]) -> list:
@@ -325,18 +325,20 @@ def test_uuid_thread_ids_are_read_case_insensitively() -> None:
         assert session_id_for(other) == uuid.uuid5(_THREAD_NAMESPACE, other)
 
 
-async def test_upper_and_lower_case_uuid_threads_share_one_conversation(saver, store) -> None:
+async def test_upper_and_lower_case_uuid_threads_share_one_conversation(
+    pooled_saver, pooled_store
+) -> None:
     u = uuid.uuid4()
-    graph = chat_graph(saver)
+    graph = chat_graph(pooled_saver)
     await graph.ainvoke({"messages": [HumanMessage("one")]}, cfg(str(u).upper()))
     await graph.ainvoke({"messages": [HumanMessage("two")]}, cfg(str(u)))
-    rows = await store.pool.fetch(
+    rows = await pooled_store.pool.fetch(
         "SELECT session_id, jsonb_array_length(messages) AS n FROM conversations "
         "WHERE session_id = ANY($1::uuid[])",
         [u, session_id_for(str(u).upper())],
     )
     assert [(r["session_id"], r["n"]) for r in rows] == [(u, 4)]
-    assert await store.get_messages(u) is not None
+    assert await pooled_store.get_messages(u) is not None
 
 
 async def test_leases_of_dead_workers_are_deleted(store, admin) -> None:
