@@ -151,6 +151,9 @@ class ConversationCheckpointer(SyncBridge):
 
     # -- reads -----------------------------------------------------------------------
 
+    def _builder(self) -> TupleBuilder:
+        return TupleBuilder(self.serde, self.message_logs, self.get_next_version)
+
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         conf = config["configurable"]
         sid = session_id_for(conf["thread_id"])
@@ -164,8 +167,7 @@ class ConversationCheckpointer(SyncBridge):
                 row = await conn.fetchrow(sql.SELECT_LATEST_TUPLE, sid, ns)
             if row is None:
                 return None
-            builder = TupleBuilder(self.serde, self.message_logs)
-            return (await builder.load(conn, [row])).build(row)
+            return (await self._builder().load(conn, [row])).build(row)
 
         return await self._run(fetch)
 
@@ -180,7 +182,7 @@ class ConversationCheckpointer(SyncBridge):
         """Checkpoints newest first, fetched page by page (no connection held between)."""
         remaining = limit
         cursor: tuple[str, uuid.UUID, str] | None = None
-        builder = TupleBuilder(self.serde, self.message_logs)  # one per call: shared messages
+        builder = self._builder()  # one per call: shared messages
         while remaining is None or remaining > 0:
             page = _PAGE_SIZE if remaining is None else min(_PAGE_SIZE, remaining)
             query, args = sql.list_query(

@@ -11,7 +11,7 @@ value serialized by the serde, `empty` for a channel that has none, or, for the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from langgraph.checkpoint.base import (
     get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
+from langgraph.checkpoint.serde.types import TASKS
 
 from src.agent.memory.jsonb import dumps_jsonb, loads_jsonb
 from src.agent.memory.message_log import MessageLogCache, SessionLog
@@ -156,11 +157,18 @@ def encode_writes(writes: Sequence[tuple[str, Any]], serde: SerializerProtocol) 
 
 class TupleBuilder:
     """Builds tuples from rows; a message shared by several checkpoints is decoded once
-    per builder (one `aget_tuple` or `alist` call), so a history costs O(messages)."""
+    per builder (one `aget_tuple` or `alist` call), so a history costs O(messages).
+    `next_version` is the saver's `get_next_version` (a version for migrated sends)."""
 
-    def __init__(self, serde: SerializerProtocol, message_logs: MessageLogCache) -> None:
+    def __init__(
+        self,
+        serde: SerializerProtocol,
+        message_logs: MessageLogCache,
+        next_version: Callable[[str | None], str],
+    ) -> None:
         self.serde = serde
         self.message_logs = message_logs
+        self.next_version = next_version
         self.logs: dict[uuid.UUID, SessionLog | None] = {}
         self._built: dict[uuid.UUID, list[BaseMessage | None]] = {}
         self._filled: dict[uuid.UUID, bytearray] = {}
@@ -212,6 +220,8 @@ class TupleBuilder:
                 values[channel] = self._transcript_value(sid, blob)
             elif kind != "empty":
                 values[channel] = self.serde.loads_typed((kind, blob))
+        if row["sends"]:
+            self._migrate_sends(checkpoint, row["sends"])
         thread_id, ns = row["thread_id"], row["checkpoint_ns"]
         parent = row["parent_checkpoint_id"]
         return CheckpointTuple(
@@ -224,6 +234,14 @@ class TupleBuilder:
                 for task_id, channel, kind, blob in row["writes"] or ()
             ],
         )
+
+    def _migrate_sends(self, checkpoint: Checkpoint, sends: Sequence[tuple[str, bytes]]) -> None:
+        """A checkpoint older than format v4 holds the `Send`s its parent left pending as
+        its `TASKS` value, at its highest channel version (the first one if it has none),
+        as the official saver reads it."""
+        checkpoint["channel_values"][TASKS] = [self.serde.loads_typed(s) for s in sends]
+        versions = checkpoint["channel_versions"]
+        versions[TASKS] = max(versions.values()) if versions else self.next_version(None)
 
 
 def _config(thread_id: str, ns: str, checkpoint_id: str) -> RunnableConfig:

@@ -60,7 +60,10 @@ SELECT row_id, created FROM vera_put_writes(
     $1, $2, $3, $4, $5, $6::int[], $7::text[], $8::text[], $9::bytea[], $10, $11, $12)"""
 
 # A checkpoint row with its channel blobs and pending writes, in one round trip; the rows
-# come from a FROM clause appended to it, aliased `c`.
+# come from a FROM clause appended to it, aliased `c`. A checkpoint older than format v4
+# also gets the `Send`s its parent left pending (`__pregel_tasks`, LangGraph's `TASKS`
+# channel), which it reads as its own value (`TupleBuilder.build`); for newer ones that
+# sub-select's condition is false before any lookup.
 _TUPLE_COLUMNS = """
 SELECT c.session_id, c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id,
     c.checkpoint::text AS checkpoint, c.metadata::text AS metadata,
@@ -74,7 +77,12 @@ SELECT c.session_id, c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_che
     (SELECT array_agg((w.task_id, w.channel, w.type, w.blob)
             ORDER BY w.task_path, w.task_id, w.idx)
         FROM checkpoint_writes w WHERE w.session_id = c.session_id
-            AND w.checkpoint_ns = c.checkpoint_ns AND w.checkpoint_id = c.checkpoint_id) AS writes
+            AND w.checkpoint_ns = c.checkpoint_ns AND w.checkpoint_id = c.checkpoint_id) AS writes,
+    (SELECT array_agg((w.type, w.blob) ORDER BY w.task_path, w.task_id, w.idx)
+        FROM checkpoint_writes w WHERE (c.checkpoint ->> 'v')::int < 4
+            AND w.session_id = c.session_id AND w.checkpoint_ns = c.checkpoint_ns
+            AND w.checkpoint_id = c.parent_checkpoint_id AND w.channel = '__pregel_tasks'
+    ) AS sends
 """
 
 # The rows are chosen inside a LIMIT sub-select, which PostgreSQL never flattens, so the

@@ -1,0 +1,119 @@
+"""Where `langgraph-checkpoint-postgres`'s own tests (3.2.0: `test_async.py`'s pending-sends
+migration, `test_delta_plain_value_seed.py`, its prune tests) found our saver behaving
+otherwise, adapted to ours and, where it helps, run side by side with the official saver:
+
+- a checkpoint older than format v4 reads the `Send`s its parent left pending
+  (`__pregel_tasks` writes) as its own `__pregel_tasks` value, also after `keep_latest`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from langgraph.checkpoint.base import (
+    CheckpointTuple,
+    create_checkpoint,
+    empty_checkpoint,
+)
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+from langgraph.checkpoint.serde.types import TASKS
+
+
+@pytest.fixture
+async def official_saver(empty_dsn: str) -> AsyncIterator[AsyncPostgresSaver]:
+    """LangGraph's own Postgres saver, on a database of its own."""
+    async with AsyncPostgresSaver.from_conn_string(empty_dsn) as saver:
+        await saver.setup()
+        yield saver
+
+
+def root(thread: str) -> dict:
+    return {"configurable": {"thread_id": thread, "checkpoint_ns": ""}}
+
+
+async def history(saver: Any, thread: str) -> list[CheckpointTuple]:
+    return [t async for t in saver.alist({"configurable": {"thread_id": thread}})]
+
+
+# -- 1. pending sends of checkpoints older than v4 ---------------------------------------
+
+
+async def old_format_sends(saver: Any, thread: str) -> tuple[dict, dict]:
+    """A v2 checkpoint (what `empty_checkpoint` writes) with `Send`s left pending by two
+    tasks (the later task id and path written first), and its v2 child. Returns both
+    configs."""
+    parent = await saver.aput(root(thread), empty_checkpoint(), {}, {})
+    await saver.aput_writes(parent, [(TASKS, "send-3")], task_id="task-b", task_path="~b")
+    await saver.aput_writes(parent, [(TASKS, "send-1"), (TASKS, "send-2")], task_id="task-a")
+    cp0 = (await saver.aget_tuple(parent)).checkpoint
+    child = await saver.aput(parent, create_checkpoint(cp0, {}, 1), {}, {})
+    return parent, child
+
+
+def assert_sends_moved(parent: CheckpointTuple, child: CheckpointTuple) -> None:
+    assert parent.checkpoint["v"] < 4 and child.checkpoint["v"] < 4
+    # The parent keeps them as pending writes; they are not its value.
+    assert parent.checkpoint["channel_values"] == {}
+    assert parent.checkpoint["channel_versions"] == {}
+    # Ordered as the official saver orders them: by task path, task id, idx.
+    assert child.checkpoint["channel_values"] == {TASKS: ["send-1", "send-2", "send-3"]}
+    # A channel with no other versions gets the first version of the saver's form.
+    assert child.checkpoint["channel_versions"][TASKS].startswith("0" * 31 + "1.")
+
+
+async def test_an_old_checkpoint_reads_its_parents_pending_sends(saver, official_saver) -> None:
+    for s in (saver, official_saver):
+        thread = str(uuid.uuid4())
+        parent, child = await old_format_sends(s, thread)
+        assert_sends_moved(await s.aget_tuple(parent), await s.aget_tuple(child))
+        assert_sends_moved(await s.aget_tuple(parent), await s.aget_tuple(root(thread)))
+        listed = await history(s, thread)  # alist moves them too
+        assert len(listed) == 2
+        assert_sends_moved(listed[1], listed[0])
+
+
+async def test_an_old_checkpoint_takes_the_highest_version_for_its_sends(saver) -> None:
+    thread = str(uuid.uuid4())
+    cp0 = empty_checkpoint()
+    cp0["channel_values"] = {"a": [1], "b": "x"}
+    cp0["channel_versions"] = {"a": saver.get_next_version(None), "b": saver.get_next_version("5")}
+    parent = await saver.aput(root(thread), cp0, {}, dict(cp0["channel_versions"]))
+    await saver.aput_writes(parent, [(TASKS, "send-1")], task_id="t")
+    child = await saver.aput(parent, create_checkpoint(cp0, None, 1), {}, {})
+    got = (await saver.aget_tuple(child)).checkpoint
+    assert got["channel_values"] == {"a": [1], "b": "x", TASKS: ["send-1"]}
+    assert got["channel_versions"][TASKS] == cp0["channel_versions"]["b"]  # the highest
+
+
+async def test_only_old_checkpoints_with_pending_sends_change(saver) -> None:
+    thread = str(uuid.uuid4())
+    parent = await saver.aput(root(thread), empty_checkpoint(), {}, {})
+    await saver.aput_writes(parent, [("other", "x")], task_id="t")
+    child = await saver.aput(parent, create_checkpoint(empty_checkpoint(), {}, 1), {}, {})
+    assert (await saver.aget_tuple(child)).checkpoint["channel_versions"] == {}
+    # A v4 checkpoint (what LangGraph writes) keeps its own TASKS value: none here.
+    v4 = create_checkpoint(empty_checkpoint(), {}, 2)
+    v4["v"] = 4
+    await saver.aput_writes(child, [(TASKS, "send-1")], task_id="t")
+    newest = await saver.aput(child, v4, {}, {})
+    got = (await saver.aget_tuple(newest)).checkpoint
+    assert got["channel_values"] == {} and got["channel_versions"] == {}
+
+
+async def test_keep_latest_keeps_an_old_heads_pending_sends(saver, official_saver) -> None:
+    """The head reads its sends from its parent, so `keep_latest` keeps both."""
+    for s in (saver, official_saver):
+        thread = str(uuid.uuid4())
+        parent, child = await old_format_sends(s, thread)
+        await s.aprune([thread], strategy="keep_latest")
+        listed = await history(s, thread)
+        assert [t.config["configurable"]["checkpoint_id"] for t in listed] == [
+            child["configurable"]["checkpoint_id"],
+            parent["configurable"]["checkpoint_id"],
+        ]
+        head = await s.aget_tuple(root(thread))
+        assert head.checkpoint["channel_values"][TASKS] == ["send-1", "send-2", "send-3"]
+        assert_sends_moved(listed[1], head)
