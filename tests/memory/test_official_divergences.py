@@ -3,7 +3,9 @@ migration, `test_delta_plain_value_seed.py`, its prune tests) found our saver be
 otherwise, adapted to ours and, where it helps, run side by side with the official saver:
 
 - a checkpoint older than format v4 reads the `Send`s its parent left pending
-  (`__pregel_tasks` writes) as its own `__pregel_tasks` value, also after `keep_latest`.
+  (`__pregel_tasks` writes) as its own `__pregel_tasks` value, also after `keep_latest`;
+- `keep_latest` refuses a thread whose only sign of a `DeltaChannel` is a `_DeltaSnapshot`
+  value (no counters in the metadata), so the history its value is rebuilt from stays.
 """
 
 from __future__ import annotations
@@ -14,12 +16,18 @@ from typing import Any
 
 import pytest
 from langgraph.checkpoint.base import (
+    Checkpoint,
     CheckpointTuple,
     create_checkpoint,
     empty_checkpoint,
 )
+from langgraph.checkpoint.base.id import uuid6
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-from langgraph.checkpoint.serde.types import TASKS
+from langgraph.checkpoint.serde.types import TASKS, _DeltaSnapshot
+
+from src.agent.memory import session_id_for
+
+CHANNEL = "items"
 
 
 @pytest.fixture
@@ -117,3 +125,69 @@ async def test_keep_latest_keeps_an_old_heads_pending_sends(saver, official_save
         head = await s.aget_tuple(root(thread))
         assert head.checkpoint["channel_values"][TASKS] == ["send-1", "send-2", "send-3"]
         assert_sends_moved(listed[1], head)
+
+
+# -- 2. a thread whose only sign of a DeltaChannel is a snapshot --------------------------
+
+
+async def delta_chain(saver: Any, seed_value: Any, steps: int = 4) -> dict:
+    """`seed_value` stored at step 1 of a chain of `steps` checkpoints whose others store
+    nothing for the channel; each step leaves a write `w<step>` to it. Returns the head's
+    config. The metadata has no `counters_since_delta_snapshot` (as the official tests)."""
+    thread = str(uuid.uuid4())
+    config = root(thread)
+    for step in range(steps):
+        cp: Checkpoint = empty_checkpoint()
+        cp["id"] = str(uuid6(clock_seq=step))
+        new_versions: dict[str, Any] = {}
+        if step == 1:
+            cp["channel_values"][CHANNEL] = seed_value
+            new_versions[CHANNEL] = cp["channel_versions"][CHANNEL] = "v1"
+        else:
+            cp["channel_versions"][CHANNEL] = f"v{step}"
+        metadata: Any = {"source": "loop", "step": step, "parents": {}}
+        config = await saver.aput(config, cp, metadata, new_versions)
+        await saver.aput_writes(config, [(CHANNEL, f"w{step}")], str(uuid.uuid4()))
+    return config
+
+
+async def test_keep_latest_refuses_a_thread_whose_only_delta_sign_is_a_snapshot(
+    saver, official_saver
+) -> None:
+    for s in (saver, official_saver):
+        head = await delta_chain(s, _DeltaSnapshot([10, 20]), steps=3)
+        thread = head["configurable"]["thread_id"]
+        before = await s.aget_delta_channel_history(config=head, channels=[CHANNEL])
+        with pytest.raises(NotImplementedError, match="DeltaChannel"):
+            await s.aprune([thread], strategy="keep_latest")
+        assert len(await history(s, thread)) == 3
+        after = await s.aget_delta_channel_history(config=head, channels=[CHANNEL])
+        assert after == before
+        assert after[CHANNEL]["seed"] == _DeltaSnapshot([10, 20])
+        assert [w[2] for w in after[CHANNEL]["writes"]] == ["w1"]
+
+
+async def test_a_snapshot_is_stored_with_the_official_marker(saver, store) -> None:
+    """The row holds an inline `true` for the snapshot (the official saver's marker, which
+    its prune looks for), and the value reads back as the snapshot, not as `True`."""
+    head = await delta_chain(saver, _DeltaSnapshot([10, 20]), steps=3)
+    thread = head["configurable"]["thread_id"]
+    inline = await store.pool.fetch(
+        "SELECT checkpoint -> 'channel_values' -> $2 AS v FROM checkpoints "
+        "WHERE session_id = $1 ORDER BY checkpoint_id",
+        session_id_for(thread),
+        CHANNEL,
+    )
+    assert [r["v"] for r in inline] == [None, "true", None]
+    listed = await history(saver, thread)
+    assert [CHANNEL in t.checkpoint["channel_values"] for t in listed] == [False, True, False]
+    assert listed[1].checkpoint["channel_values"][CHANNEL] == _DeltaSnapshot([10, 20])
+    assert isinstance(listed[1].checkpoint["channel_values"][CHANNEL], _DeltaSnapshot)
+
+
+async def test_keep_latest_prunes_a_thread_with_a_plain_true_value(saver) -> None:
+    """A genuine `True` is inline with no blob behind it: not a snapshot marker."""
+    head = await delta_chain(saver, True, steps=2)
+    thread = head["configurable"]["thread_id"]
+    await saver.aprune([thread], strategy="keep_latest")
+    assert len(await history(saver, thread)) == 1

@@ -2,7 +2,8 @@
 side (as the official saver's `_dump_blobs` / `_load_blobs`).
 
 A checkpoint is one `checkpoints` row (its body as JSONB, with the channel values that are
-plain scalars inline) plus one `checkpoint_blobs` row per other new channel version: the
+plain scalars inline, and an inline `true` marking each `_DeltaSnapshot`, as the official
+saver writes it) plus one `checkpoint_blobs` row per other new channel version: the
 value serialized by the serde, `empty` for a channel that has none, or, for the root
 `messages` channel, the seqs of its messages as ranges (`TRANSCRIPT_BLOB_TYPE`, see
 `message_log.py`). Pending writes are one `checkpoint_writes` row each.
@@ -27,7 +28,7 @@ from langgraph.checkpoint.base import (
     get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from langgraph.checkpoint.serde.types import TASKS
+from langgraph.checkpoint.serde.types import TASKS, _DeltaSnapshot
 
 from src.agent.memory.jsonb import dumps_jsonb, loads_jsonb
 from src.agent.memory.message_log import MessageLogCache, SessionLog
@@ -67,14 +68,15 @@ def encode_checkpoint(
     ns = config["configurable"].get("checkpoint_ns", "")
     values = checkpoint["channel_values"]
     body: dict[str, Any] = {k: v for k, v in checkpoint.items() if k != "channel_values"}
-    body["channel_values"] = {
-        k: v for k, v in values.items() if v is None or isinstance(v, str | int | bool)
-    }
+    inline = {k: v for k, v in values.items() if v is None or isinstance(v, str | int | bool)}
+    # The snapshot's value is a blob; the marker is what `keep_latest` finds it by.
+    markers = {k: True for k, v in values.items() if isinstance(v, _DeltaSnapshot)}
+    body["channel_values"] = inline | markers
     blobs: list[tuple[str, str, str, bytes | None]] = []
     transcript: list[BaseMessage] | None = None
     version = ""
     for channel, channel_version in new_versions.items():
-        if channel in body["channel_values"]:
+        if channel in inline:
             continue
         if channel not in values:
             blobs.append((channel, str(channel_version), "empty", None))
