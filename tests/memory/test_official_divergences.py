@@ -5,16 +5,20 @@ otherwise, adapted to ours and, where it helps, run side by side with the offici
 - a checkpoint older than format v4 reads the `Send`s its parent left pending
   (`__pregel_tasks` writes) as its own `__pregel_tasks` value, also after `keep_latest`;
 - `keep_latest` refuses a thread whose only sign of a `DeltaChannel` is a `_DeltaSnapshot`
-  value (no counters in the metadata), so the history its value is rebuilt from stays.
+  value (no counters in the metadata), so the history its value is rebuilt from stays;
+- a `DeltaChannel` history walks past an inline `None` (no seed), as past no value at all.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Sequence
+from typing import Annotated, Any, TypedDict
 
 import pytest
+from langchain_core.messages import AIMessage, HumanMessage
+from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointTuple,
@@ -24,8 +28,10 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.base.id import uuid6
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.types import TASKS, _DeltaSnapshot
+from langgraph.graph import START, StateGraph
+from langgraph.graph.message import _messages_delta_reducer
 
-from src.agent.memory import session_id_for
+from src.agent.memory import ConversationCheckpointer, session_id_for
 
 CHANNEL = "items"
 
@@ -191,3 +197,103 @@ async def test_keep_latest_prunes_a_thread_with_a_plain_true_value(saver) -> Non
     thread = head["configurable"]["thread_id"]
     await saver.aprune([thread], strategy="keep_latest")
     assert len(await history(saver, thread)) == 1
+
+
+# -- 3. seeds of DeltaChannel histories -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "seed_value",
+    [42, "x", 3.5, True, False, 0, "", [10, 20], _DeltaSnapshot([10, 20]), _DeltaSnapshot(True)],
+    ids=repr,
+)
+async def test_a_stored_seed_is_found(saver, official_saver, seed_value: Any) -> None:
+    for s in (saver, official_saver):
+        head = await delta_chain(s, seed_value)
+        entry = (await s.aget_delta_channel_history(config=head, channels=[CHANNEL]))[CHANNEL]
+        assert entry.get("seed", "<missing>") == seed_value
+        assert type(entry["seed"]) is type(seed_value)
+        # The seed's own step and the next; step 3's write is pending at the head.
+        assert [w[2] for w in entry["writes"]] == ["w1", "w2"]
+
+
+async def test_an_inline_none_seed_is_no_seed(saver, official_saver) -> None:
+    """A JSON null reads as no value stored: the walk goes on to the root and the channel
+    is rebuilt from every write (as the official `test_inline_primitive_seed_is_found`)."""
+    for s in (saver, official_saver):
+        head = await delta_chain(s, None)
+        entry = (await s.aget_delta_channel_history(config=head, channels=[CHANNEL]))[CHANNEL]
+        assert "seed" not in entry
+        assert [w[2] for w in entry["writes"]] == ["w0", "w1", "w2"]
+        assert (await s.aget_tuple(head)).checkpoint["channel_values"] == {}
+
+
+async def test_the_sync_history_agrees(saver) -> None:
+    """`get_delta_channel_history` (from another thread than the saver's loop)."""
+    for seed_value, writes in ((None, ["w0", "w1", "w2"]), ([10, 20], ["w1", "w2"])):
+        head = await delta_chain(saver, seed_value)
+        got = await asyncio.to_thread(
+            lambda h=head: saver.get_delta_channel_history(config=h, channels=[CHANNEL])
+        )
+        assert got == await saver.aget_delta_channel_history(config=head, channels=[CHANNEL])
+        assert [w[2] for w in got[CHANNEL]["writes"]] == writes
+
+
+async def test_a_history_of_an_unknown_or_empty_request(saver: ConversationCheckpointer) -> None:
+    head = await delta_chain(saver, [1])
+    assert await saver.aget_delta_channel_history(config=head, channels=[]) == {}
+    missing = root(str(uuid.uuid4()))
+    missing["configurable"]["checkpoint_id"] = str(uuid6())
+    assert await saver.aget_delta_channel_history(config=missing, channels=[CHANNEL]) == {
+        CHANNEL: {"writes": []}
+    }
+
+
+# -- graphs with DeltaChannels --------------------------------------------------------------
+
+
+class Notes(TypedDict):
+    messages: Annotated[list, DeltaChannel(_messages_delta_reducer, snapshot_frequency=2)]
+    items: Annotated[list, DeltaChannel(concat, snapshot_frequency=3)]
+    flag: str | None
+
+
+def concat(state: list, writes: Sequence[list]) -> list:
+    return state + [item for batch in writes for item in batch]
+
+
+def notes_graph(checkpointer: Any):
+    """Each turn: `respond` answers and notes the count; `tidy` sets `flag` to None."""
+
+    def respond(state: Notes) -> dict:
+        n = len(state["messages"])
+        return {"messages": [AIMessage(f"reply-{n}", id=f"ai-{n}")], "items": [n]}
+
+    def tidy(state: Notes) -> dict:
+        return {"flag": None}
+
+    builder = StateGraph(Notes)
+    builder.add_node("respond", respond)
+    builder.add_node("tidy", tidy)
+    builder.add_edge(START, "respond")
+    builder.add_edge("respond", "tidy")
+    return builder.compile(checkpointer=checkpointer)
+
+
+async def test_delta_channel_graphs_read_back_as_with_the_official_saver(
+    saver, official_saver
+) -> None:
+    """State and every past state of a graph whose messages and items are DeltaChannels
+    (snapshots every few updates, a plain channel set to None), on both savers."""
+    seen = []
+    for s in (saver, official_saver):
+        graph, config = notes_graph(s), {"configurable": {"thread_id": str(uuid.uuid4())}}
+        for i in range(5):
+            turn = {"messages": [HumanMessage(f"q{i}", id=f"h{i}")], "flag": f"f{i}"}
+            await graph.ainvoke(turn, config)
+        states = [(st.values, st.next) async for st in graph.aget_state_history(config)]
+        seen.append(states)
+        final = states[0][0]
+        assert [m.content for m in final["messages"]][-2:] == ["q4", "reply-9"]
+        assert final["items"] == [1, 3, 5, 7, 9] and final["flag"] is None
+    assert seen[0] == seen[1]

@@ -9,7 +9,8 @@ pooled connection, and writers of one session serialize on that session's `conve
 row for one statement (or, when the cached log is stale, one short transaction that
 refreshes it under that lock and runs the same statement). Whole-thread operations
 (delete, copy, prune) are at the end of the class, their SQL work in `thread_ops.py`; the
-sync methods are in `sync_bridge.py`; how a checkpoint becomes rows and back is `rows.py`.
+sync methods are in `sync_bridge.py`; how a checkpoint becomes rows and back is `rows.py`;
+a `DeltaChannel`'s history is read by `delta_history.py`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import asyncio
 import functools
 import random
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -29,10 +30,11 @@ from langgraph.checkpoint.base import (
     Checkpoint,
     CheckpointMetadata,
     CheckpointTuple,
+    DeltaChannelHistory,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from src.agent.memory import sql, thread_ops
+from src.agent.memory import delta_history, sql, thread_ops
 from src.agent.memory.fencing import as_fencing_error, lease_of
 from src.agent.memory.jsonb import dumps_jsonb
 from src.agent.memory.message_log import DEFAULT_CACHE_MAX_BYTES, MessageLogCache
@@ -155,21 +157,21 @@ class ConversationCheckpointer(SyncBridge):
         return TupleBuilder(self.serde, self.message_logs, self.get_next_version)
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        conf = config["configurable"]
-        sid = session_id_for(conf["thread_id"])
-        ns = conf.get("checkpoint_ns", "")
-        checkpoint_id = conf.get("checkpoint_id")
+        return await self._run(lambda conn: self._builder().read(conn, config))
 
-        async def fetch(conn: asyncpg.Connection) -> CheckpointTuple | None:
-            if checkpoint_id:
-                row = await conn.fetchrow(sql.SELECT_TUPLE_BY_ID, sid, ns, checkpoint_id)
-            else:
-                row = await conn.fetchrow(sql.SELECT_LATEST_TUPLE, sid, ns)
-            if row is None:
-                return None
-            return (await self._builder().load(conn, [row])).build(row)
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        """The writes and seed of each `DeltaChannel` (`delta_history.py`), read on one
+        connection with one builder: messages the ancestors share decode once."""
 
-        return await self._run(fetch)
+        async def walk(conn: asyncpg.Connection) -> Mapping[str, DeltaChannelHistory]:
+            builder = self._builder()
+            return await delta_history.channel_history(
+                lambda cfg: builder.read(conn, cfg), config, channels
+            )
+
+        return await self._run(walk)
 
     async def alist(
         self,

@@ -30,6 +30,7 @@ from langgraph.checkpoint.base import (
 from langgraph.checkpoint.serde.base import SerializerProtocol
 from langgraph.checkpoint.serde.types import TASKS, _DeltaSnapshot
 
+from src.agent.memory import sql
 from src.agent.memory.jsonb import dumps_jsonb, loads_jsonb
 from src.agent.memory.message_log import MessageLogCache, SessionLog
 from src.agent.memory.seq_ranges import (
@@ -38,6 +39,7 @@ from src.agent.memory.seq_ranges import (
     encode_ranges,
     ranges_end,
 )
+from src.agent.memory.threads import session_id_for
 from src.agent.memory.transcript import is_message_list
 
 # -- encode ------------------------------------------------------------------------
@@ -193,6 +195,21 @@ class TupleBuilder:
             log = self.message_logs.covering(sid, row_id, end)
             self.logs[sid] = log or await self.message_logs.sync(conn, sid)
         return self
+
+    async def read(
+        self, conn: asyncpg.Connection, config: RunnableConfig
+    ) -> CheckpointTuple | None:
+        """The checkpoint of `config` (the namespace's latest without a `checkpoint_id`)."""
+        conf = config["configurable"]
+        sid = session_id_for(conf["thread_id"])
+        ns = conf.get("checkpoint_ns", "")
+        if checkpoint_id := conf.get("checkpoint_id"):
+            row = await conn.fetchrow(sql.SELECT_TUPLE_BY_ID, sid, ns, checkpoint_id)
+        else:
+            row = await conn.fetchrow(sql.SELECT_LATEST_TUPLE, sid, ns)
+        if row is None:
+            return None
+        return (await self.load(conn, [row])).build(row)
 
     def _transcript_value(self, sid: uuid.UUID, blob: bytes) -> list[BaseMessage]:
         log = self.logs.get(sid)
