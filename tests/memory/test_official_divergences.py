@@ -6,7 +6,8 @@ otherwise, adapted to ours and, where it helps, run side by side with the offici
   (`__pregel_tasks` writes) as its own `__pregel_tasks` value, also after `keep_latest`;
 - `keep_latest` refuses a thread whose only sign of a `DeltaChannel` is a `_DeltaSnapshot`
   value (no counters in the metadata), so the history its value is rebuilt from stays;
-- a `DeltaChannel` history walks past an inline `None` (no seed), as past no value at all.
+- a `DeltaChannel` history walks past an inline `None` (no seed), as past no value at all;
+- a checkpoint's writes come in LangGraph's order (code points) under any collation.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Annotated, Any, TypedDict
 
+import asyncpg
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.channels.delta import DeltaChannel
@@ -32,6 +34,7 @@ from langgraph.graph import START, StateGraph
 from langgraph.graph.message import _messages_delta_reducer
 
 from src.agent.memory import ConversationCheckpointer, session_id_for
+from tests.support import drop_database, with_database
 
 CHANNEL = "items"
 
@@ -297,3 +300,47 @@ async def test_delta_channel_graphs_read_back_as_with_the_official_saver(
         assert [m.content for m in final["messages"]][-2:] == ["q4", "reply-9"]
         assert final["items"] == [1, 3, 5, 7, 9] and final["flag"] is None
     assert seen[0] == seen[1]
+
+
+# -- the order of pending writes, whatever the database's collation ---------------------------
+
+
+@pytest.fixture
+async def icu_dsn(server_dsn: str) -> AsyncIterator[str]:
+    """A database whose default collation is ICU English (as many managed servers'
+    `en_US`): text sorts case-insensitively first, unlike Python's code point order."""
+    name = f"vera_icu_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(server_dsn)
+    try:
+        await admin.execute(
+            f'CREATE DATABASE "{name}" TEMPLATE template0 LOCALE_PROVIDER icu '
+            "ICU_LOCALE 'en' LOCALE 'C.UTF-8'"
+        )
+    except asyncpg.PostgresError as exc:  # before PostgreSQL 15, or built without ICU
+        pytest.skip(f"no ICU database on this server: {exc}")
+    finally:
+        await admin.close()
+    dsn = with_database(server_dsn, name)
+    try:
+        yield dsn
+    finally:
+        await drop_database(server_dsn, dsn)
+
+
+async def test_pending_writes_are_in_code_point_order_under_any_collation(icu_dsn) -> None:
+    """The official saver sorts a checkpoint's writes in Python (`writes_sort_key`), and
+    LangGraph applies a step's writes in that order; an ICU or `en_US` database sorts
+    "Writer" after "researcher", code points before it. Sends of old checkpoints too."""
+    paths = ["~__pregel_pull, researcher", "~__pregel_pull, Writer", "~__pregel_pull, _tidy"]
+    expected = sorted(paths)
+    assert expected != sorted(paths, key=str.lower)  # what such a collation would give
+    async with ConversationCheckpointer.from_dsn(icu_dsn, min_size=1, max_size=2) as saver:
+        thread = str(uuid.uuid4())
+        parent = await saver.aput(root(thread), empty_checkpoint(), {}, {})
+        for path in paths:
+            await saver.aput_writes(parent, [(TASKS, path)], task_id=path[-3:], task_path=path)
+        tup = await saver.aget_tuple(parent)
+        assert [w[2] for w in tup.pending_writes] == expected
+        cp0 = tup.checkpoint
+        child = await saver.aput(parent, create_checkpoint(cp0, {}, 1), {}, {})
+        assert (await saver.aget_tuple(child)).checkpoint["channel_values"][TASKS] == expected

@@ -63,7 +63,8 @@ SELECT row_id, created FROM vera_put_writes(
 # come from a FROM clause appended to it, aliased `c`. A checkpoint older than format v4
 # also gets the `Send`s its parent left pending (`__pregel_tasks`, LangGraph's `TASKS`
 # channel), which it reads as its own value (`TupleBuilder.build`); for newer ones that
-# sub-select's condition is false before any lookup.
+# sub-select's condition is false before any lookup. Writes are in LangGraph's order
+# (`writes_sort_key`, Python's code point order): `COLLATE "C"` whatever the database's.
 _TUPLE_COLUMNS = """
 SELECT c.session_id, c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id,
     c.checkpoint::text AS checkpoint, c.metadata::text AS metadata,
@@ -75,10 +76,11 @@ SELECT c.session_id, c.thread_id, c.checkpoint_ns, c.checkpoint_id, c.parent_che
             WHERE b.session_id = c.session_id AND b.checkpoint_ns = c.checkpoint_ns
                 AND b.channel = v.channel AND b.version = v.version LIMIT 1) b) AS blobs,
     (SELECT array_agg((w.task_id, w.channel, w.type, w.blob)
-            ORDER BY w.task_path, w.task_id, w.idx)
+            ORDER BY w.task_path COLLATE "C", w.task_id COLLATE "C", w.idx)
         FROM checkpoint_writes w WHERE w.session_id = c.session_id
             AND w.checkpoint_ns = c.checkpoint_ns AND w.checkpoint_id = c.checkpoint_id) AS writes,
-    (SELECT array_agg((w.type, w.blob) ORDER BY w.task_path, w.task_id, w.idx)
+    (SELECT array_agg((w.type, w.blob)
+            ORDER BY w.task_path COLLATE "C", w.task_id COLLATE "C", w.idx)
         FROM checkpoint_writes w WHERE (c.checkpoint ->> 'v')::int < 4
             AND w.session_id = c.session_id AND w.checkpoint_ns = c.checkpoint_ns
             AND w.checkpoint_id = c.parent_checkpoint_id AND w.channel = '__pregel_tasks'
