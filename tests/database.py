@@ -17,6 +17,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
 from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
 from src.agent.memory.embedded import EmbeddedPostgres
@@ -108,6 +109,14 @@ async def empty_dsn(server_dsn: str) -> AsyncIterator[str]:
     """A brand-new empty database, dropped afterwards."""
     async with fresh_database(server_dsn, "vera_empty") as dsn:
         yield dsn
+
+
+@pytest.fixture
+async def official_saver(empty_dsn: str) -> AsyncIterator[AsyncPostgresSaver]:
+    """LangGraph's own Postgres saver, on a database of its own (to compare ours with)."""
+    async with AsyncPostgresSaver.from_conn_string(empty_dsn) as saver:
+        await saver.setup()
+        yield saver
 
 
 # -- poolers ---------------------------------------------------------------------------

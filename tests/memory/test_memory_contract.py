@@ -13,14 +13,13 @@ import asyncio
 import re
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import asyncpg
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.channels.delta import DeltaChannel
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.types import Command, interrupt
 
@@ -266,14 +265,6 @@ def subgraph_calls_graph(checkpointer: Any):
     builder.add_edge("plan", "recall")
     builder.add_edge("recall", END)
     return builder.compile(checkpointer=checkpointer)
-
-
-@pytest.fixture
-async def official_saver(empty_dsn: str) -> AsyncIterator[AsyncPostgresSaver]:
-    """LangGraph's own Postgres saver, on a database of its own."""
-    async with AsyncPostgresSaver.from_conn_string(empty_dsn) as saver:
-        await saver.setup()
-        yield saver
 
 
 async def namespaces(saver: Any, thread: str) -> Counter:

@@ -1,6 +1,7 @@
-"""Where `langgraph-checkpoint-postgres`'s own tests (3.2.0: `test_async.py`'s pending-sends
-migration, `test_delta_plain_value_seed.py`, its prune tests) found our saver behaving
-otherwise, adapted to ours and, where it helps, run side by side with the official saver:
+"""Where `langgraph-checkpoint-postgres`'s own tests found our saver behaving otherwise
+(`test_async.py::test_pending_sends_migration` and `test_delta_plain_value_seed.py`, read
+in the langgraph repository at checkpoint-postgres 3.1.2; the prune cases checked against
+3.2.0's `aprune` as installed), adapted to ours and run side by side with the official saver:
 
 - a checkpoint older than format v4 reads the `Send`s its parent left pending
   (`__pregel_tasks` writes) as its own `__pregel_tasks` value, also after `keep_latest`;
@@ -28,7 +29,6 @@ from langgraph.checkpoint.base import (
     empty_checkpoint,
 )
 from langgraph.checkpoint.base.id import uuid6
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.serde.types import TASKS, _DeltaSnapshot
 from langgraph.graph import START, StateGraph
 from langgraph.graph.message import _messages_delta_reducer
@@ -37,14 +37,6 @@ from src.agent.memory import ConversationCheckpointer, session_id_for
 from tests.support import drop_database, with_database
 
 CHANNEL = "items"
-
-
-@pytest.fixture
-async def official_saver(empty_dsn: str) -> AsyncIterator[AsyncPostgresSaver]:
-    """LangGraph's own Postgres saver, on a database of its own."""
-    async with AsyncPostgresSaver.from_conn_string(empty_dsn) as saver:
-        await saver.setup()
-        yield saver
 
 
 def root(thread: str) -> dict:
@@ -255,14 +247,14 @@ async def test_a_history_of_an_unknown_or_empty_request(saver: ConversationCheck
 # -- graphs with DeltaChannels --------------------------------------------------------------
 
 
+def concat(state: list, writes: Sequence[list]) -> list:
+    return state + [item for batch in writes for item in batch]
+
+
 class Notes(TypedDict):
     messages: Annotated[list, DeltaChannel(_messages_delta_reducer, snapshot_frequency=2)]
     items: Annotated[list, DeltaChannel(concat, snapshot_frequency=3)]
     flag: str | None
-
-
-def concat(state: list, writes: Sequence[list]) -> list:
-    return state + [item for batch in writes for item in batch]
 
 
 def notes_graph(checkpointer: Any):
