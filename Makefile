@@ -5,10 +5,11 @@ PYTHON ?= python3
 PORT ?= 2024
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 
-.PHONY: help run test lint format dev bench bench-quick sync sync-runtime
+.PHONY: help run test test-unit test-memory test-api test-deployment lint format dev bench \
+	bench-quick sync sync-runtime
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 $(CURDIR)/.tools/bin/uv:
 	$(PYTHON) -m venv $(CURDIR)/.tools
@@ -27,8 +28,21 @@ sync: $(UV)
 run: sync-runtime ## run the API on http://127.0.0.1:8000 (embedded PostgreSQL if none is reachable)
 	$(UV) run --frozen --no-dev python -m src.api
 
-test: sync ## run the test suite against a real PostgreSQL
+test: sync ## run the whole test suite (every tier) against a real PostgreSQL
 	$(UV) run --frozen pytest
+
+# One tier of tests/ each (tests/conftest.py): `make test-unit` needs no database.
+test-unit: sync ## the unit tier alone: pure logic, no database, seconds
+	$(UV) run --frozen pytest tests/unit
+
+test-memory: sync ## the memory tier: checkpointer, store and graph on PostgreSQL
+	$(UV) run --frozen pytest tests/memory
+
+test-api: sync ## the API tier: the app under an in-process uvicorn
+	$(UV) run --frozen pytest tests/api
+
+test-deployment: sync ## processes, browser, wheel, compose, workers, fuzzing
+	$(UV) run --frozen pytest tests/deployment
 
 lint: sync ## ruff check + format check + mypy (types of src/)
 	$(UV) run --frozen ruff check .
