@@ -1,8 +1,9 @@
 # Vera: every target installs what it needs (uv, then the locked dependencies).
 .DEFAULT_GOAL := help
 PYTHON ?= python3
-# Port of `make dev` (the Studio backend): make dev PORT=2025
-PORT ?= 2024
+# Port of `make run` (default: API_PORT, else 8000) and of `make dev` (the Studio backend,
+# default 2024): make run PORT=8001, make dev PORT=2025
+PORT ?=
 UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 
 .PHONY: help run test test-unit test-memory test-api test-deployment lint format dev bench \
@@ -25,8 +26,8 @@ sync-runtime: $(UV)
 sync: $(UV)
 	$(UV) sync --frozen
 
-run: sync-runtime ## run the API on http://127.0.0.1:8000 (embedded PostgreSQL if none is reachable)
-	$(UV) run --frozen --no-dev python -m src.api
+run: sync-runtime ## the API on http://127.0.0.1:8000 (another port: make run PORT=8001)
+	$(if $(PORT),API_PORT=$(PORT) )$(UV) run --frozen --no-dev python -m src.api
 
 test: sync ## run the whole test suite (every tier) against a real PostgreSQL
 	$(UV) run --frozen pytest
@@ -54,7 +55,7 @@ format: sync ## apply ruff fixes and formatting
 	$(UV) run --frozen ruff format .
 
 dev: sync ## LangGraph Studio backend on 127.0.0.1:2024 (another port: make dev PORT=2025)
-	$(UV) run --frozen python -m src.studio_dev --host 127.0.0.1 --port $(PORT)
+	$(UV) run --frozen python -m src.studio_dev --host 127.0.0.1 --port $(or $(PORT),2024)
 
 bench: sync ## full benchmark: ours vs the official saver (writes docs/benchmarks.md)
 	$(UV) run --frozen python -m bench

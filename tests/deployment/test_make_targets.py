@@ -88,3 +88,10 @@ def test_not_deployment_selects_every_tier_but_the_deployment_one() -> None:
     ids = [line for line in done.stdout.splitlines() if "::" in line]
     folders = {line.split("/")[1] for line in ids}
     assert folders == {"unit", "memory", "api"}, folders
+
+
+def test_make_run_takes_a_port_as_make_dev_does() -> None:
+    (given,) = dry_run("run", "PORT=8001")[-1:]
+    assert given.startswith("API_PORT=8001 ") and given.endswith("python -m src.api"), given
+    (default,) = dry_run("run")[-1:]
+    assert "API_PORT" not in default, default  # API_PORT of .env or the environment, else 8000
