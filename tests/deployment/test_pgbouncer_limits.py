@@ -75,7 +75,8 @@ async def test_two_workers_share_five_server_connections(
             while True:
                 n = await db.fetchval(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 "
-                    "AND pid <> pg_backend_pid() AND backend_start >= $2",
+                    "AND pid <> pg_backend_pid() AND backend_start >= $2 "
+                    "AND backend_type = 'client backend'",  # not autovacuum's workers
                     dbname,
                     since,
                 )
