@@ -4,7 +4,11 @@ PYTHON ?= python3
 # Port of `make run` (default: API_PORT, else 8000) and of `make dev` (the Studio backend,
 # default 2024): make run PORT=8001, make dev PORT=2025
 PORT ?=
-UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+# The checkout's own uv: a link to the uv on PATH, or one installed by pip when there is
+# none. Every target uses it, so a later shell without uv on PATH (or without a network)
+# still finds what `make sync` used.
+UV := $(CURDIR)/.tools/bin/uv
+PATH_UV := $(shell command -v uv 2>/dev/null)
 
 .PHONY: help run test test-unit test-memory test-api test-deployment lint format dev bench \
 	bench-quick sync sync-runtime
@@ -12,9 +16,14 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(CURDIR)/.tools/bin/uv:
+$(UV):
+	@rm -f $(UV)
+ifneq ($(PATH_UV),)
+	@mkdir -p $(dir $(UV)) && ln -s $(PATH_UV) $(UV)
+else
 	$(PYTHON) -m venv $(CURDIR)/.tools
 	$(CURDIR)/.tools/bin/pip install --quiet uv
+endif
 
 # The runtime alone for `make run` (as in the Dockerfile); the dev group (pytest, ruff,
 # langgraph-cli...) for the other targets. Each target syncs, so `make run` then `make test`

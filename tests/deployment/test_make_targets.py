@@ -95,3 +95,35 @@ def test_make_run_takes_a_port_as_make_dev_does() -> None:
     assert given.startswith("API_PORT=8001 ") and given.endswith("python -m src.api"), given
     (default,) = dry_run("run")[-1:]
     assert "API_PORT" not in default, default  # API_PORT of .env or the environment, else 8000
+
+
+def test_the_uv_make_sync_used_stays_for_later_targets(tmp_path: Path) -> None:
+    """`make sync` with a uv on PATH, then `make test` where PATH has none (another shell,
+    `env -i`, a network namespace): it must not try to install uv again (that needs the
+    network)."""
+    shutil.copy(ROOT / "Makefile", tmp_path / "Makefile")
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    fake = tools / "uv"
+    fake.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path / "calls"}\n')
+    fake.chmod(0o755)
+    synced = subprocess.run(
+        ["make", "--no-print-directory", "sync"],
+        cwd=tmp_path,
+        env={"PATH": f"{tools}:/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert synced.returncode == 0, synced.stderr
+    assert (tmp_path / "calls").read_text().split() == ["sync", "--frozen"]
+    later = subprocess.run(
+        ["make", "-n", "--no-print-directory", "test"],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "pip install" not in later.stdout, later.stdout
+    assert f"{tmp_path}/.tools/bin/uv run --frozen pytest" in later.stdout, later.stdout
