@@ -23,7 +23,7 @@ from src.agent.memory.fencing import (
     StaleRunError,
     as_fencing_error,
 )
-from src.agent.memory.store import StorageUnavailableError
+from src.agent.memory.store import PostgresMemoryStore, StorageUnavailableError
 from src.api.turn_errors import error_code
 
 
@@ -100,3 +100,32 @@ def test_a_programming_error_is_not_a_model_error() -> None:
 )
 def test_a_failed_turn_ends_with_its_stable_code(exc: BaseException, code: str) -> None:
     assert error_code(exc) == code
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        (
+            postgres_error("28P01", 'password authentication failed for user "veramoney"'),
+            "memory database db:5432 refused the connection (InvalidPasswordError: password "
+            'authentication failed for user "veramoney")',
+        ),
+        (ConnectionRefusedError(111, "Connection refused"), "memory database db:5432 unreachable"),
+        (TimeoutError(), "memory database db:5432 unreachable (TimeoutError"),
+    ],
+)
+async def test_a_store_that_cannot_connect_says_where_and_why(
+    monkeypatch: pytest.MonkeyPatch, error: BaseException, said: str
+) -> None:
+    """What start-up prints in one line (`src/api/startup.py`), without the embedded
+    fallback."""
+
+    async def refused(self: PostgresMemoryStore, dsn: str) -> None:
+        raise error
+
+    monkeypatch.setattr(PostgresMemoryStore, "_create_pool", refused)
+    store = PostgresMemoryStore("postgresql://veramoney:secret@db:5432/veramoney_memory")
+    with pytest.raises(StorageUnavailableError) as failed:
+        await store.initialize()
+    assert str(failed.value).startswith(said)
+    assert "secret" not in str(failed.value)
