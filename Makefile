@@ -1,18 +1,29 @@
 # Vera: every target installs what it needs (uv, then the locked dependencies).
 .DEFAULT_GOAL := help
 PYTHON ?= python3
-# Port of `make dev` (the Studio backend): make dev PORT=2025
-PORT ?= 2024
-UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+# Port of `make run` (default: API_PORT, else 8000) and of `make dev` (the Studio backend,
+# default 2024): make run PORT=8001, make dev PORT=2025
+PORT ?=
+# The checkout's own uv: a link to the uv on PATH, or one installed by pip when there is
+# none. Every target uses it, so a later shell without uv on PATH (or without a network)
+# still finds what `make sync` used.
+UV := $(CURDIR)/.tools/bin/uv
+PATH_UV := $(shell command -v uv 2>/dev/null)
 
-.PHONY: help run test lint format dev bench bench-quick sync sync-runtime
+.PHONY: help run test test-unit test-memory test-api test-deployment lint format dev bench \
+	bench-quick sync sync-runtime
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
-$(CURDIR)/.tools/bin/uv:
+$(UV):
+	@rm -f $(UV)
+ifneq ($(PATH_UV),)
+	@mkdir -p $(dir $(UV)) && ln -s $(PATH_UV) $(UV)
+else
 	$(PYTHON) -m venv $(CURDIR)/.tools
 	$(CURDIR)/.tools/bin/pip install --quiet uv
+endif
 
 # The runtime alone for `make run` (as in the Dockerfile); the dev group (pytest, ruff,
 # langgraph-cli...) for the other targets. Each target syncs, so `make run` then `make test`
@@ -24,11 +35,24 @@ sync-runtime: $(UV)
 sync: $(UV)
 	$(UV) sync --frozen
 
-run: sync-runtime ## run the API on http://127.0.0.1:8000 (embedded PostgreSQL if none is reachable)
-	$(UV) run --frozen --no-dev python -m src.api
+run: sync-runtime ## the API on http://127.0.0.1:8000 (another port: make run PORT=8001)
+	$(if $(PORT),API_PORT=$(PORT) )$(UV) run --frozen --no-dev python -m src.api
 
-test: sync ## run the test suite against a real PostgreSQL
+test: sync ## run the whole test suite (every tier) against a real PostgreSQL
 	$(UV) run --frozen pytest
+
+# One tier of tests/ each (tests/conftest.py): `make test-unit` needs no database.
+test-unit: sync ## the unit tier alone: pure logic, no database, seconds
+	$(UV) run --frozen pytest tests/unit
+
+test-memory: sync ## the memory tier: checkpointer, store and graph on PostgreSQL
+	$(UV) run --frozen pytest tests/memory
+
+test-api: sync ## the API tier: the app under an in-process uvicorn
+	$(UV) run --frozen pytest tests/api
+
+test-deployment: sync ## processes, browser, wheel, compose, workers, fuzzing
+	$(UV) run --frozen pytest tests/deployment
 
 lint: sync ## ruff check + format check + mypy (types of src/)
 	$(UV) run --frozen ruff check .
@@ -40,7 +64,7 @@ format: sync ## apply ruff fixes and formatting
 	$(UV) run --frozen ruff format .
 
 dev: sync ## LangGraph Studio backend on 127.0.0.1:2024 (another port: make dev PORT=2025)
-	$(UV) run --frozen python -m src.studio_dev --host 127.0.0.1 --port $(PORT)
+	$(UV) run --frozen python -m src.studio_dev --host 127.0.0.1 --port $(or $(PORT),2024)
 
 bench: sync ## full benchmark: ours vs the official saver (writes docs/benchmarks.md)
 	$(UV) run --frozen python -m bench

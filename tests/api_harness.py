@@ -125,13 +125,30 @@ async def wait_until(condition: Callable[[], Awaitable[bool]], limit: float = 20
             await asyncio.sleep(0.05)
 
 
-async def hundred_slow_turns(settings: Settings, db: asyncpg.Connection) -> None:
-    """100 new sessions send a turn at once to a model that takes 1.5 s (longer than a
-    pool acquire may wait): every turn ends `done` and stores its two messages."""
+async def hundred_turns_wait_on_the_model_at_once(
+    settings: Settings, db: asyncpg.Connection
+) -> None:
+    """100 new sessions send a turn at once to a model that answers only when all 100 are
+    waiting in it, on a pool of `POSTGRES_MEMORY_POOL_MAX` connections (fewer than 100):
+    they can all get there only if no turn holds a pooled connection while the model works.
+    Then every turn ends `done` and stores its two messages. Bound by what it proves (all
+    100 in the model at once), not by how fast the machine gets them there."""
+    assert settings.postgres_memory_pool_max < 100
+    gate = asyncio.Event()
+    model = FakeModel(gate=gate)
     sids = [str(uuid.uuid4()) for _ in range(100)]
     limits = httpx.Limits(max_connections=100)
-    async with api_client(settings, FakeModel(delay=1.5), timeout=60, limits=limits) as client:
-        results = await asyncio.gather(*(chat(client, sid, "Hello") for sid in sids))
+    async with api_client(settings, model, timeout=None, limits=limits) as client:
+        turns = [asyncio.create_task(chat(client, sid, "Hello")) for sid in sids]
+        try:
+            # A turn that ends before the gate opens has failed: stop waiting, show it.
+            while model.calls < len(sids) and not any(t.done() for t in turns):  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            waiting = model.calls
+        finally:
+            gate.set()
+        results = await asyncio.gather(*turns)
+    assert waiting == len(sids), f"only {waiting} of 100 turns reached the model together"
     assert all(events[-1].event == "done" for events in results)
     assert await transcript_lengths(db, sids) == [2] * 100
 

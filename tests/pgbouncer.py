@@ -104,10 +104,17 @@ def _server_address(server_dsn: str) -> tuple[str, int, str, str]:
     return host, port, unquote(parts.username or "postgres"), unquote(parts.password or "")
 
 
-def _run_as() -> str | None:
-    """PgBouncer refuses to run as root: the account to drop to (`-u`), when root."""
+def _run_as(host: str) -> str | None:
+    """PgBouncer refuses to run as root: the account to drop to (`-u`), when root. For a
+    server reached through a Unix socket, the owner of the socket's folder (an embedded
+    PostgreSQL keeps it in its data folder, mode 700, owned by the account it runs as);
+    else `postgres`, else `nobody`."""
     if os.geteuid() != 0:
         return None
+    if host.startswith("/"):
+        owner = pwd.getpwuid(os.stat(host).st_uid).pw_name
+        if owner != "root":
+            return owner
     for name in ("postgres", "nobody"):
         with contextlib.suppress(KeyError):
             pwd.getpwnam(name)
@@ -156,7 +163,7 @@ def start_pgbouncer(
     if max_prepared_statements and version < PREPARED_STATEMENTS_SINCE:
         raise ValueError(f"PgBouncer {version} has no max_prepared_statements (needs 1.21)")
     host, port, user, password = _server_address(server_dsn)
-    run_as = _run_as()
+    run_as = _run_as(host)
     with tempfile.TemporaryDirectory(prefix="vera-pgbouncer-") as tmp:
         directory = Path(tmp)
         server = f"host={host} port={port} user={user}" + (

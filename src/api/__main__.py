@@ -21,7 +21,14 @@ def main() -> None:
     except SettingsError as exc:
         sys.exit(str(exc))
     from src.api import logs
+    from src.api.startup import port_problem
 
+    problem = port_problem(settings.api_host, settings.api_port)
+    if problem is not None:  # before anything claims to listen there
+        sys.exit(
+            f"Vera cannot start: {settings.api_host}:{settings.api_port} is not free "
+            f"({problem}); choose another port: API_PORT=8001 (make run PORT=8001)"
+        )
     logs.configure(settings.log_level, settings.log_format)
     options: dict[str, Any] = dict(
         host=settings.api_host,

@@ -30,6 +30,7 @@ from src.api.openapi import install_openapi
 from src.api.routes import chat, health, page, sessions, turn_status
 from src.api.security import KeyRing, RateLimiter, limiter_storage
 from src.api.session_directory import SessionDirectory
+from src.api.startup import OneLineStartupFailure
 from src.api.turn_events import TurnEventLog
 from src.api.turn_leases import TurnLeases
 from src.api.turns import TurnRunner
@@ -125,7 +126,8 @@ def create_app(
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.environment == "production")
     if settings.forwarded_allow_ips:
         app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.forwarded_allow_ips)
-    app.add_middleware(tracing.RequestContextMiddleware)  # outermost: request id, span
+    app.add_middleware(tracing.RequestContextMiddleware)  # request id, span
+    app.add_middleware(OneLineStartupFailure)  # outermost: start-up failures in one line
     redact_access_log()
     install_openapi(app, keys_required=keys.required)
     app.include_router(health.router)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import logging
 import socket
 
-import pytest
-
 from src.api.app import create_app
 from src.config.settings import load_settings
+from tests.support import memory_settings
 
 
 def closed_port() -> int:
@@ -62,16 +61,9 @@ async def test_embedded_start_up_logs_few_clear_lines(tmp_path, caplog) -> None:
 
 
 async def test_no_embedded_lines_with_a_reachable_database(database_dsn, caplog) -> None:
-    from urllib.parse import urlsplit
-
-    parts = urlsplit(database_dsn)
-    if not parts.hostname:
-        pytest.skip("the test server is reached through a Unix socket")
+    values = memory_settings(database_dsn) | {"postgres_memory_embedded": True}  # TCP or socket
     settings = load_settings(
-        postgres_memory_host=parts.hostname,
-        postgres_memory_port=parts.port or 5432,
-        postgres_memory_user=parts.username or "postgres",
-        postgres_memory_db=parts.path.lstrip("/"),
+        **values,
         postgres_memory_pool_min=1,
         postgres_memory_pool_max=2,
         openai_api_key=None,
@@ -84,6 +76,7 @@ async def test_no_embedded_lines_with_a_reachable_database(database_dsn, caplog)
     text = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING], text
     joined = "\n".join(text)
-    assert f"memory database: {parts.hostname}:{parts.port or 5432}/" in joined
+    host, port = values["postgres_memory_host"], values["postgres_memory_port"]
+    assert f"memory database: {host}:{port}/" in joined
     assert "/docs" not in joined
     assert "embedded" not in joined

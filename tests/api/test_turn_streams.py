@@ -10,9 +10,20 @@ import uuid
 
 import asyncpg
 
-from tests.api_harness import QUESTION, parse_sse, send, settings_for, worker
+from tests.api_harness import QUESTION, parse_sse, send, settings_for, wait_until, worker
 from tests.fakes import FakeModel
 from tests.pgbouncer import Pooler
+
+
+async def lease_gone(dsn: str, sid: str) -> bool:
+    conn = await asyncpg.connect(dsn)
+    try:
+        held = await conn.fetchval(
+            "SELECT count(*) FROM turn_leases WHERE session_id = $1", uuid.UUID(sid)
+        )
+    finally:
+        await conn.close()
+    return held == 0
 
 
 async def test_a_client_that_dropped_replays_and_follows_its_turn_on_another_worker(
@@ -62,7 +73,9 @@ async def test_a_client_that_dropped_replays_and_follows_its_turn_on_another_wor
         again = await other.get(f"/sessions/{sid}/turns/{turn_id}/events")
         replayed = parse_sse(again.text)[0]
         assert [e.event for e in replayed] == ["session", *names]
-        # A later attempt of the same turn (a replay of its answer) numbers on.
+        # A later attempt of the same turn (a replay of its answer) numbers on. (The done
+        # event is stored before the first worker lets the session go: wait for that.)
+        await wait_until(lambda: lease_gone(database_dsn, sid))
         replay = await send(other, sid, QUESTION, turn_id=turn_id)
         assert replay[0].id == f"{turn_id}:{len(events) + 2}"
         # ... and is stored like any attempt: a client that drops mid-replay can follow it.

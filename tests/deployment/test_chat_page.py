@@ -249,6 +249,12 @@ def test_tool_turn_streams_then_history_sidebar_and_delete(
         # A new chat empties the view; the old one is one click away.
         page.find_element(By.ID, "new-chat").click()
         wait_for(page, lambda d: session_id(d) != sid and not answers(d))
+        # ...without asking for the new session's messages (a 404 in the console).
+        fresh = session_id(page)
+        asked = [
+            e["message"] for e in page.get_log("browser") if f"/sessions/{fresh}" in e["message"]
+        ]
+        assert asked == [], asked
         current = page.find_element(By.CSS_SELECTOR, f'li[data-session-id="{sid}"] .session-open')
         current.click()
         wait_for(page, lambda d: session_id(d) == sid and answer_text(d) == final)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from pathlib import Path
 
 import yaml
@@ -95,3 +97,50 @@ def test_env_example_works_locally_and_compose_overrides_the_address() -> None:
     environment = load()["services"]["app"]["environment"]
     assert environment["POSTGRES_MEMORY_HOST"] == "postgres-memory"
     assert str(environment["POSTGRES_MEMORY_PORT"]) == "5432"
+
+
+def interpolate(value: str, env: dict[str, str]) -> str:
+    """Compose's `${VAR:-default}` / `${VAR:?error}` / `${VAR}` with the variables of `env`."""
+
+    def one(match: re.Match[str]) -> str:
+        name, kind, rest = match[1], match[2], match[3]
+        if env.get(name):
+            return env[name]
+        if kind == ":?":
+            raise ValueError(rest)
+        return rest if kind == ":-" else ""
+
+    return re.sub(r"\$\{(\w+)(:-|:\?)?([^}]*)\}", one, value)
+
+
+def dotenv(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs if not k.lstrip().startswith("#")}
+
+
+def test_cp_env_example_to_env_keeps_compose_in_production() -> None:
+    """`cp .env.example .env` (ENVIRONMENT=development, for `make run`) must not turn the
+    compose setup into development: docs on, no key check."""
+    env = dotenv(ROOT / ".env.example") | {"API_KEY": "k" * 40}
+    app = load()["services"]["app"]["environment"]
+    resolved = {name: interpolate(str(value), env) for name, value in app.items()}
+    assert resolved["ENVIRONMENT"] == "production"
+    assert resolved["POSTGRES_MEMORY_EMBEDDED"] == "false"
+    assert "API_DOCS_ENABLED" not in resolved  # production's default: docs off
+
+
+def test_the_build_context_leaves_out_local_state_but_not_what_the_image_copies() -> None:
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    ignored = {p for p in patterns if not p.startswith("!")}
+    assert {".venv", ".tools", ".data", ".env", ".git"} <= ignored
+    copied = [
+        part
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ")
+        for part in line.split()[1:-1]
+    ]
+    assert copied and not [c for c in copied if any(fnmatch.fnmatch(c, p) for p in ignored)]

