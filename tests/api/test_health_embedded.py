@@ -17,11 +17,11 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-async def test_embedded_fallback_serves_health_and_keeps_data(tmp_path) -> None:
+async def test_embedded_fallback_serves_health_and_keeps_data(pg_dir) -> None:
     settings = load_settings(
         postgres_memory_host="127.0.0.1",
         postgres_memory_port=closed_port(),
-        postgres_memory_embedded_dir=tmp_path / "pg",
+        postgres_memory_embedded_dir=pg_dir,
         postgres_memory_pool_min=1,
         postgres_memory_pool_max=2,
         openai_api_key=None,
@@ -32,7 +32,7 @@ async def test_embedded_fallback_serves_health_and_keeps_data(tmp_path) -> None:
         async with app.router.lifespan_context(app):
             store = app.state.store
             assert store.embedded is not None
-            assert store.embedded.data_dir == (tmp_path / "pg").resolve()
+            assert store.embedded.data_dir == (pg_dir).resolve()
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 response = await client.get("/health")
@@ -53,7 +53,7 @@ async def test_embedded_fallback_serves_health_and_keeps_data(tmp_path) -> None:
                 assert response.json()["database"] == "unreachable"
 
 
-async def test_no_fallback_when_embedded_is_disabled(tmp_path) -> None:
+async def test_no_fallback_when_embedded_is_disabled(pg_dir) -> None:
     settings = load_settings(
         postgres_memory_host="127.0.0.1",
         postgres_memory_port=closed_port(),

@@ -16,9 +16,9 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-async def test_embedded_start_up_logs_few_clear_lines(tmp_path, caplog) -> None:
+async def test_embedded_start_up_logs_few_clear_lines(pg_dir, caplog) -> None:
     port = closed_port()
-    data = (tmp_path / "pg").resolve()
+    data = pg_dir.resolve()
     settings = load_settings(
         postgres_memory_host="127.0.0.1",
         postgres_memory_port=port,

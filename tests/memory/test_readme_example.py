@@ -25,12 +25,12 @@ async def test_the_readme_example_runs_on_an_empty_database(server_dsn: str) -> 
     assert conversations == 1
 
 
-async def test_the_readme_example_runs_on_the_embedded_database_by_its_dsn(tmp_path) -> None:
+async def test_the_readme_example_runs_on_the_embedded_database_by_its_dsn(pg_dir) -> None:
     """The DSN the README gives for the embedded database of `make run`, with the data
     folder of a server started here instead of `$PWD/.data/postgres`."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     (given,) = re.findall(r'`DATABASE_URL="(postgresql://[^"]+)"`', readme)
-    server, _ = await start_embedded(tmp_path / "data", "veramoney_memory")
+    server, _ = await start_embedded(pg_dir, "veramoney_memory")
     try:
         dsn = given.replace("$PWD/.data/postgres", str(server.data_dir))
         assert run_example(sys.executable, dsn, ROOT) == "you said: hello\n"
