@@ -196,7 +196,10 @@ class SessionSummary(BaseModel):
     """One session of `GET /sessions`."""
 
     session_id: uuid.UUID
-    title: str = Field(description="The session's first message, on one line, cut")
+    title: str = Field(
+        description="The session's first stored user message, on one line, cut to 80 "
+        "characters ('' when it has no text)"
+    )
     message_count: int = Field(description="Messages in its transcript")
     created_at: datetime
     updated_at: datetime = Field(description="When its last turn ended (or it was created)")

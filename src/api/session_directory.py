@@ -12,10 +12,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
+
+from src.agent.memory.jsonb import loads_jsonb
 from src.agent.memory.store import PostgresMemoryStore
 from src.api import sql
 from src.api.errors import ApiError
 from src.api.security import DEFAULT_PRINCIPAL, Principal
+from src.api.turn_messages import text_of
 
 TITLE_CHARS = 80
 
@@ -37,6 +41,21 @@ def title_of(message: str) -> str:
     characters, which JSONB may refuse, become spaces)."""
     line = " ".join("".join(ch if ch.isprintable() else " " for ch in message).split())
     return line if len(line) <= TITLE_CHARS else line[: TITLE_CHARS - 1] + "…"
+
+
+def title_from(content: str | None) -> str:
+    """The title of a stored message's content (JSON text, as SQL returns it; a string or
+    a list of content blocks); '' for none."""
+    value = loads_jsonb(content) if content is not None else None
+    return title_of(text_of(value)) if isinstance(value, str | list) else ""
+
+
+def _summary(row: asyncpg.Record) -> dict[str, Any]:
+    """A listed session; an untitled one (its first turn still runs) titled on the fly."""
+    summary = dict(row)
+    first = summary.pop("first_message")
+    summary["title"] = summary["title"] or title_from(first)
+    return summary
 
 
 # A cursor is the position of the last session of a page: its `updated_at` in microseconds
@@ -64,20 +83,16 @@ class SessionDirectory:
     def __init__(self, store: PostgresMemoryStore) -> None:
         self.store = store
 
-    async def claim(self, session_id: uuid.UUID, principal: Principal, message: str) -> None:
-        """Record `principal` as the owner of a new session (titled by `message`); 404
-        when the session belongs to someone else."""
-        row = await self.store.run(
-            lambda conn: conn.fetchrow(
-                sql.CLAIM_SESSION,
-                session_id,
-                principal.name,
-                principal.user_id,
-                title_of(message),
-                DEFAULT_PRINCIPAL,
-            )
-        )
-        if row is None or (row["principal"], row["user_id"]) != (principal.name, principal.user_id):
+    async def claim(self, session_id: uuid.UUID, principal: Principal) -> None:
+        """Record `principal` as the owner of a new session; 404 when the session belongs
+        to someone else. (Its title comes with its first stored user message.)"""
+        args = (session_id, principal.name, principal.user_id, DEFAULT_PRINCIPAL)
+        row = await self.store.run(lambda conn: conn.fetchrow(sql.CLAIM_SESSION, *args))
+        while row is None:  # claimed by a concurrent request that committed meanwhile
+            row = await self.store.run(lambda conn: conn.fetchrow(sql.SESSION_OWNER, session_id))
+            if row is None:  # ... and deleted since: claim it again
+                row = await self.store.run(lambda conn: conn.fetchrow(sql.CLAIM_SESSION, *args))
+        if (row["principal"], row["user_id"]) != (principal.name, principal.user_id):
             raise not_found(session_id)
 
     async def require(self, session_id: uuid.UUID, principal: Principal) -> None:
@@ -88,8 +103,12 @@ class SessionDirectory:
             raise not_found(session_id)
 
     async def touch(self, session_id: uuid.UUID) -> None:
-        """Move the session to the top of its owner's list (a turn just ended)."""
-        await self.store.run(lambda conn: conn.execute(sql.TOUCH_SESSION, session_id))
+        """Move the session to the top of its owner's list (a turn just ended); an untitled
+        one is titled by its first stored user message."""
+        first = await self.store.run(lambda conn: conn.fetchval(sql.TOUCH_SESSION, session_id))
+        title = title_from(first)
+        if title:
+            await self.store.run(lambda conn: conn.execute(sql.SET_TITLE, session_id, title))
 
     async def forget(self, session_id: uuid.UUID) -> bool:
         """Delete the ownership record; whether there was one."""
@@ -108,6 +127,6 @@ class SessionDirectory:
         rows = rows[:limit]
         last = rows[-1] if more else None
         return SessionPage(
-            sessions=[dict(row) for row in rows],
+            sessions=[_summary(row) for row in rows],
             next_cursor=encode_cursor(last["updated_at"], last["session_id"]) if last else None,
         )

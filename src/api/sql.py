@@ -2,14 +2,16 @@
 checkpointer's is in `src/agent/memory/sql.py`."""
 
 # A new session goes to the caller; one that exists without an owner row (written by
-# Studio, or before ownership was recorded) to the default principal. Then the owner.
+# Studio, or before ownership was recorded) to the default principal. Then the owner. When
+# the insert meets a row another transaction committed after this statement began, the
+# SELECT (same snapshot) cannot see it and no row comes back: read it again then
+# (`SESSION_OWNER`, a new snapshot). Untitled ('') until a user message is stored.
 CLAIM_SESSION = """
 WITH claimed AS (
-    INSERT INTO session_owners (session_id, principal, user_id, title)
+    INSERT INTO session_owners (session_id, principal, user_id)
     SELECT $1,
-           CASE WHEN c.session_id IS NULL THEN $2 ELSE $5 END,
-           CASE WHEN c.session_id IS NULL THEN $3 ELSE '' END,
-           $4
+           CASE WHEN c.session_id IS NULL THEN $2 ELSE $4 END,
+           CASE WHEN c.session_id IS NULL THEN $3 ELSE '' END
     FROM (SELECT 1) AS one
     LEFT JOIN conversations AS c ON c.session_id = $1
     ON CONFLICT (session_id) DO NOTHING
@@ -22,24 +24,51 @@ LIMIT 1"""
 
 SESSION_OWNER = "SELECT principal, user_id FROM session_owners WHERE session_id = $1"
 
-TOUCH_SESSION = "UPDATE session_owners SET updated_at = NOW() WHERE session_id = $1"
+# The content (JSON) of a session's first stored user message: in its transcript, else
+# the first message of a first run still going (`transcript_heads.pending`) when it is the
+# user's; NULL when none is stored. `{session}` is the column or parameter naming it.
+_FIRST_USER_CONTENT = """COALESCE(
+    (SELECT jsonb_path_query_first(c.messages, '$[*] ? (@.role == "user").content')
+     FROM conversations AS c WHERE c.session_id = {session}),
+    (SELECT m.element->'content'
+     FROM transcript_heads AS h
+     JOIN conversation_messages AS m ON m.session_id = h.session_id AND m.seq = h.pending[1]
+     WHERE h.session_id = {session} AND m.element->>'role' = 'user')
+)::text"""
+
+# A turn ended: the session goes to the top of its owner's list; an untitled one also
+# returns its first stored user message (`SET_TITLE` then titles it).
+_TOUCH = """
+UPDATE session_owners SET updated_at = NOW() WHERE session_id = $1
+RETURNING CASE WHEN title = '' THEN {first} END AS first_message"""
+TOUCH_SESSION = _TOUCH.format(first=_FIRST_USER_CONTENT.format(session="$1"))
+
+SET_TITLE = "UPDATE session_owners SET title = $2 WHERE session_id = $1 AND title = ''"
 
 DELETE_OWNER = "DELETE FROM session_owners WHERE session_id = $1"
 
 # Pages of one caller's sessions, newest first; the message count is the length of the
 # latest checkpoint's transcript (`transcript_heads`: the seqs shown and those waiting for
-# the end of a run), looked up per listed row.
+# the end of a run), looked up per listed row. A session with no stored message (its first
+# message was refused) is not listed; an untitled one (its first turn still runs) comes
+# with its first stored user message. (The outer join, kept by the COALESCE, lets the
+# owner index give the order.)
 _LIST = """
 SELECT o.session_id, o.title, o.created_at, o.updated_at,
-       COALESCE(cardinality(h.seqs) + cardinality(h.pending), 0) AS message_count
+       cardinality(h.seqs) + cardinality(h.pending) AS message_count,
+       CASE WHEN o.title = '' THEN {first} END AS first_message
 FROM session_owners AS o
 LEFT JOIN transcript_heads AS h ON h.session_id = o.session_id
 WHERE o.principal = $1 AND o.user_id = $2 {after}
+    AND COALESCE(cardinality(h.seqs) + cardinality(h.pending), 0) > 0
 ORDER BY o.updated_at DESC, o.session_id DESC
 LIMIT $3"""
 
-LIST_SESSIONS_FIRST = _LIST.format(after="")
-LIST_SESSIONS_AFTER = _LIST.format(after="AND (o.updated_at, o.session_id) < ($4, $5)")
+_FIRST_LISTED = _FIRST_USER_CONTENT.format(session="o.session_id")
+LIST_SESSIONS_FIRST = _LIST.format(after="", first=_FIRST_LISTED)
+LIST_SESSIONS_AFTER = _LIST.format(
+    after="AND (o.updated_at, o.session_id) < ($4, $5)", first=_FIRST_LISTED
+)
 
 # -- turn_leases (`turn_leases.py`) --
 

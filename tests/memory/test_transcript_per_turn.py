@@ -160,7 +160,7 @@ async def test_a_turn_cut_short_loses_nothing(store: Any, counted: asyncpg.Conne
     read = await store.get_messages(session_id_for(thread))
     assert [m["id"] for m in read] == ids
     directory, owner = SessionDirectory(store), Principal("default")
-    await directory.claim(session_id_for(thread), owner, "price of AAPL?")
+    await directory.claim(session_id_for(thread), owner)
     listed = (await directory.page(owner, 10, None)).sessions
     assert [s["message_count"] for s in listed if s["session_id"] == session_id_for(thread)] == [3]
     await fresh.ainvoke({"messages": [HumanMessage("and MSFT?")]}, config)

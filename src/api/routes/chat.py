@@ -119,7 +119,7 @@ async def chat(
     body: ChatRequest, principal: PrincipalDep, runner: RunnerDep, settings: SettingsDep
 ) -> EventSourceResponse:
     """Send a message and stream the answer as it is generated."""
-    await runner.directory.claim(body.session_id, principal, body.message)
+    await runner.directory.claim(body.session_id, principal)
     turn = await runner.start(body.session_id, body.message, body.turn_id)
     shutdown, grace = anyio.Event(), settings.shutdown_grace_seconds
     return EventSourceResponse(
@@ -140,7 +140,7 @@ async def chat_complete(
     body: ChatRequest, principal: PrincipalDep, runner: RunnerDep
 ) -> ChatResponse:
     """Send a message and get the whole answer at once (same turn as `/chat`)."""
-    await runner.directory.claim(body.session_id, principal, body.message)
+    await runner.directory.claim(body.session_id, principal)
     turn = await runner.start(body.session_id, body.message, body.turn_id)
     calls: dict[str, ToolCallRecord] = {}
     result: ChatResponse | None = None

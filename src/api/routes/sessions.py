@@ -42,7 +42,9 @@ async def list_sessions(
     ] = None,
 ) -> SessionList:
     """The caller's sessions, most recently active first, a page at a time. Pages are
-    stable: sessions created while paging appear on the first page, never twice."""
+    stable: sessions created while paging appear on the first page, never twice. A session
+    is listed once one of its messages is stored (a refused first message lists nothing),
+    titled by its first stored user message."""
     page = await directory.page(principal, limit, cursor)
     return SessionList(
         sessions=[SessionSummary(**row) for row in page.sessions], next_cursor=page.next_cursor
