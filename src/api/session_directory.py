@@ -96,9 +96,14 @@ class SessionDirectory:
             raise not_found(session_id)
 
     async def require(self, session_id: uuid.UUID, principal: Principal) -> None:
-        """404 unless `principal` owns the session (an unowned one is the default's)."""
-        row = await self.store.run(lambda conn: conn.fetchrow(sql.SESSION_OWNER, session_id))
-        owner = (row["principal"], row["user_id"]) if row else (DEFAULT_PRINCIPAL, "")
+        """404 unless `principal` owns the session (an unowned stored one is the default's).
+        An unknown id is a 404 for every principal, the same as someone else's session."""
+        row = await self.store.run(lambda conn: conn.fetchrow(sql.SESSION_ACCESS, session_id))
+        owner: tuple[str, str] | None
+        if row["principal"] is not None:
+            owner = (row["principal"], row["user_id"])
+        else:
+            owner = (DEFAULT_PRINCIPAL, "") if row["stored"] else None
         if owner != (principal.name, principal.user_id):
             raise not_found(session_id)
 

@@ -24,6 +24,15 @@ LIMIT 1"""
 
 SESSION_OWNER = "SELECT principal, user_id FROM session_owners WHERE session_id = $1"
 
+# Who may read a session: its owner row, else (no row: written by Studio, or before
+# ownership was recorded) whether anything of it is stored (else: an unknown id).
+SESSION_ACCESS = """
+SELECT o.principal, o.user_id,
+       EXISTS (SELECT FROM conversations WHERE session_id = $1)
+           OR EXISTS (SELECT FROM turn_events WHERE session_id = $1) AS stored
+FROM (SELECT 1) AS one
+LEFT JOIN session_owners AS o ON o.session_id = $1"""
+
 # The content (JSON) of a session's first stored user message: in its transcript, else
 # the first message of a first run still going (`transcript_heads.pending`) when it is the
 # user's; NULL when none is stored. `{session}` is the column or parameter naming it.
