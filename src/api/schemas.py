@@ -43,6 +43,8 @@ VISIBLE_CHARACTER = _visible_pattern()
 
 TURN_ID_PATTERN = r"^[A-Za-z0-9_.:-]{1,64}$"
 MAX_EVENT_NUMBER = 2**31 - 1
+# An event's id, `<turn_id>:<n>`: n has at most 9 digits, so any id of this form is in range.
+LAST_EVENT_ID_PATTERN = TURN_ID_PATTERN.removesuffix("$") + r":[0-9]{1,9}$"
 
 ErrorCode = Literal[
     "invalid_request",

@@ -16,6 +16,7 @@ from src.api.deps import EventLogDep, LeasesDep, OwnedSessionDep, SettingsDep
 from src.api.errors import ApiError
 from src.api.event_schema import event_stream_schema
 from src.api.schemas import (
+    LAST_EVENT_ID_PATTERN,
     MAX_EVENT_NUMBER,
     READ_ERRORS,
     TURN_ID_PATTERN,
@@ -26,6 +27,7 @@ from src.api.schemas import (
 from src.api.turn_events import StoredEvent
 
 router = APIRouter(prefix="/sessions", tags=["turns"])
+LAST_EVENT_ID_CHARS = 64 + 1 + 9  # turn_id, ':', the number
 TurnId = Annotated[str, Path(pattern=TURN_ID_PATTERN, description="The turn's turn_id")]
 
 
@@ -75,13 +77,14 @@ async def get_turn(
 
 
 def _after(turn_id: str, last_event_id: str | None, after: int | None) -> int:
+    """The event number to replay after: `?after`, else that of `Last-Event-ID` (of the
+    documented form already), which must name an event of this turn."""
     if after is not None:
         return after
-    if not last_event_id:
+    if last_event_id is None:
         return 0
     prefix, _, number = last_event_id.rpartition(":")
-    valid = number.isascii() and number.isdigit() and int(number) <= MAX_EVENT_NUMBER
-    if prefix != turn_id or not valid:
+    if prefix != turn_id:
         raise ApiError(
             422,
             "invalid_request",
@@ -107,7 +110,16 @@ async def turn_events(
     log: EventLogDep,
     leases: LeasesDep,
     settings: SettingsDep,
-    last_event_id: Annotated[str | None, Header()] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            pattern=LAST_EVENT_ID_PATTERN,
+            max_length=LAST_EVENT_ID_CHARS,
+            description="The `id:` of the last event received, `<turn_id>:<n>` (n: the "
+            "event's number, 1 to 9 digits), to resume after it; an id of another turn is "
+            "refused (422). A browser `EventSource` sends it by itself when it reconnects.",
+        ),
+    ] = None,
     after: Annotated[
         int | None, Query(ge=0, le=MAX_EVENT_NUMBER, description="Replay after this event number")
     ] = None,
