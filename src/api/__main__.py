@@ -7,6 +7,7 @@ from typing import Any
 
 import uvicorn
 
+from src.api.http_protocol import LimitedH11Protocol
 from src.config.settings import SettingsError, get_settings
 
 # Idle keep-alive connections stay open longer than the idle timeout of the proxies and
@@ -41,6 +42,10 @@ def main() -> None:
         # Streams end on their own within the grace (see `routes/chat.py`); this only
         # bounds a connection that would not.
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) + 5,
+        # h11 (the runtime's only HTTP parser; httptools has no head limit) with the head
+        # bounded: 431 in JSON over MAX_HEADER_BYTES, read no further.
+        http=LimitedH11Protocol,
+        h11_max_incomplete_event_size=settings.max_header_bytes,
     )
     if settings.api_workers > 1:  # uvicorn's supervisor, one app per worker process
         from src.api.workers import serve

@@ -21,6 +21,7 @@ from src.api import metrics, tracing
 from src.api.auth import AuthMiddleware
 from src.api.errors import SafeJSONResponse, install_error_handlers
 from src.api.middleware import (
+    HeaderLimitMiddleware,
     JSONCORSMiddleware,
     RequestBodyMiddleware,
     SecurityHeadersMiddleware,
@@ -103,8 +104,8 @@ def create_app(
     app.state.model_health = ModelHealth()
     install_error_handlers(app)
     metrics.install(app)  # GET /metrics; after the error handlers (it counts 503s)
-    # Added innermost first: a request meets the proxy headers, the security headers, CORS,
-    # authentication and rate limits, and only then its body.
+    # Added innermost first: a request meets the proxy headers, the security headers, the
+    # header limits, CORS, authentication and rate limits, and only then its body.
     app.add_middleware(
         RequestBodyMiddleware,
         max_bytes=settings.max_body_bytes,
@@ -122,6 +123,11 @@ def create_app(
         allow_methods=["GET", "POST", "DELETE"],
         allow_headers=["Content-Type", "Authorization", "X-API-Key", "X-User-Id", "Last-Event-ID"],
         max_age=600,
+    )
+    app.add_middleware(
+        HeaderLimitMiddleware,
+        max_bytes=settings.max_header_bytes,
+        max_headers=settings.max_headers,
     )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.environment == "production")
     if settings.forwarded_allow_ips:

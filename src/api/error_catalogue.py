@@ -28,6 +28,7 @@ CATALOGUE: dict[ErrorCode, ErrorKind] = {
     "not_found": ErrorKind(404, "Not found."),
     "request_timeout": ErrorKind(408, "The request body did not arrive in time."),
     "payload_too_large": ErrorKind(413, "The request body is too large."),
+    "headers_too_large": ErrorKind(431, "The request's header fields are too large or too many."),
     "unsupported_media_type": ErrorKind(
         415, "Send the body as JSON (Content-Type: application/json)."
     ),

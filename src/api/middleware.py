@@ -1,5 +1,5 @@
 """Pure ASGI middleware (they never buffer a stream): security headers, CORS answered in
-JSON, and the request body's size and time limits; plus the access-log redaction."""
+JSON, the request head's and body's limits; plus the access-log redaction."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from src.api.errors import error_response
+from src.api.http_protocol import head_too_large
 
 SECURITY_HEADERS = {
     b"x-content-type-options": b"nosniff",
@@ -56,6 +57,31 @@ class SecurityHeadersMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class HeaderLimitMiddleware:
+    """431 (JSON) for a request with more than `max_headers` header fields, or whose header
+    fields are over `max_bytes`, under any server. (`python -m src.api` serves with
+    `http_protocol.LimitedH11Protocol`, which stops reading a head at `max_bytes`.)"""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, max_headers: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.max_headers = max_headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            headers = scope["headers"]
+            problem = None
+            if len(headers) > self.max_headers:
+                problem = f"The request has more than {self.max_headers} header fields."
+            elif sum(len(name) + len(value) + 4 for name, value in headers) > self.max_bytes:
+                problem = head_too_large(self.max_bytes)
+            if problem is not None:
+                response = error_response(431, "headers_too_large", problem)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class RequestBodyMiddleware:

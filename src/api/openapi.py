@@ -9,8 +9,8 @@ from fastapi.openapi.utils import get_openapi
 
 
 def _drop_null(schema: dict[str, Any]) -> dict[str, Any]:
-    """`anyOf: [X, {type: null}]` -> `X`: in a query string, null is spelled by leaving
-    the parameter out (a client sending `?cursor=null` sends the text "null")."""
+    """`anyOf: [X, {type: null}]` -> `X`: in a query string or a header, null is spelled by
+    leaving the parameter out (a client sending `?cursor=null` sends the text "null")."""
     options = schema.get("anyOf")
     if not isinstance(options, list):
         return schema
@@ -22,10 +22,18 @@ def _drop_null(schema: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+# Any request may meet the head limits (`MAX_HEADER_BYTES`, `MAX_HEADERS`).
+HEADERS_TOO_LARGE = {
+    "description": "`headers_too_large`: the request head is over `MAX_HEADER_BYTES`, or has "
+    "more than `MAX_HEADERS` fields",
+    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+}
+
+
 def install_openapi(app: FastAPI, *, keys_required: bool) -> None:
-    """Serve the document with optional query parameters non-nullable and, on a server
-    with no API key, no security scheme (a client must not be told to send a key that is
-    never checked)."""
+    """Serve the document with optional query and header parameters non-nullable, the
+    431 every operation may answer and, on a server with no API key, no security scheme (a
+    client must not be told to send a key that is never checked)."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
@@ -34,8 +42,9 @@ def install_openapi(app: FastAPI, *, keys_required: bool) -> None:
             for path in schema.get("paths", {}).values():
                 for operation in path.values():
                     for parameter in operation.get("parameters", []):
-                        if parameter.get("in") == "query" and "schema" in parameter:
+                        if parameter.get("in") in ("query", "header") and "schema" in parameter:
                             parameter["schema"] = _drop_null(parameter["schema"])
+                    operation.setdefault("responses", {})["431"] = HEADERS_TOO_LARGE
                     if not keys_required:
                         operation.pop("security", None)
             if not keys_required:

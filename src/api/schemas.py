@@ -53,6 +53,7 @@ ErrorCode = Literal[
     "not_found",
     "request_timeout",
     "payload_too_large",
+    "headers_too_large",
     "unsupported_media_type",
     "rate_limited",
     "session_busy",

@@ -95,6 +95,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=256 * 1024, ge=1024, description="Largest request body accepted (else 413)"
     )
+    max_header_bytes: int = Field(
+        default=32 * 1024,
+        ge=1024,
+        description="Largest request head (request line and header fields) accepted (else 431)",
+    )
+    max_headers: int = Field(
+        default=100, ge=10, description="Most header fields a request may have (else 431)"
+    )
     sse_ping_seconds: float = Field(
         default=15.0, gt=0, description="Seconds between keep-alive pings on an event stream"
     )
