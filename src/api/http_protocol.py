@@ -17,6 +17,8 @@ import h11
 from h11._connection import DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+LINGER_SECONDS, LINGER_BYTES = 2.0, 1024 * 1024
+
 
 def head_too_large(max_bytes: int) -> str:
     return f"The request line and header fields are larger than {max_bytes:,} bytes."
@@ -38,7 +40,7 @@ class _Connection(h11.Connection):
 
 class LimitedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol; a head over the limit gets 431 in JSON, then the connection
-    closes."""
+    closes (what the client still sends is dropped unread)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -46,6 +48,7 @@ class LimitedH11Protocol(H11Protocol):
             DEFAULT_MAX_INCOMPLETE_EVENT_SIZE
         )
         self.conn: _Connection = _Connection(h11.SERVER, self.max_head_bytes)
+        self.lingering: int | None = None  # bytes dropped since the 431, once sent
 
     def send_400_response(self, msg: str) -> None:
         if self.conn.refused_status != 431:
@@ -69,4 +72,18 @@ class LimitedH11Protocol(H11Protocol):
             h11.EndOfMessage(),
         ):
             self.transport.write(self.conn.send(event) or b"")
-        self.transport.close()
+        # A lingering close, as nginx's: closing with the rest of the head unread would
+        # reset the connection, and the client could lose the answer before reading it.
+        # Send the answer and FIN, then drop what still comes, for at most LINGER_SECONDS
+        # and LINGER_BYTES.
+        self.lingering = 0
+        self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+    def data_received(self, data: bytes) -> None:
+        if self.lingering is None:
+            super().data_received(data)
+            return
+        self.lingering += len(data)
+        if self.lingering > LINGER_BYTES:
+            self.transport.close()

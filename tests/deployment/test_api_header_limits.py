@@ -12,16 +12,17 @@ import httpx
 import pytest
 
 from tests.api_harness import api_client, settings_for
-from tests.server_process import server_process
+from tests.processes import server_processes
 
 KEY = "header-limits-key-0123456789abcdefghij"
 
 
 @pytest.fixture(scope="module")
 def server(database_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """`python -m src.api` with its default limits, behind an API key."""
-    with server_process(database_dsn, tmp_path_factory.mktemp("limits"), API_KEY=KEY) as port:
-        yield port
+    """`python -m src.api` with its default limits, behind an API key; its port."""
+    log = tmp_path_factory.mktemp("limits") / "server.log"
+    with server_processes(database_dsn, [log], API_KEY=KEY) as (url,):
+        yield int(url.rsplit(":", 1)[1])
 
 
 async def exchange(port: int, head: bytes) -> tuple[int, dict[str, str], bytes]:
