@@ -29,7 +29,7 @@ from src.api.middleware import (
 )
 from src.api.openapi import install_openapi
 from src.api.routes import chat, health, page, sessions, turn_status
-from src.api.security import KeyRing, RateLimiter, limiter_storage
+from src.api.security import KeyRing, LimitStorage, RateLimiter, limiter_storage
 from src.api.session_directory import SessionDirectory
 from src.api.startup import OneLineStartupFailure
 from src.api.turn_events import TurnEventLog
@@ -51,7 +51,7 @@ def create_app(
     ones the settings select (tests pass fakes)."""
     settings = settings or get_settings()
     keys = KeyRing(settings)  # SettingsError for keys that are missing, malformed or short
-    storage = limiter_storage(settings.rate_limit_storage_uri)
+    storage = LimitStorage(limiter_storage(settings.rate_limit_storage_uri))
     chat_model = model or build_chat_model(settings)
 
     @asynccontextmanager
@@ -114,8 +114,10 @@ def create_app(
     app.add_middleware(
         AuthMiddleware,
         keys=keys,
-        requests=RateLimiter(settings.rate_limit_per_minute, storage, "vera-requests"),
-        failures=RateLimiter(settings.auth_failures_per_minute, storage, "vera-auth-failures"),
+        requests=RateLimiter(settings.rate_limit_per_minute, storage, "vera-requests", "requests"),
+        failures=RateLimiter(
+            settings.auth_failures_per_minute, storage, "vera-auth-failures", "auth_failures"
+        ),
     )
     app.add_middleware(
         JSONCORSMiddleware,

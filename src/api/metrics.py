@@ -67,6 +67,12 @@ LEASE_TAKEOVERS = Counter(
 )
 RATE_LIMITED = Counter("vera_rate_limited", "Requests answered 429, by limit (requests, "
                        "auth_failures)", ["limit"])  # fmt: skip
+RATE_LIMIT_FALLBACKS = Counter(
+    "vera_rate_limit_fallbacks",
+    "Rate-limit checks counted in this process because the shared storage (Redis) refused "
+    "or was slower than 100 ms, by limit (requests, auth_failures)",
+    ["limit"],
+)
 POOL_SIZE = Gauge("vera_db_pool_connections", "Open connections of the database pool",
                   multiprocess_mode="livesum")  # fmt: skip
 POOL_MAX = Gauge("vera_db_pool_max_connections", "Largest size of the database pool",
@@ -100,6 +106,10 @@ def tool_call(tool: str | None, status: str) -> None:
 
 def rate_limited(what: str) -> None:
     RATE_LIMITED.labels(limit=RATE_LIMIT_LABELS.get(what, what)).inc()
+
+
+def rate_limit_fallback(limit: str) -> None:
+    RATE_LIMIT_FALLBACKS.labels(limit=limit).inc()
 
 
 def lease_taken_over() -> None:

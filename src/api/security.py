@@ -8,21 +8,26 @@ one backend serves many users without mixing their sessions. Without any key con
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 import math
 import re
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from limits import RateLimitItemPerMinute
-from limits.aio.storage import Storage
+from limits.aio.storage import MemoryStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
+from src.api import metrics
 from src.config.settings import Settings, SettingsError
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_PRINCIPAL = "default"
 USER_ID_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no space
@@ -130,46 +135,99 @@ class RateLimitExceeded(Exception):
         self.retry_after = retry_after
 
 
+class LimitStorage:
+    """Where limits count: the configured storage while it answers within
+    `timeout_seconds`, else this process's memory for `retry_seconds`, then the configured
+    one is tried again. A limit never stops counting: while a shared storage (Redis) is
+    unreachable or slow, each process counts its own hits, as with `memory://` (N workers
+    allow up to N times the limit), and no request waits for it longer than the timeout."""
+
+    def __init__(
+        self,
+        shared: Storage,
+        timeout_seconds: float = 0.1,
+        retry_seconds: float = 5.0,
+        local: Storage | None = None,
+    ) -> None:
+        self.shared = shared
+        # `memory://` already counts in this process: nothing to fall back to.
+        self.local = local or (shared if isinstance(shared, MemoryStorage) else MemoryStorage())
+        self.timeout_seconds = timeout_seconds
+        self.retry_seconds = retry_seconds
+        self.down = False
+        self._retry_at = 0.0
+
+    def use_shared(self) -> bool:
+        return self.shared is not self.local and time.monotonic() >= self._retry_at
+
+    def failed(self, exc: BaseException, limit: str) -> None:
+        """The shared storage did not answer in time, or refused: count locally for now."""
+        metrics.rate_limit_fallback(limit)
+        if not self.down:
+            self.down = True
+            logger.warning(
+                "rate-limit storage unavailable (%s); counting in each process until it "
+                "answers again (tried every %gs)",
+                type(exc).__name__,
+                self.retry_seconds,
+            )
+        self._retry_at = time.monotonic() + self.retry_seconds
+
+    def answered(self) -> None:
+        if self.down:
+            self.down = False
+            logger.info("rate-limit storage answers again; counting there")
+
+
 class RateLimiter:
-    """A moving-window limit of `per_minute` hits per client, counted in `storage` (shared
-    by every worker when it is Redis). When the storage is unreachable requests pass (an
-    outage of the limiter must not take the API down) and a warning is logged."""
+    """A moving-window limit of `per_minute` hits per client, counted in `storage`
+    (`LimitStorage`: shared by every worker when it is Redis, this process's otherwise)."""
 
-    def __init__(self, per_minute: int, storage: Storage, namespace: str) -> None:
+    def __init__(self, per_minute: int, storage: LimitStorage, namespace: str, name: str) -> None:
         self.item = RateLimitItemPerMinute(per_minute, namespace=namespace)
-        self.limiter = MovingWindowRateLimiter(storage)
-        self._warned_at = 0.0
+        self.storage = storage
+        self.name = name
+        self.shared = MovingWindowRateLimiter(storage.shared)
+        self.local = MovingWindowRateLimiter(storage.local)
 
-    async def hit(self, client: str) -> None:
-        """Count one hit of `client`; `RateLimitExceeded` when over the limit."""
-        try:
-            if await self.limiter.hit(self.item, client):
-                return
-            stats = await self.limiter.get_window_stats(self.item, client)
-        except Exception as exc:
-            self._warn(exc)
-            return
-        retry_after = max(1, math.ceil(stats.reset_time - time.time()))
-        raise RateLimitExceeded(self.item.amount, retry_after)
+    async def _counted(self, check: Callable[[MovingWindowRateLimiter], Awaitable[T]]) -> T:
+        if self.storage.use_shared():
+            try:
+                async with asyncio.timeout(self.storage.timeout_seconds):
+                    result = await check(self.shared)
+            except Exception as exc:  # a timeout, a refused connection, a Redis error
+                self.storage.failed(exc, self.name)
+            else:
+                self.storage.answered()
+                return result
+        return await check(self.local)
 
-    async def exhausted(self, client: str) -> RateLimitExceeded | None:
-        """Whether `client` has no hit left (counting nothing)."""
-        try:
-            if await self.limiter.test(self.item, client):
-                return None
-            stats = await self.limiter.get_window_stats(self.item, client)
-        except Exception as exc:
-            self._warn(exc)
-            return None
+    async def _exceeded(self, limiter: MovingWindowRateLimiter, client: str) -> RateLimitExceeded:
+        stats = await limiter.get_window_stats(self.item, client)
         retry_after = max(1, math.ceil(stats.reset_time - time.time()))
         return RateLimitExceeded(self.item.amount, retry_after)
 
-    def _warn(self, exc: Exception) -> None:
-        now = time.monotonic()
-        if now - self._warned_at > 60:
-            self._warned_at = now
-            logger.warning("rate-limit storage unavailable (%s); not limiting",
-                           type(exc).__name__)  # fmt: skip
+    async def hit(self, client: str) -> None:
+        """Count one hit of `client`; `RateLimitExceeded` when over the limit."""
+
+        async def check(limiter: MovingWindowRateLimiter) -> RateLimitExceeded | None:
+            if await limiter.hit(self.item, client):
+                return None
+            return await self._exceeded(limiter, client)
+
+        exceeded = await self._counted(check)
+        if exceeded is not None:
+            raise exceeded
+
+    async def exhausted(self, client: str) -> RateLimitExceeded | None:
+        """Whether `client` has no hit left (counting nothing)."""
+
+        async def check(limiter: MovingWindowRateLimiter) -> RateLimitExceeded | None:
+            if await limiter.test(self.item, client):
+                return None
+            return await self._exceeded(limiter, client)
+
+        return await self._counted(check)
 
 
 def client_key(principal: Principal) -> str:
