@@ -1,11 +1,11 @@
 """The HTTP/1.1 protocol `python -m src.api` serves with: uvicorn's h11 one, whose request
 head (request line and header fields) h11 bounds by `h11_max_incomplete_event_size`
 (`MAX_HEADER_BYTES`), answering a head over it 431 with a JSON body, as every other error,
-instead of uvicorn's plain-text 400. h11 stops buffering a head at the limit, so a client
-sending megabytes of header costs at most one read past it.
+instead of uvicorn's plain-text 400. h11 stops buffering an unfinished head at the limit,
+so a client sending megabytes of header costs at most one read (256 KiB) past it.
 
-(The header count and sizes are also checked by `middleware.HeaderLimitMiddleware`, for
-any server the app runs under.)
+(A head that arrives whole in one read is not measured by h11: the header count and sizes
+are checked again by `middleware.HeaderLimitMiddleware`, under any server.)
 """
 
 from __future__ import annotations
