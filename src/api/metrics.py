@@ -70,7 +70,7 @@ RATE_LIMITED = Counter("vera_rate_limited", "Requests answered 429, by limit (re
 RATE_LIMIT_FALLBACKS = Counter(
     "vera_rate_limit_fallbacks",
     "Rate-limit checks counted in this process because the shared storage (Redis) refused "
-    "or was slower than 100 ms, by limit (requests, auth_failures)",
+    "or was slower than 100 ms lately, by limit (requests, auth_failures)",
     ["limit"],
 )
 POOL_SIZE = Gauge("vera_db_pool_connections", "Open connections of the database pool",

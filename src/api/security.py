@@ -160,9 +160,8 @@ class LimitStorage:
     def use_shared(self) -> bool:
         return self.shared is not self.local and time.monotonic() >= self._retry_at
 
-    def failed(self, exc: BaseException, limit: str) -> None:
+    def failed(self, exc: BaseException) -> None:
         """The shared storage did not answer in time, or refused: count locally for now."""
-        metrics.rate_limit_fallback(limit)
         if not self.down:
             self.down = True
             logger.warning(
@@ -196,10 +195,12 @@ class RateLimiter:
                 async with asyncio.timeout(self.storage.timeout_seconds):
                     result = await check(self.shared)
             except Exception as exc:  # a timeout, a refused connection, a Redis error
-                self.storage.failed(exc, self.name)
+                self.storage.failed(exc)
             else:
                 self.storage.answered()
                 return result
+        if self.storage.down:
+            metrics.rate_limit_fallback(self.name)
         return await check(self.local)
 
     async def _exceeded(self, limiter: MovingWindowRateLimiter, client: str) -> RateLimitExceeded:
