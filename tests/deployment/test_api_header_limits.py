@@ -1,6 +1,7 @@
 """Request heads are bounded (issue 23, point 9): the real server (`python -m src.api`)
 answers a head over `MAX_HEADER_BYTES`, or with more than `MAX_HEADERS` fields, with 431
-and a JSON body, and stops reading it: a 32 MB header is cut off, not buffered."""
+and a JSON body, and stops reading it: a 32 MB header is cut off, not buffered. (The same
+limits under another server: tests/api/test_api_header_middleware.py.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.api_harness import api_client, settings_for
 from tests.processes import server_processes
 
 KEY = "header-limits-key-0123456789abcdefghij"
@@ -89,16 +89,3 @@ async def test_a_32_mb_header_is_cut_off_not_read(server: int) -> None:
     assert sent < 32 * 1024 * 1024
     async with httpx.AsyncClient() as client:
         assert (await client.get(f"http://127.0.0.1:{server}/health")).is_success
-
-
-async def test_the_limits_hold_under_any_server(database_dsn: str) -> None:
-    """The app itself refuses what the protocol did not (another server, e.g. uvicorn with
-    httptools in development)."""
-    async with api_client(settings_for(database_dsn), timeout=30) as client:
-        big = await client.get("/sessions", headers={"X-Big": "a" * 40_000})
-        many = await client.get("/sessions", headers={f"X-H{i}": "1" for i in range(150)})
-        fine = await client.get("/sessions", headers={f"X-H{i}": "1" for i in range(50)})
-    for refused in (big, many):
-        assert refused.status_code == 431, refused.text
-        assert refused.json()["code"] == "headers_too_large"
-    assert fine.status_code == 200

@@ -3,23 +3,19 @@ real server: a black-holed Redis (it takes connections and never answers) costs 
 at most the limiter's 100 ms bound, not seconds, and a refused or black-holed one never
 lifts a limit: each process counts in its own memory meanwhile (the failed-auth limit of
 3 a minute still answers the 4th wrong key 429), and `vera_rate_limit_fallbacks_total`
-counts those checks."""
+counts those checks. (The limiter's own logic: tests/unit/test_limit_storage.py.)"""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from limits.aio.storage import MemoryStorage
 
-from src.api.security import LimitStorage, RateLimiter, RateLimitExceeded
 from tests.processes import server_processes
 from tests.support import free_port
 
@@ -112,52 +108,3 @@ def test_a_black_holed_redis_does_not_hold_requests(
         assert len(black_hole.connections) < 20  # not a connection attempt per request
         assert wrong_key_statuses(base, 6) == [401, 401, 401, 429, 429, 429]
         assert fallbacks() >= 1
-
-
-class FlakyStorage(MemoryStorage):
-    """This process's memory as a moving-window storage that can be made to refuse, or to
-    never answer, like a Redis that went away or was black-holed."""
-
-    state = "up"
-
-    async def _reach(self) -> None:
-        if self.state == "refusing":
-            raise ConnectionRefusedError("redis is down")
-        if self.state == "black hole":
-            await asyncio.Event().wait()
-
-    async def acquire_entry(self, *args: Any, **kwargs: Any) -> bool:
-        await self._reach()
-        return await super().acquire_entry(*args, **kwargs)
-
-    async def get_moving_window(self, *args: Any, **kwargs: Any) -> tuple[float, int]:
-        await self._reach()
-        return await super().get_moving_window(*args, **kwargs)
-
-
-async def outcomes(limiter: RateLimiter, n: int) -> list[str]:
-    seen = []
-    for _ in range(n):
-        try:
-            await limiter.hit("client")
-            seen.append("ok")
-        except RateLimitExceeded:
-            seen.append("429")
-    return seen
-
-
-async def test_limits_count_locally_while_the_storage_fails_and_there_again_after() -> None:
-    flaky, local = FlakyStorage(), MemoryStorage()
-    storage = LimitStorage(flaky, timeout_seconds=0.05, retry_seconds=0, local=local)
-    limiter = RateLimiter(2, storage, "test", "requests")
-    async with asyncio.timeout(30):  # a limiter that waited for the black hole would hang
-        assert await outcomes(limiter, 3) == ["ok", "ok", "429"]  # counted in the storage
-        for failure in ("refusing", "black hole"):
-            flaky.state = failure
-            # This process's own count: a limit of 2 still stops the third hit.
-            await local.reset()
-            assert await outcomes(limiter, 3) == ["ok", "ok", "429"], failure
-            assert storage.down
-        flaky.state = "up"
-        assert await outcomes(limiter, 1) == ["429"]  # the storage's count again
-        assert not storage.down
