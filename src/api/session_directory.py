@@ -110,10 +110,13 @@ class SessionDirectory:
     async def touch(self, session_id: uuid.UUID) -> None:
         """Move the session to the top of its owner's list (a turn just ended); an untitled
         one is titled by its first stored user message."""
-        first = await self.store.run(lambda conn: conn.fetchval(sql.TOUCH_SESSION, session_id))
-        title = title_from(first)
-        if title:
-            await self.store.run(lambda conn: conn.execute(sql.SET_TITLE, session_id, title))
+
+        async def touch(conn: asyncpg.Connection) -> None:  # one pooled connection for both
+            title = title_from(await conn.fetchval(sql.TOUCH_SESSION, session_id))
+            if title:
+                await conn.execute(sql.SET_TITLE, session_id, title)
+
+        await self.store.run(touch)
 
     async def forget(self, session_id: uuid.UUID) -> bool:
         """Delete the ownership record; whether there was one."""
