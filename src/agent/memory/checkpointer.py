@@ -275,7 +275,7 @@ class ConversationCheckpointer(SyncBridge):
 
         await self._run(write)
 
-    # -- whole threads: delete, delete by run, copy, prune (`thread_ops.py`) -----------
+    # -- whole threads: delete, delete by run, branches, copy, prune (`thread_ops.py`) --
 
     async def adelete_thread(self, thread_id: str) -> None:
         """Delete the thread's conversation row, checkpoints and writes."""
@@ -288,6 +288,24 @@ class ConversationCheckpointer(SyncBridge):
         status = await self._run(lambda conn: conn.execute(sql.DELETE_SESSIONS, [sid]))
         self.message_logs.invalidate(sid)
         return status != "DELETE 0"
+
+    async def delete_sessions(
+        self, thread_ids: Sequence[str | uuid.UUID]
+    ) -> thread_ops.SessionsDeleted:
+        """Delete several threads whole in one transaction: which existed (as session ids)
+        and the bytes their rows took as stored."""
+        sids = list(dict.fromkeys(session_id_for(str(t)) for t in thread_ids))
+        deleted = await self._run(lambda conn: thread_ops.delete_sessions(conn, sids))
+        for sid in sids:
+            self.message_logs.invalidate(sid)
+        return deleted
+
+    async def branches(self, thread_id: str | uuid.UUID) -> list[thread_ops.Branch]:
+        """The tips of the thread's branches (root checkpoints no other one continues),
+        newest first, each with its transcript; the first one `shown` is the transcript.
+        Forks (time travel, an edited message) leave the other tips."""
+        sid = session_id_for(str(thread_id))
+        return await self._run(lambda conn: thread_ops.branches(conn, sid, self.transcript_channel))
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and their writes) that these runs created."""

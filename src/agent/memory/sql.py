@@ -141,6 +141,37 @@ SELECT DISTINCT session_id FROM gone"""
 
 DELETE_SESSIONS = "DELETE FROM conversations WHERE session_id = ANY($1::uuid[])"
 
+# `delete_sessions`: the sessions that existed, and the bytes their rows took as stored
+# (TOAST included, compressed as it is) in each of the checkpointer's tables, measured
+# before the delete in the same transaction.
+DELETE_SESSIONS_RETURNING = """
+DELETE FROM conversations WHERE session_id = ANY($1::uuid[]) RETURNING session_id"""
+
+SESSION_TABLES = (
+    "conversations",
+    "checkpoints",
+    "checkpoint_blobs",
+    "checkpoint_writes",
+    "conversation_messages",
+    "transcript_heads",
+)
+_TABLE_BYTES = """(SELECT COALESCE(sum(pg_column_size(t.*)), 0) FROM {table} AS t
+    WHERE t.session_id = ANY($1::uuid[]))"""
+SESSIONS_BYTES = "SELECT " + " + ".join(_TABLE_BYTES.format(table=t) for t in SESSION_TABLES)
+
+# The tips of a session's branches: its root checkpoints that no root checkpoint
+# continues, newest first, each with the seqs of its transcript (channel $2; NULL when the
+# channel holds something other than messages) and whether the transcript shows it.
+BRANCH_TIPS = """
+SELECT c.checkpoint_id, c.created_at,
+    vera_checkpoint_seqs(c.session_id, c.checkpoint, $2) AS seqs,
+    c.checkpoint_id IS NOT DISTINCT FROM h.checkpoint_id AS shown
+FROM checkpoints c LEFT JOIN transcript_heads h ON h.session_id = c.session_id
+WHERE c.session_id = $1 AND c.checkpoint_ns = ''
+    AND NOT EXISTS (SELECT FROM checkpoints k WHERE k.session_id = c.session_id
+        AND k.checkpoint_ns = '' AND k.parent_checkpoint_id = c.checkpoint_id)
+ORDER BY c.checkpoint_id DESC"""
+
 COPY_CONVERSATION = """
 INSERT INTO conversations (session_id, messages)
 SELECT $2, messages FROM conversations WHERE session_id = $1

@@ -1,15 +1,69 @@
-"""Whole-thread operations of the checkpointer: delete by run, copy, prune. Each takes a
-connection and runs in its own transaction; `ConversationCheckpointer`'s methods call them
-and keep their in-process cache in step. Rows go with their conversation (foreign keys
-cascade)."""
+"""Whole-thread operations of the checkpointer: delete (by session or by run), copy, prune,
+and the read of every branch. Each takes a connection and runs in its own transaction;
+`ConversationCheckpointer`'s methods call them and keep their in-process cache in step.
+Rows go with their conversation (foreign keys cascade)."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import asyncpg
 
 from src.agent.memory import prune_sql, sql
+from src.agent.memory.jsonb import loads_jsonb
+
+
+@dataclass(frozen=True)
+class SessionsDeleted:
+    """What `delete_sessions` removed: the sessions that existed, and the bytes their rows
+    took as stored (reusable by PostgreSQL once vacuumed)."""
+
+    session_ids: list[uuid.UUID]
+    bytes: int
+
+
+@dataclass(frozen=True)
+class Branch:
+    """The tip of one branch of a thread: its checkpoint, when it was written, and its
+    transcript (elements as in `conversations.messages`); `shown`: the one the transcript
+    shows (the thread's latest)."""
+
+    checkpoint_id: str
+    created_at: datetime
+    shown: bool
+    messages: list[dict[str, Any]]
+
+
+async def delete_sessions(conn: asyncpg.Connection, sids: list[uuid.UUID]) -> SessionsDeleted:
+    """Delete these sessions whole, measuring their rows first (one transaction)."""
+    async with conn.transaction():
+        size = await conn.fetchval(sql.SESSIONS_BYTES, sids)
+        rows = await conn.fetch(sql.DELETE_SESSIONS_RETURNING, sids)
+    return SessionsDeleted([r["session_id"] for r in rows], int(size or 0))
+
+
+async def branches(conn: asyncpg.Connection, sid: uuid.UUID, channel: str) -> list[Branch]:
+    """The tips of the session's branches, newest first, on one snapshot (tips whose
+    transcript channel holds no message list are left out)."""
+    async with conn.transaction(isolation="repeatable_read", readonly=True):
+        tips = await conn.fetch(sql.BRANCH_TIPS, sid, channel)
+        stored = await conn.fetchrow(sql.MESSAGES_ALL, sid)
+    if stored is None:
+        return []
+    by_seq: dict[int, dict[str, Any]] = dict(
+        zip(stored["other_seqs"] or [], loads_jsonb(stored["others"] or "[]"), strict=True)
+    )
+    shown = loads_jsonb(stored["shown"]) if stored["shown"] else []
+    for seq, element in zip(stored["seqs"] or [], shown, strict=False):  # by position
+        by_seq.setdefault(seq, element)
+    return [
+        Branch(t["checkpoint_id"], t["created_at"], t["shown"], [by_seq[s] for s in t["seqs"]])
+        for t in tips
+        if t["seqs"] is not None and all(s in by_seq for s in t["seqs"])
+    ]
 
 
 async def delete_runs(conn: asyncpg.Connection, run_ids: list[str], channel: str) -> None:
