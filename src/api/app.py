@@ -28,9 +28,11 @@ from src.api.middleware import (
     redact_access_log,
 )
 from src.api.openapi import install_openapi
-from src.api.routes import chat, health, page, sessions, turn_status
+from src.api.routes import chat, health, lifecycle, page, sessions, turn_status
 from src.api.security import KeyRing, LimitStorage, RateLimiter, limiter_storage
 from src.api.session_directory import SessionDirectory
+from src.api.session_erase import SessionEraser
+from src.api.session_ttl import SessionSweeper, TTLPolicy, sweeping
 from src.api.startup import OneLineStartupFailure
 from src.api.turn_events import TurnEventLog
 from src.api.turn_leases import TurnLeases
@@ -74,13 +76,17 @@ def create_app(
         await events.start()
         leases = TurnLeases(store, settings.session_lease_seconds)
         app.state.runner = TurnRunner(graph, leases, events, SessionDirectory(store))
+        app.state.eraser = SessionEraser(store, checkpointer, settings.session_lease_seconds)
+        app.state.sweeper = sweeper = SessionSweeper(
+            store, app.state.eraser, app.state.ttl_policy, settings.session_lease_seconds
+        )
         logger.info("memory database: %s; model: %s", store.describe(), app.state.model_label)
         base = f"http://{settings.api_host}:{settings.api_port}"
         docs_note = f" (docs at {base}/docs)" if settings.docs_enabled else ""
         logger.info("Vera API on %s%s", base, docs_note)
         try:
-            async with metrics.running(store, settings):  # pool gauges, METRICS_PORT
-                yield
+            async with metrics.running(store, settings), sweeping(sweeper):
+                yield  # (pool gauges, METRICS_PORT; the TTL sweep of this worker)
         finally:
             await app.state.runner.drain(grace_seconds=settings.shutdown_grace_seconds)
             await events.close()
@@ -102,6 +108,7 @@ def create_app(
     app.state.settings = settings
     app.state.model_label = model_label(chat_model)
     app.state.model_health = ModelHealth()
+    app.state.ttl_policy = TTLPolicy.from_settings(settings)
     install_error_handlers(app)
     metrics.install(app)  # GET /metrics; after the error handlers (it counts 503s)
     # Added innermost first: a request meets the proxy headers, the security headers, the
@@ -122,7 +129,7 @@ def create_app(
     app.add_middleware(
         JSONCORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "DELETE"],
+        allow_methods=["GET", "POST", "PUT", "DELETE"],
         allow_headers=["Content-Type", "Authorization", "X-API-Key", "X-User-Id", "Last-Event-ID"],
         max_age=600,
     )
@@ -142,5 +149,6 @@ def create_app(
     app.include_router(chat.router)
     app.include_router(sessions.router)
     app.include_router(turn_status.router)
+    app.include_router(lifecycle.router)
     app.include_router(page.router)
     return app

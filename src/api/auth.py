@@ -17,7 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from src.api import metrics
 from src.api.error_catalogue import message_of
-from src.api.errors import error_response
+from src.api.errors import ApiError, error_response
 from src.api.security import (
     DEFAULT_PRINCIPAL,
     USER_ID_PATTERN,
@@ -76,6 +76,7 @@ class AuthMiddleware:
         address = scope["client"][0] if scope.get("client") else "unknown"
         response = None
         principal = None
+        admin = False
         if self.keys.required:
             blocked = await self.failures.exhausted(f"address:{address}")
             key = None if blocked else self.keys.identify(presented_key(headers))
@@ -94,6 +95,8 @@ class AuthMiddleware:
                     response = _rate_limited(exc, "failed authentications")
             else:
                 principal, response = self._principal(key.name, key.gateway, headers)
+                # An admin acts as itself only, never for an end user (X-User-Id).
+                admin = key.admin and principal is not None and not principal.user_id
         else:
             principal, response = self._principal(DEFAULT_PRINCIPAL, False, headers)
         if response is None and principal is not None:
@@ -106,7 +109,9 @@ class AuthMiddleware:
         if response is not None:
             await response(scope, receive, send)
             return
-        scope.setdefault("state", {})["principal"] = principal
+        state = scope.setdefault("state", {})
+        state["principal"] = principal
+        state["admin"] = admin
         await self.app(scope, receive, send)
 
     @staticmethod
@@ -147,3 +152,18 @@ async def current_principal(
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+async def current_admin(principal: PrincipalDep, request: Request) -> Principal:
+    """The caller, when its key is one of `API_ADMIN_KEYS` (403 otherwise)."""
+    if not request.scope["state"].get("admin"):
+        raise ApiError(
+            403,
+            "forbidden",
+            "This operation needs an admin key (one named in API_ADMIN_KEYS), sent without "
+            "X-User-Id.",
+        )
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(current_admin)]

@@ -13,6 +13,8 @@ from fastapi import Depends, Request
 from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
 from src.api.auth import PrincipalDep
 from src.api.session_directory import SessionDirectory
+from src.api.session_erase import SessionEraser
+from src.api.session_ttl import TTLPolicy
 from src.api.turn_events import TurnEventLog
 from src.api.turn_leases import TurnLeases
 from src.api.turns import TurnRunner
@@ -69,3 +71,15 @@ async def get_checkpointer(request: Request) -> ConversationCheckpointer:
 
 
 CheckpointerDep = Annotated[ConversationCheckpointer, Depends(get_checkpointer)]
+
+
+async def get_eraser(request: Request) -> SessionEraser:
+    return request.app.state.eraser
+
+
+async def get_ttl_policy(request: Request) -> TTLPolicy:
+    return request.app.state.ttl_policy
+
+
+EraserDep = Annotated[SessionEraser, Depends(get_eraser)]
+TTLPolicyDep = Annotated[TTLPolicy, Depends(get_ttl_policy)]

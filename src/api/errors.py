@@ -37,12 +37,14 @@ class ApiError(Exception):
         code: ErrorCode,
         message: str,
         headers: dict[str, str] | None = None,
+        details: list[dict[str, str]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers
+        self.details = details
 
 
 def error_response(
@@ -111,7 +113,7 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
 
 async def _on_api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.code, exc.message, headers=exc.headers)
+    return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
 
 async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:

@@ -65,6 +65,19 @@ SESSION_BUSY = Counter("vera_session_busy", "Turns refused because the session h
 LEASE_TAKEOVERS = Counter(
     "vera_lease_takeovers", "Session leases taken over after their holder let them expire"
 )
+SESSIONS_DELETED = Counter(
+    "vera_sessions_deleted",
+    "Sessions deleted whole, by why (request: DELETE /sessions/{id}, ttl: the TTL sweep, "
+    "forget: POST /admin/forget)",
+    ["reason"],
+)
+DELETED_BYTES = Counter(
+    "vera_deleted_bytes",
+    "Bytes the rows of deleted sessions took as stored (TOAST included; reusable once "
+    "vacuumed), by why",
+    ["reason"],
+)
+TTL_SWEEPS = Counter("vera_ttl_sweeps", "TTL sweeps run, by outcome (ok, error)", ["outcome"])
 RATE_LIMITED = Counter("vera_rate_limited", "Requests answered 429, by limit (requests, "
                        "auth_failures)", ["limit"])  # fmt: skip
 RATE_LIMIT_FALLBACKS = Counter(
@@ -118,6 +131,15 @@ def lease_taken_over() -> None:
 
 def session_busy() -> None:
     SESSION_BUSY.inc()
+
+
+def sessions_deleted(reason: str, sessions: int, size: int) -> None:
+    SESSIONS_DELETED.labels(reason=reason).inc(sessions)
+    DELETED_BYTES.labels(reason=reason).inc(size)
+
+
+def ttl_sweep(outcome: str) -> None:
+    TTL_SWEEPS.labels(outcome=outcome).inc()
 
 
 class ModelCallMetrics(BaseCallbackHandler):

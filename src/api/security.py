@@ -2,8 +2,9 @@
 
 Each API key is a principal (`API_KEY` is the one named `default`; `API_KEYS` adds named
 ones). A key listed in `API_GATEWAY_KEYS` may act for an end user with `X-User-Id`, so
-one backend serves many users without mixing their sessions. Without any key configured
-(development) every caller is the `default` principal.
+one backend serves many users without mixing their sessions; a key listed in
+`API_ADMIN_KEYS` may also run the admin operations (`/admin/...`). Without any key
+configured (development) every caller is the `default` principal, and no one is an admin.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ T = TypeVar("T")
 
 DEFAULT_PRINCIPAL = "default"
 USER_ID_PATTERN = re.compile(r"^[\x21-\x7e]{1,128}$")  # printable ASCII, no space
-_NAME_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+PRINCIPAL_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+_NAME_PATTERN = re.compile(PRINCIPAL_PATTERN)
 _PRINTABLE_ASCII = re.compile(r"^[\x21-\x7e]+$")
 MIN_PRODUCTION_KEY_CHARS = 32
 
@@ -50,10 +52,12 @@ class ApiKey:
     name: str
     secret: bytes
     gateway: bool
+    admin: bool = False
 
 
 def _parse_keys(settings: Settings) -> list[ApiKey]:
     gateways = set(settings.api_gateway_keys)
+    admins = set(settings.api_admin_keys)
     pairs: list[tuple[str, str]] = []
     if settings.api_key is not None:
         pairs.append((DEFAULT_PRINCIPAL, settings.api_key.get_secret_value()))
@@ -70,9 +74,10 @@ def _parse_keys(settings: Settings) -> list[ApiKey]:
     names = [name for name, _ in pairs]
     if len(set(names)) != len(names):
         raise SettingsError("API_KEYS: each principal name may appear once (API_KEY is `default`)")
-    unknown = gateways - set(names)
-    if unknown:
-        raise SettingsError(f"API_GATEWAY_KEYS names no configured key: {sorted(unknown)}")
+    for variable, listed in (("API_GATEWAY_KEYS", gateways), ("API_ADMIN_KEYS", admins)):
+        unknown = listed - set(names)
+        if unknown:
+            raise SettingsError(f"{variable} names no configured key: {sorted(unknown)}")
     for name, secret in pairs:
         if not _PRINTABLE_ASCII.match(secret):
             raise SettingsError(f"API key {name!r} must be printable ASCII (no spaces)")
@@ -81,7 +86,10 @@ def _parse_keys(settings: Settings) -> list[ApiKey]:
                 f"API key {name!r} must be at least {MIN_PRODUCTION_KEY_CHARS} characters "
                 "when ENVIRONMENT=production"
             )
-    return [ApiKey(name, secret.encode("ascii"), name in gateways) for name, secret in pairs]
+    return [
+        ApiKey(name, secret.encode("ascii"), name in gateways, name in admins)
+        for name, secret in pairs
+    ]
 
 
 class KeyRing:

@@ -137,3 +137,128 @@ BACKEND_PID = "SELECT pg_backend_pid()"
 MAX_CONNECTIONS = "SHOW max_connections"
 SUPERUSER_RESERVED_CONNECTIONS = "SHOW superuser_reserved_connections"
 RESERVED_CONNECTIONS = "SHOW reserved_connections"  # PostgreSQL 16+
+
+# -- a session's life: its TTL, the sweep, erasing and forgetting (`session_ttl.py`,
+# `session_erase.py`); the table: top-level `migrations/0009_session_ttl.sql` --
+
+# A session's own TTL ($2 minutes; NULL: the server's default). A session written without
+# the API (no owner row) gets one, the default principal's, as CLAIM_SESSION would give it.
+SET_SESSION_TTL = """
+WITH owned AS (
+    UPDATE session_owners SET ttl_minutes = $2 WHERE session_id = $1 RETURNING session_id
+), adopted AS (
+    INSERT INTO session_owners (session_id, principal, ttl_minutes, created_at, updated_at)
+    SELECT c.session_id, $3, $2, COALESCE(c.created_at, NOW()), COALESCE(c.updated_at, NOW())
+    FROM conversations AS c
+    WHERE c.session_id = $1 AND NOT EXISTS (SELECT FROM owned)
+    ON CONFLICT (session_id) DO UPDATE SET ttl_minutes = EXCLUDED.ttl_minutes
+    RETURNING session_id
+)
+SELECT session_id FROM owned UNION ALL SELECT session_id FROM adopted"""
+
+# What the export and the TTL answer show of a session: its owner row (title, times, own
+# TTL) and its conversation's times; idle since the later of its last turn's end and its
+# transcript's last change. No row: nothing of it is stored.
+SESSION_RECORD = """
+SELECT o.title, COALESCE(o.created_at, c.created_at::timestamptz) AS created_at,
+       GREATEST(o.updated_at, c.updated_at::timestamptz) AS idle_since, o.ttl_minutes,
+       c.session_id IS NOT NULL AS stored
+FROM (SELECT 1) AS one
+LEFT JOIN session_owners AS o ON o.session_id = $1
+LEFT JOIN conversations AS c ON c.session_id = $1
+WHERE o.session_id IS NOT NULL OR c.session_id IS NOT NULL"""
+
+# One batch of a TTL sweep ($1 the default TTL in minutes or NULL, $2 the sweep's run id,
+# $3 the batch size, $4 its lease in seconds): sessions idle past their TTL, idle longest
+# first, with no live lease, are claimed by taking their lease (as a turn does; one held
+# by a running turn is never taken), so no turn starts on them while they are deleted and
+# no other sweeper picks them. SKIP LOCKED: two sweepers pass each other's candidates by.
+# The owner rows are walked from the `updated_at` index, down to the shortest TTL any
+# session has; sessions written without the API (no owner row) have the default TTL.
+CLAIM_EXPIRED_SESSIONS = """
+WITH bound AS (
+    SELECT NOW() - make_interval(secs => 60 * LEAST($1::float8,
+        (SELECT min(ttl_minutes) FROM session_owners WHERE ttl_minutes IS NOT NULL)))
+        AS idle_before
+), owned AS (
+    SELECT o.session_id FROM session_owners AS o
+    LEFT JOIN conversations AS c ON c.session_id = o.session_id
+    WHERE o.updated_at < (SELECT idle_before FROM bound)
+        AND o.updated_at < NOW() - make_interval(secs => 60 * COALESCE(o.ttl_minutes, $1))
+        AND (c.updated_at IS NULL OR c.updated_at
+            < LOCALTIMESTAMP - make_interval(secs => 60 * COALESCE(o.ttl_minutes, $1)))
+        AND NOT EXISTS (SELECT FROM turn_leases AS l
+            WHERE l.session_id = o.session_id AND l.expires_at > clock_timestamp())
+    ORDER BY o.updated_at
+    LIMIT $3
+    FOR UPDATE OF o SKIP LOCKED
+), unowned AS (
+    SELECT c.session_id FROM conversations AS c
+    WHERE $1::float8 IS NOT NULL
+        AND c.updated_at < LOCALTIMESTAMP - make_interval(secs => 60 * $1)
+        AND NOT EXISTS (SELECT FROM session_owners AS o WHERE o.session_id = c.session_id)
+        AND NOT EXISTS (SELECT FROM turn_leases AS l
+            WHERE l.session_id = c.session_id AND l.expires_at > clock_timestamp())
+    LIMIT $3
+    FOR NO KEY UPDATE OF c SKIP LOCKED
+), leased AS (
+    INSERT INTO turn_leases (session_id, run_id, expires_at)
+    SELECT e.session_id, $2, clock_timestamp() + make_interval(secs => $4)
+    FROM (SELECT session_id FROM owned UNION SELECT session_id FROM unowned LIMIT $3) AS e
+    ON CONFLICT (session_id) DO UPDATE
+    SET run_id = EXCLUDED.run_id, expires_at = EXCLUDED.expires_at
+    WHERE turn_leases.expires_at < clock_timestamp()
+    RETURNING session_id
+)
+SELECT session_id FROM leased"""
+
+# Every session of principal $1 (of its end user $2 only, unless $2 is NULL), and with $3
+# the sessions written without the API (the default principal's); each is claimed by
+# taking its lease ($4 run id, $5 seconds), and `leased` is false for one whose lease a
+# running turn holds.
+CLAIM_OWNER_SESSIONS = """
+WITH theirs AS (
+    SELECT o.session_id FROM session_owners AS o
+    WHERE o.principal = $1 AND ($2::text IS NULL OR o.user_id = $2)
+    UNION
+    SELECT c.session_id FROM conversations AS c
+    WHERE $3 AND NOT EXISTS (SELECT FROM session_owners AS o WHERE o.session_id = c.session_id)
+), leased AS (
+    INSERT INTO turn_leases (session_id, run_id, expires_at)
+    SELECT session_id, $4, clock_timestamp() + make_interval(secs => $5) FROM theirs
+    ON CONFLICT (session_id) DO UPDATE
+    SET run_id = EXCLUDED.run_id, expires_at = EXCLUDED.expires_at
+    WHERE turn_leases.expires_at < clock_timestamp()
+    RETURNING session_id
+)
+SELECT t.session_id, l.session_id IS NOT NULL AS leased
+FROM theirs AS t LEFT JOIN leased AS l ON l.session_id = t.session_id
+ORDER BY t.session_id"""
+
+# The claims of run $1, pushed out again ($2 seconds) or dropped.
+RENEW_RUN_LEASES = """
+UPDATE turn_leases SET expires_at = clock_timestamp() + make_interval(secs => $2)
+WHERE run_id = $1"""
+
+RELEASE_RUN_LEASES = "DELETE FROM turn_leases WHERE run_id = $1"
+
+# The API's rows of sessions $1 whose conversations the checkpointer just deleted: their
+# turn events, owner rows and the leases run $2 claimed them with; which sessions had any
+# (events or owner) and the bytes those rows took as stored, measured as the checkpointer
+# measures its own (on the statement's snapshot, before the deletes; the leases, the
+# deletion's own claims, are not counted).
+ERASE_SESSIONS = """
+WITH sizes AS (
+    SELECT (SELECT COALESCE(sum(pg_column_size(t.*)), 0) FROM turn_events AS t
+            WHERE t.session_id = ANY($1::uuid[]))
+        + (SELECT COALESCE(sum(pg_column_size(t.*)), 0) FROM session_owners AS t
+            WHERE t.session_id = ANY($1::uuid[])) AS bytes
+), events AS (
+    DELETE FROM turn_events WHERE session_id = ANY($1::uuid[]) RETURNING session_id
+), owners AS (
+    DELETE FROM session_owners WHERE session_id = ANY($1::uuid[]) RETURNING session_id
+), leases AS (
+    DELETE FROM turn_leases WHERE session_id = ANY($1::uuid[]) AND run_id = $2
+)
+SELECT ARRAY(SELECT session_id FROM events UNION SELECT session_id FROM owners) AS sessions,
+    (SELECT bytes FROM sizes) AS bytes"""

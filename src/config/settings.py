@@ -28,6 +28,10 @@ def default_embedded_dir() -> Path:
     return Path(platformdirs.user_data_dir("vera", appauthor=False)) / "postgres"
 
 
+# The longest TTL a session may have: 100 years, in minutes.
+MAX_TTL_MINUTES = 100 * 365 * 24 * 60
+
+
 class SettingsError(ValueError):
     """Raised at start-up when an environment variable holds an invalid value."""
 
@@ -69,6 +73,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Names of API keys trusted to act for end users with `X-User-Id`, "
         "comma-separated",
+    )
+    api_admin_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Names of API keys allowed the admin operations (POST /admin/forget: "
+        "delete every session of a principal or end user), comma-separated",
     )
     auth_failures_per_minute: int = Field(
         default=10, ge=1, description="Failed authentications per minute per client address"
@@ -137,7 +146,32 @@ class Settings(BaseSettings):
         "LISTEN connection; checked against the server's max_connections at start-up)",
     )
 
-    @field_validator("cors_origins", "api_gateway_keys", "forwarded_allow_ips", mode="before")
+    # Session lifetimes (`src/api/session_ttl.py`): the keys of LangGraph's
+    # `checkpointer.ttl` in langgraph.json (default_ttl, sweep_interval_minutes, sweep_limit)
+    session_ttl_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_TTL_MINUTES,
+        description="Delete sessions idle longer than this many minutes, whole (as DELETE "
+        "/sessions/{id}); empty: never, but for sessions given a TTL of their own",
+    )
+    session_ttl_sweep_interval_minutes: float = Field(
+        default=5.0, gt=0, le=24 * 60, description="Minutes between the TTL sweeps of a worker"
+    )
+    session_ttl_sweep_limit: int = Field(
+        default=1000, ge=1, description="Sessions one TTL sweep deletes at most"
+    )
+    session_ttl_sweep_batch: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="Sessions a TTL sweep claims and deletes at a time (bounds how long it "
+        "holds their locks)",
+    )
+
+    @field_validator(
+        "cors_origins", "api_gateway_keys", "api_admin_keys", "forwarded_allow_ips", mode="before"
+    )
     @classmethod
     def _split_list(cls, value: object) -> object:
         if isinstance(value, str):

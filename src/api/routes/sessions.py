@@ -10,9 +10,8 @@ from fastapi import APIRouter, Query, Response
 
 from src.api.auth import PrincipalDep
 from src.api.deps import (
-    CheckpointerDep,
     DirectoryDep,
-    EventLogDep,
+    EraserDep,
     LeasesDep,
     OwnedSessionDep,
     StoreDep,
@@ -67,22 +66,16 @@ async def get_messages(session_id: OwnedSessionDep, store: StoreDep) -> Transcri
     responses={**READ_ERRORS, 409: {"model": ErrorBody}},
 )
 async def delete_session(
-    session_id: OwnedSessionDep,
-    checkpointer: CheckpointerDep,
-    leases: LeasesDep,
-    events: EventLogDep,
-    directory: DirectoryDep,
+    session_id: OwnedSessionDep, leases: LeasesDep, eraser: EraserDep
 ) -> Response:
-    """Delete the session: its transcript, checkpoints, pending writes and turn events
-    (409 mid-turn)."""
+    """Delete the session: its transcript, checkpoints, pending writes, other branches'
+    messages, turn events and owner row (409 mid-turn)."""
     run_id = uuid.uuid4()
     await leases.acquire(session_id, run_id)  # a running turn would write it back
     try:
-        existed = await checkpointer.delete_session(session_id)
-        await events.delete_session(session_id)
-        owned = await directory.forget(session_id)
+        erased = await eraser.erase([session_id], run_id, "request")
     finally:
         await leases.release(session_id, run_id)
-    if not (existed or owned):
+    if not erased.session_ids:
         raise not_found(session_id)
     return Response(status_code=204)
