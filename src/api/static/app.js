@@ -24,6 +24,7 @@ const ui = {
   keyInput: $("key-input"),
   keyMessage: $("key-message"),
   keyCancel: $("key-cancel"),
+  download: $("download"),
 };
 
 const LOCAL_SESSIONS = "vera.sessions"; // sessions made in this browser (when GET /sessions is absent)
@@ -150,6 +151,7 @@ ui.jump.addEventListener("click", () => {
 
 function addUser(text) {
   ui.empty.hidden = true;
+  ui.download.hidden = false;
   const article = node("article", "msg user");
   article.append(node("h2", "sr-only", "You"), node("div", "bubble", text));
   ui.log.append(article);
@@ -287,6 +289,8 @@ class AnswerView {
 function clearConversation() {
   for (const child of [...ui.log.children]) if (child !== ui.empty) child.remove();
   ui.empty.hidden = false;
+  ui.download.hidden = true;
+  ui.download.open = false;
   following = true;
   ui.jump.hidden = true;
 }
@@ -645,6 +649,36 @@ async function deleteSession(sessionId, title) {
   await refreshSessions();
   ui.input.focus();
 }
+
+// Download the conversation shown (GET /sessions/{id}/export, every branch included) as a
+// file: Markdown to read, JSON to keep.
+async function downloadConversation(format) {
+  ui.download.open = false;
+  const sessionId = state.sessionId;
+  let response;
+  try {
+    response = await api.request(`/sessions/${sessionId}/export?format=${format}&branches=true`);
+  } catch (error) {
+    say(error instanceof ApiError ? humanError(error) : "Could not reach Vera to download it.");
+    return;
+  }
+  if (!response.ok) {
+    say(`Could not download it: ${humanError(await errorOf(response))}`);
+    return;
+  }
+  const url = URL.createObjectURL(await response.blob());
+  const link = node("a");
+  link.href = url;
+  link.download = `vera-${sessionId}.${format === "json" ? "json" : "md"}`;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+  say("Downloaded the conversation.");
+}
+
+for (const button of ui.download.querySelectorAll("button[data-format]"))
+  button.addEventListener("click", () => downloadConversation(button.dataset.format));
 
 function markCurrent() {
   for (const button of ui.list.querySelectorAll(".session-open")) {
