@@ -18,10 +18,11 @@ from langchain_core.messages import HumanMessage
 
 from src.api.app import create_app
 from src.api.session_erase import Erased
+from src.config.settings import SettingsError
 from tests.api_harness import api_client, chat, serve, settings_for
 from tests.data_life import make_idle, rows_of
 from tests.fakes import FakeModel
-from tests.support import plant_expired_lease
+from tests.support import chat_graph, memory_env, plant_expired_lease
 
 QUESTION = "What's the weather in Montevideo?"
 ALICE = "alice-key-0123456789abcdefghijklmnop"
@@ -233,3 +234,31 @@ async def test_the_sweep_loop_deletes_an_idle_session_by_itself(
     for name in ("vera_sessions_deleted_total", "vera_deleted_bytes_total"):
         assert _metric(after, name, "ttl") > _metric(before, name, "ttl"), name
     assert re.search(r'^vera_ttl_sweeps_total\{outcome="ok"\} [1-9]', after, re.M)
+
+
+async def test_make_devs_checkpointer_sweeps_with_langgraph_json_ttl(
+    empty_dsn: str, fresh_db: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`langgraph dev` (make dev) opens `graphs/checkpointer.py`, which sweeps with the TTL
+    of langgraph.json's `checkpointer.ttl`, as LangGraph's server parsed it."""
+    from graphs import checkpointer as studio
+
+    for name, value in memory_env(empty_dsn).items():
+        monkeypatch.setenv(name, value)
+    ttl = {"strategy": "delete", "default_ttl": 0.05, "sweep_interval_minutes": 0.02}
+    monkeypatch.setattr(studio, "thread_ttl", lambda: ttl)
+    async with studio.checkpointer() as saver:
+        graph = chat_graph(saver)
+        thread = str(uuid.uuid4())
+        await graph.ainvoke(
+            {"messages": [HumanMessage("hi")]}, {"configurable": {"thread_id": thread}}
+        )
+        assert (await rows_of(fresh_db, [thread]))["conversations"] == 1
+        async with asyncio.timeout(30):
+            while (await rows_of(fresh_db, [thread]))["conversations"]:  # noqa: ASYNC110
+                await asyncio.sleep(0.2)
+    assert set((await rows_of(fresh_db, [thread])).values()) == {0}
+    monkeypatch.setattr(studio, "thread_ttl", lambda: {"strategy": "keep_latest"})
+    with pytest.raises(SettingsError, match="checkpoint retention"):
+        async with studio.checkpointer():
+            pass
