@@ -37,6 +37,7 @@ def live_server(request: pytest.FixtureRequest, database_dsn: str) -> Iterator[t
         settings_for(
             database_dsn,
             api_key=KEY if keyed else None,
+            api_admin_keys="default" if keyed else "",  # POST /admin/forget runs in full
             rate_limit_per_minute=100_000,
             auth_failures_per_minute=100_000,
         ),

@@ -59,7 +59,7 @@ async def get_ttl(
 @router.put(
     "/sessions/{session_id}/ttl",
     response_model=SessionLifetime,
-    responses={**READ_ERRORS, 413: {"model": ErrorBody}, 415: {"model": ErrorBody}},
+    responses={**READ_ERRORS, **{status: {"model": ErrorBody} for status in (400, 413, 415)}},
     tags=["sessions"],
 )
 async def put_ttl(
@@ -77,11 +77,9 @@ async def put_ttl(
 
 EXPORT_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {
+        "model": SessionExport,
         "description": "The session as JSON (`SessionExport`) or as Markdown",
-        "content": {
-            "application/json": {"schema": {"$ref": "#/components/schemas/SessionExport"}},
-            "text/markdown": {"schema": {"type": "string"}},
-        },
+        "content": {"text/markdown": {"schema": {"type": "string"}}},
     },
     **READ_ERRORS,
 }
@@ -132,7 +130,7 @@ async def export_session(
 
 
 FORGET_ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (401, 403, 413, 415, 422, 429, 503)
+    status: {"model": ErrorBody} for status in (400, 401, 403, 413, 415, 422, 429, 503)
 }
 FORGET_ERRORS[409] = {
     "model": ErrorBody,
