@@ -125,8 +125,6 @@ DELETE_EXPIRED_EVENTS = (
     "DELETE FROM turn_events WHERE created_at < NOW() - make_interval(secs => $1)"
 )
 
-DELETE_SESSION_EVENTS = "DELETE FROM turn_events WHERE session_id = $1"
-
 # Sent through the pool at start-up, to check that the LISTEN connection receives NOTIFYs.
 PROBE_NOTIFY = "SELECT pg_notify($1, $2)"
 

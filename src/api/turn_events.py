@@ -95,9 +95,6 @@ class TurnEventLog:
                 lambda conn: conn.execute(sql.DELETE_EXPIRED_EVENTS, self.ttl_seconds)
             )
 
-    async def delete_session(self, session_id: uuid.UUID) -> None:
-        await self.store.run(lambda conn: conn.execute(sql.DELETE_SESSION_EVENTS, session_id))
-
     # -- reading ---------------------------------------------------------------------
 
     async def events_after(
