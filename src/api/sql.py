@@ -171,28 +171,33 @@ WHERE o.session_id IS NOT NULL OR c.session_id IS NOT NULL"""
 # first, with no live lease, are claimed by taking their lease (as a turn does; one held
 # by a running turn is never taken), so no turn starts on them while they are deleted and
 # no other sweeper picks them. SKIP LOCKED: two sweepers pass each other's candidates by.
-# The owner rows are walked from the `updated_at` index, down to the shortest TTL any
-# session has; sessions written without the API (no owner row) have the default TTL, found
-# by one scan of `conversations` probing each old one's owner row by key (a subquery, not
-# NOT EXISTS: on stale statistics the anti-join that becomes was planned as a nested loop
-# over every owner row, 3.7 s for 700 candidates among 20,000 sessions).
-CLAIM_EXPIRED_SESSIONS = """
-WITH bound AS (
-    SELECT NOW() - make_interval(secs => 60 * LEAST($1::float8,
-        (SELECT min(ttl_minutes) FROM session_owners WHERE ttl_minutes IS NOT NULL)))
-        AS idle_before
-), owned AS (
+# Owner rows on the default TTL and those with their own are walked from two indexes (the
+# latter down to the shortest TTL any session has); sessions written without the API (no
+# owner row) have the default TTL, found by one scan of `conversations` probing each old
+# one's owner row by key (a subquery, not NOT EXISTS: on stale statistics the anti-join
+# that becomes was planned as a nested loop over every owner row, 3.7 s for 700
+# candidates among 20,000 sessions).
+_IDLE_OWNERS = """
     SELECT o.session_id FROM session_owners AS o
     LEFT JOIN conversations AS c ON c.session_id = o.session_id
-    WHERE o.updated_at < (SELECT idle_before FROM bound)
-        AND o.updated_at < NOW() - make_interval(secs => 60 * COALESCE(o.ttl_minutes, $1))
-        AND (c.updated_at IS NULL OR c.updated_at
-            < LOCALTIMESTAMP - make_interval(secs => 60 * COALESCE(o.ttl_minutes, $1)))
+    WHERE {which}
+        AND o.updated_at < NOW() - make_interval(secs => 60 * {ttl})
+        AND (c.updated_at IS NULL
+            OR c.updated_at < LOCALTIMESTAMP - make_interval(secs => 60 * {ttl}))
         AND NOT EXISTS (SELECT FROM turn_leases AS l
             WHERE l.session_id = o.session_id AND l.expires_at > clock_timestamp())
     ORDER BY o.updated_at
     LIMIT $3
-    FOR UPDATE OF o SKIP LOCKED
+    FOR UPDATE OF o SKIP LOCKED"""
+_DEFAULTED = _IDLE_OWNERS.format(which="o.ttl_minutes IS NULL", ttl="$1::float8")
+_OWN_TTL = _IDLE_OWNERS.format(
+    which="""o.ttl_minutes IS NOT NULL AND o.updated_at < NOW() - make_interval(secs => 60
+        * (SELECT min(ttl_minutes) FROM session_owners WHERE ttl_minutes IS NOT NULL))""",
+    ttl="o.ttl_minutes",
+)
+CLAIM_EXPIRED_SESSIONS = f"""
+WITH defaulted AS ({_DEFAULTED}
+), own_ttl AS ({_OWN_TTL}
 ), unowned AS (
     SELECT c.session_id FROM conversations AS c
     WHERE $1::float8 IS NOT NULL
@@ -205,13 +210,14 @@ WITH bound AS (
 ), leased AS (
     INSERT INTO turn_leases (session_id, run_id, expires_at)
     SELECT e.session_id, $2, clock_timestamp() + make_interval(secs => $4)
-    FROM (SELECT session_id FROM owned UNION SELECT session_id FROM unowned LIMIT $3) AS e
+    FROM (SELECT session_id FROM defaulted UNION SELECT session_id FROM own_ttl
+          UNION SELECT session_id FROM unowned LIMIT $3) AS e
     ON CONFLICT (session_id) DO UPDATE
     SET run_id = EXCLUDED.run_id, expires_at = EXCLUDED.expires_at
     WHERE turn_leases.expires_at < clock_timestamp()
     RETURNING session_id
 )
-SELECT session_id FROM leased"""
+SELECT session_id FROM leased"""  # noqa: S608 (constant SQL joined to constant SQL)
 
 # Every session of principal $1 (of its end user $2 only, unless $2 is NULL), and with $3
 # the sessions written without the API (the default principal's); each is claimed by
