@@ -118,11 +118,6 @@ class SessionDirectory:
 
         await self.store.run(touch)
 
-    async def forget(self, session_id: uuid.UUID) -> bool:
-        """Delete the ownership record; whether there was one."""
-        status = await self.store.run(lambda conn: conn.execute(sql.DELETE_OWNER, session_id))
-        return status != "DELETE 0"
-
     async def page(self, principal: Principal, limit: int, cursor: str | None) -> SessionPage:
         """The caller's sessions after `cursor`, newest first (`ValueError`: bad cursor)."""
         args: list[Any] = [principal.name, principal.user_id, limit + 1]

@@ -54,8 +54,6 @@ TOUCH_SESSION = _TOUCH.format(first=_FIRST_USER_CONTENT.format(session="$1"))
 
 SET_TITLE = "UPDATE session_owners SET title = $2 WHERE session_id = $1 AND title = ''"
 
-DELETE_OWNER = "DELETE FROM session_owners WHERE session_id = $1"
-
 # Pages of one caller's sessions, newest first; the message count is the length of the
 # latest checkpoint's transcript (`transcript_heads`: the seqs shown and those waiting for
 # the end of a run), looked up per listed row. A session with no stored message (its first
