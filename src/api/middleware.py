@@ -25,7 +25,7 @@ SECURITY_HEADERS = {
 }
 # The API serves JSON and event streams only; the docs page needs its CDN assets.
 API_CSP = b"default-src 'none'; frame-ancestors 'none'"
-NO_STORE_PREFIXES = ("/chat", "/sessions")
+NO_STORE_PREFIXES = ("/chat", "/sessions", "/admin")
 
 
 class SecurityHeadersMiddleware:

@@ -131,6 +131,7 @@ async def test_forgetting_an_end_user_leaves_no_row_of_theirs_in_any_table(
 
         response = await forget(client, {"principal": "web", "user_id": "user-1"})
         assert response.status_code == 200, response.text
+        assert response.headers["cache-control"] == "no-store"  # a list of what was deleted
         result = response.json()
         assert result["sessions_deleted"] == 3
         assert result["bytes_deleted"] > 0
