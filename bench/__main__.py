@@ -53,8 +53,15 @@ async def checkpointer_sizes(sizes: list[int], vacuum_every: int, repeats: int) 
                 else:
                     best[kind] = result
         often = {kind: await conversation(kind, turns, vacuum_every) for kind in SAVERS}
-        run = SizeRun(turns, best["ours"], best["official"], often["ours"].bytes_vacuumed,
-                      often["official"].bytes_vacuumed, vacuum_every, pooled)  # fmt: skip
+        run = SizeRun(
+            turns,
+            best["ours"],
+            best["official"],
+            often["ours"].bytes_vacuumed,
+            often["official"].bytes_vacuumed,
+            vacuum_every,
+            pooled,
+        )
         print(size_table(run) + "\n", flush=True)
         runs.append(run)
     return runs
@@ -62,26 +69,40 @@ async def checkpointer_sizes(sizes: list[int], vacuum_every: int, repeats: int) 
 
 async def main(quick: bool) -> str:
     sizes, (conversations, turns) = ([10, 20], (4, 5)) if quick else ([25, 100, 200], (20, 25))
-    runs = await checkpointer_sizes(sizes, vacuum_every=5 if quick else 10,
-                                    repeats=1 if quick else 3)  # fmt: skip
+    runs = await checkpointer_sizes(
+        sizes, vacuum_every=5 if quick else 10, repeats=1 if quick else 3
+    )
     tries = 1 if quick else 2
     tps = {
-        kind: max([await concurrent_turns_per_second(kind, conversations, turns)
-                   for _ in range(tries)])
+        kind: max(
+            [await concurrent_turns_per_second(kind, conversations, turns) for _ in range(tries)]
+        )
         for kind in SAVERS
-    }  # fmt: skip
+    }
     best_of = f" (best of {tries})" if tries > 1 else ""
     concurrency = simple_table(
         ("figure", "ours", "official", "ours/official"),
-        [(f"{conversations} concurrent conversations x {turns} turns: turns/s{best_of}",
-          f"{tps['ours']:.1f}", f"{tps['official']:.1f}", f"{tps['ours'] / tps['official']:.2f}")],
-    )  # fmt: skip
+        [
+            (
+                f"{conversations} concurrent conversations x {turns} turns: turns/s{best_of}",
+                f"{tps['ours']:.1f}",
+                f"{tps['official']:.1f}",
+                f"{tps['ours'] / tps['official']:.2f}",
+            )
+        ],
+    )
     print(concurrency + "\n", flush=True)
-    sections = [*(size_table(r) for r in runs), "### Concurrency (pool of 20 for both)",
-                concurrency]  # fmt: skip
-    reads = await cold_reads([100, 200] if quick else [100, 200, 1000],
-                             repeats=7 if quick else 15, first_turns=10 if quick else 30,
-                             worker_turns=20 if quick else 60)  # fmt: skip
+    sections = [
+        *(size_table(r) for r in runs),
+        "### Concurrency (pool of 20 for both)",
+        concurrency,
+    ]
+    reads = await cold_reads(
+        [100, 200] if quick else [100, 200, 1000],
+        repeats=7 if quick else 15,
+        first_turns=10 if quick else 30,
+        worker_turns=20 if quick else 60,
+    )
     cold = read_targets(reads)
     print(cold + "\n", flush=True)
     sections += ["### Targets of issue 17: cold reads, first turn, two workers", cold]
@@ -93,30 +114,46 @@ async def main(quick: bool) -> str:
     async with default_settings_server() as server:  # both savers on it, one after the other
         costs = {kind: await write_cost(kind, many, tool_turns, server.dsn) for kind in SAVERS}
     ours, official = costs["ours"], costs["official"]
-    on_disk = ("bytes on disk, autovacuum only" if server.autovacuum_on
-               else "bytes on disk, no VACUUM (autovacuum off)")  # fmt: skip
+    on_disk = (
+        "bytes on disk, autovacuum only"
+        if server.autovacuum_on
+        else "bytes on disk, no VACUUM (autovacuum off)"
+    )
     writes = simple_table(
         ("figure", "ours", "official", "ours/official", "target (issue 17)"),
-        [(label, f"{a:,.1f}" if isinstance(a, float) else f"{a:,}",
-          f"{b:,.1f}" if isinstance(b, float) else f"{b:,}", f"{a / b:.3f}",
-          "-" if limit is None else
-          f"<= {limit}x: " + ("yes" if a <= limit * b else "**MISSED**"))
-         for label, a, b, limit in [
-             ("tool turns/s", ours.turns_per_s, official.turns_per_s, None),
-             ("WAL bytes written", ours.wal, official.wal, 0.5),
-             (on_disk, ours.bytes_autovacuum, official.bytes_autovacuum, 0.5),
-             ("bytes of live rows (after VACUUM FULL)", ours.bytes_live, official.bytes_live,
-              None),
-         ]],
-    )  # fmt: skip
+        [
+            (
+                label,
+                f"{a:,.1f}" if isinstance(a, float) else f"{a:,}",
+                f"{b:,.1f}" if isinstance(b, float) else f"{b:,}",
+                f"{a / b:.3f}",
+                "-"
+                if limit is None
+                else f"<= {limit}x: " + ("yes" if a <= limit * b else "**MISSED**"),
+            )
+            for label, a, b, limit in [
+                ("tool turns/s", ours.turns_per_s, official.turns_per_s, None),
+                ("WAL bytes written", ours.wal, official.wal, 0.5),
+                (on_disk, ours.bytes_autovacuum, official.bytes_autovacuum, 0.5),
+                (
+                    "bytes of live rows (after VACUUM FULL)",
+                    ours.bytes_live,
+                    official.bytes_live,
+                    None,
+                ),
+            ]
+        ],
+    )
     writes += (
         "\n\nAutovacuum runs on each saver's tables and their TOAST during its workload: "
         f"ours {ours.autovacuums} in {ours.seconds:.0f} s, "
         f"official {official.autovacuums} in {official.seconds:.0f} s "
         "(autovacuum wakes every `autovacuum_naptime`, 1 min by default)."
     )
-    heading = (f"### Write cost: {many} concurrent conversations x {tool_turns} tool turns, "
-               f"no manual VACUUM, on {server.heading()}")  # fmt: skip
+    heading = (
+        f"### Write cost: {many} concurrent conversations x {tool_turns} tool turns, "
+        f"no manual VACUUM, on {server.heading()}"
+    )
     print(heading + "\n\n" + writes + "\n", flush=True)
     sections += [heading, writes]
     if not quick:
@@ -124,11 +161,15 @@ async def main(quick: bool) -> str:
         for kind in SAVERS:
             passed, tested, failed = await conformance(kind)
             rows.append((kind, f"{passed}/{tested}", ", ".join(failed) or "-"))
-        sections += ["### Conformance (langgraph-checkpoint-conformance `validate()`)",
-                     simple_table(("saver", "capabilities passed", "failed"), rows)]  # fmt: skip
+        sections += [
+            "### Conformance (langgraph-checkpoint-conformance `validate()`)",
+            simple_table(("saver", "capabilities passed", "failed"), rows),
+        ]
         print(sections[-1] + "\n", flush=True)
-    loads = [await api_load(sessions, 5 if not quick else 2)
-             for sessions in ((20,) if quick else (20, 200))]  # fmt: skip
+    loads = [
+        await api_load(sessions, 5 if not quick else 2)
+        for sessions in ((20,) if quick else (20, 200))
+    ]
     errors = sum(len(load.errors) for load in loads)
     lost = sum(max(0, 2 * load.sessions * load.turns - load.stored_messages) for load in loads)
     api = simple_table(*summary(loads))
@@ -139,12 +180,17 @@ async def main(quick: bool) -> str:
     goals = targets(runs, (tps["ours"], tps["official"]), errors, lost)
     print(goals, flush=True)
     return "\n\n".join(
-        ["## Checkpointer: ours vs official",
-         "Figures are for one warm process (its cache holding the session) unless a table "
-         "says cold or two workers.", *sections,
-         "## API under load (uvicorn, `POST /chat`, streaming client)", api,
-         f"## Targets of issue 6 ({sizes[-1]} turns)", goals]
-    )  # fmt: skip
+        [
+            "## Checkpointer: ours vs official",
+            "Figures are for one warm process (its cache holding the session) unless a table "
+            "says cold or two workers.",
+            *sections,
+            "## API under load (uvicorn, `POST /chat`, streaming client)",
+            api,
+            f"## Targets of issue 6 ({sizes[-1]} turns)",
+            goals,
+        ]
+    )
 
 
 async def server_version() -> str:

@@ -47,11 +47,16 @@ def _server_env(dsn: str, port: int, delay: float) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in {"API_KEY", "OPENAI_API_KEY"}}
     env.update(memory_env(dsn))
     env.update(
-        PYTHONPATH=str(ROOT), API_HOST="127.0.0.1", API_PORT=str(port),
-        POSTGRES_MEMORY_POOL_MAX="20", RATE_LIMIT_PER_MINUTE="100000000",
-        WEATHER_PROVIDER="offline", STOCK_PROVIDER="offline", LOG_LEVEL="WARNING",
+        PYTHONPATH=str(ROOT),
+        API_HOST="127.0.0.1",
+        API_PORT=str(port),
+        POSTGRES_MEMORY_POOL_MAX="20",
+        RATE_LIMIT_PER_MINUTE="100000000",
+        WEATHER_PROVIDER="offline",
+        STOCK_PROVIDER="offline",
+        LOG_LEVEL="WARNING",
         BENCH_MODEL_DELAY=str(delay),
-    )  # fmt: skip
+    )
     return env
 
 
@@ -87,9 +92,12 @@ async def api_load(sessions: int, turns: int, model_delay: float = 0.2) -> LoadR
         port = free_port()
         with tempfile.TemporaryDirectory() as cwd:  # no developer .env in the way
             server = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.api_server",
-                cwd=cwd, env=_server_env(dsn, port, model_delay),
-            )  # fmt: skip
+                sys.executable,
+                "-m",
+                "bench.api_server",
+                cwd=cwd,
+                env=_server_env(dsn, port, model_delay),
+            )
             try:
                 # Idle connections are dropped by the client before the server would.
                 limits = httpx.Limits(max_connections=sessions + 10, keepalive_expiry=2.0)
@@ -144,13 +152,17 @@ def summary(results: list[LoadResult]) -> tuple[tuple[str, ...], list[tuple[str,
         ("sessions x turns each", lambda r: f"{r.sessions} x {r.turns}"),
         ("model delay per call", lambda r: ms(r.model_delay_s)),
         ("turns/s", lambda r: f"{r.turns_per_s:.1f}"),
-        ("time to first token minus model delay, p50",
-         lambda r: ms(statistics.median(r.ttft_overhead_s)) if r.ttft_overhead_s else "n/a"),
+        (
+            "time to first token minus model delay, p50",
+            lambda r: ms(statistics.median(r.ttft_overhead_s)) if r.ttft_overhead_s else "n/a",
+        ),
         ("time to first token minus model delay, p99", lambda r: ms(r.percentile(0.99))),
         ("errors", lambda r: f"{len(r.errors)}" + (f" ({r.errors[:3]})" if r.errors else "")),
         ("rows in conversations", lambda r: f"{r.conversation_rows}"),
-        ("messages in conversations (sent x 2)",
-         lambda r: f"{r.stored_messages} ({r.sessions * r.turns * 2})"),
-    ]  # fmt: skip
+        (
+            "messages in conversations (sent x 2)",
+            lambda r: f"{r.stored_messages} ({r.sessions * r.turns * 2})",
+        ),
+    ]
     header = ("figure", *(f"{r.sessions} sessions" for r in results))
     return header, [(name, *(cell(r) for r in results)) for name, cell in figures]

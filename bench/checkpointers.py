@@ -172,8 +172,9 @@ async def _sample(call: Awaitable[Any], samples: list[float]) -> None:
     samples.append(time.perf_counter() - start)
 
 
-async def cold_reads(sizes: list[int], repeats: int, first_turns: int,
-                     worker_turns: int) -> ColdReads:  # fmt: skip
+async def cold_reads(
+    sizes: list[int], repeats: int, first_turns: int, worker_turns: int
+) -> ColdReads:
     """Both savers on their own fresh databases at once, every measurement interleaved.
 
     Cold `aget_state`: through a new saver instance on the same pool (another worker or a
@@ -184,8 +185,10 @@ async def cold_reads(sizes: list[int], repeats: int, first_turns: int,
     out = ColdReads(sizes, {k: [] for k in SAVERS}, {k: [] for k in SAVERS}, {}, {}, {})
     async with fresh_database() as dsn_a, fresh_database() as dsn_b:
         dsns = dict(zip(SAVERS, (dsn_a, dsn_b), strict=True))
-        async with saver_for("ours", dsns["ours"]) as ours, \
-                saver_for("official", dsns["official"]) as official:  # fmt: skip
+        async with (
+            saver_for("ours", dsns["ours"]) as ours,
+            saver_for("official", dsns["official"]) as official,
+        ):
             savers = {"ours": ours, "official": official}
             graphs = {k: chat_graph(s) for k, s in savers.items()}
             for kind in SAVERS:
@@ -227,8 +230,10 @@ async def cold_reads(sizes: list[int], repeats: int, first_turns: int,
                     out.warm_s[kind].append(statistics.median(warm[kind]))
 
             # Two workers: two instances, each on its own pool, alternating on one session.
-            async with saver_for("ours", dsns["ours"]) as ours_b, \
-                    saver_for("official", dsns["official"]) as official_b:  # fmt: skip
+            async with (
+                saver_for("ours", dsns["ours"]) as ours_b,
+                saver_for("official", dsns["official"]) as official_b,
+            ):
                 seconds = {"ours": ours_b, "official": official_b}
                 one: dict[str, list[float]] = {k: [] for k in SAVERS}
                 two: dict[str, list[float]] = {k: [] for k in SAVERS}

@@ -121,9 +121,12 @@ async def saver_for(kind: str, dsn: str, pool_max: int = 20) -> AsyncIterator[An
     from psycopg_pool import AsyncConnectionPool
 
     pool = AsyncConnectionPool(
-        dsn, min_size=2, max_size=pool_max, open=False,
+        dsn,
+        min_size=2,
+        max_size=pool_max,
+        open=False,
         kwargs={"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row},
-    )  # fmt: skip
+    )
     await pool.open()
     try:
         saver = AsyncPostgresSaver(pool)

@@ -44,8 +44,11 @@ def tool_graph(checkpointer: Any, seed: int) -> Any:
     def model(state: MessagesState) -> dict:
         last = state["messages"][-1]
         if isinstance(last, HumanMessage):
-            call = {"name": "get_stock_price", "args": {"symbol": rng.choice(["AAPL", "MSFT"])},
-                    "id": f"call_{uuid.uuid4().hex[:12]}"}  # fmt: skip
+            call = {
+                "name": "get_stock_price",
+                "args": {"symbol": rng.choice(["AAPL", "MSFT"])},
+                "id": f"call_{uuid.uuid4().hex[:12]}",
+            }
             return {"messages": [AIMessage("", tool_calls=[call])]}
         return {"messages": [AIMessage(sentence(rng, rng.randint(20, 60)))]}
 

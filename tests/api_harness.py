@@ -164,8 +164,13 @@ async def worker(settings: Any, model: FakeModel) -> AsyncIterator[tuple[Any, ht
         yield app, client
 
 
-async def send(client: httpx.AsyncClient, sid: str, message: str, turn_id: str | None = None,
-               path: str = "/chat") -> httpx.Response | list[Event]:  # fmt: skip
+async def send(
+    client: httpx.AsyncClient,
+    sid: str,
+    message: str,
+    turn_id: str | None = None,
+    path: str = "/chat",
+) -> httpx.Response | list[Event]:
     body: dict[str, Any] = {"session_id": sid, "message": message}
     if turn_id is not None:
         body["turn_id"] = turn_id

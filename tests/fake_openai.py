@@ -106,8 +106,7 @@ def _split(text: str, pieces: int) -> list[str]:
 
 def _chunks(reply: Reply, include_usage: bool) -> list[dict[str, Any] | str]:
     """The stream of `reply`: chunk bodies, then the literal `[DONE]`."""
-    base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1,
-            "model": MODEL}  # fmt: skip
+    base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": MODEL}
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
@@ -117,16 +116,23 @@ def _chunks(reply: Reply, include_usage: bool) -> list[dict[str, Any] | str]:
     if reply.text:
         out += [chunk({"content": piece}) for piece in _split(reply.text, reply.pieces)]
     for index, (call_id, name, arguments) in enumerate(reply.tool_calls):
-        head = {"index": index, "id": call_id, "type": "function",
-                "function": {"name": name, "arguments": ""}}  # fmt: skip
+        head = {
+            "index": index,
+            "id": call_id,
+            "type": "function",
+            "function": {"name": name, "arguments": ""},
+        }
         out.append(chunk({"tool_calls": [head]}))
         for piece in _split(arguments, reply.pieces):
             out.append(chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}))
     out.append(chunk({}, "tool_calls" if reply.tool_calls else "stop"))
     if include_usage:
         prompt, completion = reply.usage
-        usage = {"prompt_tokens": prompt, "completion_tokens": completion,
-                 "total_tokens": prompt + completion}  # fmt: skip
+        usage = {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
         out.append({**base, "choices": [], "usage": usage})
     out.append("[DONE]")
     return out
@@ -147,8 +153,12 @@ class FakeOpenAI:
 
     async def _completions(self, request: Request) -> Response:
         if request.headers.get("authorization") != f"Bearer {self.key}":
-            return _error(401, "Incorrect API key provided: sk-wr***ng.", "invalid_api_key",
-                          "invalid_request_error")  # fmt: skip
+            return _error(
+                401,
+                "Incorrect API key provided: sk-wr***ng.",
+                "invalid_api_key",
+                "invalid_request_error",
+            )
         body = await request.json()
         self.received.append(Received(body, time.monotonic()))
         if body.get("model") != MODEL:
@@ -163,8 +173,7 @@ class FakeOpenAI:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         if not body.get("stream"):
             return JSONResponse(self._whole(reply, include_usage))
-        return StreamingResponse(self._stream(reply, include_usage),
-                                 media_type="text/event-stream")  # fmt: skip
+        return StreamingResponse(self._stream(reply, include_usage), media_type="text/event-stream")
 
     async def _stream(self, reply: Reply, include_usage: bool) -> AsyncIterator[bytes]:
         for sent, item in enumerate(_chunks(reply, include_usage)):
@@ -183,23 +192,30 @@ class FakeOpenAI:
 
     @staticmethod
     def _whole(reply: Reply, include_usage: bool) -> dict[str, Any]:
-        calls = [{"id": i, "type": "function", "function": {"name": n, "arguments": a}}
-                 for i, n, a in reply.tool_calls]  # fmt: skip
+        calls = [
+            {"id": i, "type": "function", "function": {"name": n, "arguments": a}}
+            for i, n, a in reply.tool_calls
+        ]
         message = {"role": "assistant", "content": reply.text or None, "tool_calls": calls or None}
         finish = "tool_calls" if calls else "stop"
         prompt, completion = reply.usage
         return {
-            "id": "chatcmpl-fake", "object": "chat.completion", "created": 1, "model": MODEL,
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": 1,
+            "model": MODEL,
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                      "total_tokens": prompt + completion},
-        }  # fmt: skip
+            "usage": {
+                "prompt_tokens": prompt,
+                "completion_tokens": completion,
+                "total_tokens": prompt + completion,
+            },
+        }
 
     @asynccontextmanager
     async def serve(self) -> AsyncIterator[str]:
         """Serve on a free port for the block; yields the base URL (ending in `/v1`)."""
-        app = Starlette(routes=[Route("/v1/chat/completions", self._completions,
-                                      methods=["POST"])])  # fmt: skip
+        app = Starlette(routes=[Route("/v1/chat/completions", self._completions, methods=["POST"])])
         try:
             async with serve(app) as url:  # type: ignore[arg-type]
                 try:

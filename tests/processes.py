@@ -26,17 +26,26 @@ def server_processes(dsn: str, logs: list[Path], **env: str) -> Iterator[list[st
     ports; yields their base URLs."""
     environ = {k: v for k, v in os.environ.items() if k not in {"OPENAI_API_KEY", "API_KEY"}}
     environ.update(as_environment(settings_values(dsn)))
-    environ.update(PYTHONPATH=str(ROOT), API_HOST="127.0.0.1", ENVIRONMENT="development",
-                   LOG_LEVEL="INFO", SHUTDOWN_GRACE_SECONDS="2", **env)  # fmt: skip
+    environ.update(
+        PYTHONPATH=str(ROOT),
+        API_HOST="127.0.0.1",
+        ENVIRONMENT="development",
+        LOG_LEVEL="INFO",
+        SHUTDOWN_GRACE_SECONDS="2",
+        **env,
+    )
     started: list[tuple[subprocess.Popen[bytes], str, Path]] = []
     try:
         for log_path in logs:
             port = free_port()
             with log_path.open("w") as log:
                 process = subprocess.Popen(
-                    [sys.executable, "-m", "src.api"], cwd=log_path.parent,
-                    env={**environ, "API_PORT": str(port)}, stdout=log, stderr=log,
-                )  # fmt: skip
+                    [sys.executable, "-m", "src.api"],
+                    cwd=log_path.parent,
+                    env={**environ, "API_PORT": str(port)},
+                    stdout=log,
+                    stderr=log,
+                )
             started.append((process, f"http://127.0.0.1:{port}", log_path))
         deadline = time.monotonic() + 120
         for process, url, log_path in started:

@@ -49,10 +49,22 @@ def langgraph_dev_server(dsn: str, log_path: Path) -> Iterator[tuple[str, Path]]
     env.pop("OPENAI_API_KEY", None)
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            [str(LANGGRAPH) if LANGGRAPH.exists() else "langgraph", "dev", "--no-browser",
-             "--no-reload", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [
+                str(LANGGRAPH) if LANGGRAPH.exists() else "langgraph",
+                "dev",
+                "--no-browser",
+                "--no-reload",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 90
         url = None

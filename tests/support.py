@@ -56,8 +56,11 @@ def memory_settings(dsn: str) -> dict[str, Any]:
 
 def as_environment(values: dict[str, Any]) -> dict[str, str]:
     """Setting values as the environment variables a server process reads (None: unset)."""
-    return {k.upper(): str(v).lower() if isinstance(v, bool) else str(v)
-            for k, v in values.items() if v is not None}  # fmt: skip
+    return {
+        k.upper(): str(v).lower() if isinstance(v, bool) else str(v)
+        for k, v in values.items()
+        if v is not None
+    }
 
 
 def memory_env(dsn: str) -> dict[str, str]:

@@ -68,8 +68,13 @@ def create_app(
             raise
         checkpointer = ConversationCheckpointer(store)
         tracing.instrument_checkpointer(checkpointer)
-        graph = build_graph(settings, model=chat_model, tools=tools, checkpointer=checkpointer,
-                            model_health=app.state.model_health)  # fmt: skip
+        graph = build_graph(
+            settings,
+            model=chat_model,
+            tools=tools,
+            checkpointer=checkpointer,
+            model_health=app.state.model_health,
+        )
         app.state.store = store
         app.state.checkpointer = checkpointer
         events = TurnEventLog(store, ttl_seconds=settings.turn_events_ttl_seconds)

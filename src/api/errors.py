@@ -142,8 +142,9 @@ async def _on_turn_conflict(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
-    logger.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path,
-                 exc_info=exc)  # fmt: skip
+    logger.error(
+        "unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc
+    )
     return _known("internal")
 
 
@@ -156,8 +157,9 @@ class SafeJSONResponse(JSONResponse):
         try:
             return super().render(content)
         except UnicodeEncodeError:
-            return json.dumps(content, ensure_ascii=True, allow_nan=False,
-                              separators=(",", ":")).encode("ascii")  # fmt: skip
+            return json.dumps(
+                content, ensure_ascii=True, allow_nan=False, separators=(",", ":")
+            ).encode("ascii")
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -17,8 +17,10 @@ REQUEST_ID: ContextVar[str] = ContextVar("vera_request_id", default="-")
 TURN_ID: ContextVar[str] = ContextVar("vera_turn_id", default="-")
 SESSION_ID: ContextVar[str] = ContextVar("vera_session_id", default="-")
 
-TEXT_FORMAT = ("%(asctime)s %(levelname)s [%(process)d] %(name)s "
-               "[request=%(request_id)s turn=%(turn_id)s]: %(message)s")  # fmt: skip
+TEXT_FORMAT = (
+    "%(asctime)s %(levelname)s [%(process)d] %(name)s "
+    "[request=%(request_id)s turn=%(turn_id)s]: %(message)s"
+)
 
 
 class ContextFilter(logging.Filter):

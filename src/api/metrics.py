@@ -39,8 +39,9 @@ from src.config.settings import Settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # see src/api/workers.py
 
-TURNS = Counter("vera_turns", "Turns finished, by outcome (ok, cancelled or the error code)",
-                ["outcome"])  # fmt: skip
+TURNS = Counter(
+    "vera_turns", "Turns finished, by outcome (ok, cancelled or the error code)", ["outcome"]
+)
 TURN_SECONDS = Histogram(
     "vera_turn_duration_seconds",
     "Duration of a turn, from its start to its last event",
@@ -52,10 +53,12 @@ FIRST_TOKEN_SECONDS = Histogram(
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60),
 )
 MODEL_CALLS = Counter("vera_model_calls", "Model calls, by outcome (ok, error)", ["outcome"])
-MODEL_TOKENS = Counter("vera_model_tokens", "Tokens of model calls, by kind (input, output)",
-                       ["kind"])  # fmt: skip
-TOOL_CALLS = Counter("vera_tool_calls", "Tool calls, by tool and status (ok, error)",
-                     ["tool", "status"])  # fmt: skip
+MODEL_TOKENS = Counter(
+    "vera_model_tokens", "Tokens of model calls, by kind (input, output)", ["kind"]
+)
+TOOL_CALLS = Counter(
+    "vera_tool_calls", "Tool calls, by tool and status (ok, error)", ["tool", "status"]
+)
 STORAGE_ERRORS = Counter(
     "vera_storage_errors",
     "Requests and turns stopped because the database was unavailable, by where (request, turn)",
@@ -78,22 +81,27 @@ DELETED_BYTES = Counter(
     ["reason"],
 )
 TTL_SWEEPS = Counter("vera_ttl_sweeps", "TTL sweeps run, by outcome (ok, error)", ["outcome"])
-RATE_LIMITED = Counter("vera_rate_limited", "Requests answered 429, by limit (requests, "
-                       "auth_failures)", ["limit"])  # fmt: skip
+RATE_LIMITED = Counter(
+    "vera_rate_limited", "Requests answered 429, by limit (requests, auth_failures)", ["limit"]
+)
 RATE_LIMIT_FALLBACKS = Counter(
     "vera_rate_limit_fallbacks",
     "Rate-limit checks counted in this process because the shared storage (Redis) refused "
     "or was slower than 100 ms lately, by limit (requests, auth_failures)",
     ["limit"],
 )
-POOL_SIZE = Gauge("vera_db_pool_connections", "Open connections of the database pool",
-                  multiprocess_mode="livesum")  # fmt: skip
-POOL_MAX = Gauge("vera_db_pool_max_connections", "Largest size of the database pool",
-                 multiprocess_mode="livesum")  # fmt: skip
-POOL_IN_USE = Gauge("vera_db_pool_in_use", "Pool connections lent out now",
-                    multiprocess_mode="livesum")  # fmt: skip
-POOL_WAITING = Gauge("vera_db_pool_waiting", "Callers waiting for a pool connection",
-                     multiprocess_mode="livesum")  # fmt: skip
+POOL_SIZE = Gauge(
+    "vera_db_pool_connections", "Open connections of the database pool", multiprocess_mode="livesum"
+)
+POOL_MAX = Gauge(
+    "vera_db_pool_max_connections", "Largest size of the database pool", multiprocess_mode="livesum"
+)
+POOL_IN_USE = Gauge(
+    "vera_db_pool_in_use", "Pool connections lent out now", multiprocess_mode="livesum"
+)
+POOL_WAITING = Gauge(
+    "vera_db_pool_waiting", "Callers waiting for a pool connection", multiprocess_mode="livesum"
+)
 
 RATE_LIMIT_LABELS = {"requests": "requests", "failed authentications": "auth_failures"}
 

@@ -37,8 +37,9 @@ def install_openapi(app: FastAPI, *, keys_required: bool) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, summary=app.summary,
-                                 routes=app.routes)  # fmt: skip
+            schema = get_openapi(
+                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+            )
             for path in schema.get("paths", {}).values():
                 for operation in path.values():
                     for parameter in operation.get("parameters", []):

@@ -79,8 +79,10 @@ class RequestContextMiddleware:
                 if message["type"] == "http.response.start":
                     span.set_attribute("http.response.status_code", message["status"])
                     message.setdefault("headers", [])
-                    message["headers"] = [*message["headers"],
-                                          (b"x-request-id", request_id.encode())]  # fmt: skip
+                    message["headers"] = [
+                        *message["headers"],
+                        (b"x-request-id", request_id.encode()),
+                    ]
                 await send(message)
 
             try:
@@ -99,9 +101,14 @@ class TurnSpan:
     def __init__(self, session_id: uuid.UUID, run_id: uuid.UUID, turn_id: str) -> None:
         logs.TURN_ID.set(turn_id)  # the turn's own task: no reset needed
         logs.SESSION_ID.set(str(session_id))
-        self.span = _tracer.start_span("turn", attributes={
-            "vera.session_id": str(session_id), "vera.run_id": str(run_id),
-            "vera.turn_id": turn_id})  # fmt: skip
+        self.span = _tracer.start_span(
+            "turn",
+            attributes={
+                "vera.session_id": str(session_id),
+                "vera.run_id": str(run_id),
+                "vera.turn_id": turn_id,
+            },
+        )
         self._token = otel_context.attach(trace.set_span_in_context(self.span))
 
     def end(self, outcome: str) -> None:
@@ -140,8 +147,9 @@ class SpanCallbacks(BaseCallbackHandler):
             span.set_status(Status(StatusCode.ERROR, type(error).__name__))
         span.end()
 
-    def on_chat_model_start(self, serialized: dict[str, Any], messages: Any, *, run_id: UUID,
-                            **kwargs: Any) -> None:  # fmt: skip
+    def on_chat_model_start(
+        self, serialized: dict[str, Any], messages: Any, *, run_id: UUID, **kwargs: Any
+    ) -> None:
         self._start(run_id, "model.call", **{"vera.messages": len(messages[0]) if messages else 0})
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
@@ -150,8 +158,9 @@ class SpanCallbacks(BaseCallbackHandler):
     def on_llm_error(self, error: BaseException, *, run_id: UUID, **kwargs: Any) -> None:
         self._end(run_id, error)
 
-    def on_tool_start(self, serialized: dict[str, Any], input_str: str, *, run_id: UUID,
-                      **kwargs: Any) -> None:  # fmt: skip
+    def on_tool_start(
+        self, serialized: dict[str, Any], input_str: str, *, run_id: UUID, **kwargs: Any
+    ) -> None:
         tool = (serialized or {}).get("name") or kwargs.get("name") or "tool"
         self._start(run_id, f"tool.call {tool}", **{"vera.tool": tool})
 
@@ -178,8 +187,7 @@ def instrument_checkpointer(checkpointer: Any) -> None:
     for method, name in (("aput", "checkpoint.put"), ("aput_writes", "checkpoint.put_writes")):
         original = getattr(checkpointer, method)
 
-        def traced(*args: Any, _original: Any = original, _name: str = name,
-                   **kwargs: Any) -> Any:  # fmt: skip
+        def traced(*args: Any, _original: Any = original, _name: str = name, **kwargs: Any) -> Any:
             async def run() -> Any:
                 with _tracer.start_as_current_span(_name):
                     return await _original(*args, **kwargs)

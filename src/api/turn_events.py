@@ -81,8 +81,13 @@ class TurnEventLog:
                 )
             )
         except (StorageUnavailableError, asyncpg.PostgresError) as exc:
-            logger.warning("events %s-%s of turn %s not stored (%s)", seqs[0], seqs[-1],
-                           turn_id, type(exc).__name__)  # fmt: skip
+            logger.warning(
+                "events %s-%s of turn %s not stored (%s)",
+                seqs[0],
+                seqs[-1],
+                turn_id,
+                type(exc).__name__,
+            )
         await self._prune()
 
     async def _prune(self) -> None:

@@ -74,10 +74,12 @@ class TurnRunner:
         turn.writer = TurnEventWriter(self.events, session_id, plan.turn_id)
         session = turn.record(
             SessionEvent(
-                session_id=session_id, run_id=run_id, turn_id=plan.turn_id,
+                session_id=session_id,
+                run_id=run_id,
+                turn_id=plan.turn_id,
                 resumed=plan.kind != "new",
             )
-        )  # fmt: skip
+        )
         await turn.writer.flush()  # stored before the client can ask about the turn
         turn.deliver(session)
         task = asyncio.create_task(self._run(turn, message), name=f"turn-{run_id}")
@@ -114,9 +116,13 @@ class TurnRunner:
                 except Exception as exc:
                     status = error_code(exc)
                     if status == "internal":
-                        logger.error("turn failed session_id=%s run_id=%s error=%s",
-                                     turn.session_id, turn.run_id, type(exc).__name__,
-                                     exc_info=exc)  # fmt: skip
+                        logger.error(
+                            "turn failed session_id=%s run_id=%s error=%s",
+                            turn.session_id,
+                            turn.run_id,
+                            type(exc).__name__,
+                            exc_info=exc,
+                        )
                     final = turn.record(error_event(status))
                 finally:
                     # The last event is stored before the lease goes: whoever sees the
@@ -152,8 +158,11 @@ class TurnRunner:
         try:
             await self.directory.touch(session_id)
         except Exception as exc:
-            logger.warning("could not update the session list session_id=%s error=%s",
-                           session_id, type(exc).__name__)  # fmt: skip
+            logger.warning(
+                "could not update the session list session_id=%s error=%s",
+                session_id,
+                type(exc).__name__,
+            )
 
     async def _play(self, turn: Turn, message: str, record: TurnRecord) -> None:
         if turn.plan.kind != "replay":

@@ -54,9 +54,11 @@ async def connection_budget(settings: Settings, workers: int) -> str:
         ) from None
     try:
         if conn.get_server_pid() != await conn.fetchval(sql.BACKEND_PID):
-            return (f"{address} is a connection pooler: API_WORKERS={workers} x "
-                    "POSTGRES_MEMORY_POOL_MAX is bounded by its max_client_conn, not "
-                    "checked here")  # fmt: skip
+            return (
+                f"{address} is a connection pooler: API_WORKERS={workers} x "
+                "POSTGRES_MEMORY_POOL_MAX is bounded by its max_client_conn, not "
+                "checked here"
+            )
         max_connections = int(await conn.fetchval(sql.MAX_CONNECTIONS))
         reserved = int(await conn.fetchval(sql.SUPERUSER_RESERVED_CONNECTIONS))
         # PostgreSQL 16+: slots for pg_use_reserved_connections too
@@ -66,11 +68,14 @@ async def connection_budget(settings: Settings, workers: int) -> str:
         await conn.close()
     per_worker = settings.postgres_memory_pool_max + LISTEN_CONNECTIONS_PER_WORKER
     needed, available = workers * per_worker, max_connections - reserved
-    sums = (f"API_WORKERS={workers} x (POSTGRES_MEMORY_POOL_MAX="
-            f"{settings.postgres_memory_pool_max} + {LISTEN_CONNECTIONS_PER_WORKER} LISTEN) = "
-            f"{needed} connections")  # fmt: skip
-    limit = (f"{available} usable on {address} (max_connections {max_connections} - "
-             f"{reserved} reserved)")  # fmt: skip
+    sums = (
+        f"API_WORKERS={workers} x (POSTGRES_MEMORY_POOL_MAX="
+        f"{settings.postgres_memory_pool_max} + {LISTEN_CONNECTIONS_PER_WORKER} LISTEN) = "
+        f"{needed} connections"
+    )
+    limit = (
+        f"{available} usable on {address} (max_connections {max_connections} - {reserved} reserved)"
+    )
     if needed > available:
         raise SettingsError(
             f"Invalid configuration: {sums}, but the server has only {limit}: lower "

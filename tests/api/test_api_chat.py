@@ -96,8 +96,14 @@ async def test_history_and_delete_remove_every_row(
         "role": "user",
         "content": "What is the weather in Paris?",
     }
-    tables = ["conversations", "checkpoints", "checkpoint_blobs", "checkpoint_writes",
-              "transcript_heads", "turn_events"]  # fmt: skip
+    tables = [
+        "conversations",
+        "checkpoints",
+        "checkpoint_blobs",
+        "checkpoint_writes",
+        "transcript_heads",
+        "turn_events",
+    ]
     counts = [
         (
             await rows(

@@ -61,8 +61,11 @@ async def test_failed_authentications_are_rate_limited_per_address(database_dsn:
 
 
 def test_production_keys_are_long_printable_ascii(database_dsn: str) -> None:
-    for key, problem in [("short-key", "at least 32"), ("é" * 40, "printable ASCII"),
-                         ("has space " * 4, "printable ASCII")]:  # fmt: skip
+    for key, problem in [
+        ("short-key", "at least 32"),
+        ("é" * 40, "printable ASCII"),
+        ("has space " * 4, "printable ASCII"),
+    ]:
         with pytest.raises(SettingsError, match=problem):
             create_app(settings_for(database_dsn, environment="production", api_key=key))
     create_app(settings_for(database_dsn, environment="production", api_key=KEY))
@@ -100,8 +103,12 @@ async def test_a_memory_budget_is_per_process(database_dsn: str) -> None:
     settings = settings_for(database_dsn, rate_limit_per_minute=2)
     async with api_client(settings) as one, api_client(settings) as two:
         assert [(await c.get("/sessions")).status_code for c in (one, one, two, two, one)] == [
-            200, 200, 200, 200, 429,
-        ]  # fmt: skip
+            200,
+            200,
+            200,
+            200,
+            429,
+        ]
 
 
 def test_an_unknown_rate_limit_storage_is_refused_at_start(database_dsn: str) -> None:
@@ -114,8 +121,12 @@ def test_an_unknown_rate_limit_storage_is_refused_at_start(database_dsn: str) ->
 
 async def test_422_never_echoes_values_or_unbounded_names(database_dsn: str) -> None:
     async with api_client(settings_for(database_dsn)) as client:
-        body = {"session_id": str(uuid.uuid4()), "message": "hi",
-                "password=hunter2": "hunter2", "f" * 200_000: 1}  # fmt: skip
+        body = {
+            "session_id": str(uuid.uuid4()),
+            "message": "hi",
+            "password=hunter2": "hunter2",
+            "f" * 200_000: 1,
+        }
         response = await client.post("/chat", json=body)
         assert response.status_code == 422
         assert len(response.content) < 2_000
@@ -130,8 +141,10 @@ async def test_a_body_that_never_arrives_times_out(database_dsn: str) -> None:
     async with serve(create_app(settings, model=FakeModel())) as url:
         port = int(url.rsplit(":", 1)[1])
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"Content-Length: 100\r\n\r\n{\"message\": ")  # fmt: skip
+        writer.write(
+            b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b'Content-Length: 100\r\n\r\n{"message": '
+        )
         await writer.drain()
         answer = await asyncio.wait_for(reader.read(4096), timeout=30)
         writer.close()

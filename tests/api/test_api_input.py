@@ -54,17 +54,33 @@ BAD_INPUTS = [
     ("whitespace", {"json": {"session_id": SID, "message": " \n\t "}}, 422, "message"),
     ("oversized", {"json": {"session_id": SID, "message": "x" * 32_001}}, 422, "message"),
     ("not a string", {"json": {"session_id": SID, "message": 42}}, 422, "message"),
-    ("unknown field", {"json": {"session_id": SID, "message": "hi", "role": "system"}}, 422,
-     "role"),
+    (
+        "unknown field",
+        {"json": {"session_id": SID, "message": "hi", "role": "system"}},
+        422,
+        "role",
+    ),
     ("array body", {"json": [SID, "hi"]}, 422, "body"),
-    ("malformed json", {"content": b'{"session_id": "' + SID.encode() + b'", "message": ',
-                        "headers": JSON}, 422, "body"),
-    ("wrong content type", {"content": b"message=hi", "headers": {"content-type": "text/plain"}},
-     415, "JSON"),
+    (
+        "malformed json",
+        {"content": b'{"session_id": "' + SID.encode() + b'", "message": ', "headers": JSON},
+        422,
+        "body",
+    ),
+    (
+        "wrong content type",
+        {"content": b"message=hi", "headers": {"content-type": "text/plain"}},
+        415,
+        "JSON",
+    ),
     ("body over limit", {"json": {"session_id": SID, "message": "x" * 250_000}}, 413, "bytes"),
-    ("chunked over limit", {"content": chunked(b"{" + b" " * 250_000 + b"}"), "headers": JSON},
-     413, "bytes"),
-]  # fmt: skip
+    (
+        "chunked over limit",
+        {"content": chunked(b"{" + b" " * 250_000 + b"}"), "headers": JSON},
+        413,
+        "bytes",
+    ),
+]
 
 
 @pytest.mark.parametrize("path", ["/chat", "/chat/complete"])
@@ -108,8 +124,12 @@ async def test_api_key_required_everywhere_but_health(database_dsn: str) -> None
         sid = str(uuid.uuid4())
         body = {"session_id": sid, "message": "hi"}
         for method, path, kwargs in every_endpoint(sid, body):
-            for headers in [{}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"},
-                                {"Authorization": "k3y-for-tests"}]:  # fmt: skip
+            for headers in [
+                {},
+                {"X-API-Key": "wrong"},
+                {"Authorization": "Bearer wrong"},
+                {"Authorization": "k3y-for-tests"},
+            ]:
                 response = await anonymous.request(method, path, headers=headers, **kwargs)
                 assert response.status_code == 401, (path, headers)
                 assert response.json()["code"] == "unauthorized"
@@ -181,10 +201,21 @@ async def test_one_log_line_per_turn_without_secrets_or_prompt(
     turn_lines = [r.getMessage() for r in caplog.records if r.name == "vera.turns"]
     assert len(turn_lines) == 1
     line = turn_lines[0]
-    for part in (f"session_id={sid}", f"run_id={run_id}", "status=ok", "latency_ms=",
-                 "tool_calls=get_stock_price", "input_tokens=", "total_tokens="):  # fmt: skip
+    for part in (
+        f"session_id={sid}",
+        f"run_id={run_id}",
+        "status=ok",
+        "latency_ms=",
+        "tool_calls=get_stock_price",
+        "input_tokens=",
+        "total_tokens=",
+    ):
         assert part in line
     everything = caplog.text + "".join(str(r.args) for r in caplog.records)
-    for secret in ("sk-very-secret-key", "pw-never-logged", "sk-openai-never-logged",
-                   "confidential-prompt-words"):  # fmt: skip
+    for secret in (
+        "sk-very-secret-key",
+        "pw-never-logged",
+        "sk-openai-never-logged",
+        "confidential-prompt-words",
+    ):
         assert secret not in everything

@@ -34,8 +34,10 @@ async def clients(dsn: str, **overrides: object) -> AsyncIterator[dict[str, http
         "web-u2": {"X-API-Key": GATEWAY, "X-User-Id": "u2"},
     }
     async with serve(create_app(settings)) as url:
-        made = {name: httpx.AsyncClient(base_url=url, headers=h, timeout=30)
-                for name, h in headers.items()}  # fmt: skip
+        made = {
+            name: httpx.AsyncClient(base_url=url, headers=h, timeout=30)
+            for name, h in headers.items()
+        }
         try:
             yield made
         finally:

@@ -42,8 +42,9 @@ async def test_unrepresentable_or_invisible_messages_get_422(served, message: st
     _, client = served
     for path in ("/chat", "/chat/complete"):
         # ASCII-escaped JSON: a lone surrogate travels as a `\\udXXX` escape, as clients send it.
-        response = await client.post(path, content=json.dumps(body(message)),
-                                     headers={"Content-Type": "application/json"})  # fmt: skip
+        response = await client.post(
+            path, content=json.dumps(body(message)), headers={"Content-Type": "application/json"}
+        )
         assert response.status_code == 422, response.text
         assert response.json()["details"][0]["field"] == "message"
 

@@ -80,8 +80,9 @@ async def test_busy_sessions_and_lease_takeovers_are_counted(database_dsn: str) 
 
 
 async def test_metrics_need_the_key_and_rate_limits_are_counted(database_dsn: str) -> None:
-    settings = settings_for(database_dsn, api_key=KEY, rate_limit_per_minute=3,
-                            auth_failures_per_minute=2)  # fmt: skip
+    settings = settings_for(
+        database_dsn, api_key=KEY, rate_limit_per_minute=3, auth_failures_per_minute=2
+    )
     async with api_client(settings, timeout=30) as client:
         assert (await client.get("/metrics")).status_code == 401
         before = await scrape(client, **{"X-API-Key": KEY})

@@ -49,8 +49,9 @@ async def test_a_stored_invalid_tool_call_is_answered_by_a_stand_in(
     bad = {"name": "get_weather", "args": '{"city": Mont', "id": "call_old", "error": "bad"}
     graph = build_graph(settings_for(database_dsn), model=FakeModel(), checkpointer=saver)
     history = [HumanMessage("Weather in Montevideo?"), AIMessage("", invalid_tool_calls=[bad])]
-    await graph.aupdate_state({"configurable": {"thread_id": sid}}, {"messages": history},
-                              as_node="model")  # fmt: skip
+    await graph.aupdate_state(
+        {"configurable": {"thread_id": sid}}, {"messages": history}, as_node="model"
+    )
     fake = FakeOpenAI(Reply(text="Sorry about that. Hello!"))
     async with vera(database_dsn, fake) as client:
         events = await chat(client, sid, "Hello")

@@ -38,8 +38,9 @@ class Receiver:
         for resource_spans in export.resource_spans:
             for scope_spans in resource_spans.scope_spans:
                 self.spans.extend(scope_spans.spans)
-        return Response(ExportTraceServiceResponse().SerializeToString(),
-                        media_type="application/x-protobuf")  # fmt: skip
+        return Response(
+            ExportTraceServiceResponse().SerializeToString(), media_type="application/x-protobuf"
+        )
 
     @asynccontextmanager
     async def serve(self) -> AsyncIterator[str]:
@@ -109,8 +110,12 @@ async def test_log_lines_carry_the_request_and_turn_ids(
     try:
         async with api_client(settings_for(database_dsn), timeout=30) as client:
             sid = str(uuid.uuid4())
-            async with client.stream("POST", "/chat", json={"session_id": sid, "message": "hi"},
-                                     headers={"X-Request-ID": "req-42"}) as response:  # fmt: skip
+            async with client.stream(
+                "POST",
+                "/chat",
+                json={"session_id": sid, "message": "hi"},
+                headers={"X-Request-ID": "req-42"},
+            ) as response:
                 assert response.headers["x-request-id"] == "req-42"
                 body = (await response.aread()).decode()
         turn_id = next(line for line in body.splitlines() if '"turn_id"' in line)

@@ -89,7 +89,12 @@ async def test_retry_after_a_failure_past_the_model_step_stores_nothing_twice(
         assert retried[-1].event == "done"
         after = await transcript(database_dsn, sid)
         assert after[:4] == before and [r for r, _ in after] == [
-            "user", "assistant", "tool", "tool", "assistant"]  # fmt: skip
+            "user",
+            "assistant",
+            "tool",
+            "tool",
+            "assistant",
+        ]
         assert not [e for e in retried if e.event == "tool_result"]  # tools did not run again
         assert model.calls == 3 and retried[0].data["resumed"] is True
 
@@ -106,7 +111,8 @@ async def test_a_completed_turn_id_returns_its_stored_answer(database_dsn: str) 
         answer = "".join(e.data["content"] for e in first if e.event == "token")
         assert "".join(e.data["content"] for e in again if e.event == "token") == answer
         assert [e.data["id"] for e in again if e.event == "tool_result"] == [
-            e.data["id"] for e in first if e.event == "tool_result"]  # fmt: skip
+            e.data["id"] for e in first if e.event == "tool_result"
+        ]
         complete = await send(client, sid, QUESTION, turn_id="turn-1", path="/chat/complete")
         assert complete.status_code == 200 and complete.json()["response"] == answer
         assert complete.json()["turn_id"] == "turn-1"

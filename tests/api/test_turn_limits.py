@@ -42,9 +42,11 @@ async def test_a_model_that_keeps_calling_tools_is_stopped_after_the_step_limit(
     script = [Reply(tool_calls=[stock_call(n)]) for n in range(40)]
     fake = FakeOpenAI(*script)
     async with vera(
-        database_dsn, fake, agent_max_model_steps_per_turn=steps,
+        database_dsn,
+        fake,
+        agent_max_model_steps_per_turn=steps,
         agent_max_tool_calls_per_turn=100,
-    ) as client:  # fmt: skip
+    ) as client:
         sid = str(uuid.uuid4())
         events = await chat(client, sid, "Keep going")
         assert events[-1].event == "error" and events[-1].data["code"] == "turn_limit"
@@ -58,8 +60,9 @@ async def test_a_model_that_keeps_calling_tools_is_stopped_after_the_step_limit(
 
 
 async def test_tool_calls_are_counted_over_the_whole_turn(database_dsn: str) -> None:
-    fake = FakeOpenAI(*[Reply(tool_calls=[stock_call(2 * n), stock_call(2 * n + 1)])
-                        for n in range(5)])  # fmt: skip
+    fake = FakeOpenAI(
+        *[Reply(tool_calls=[stock_call(2 * n), stock_call(2 * n + 1)]) for n in range(5)]
+    )
     async with vera(database_dsn, fake, agent_max_tool_calls_per_turn=5) as client:
         events = await chat(client, str(uuid.uuid4()), "Prices")
         assert events[-1].data["code"] == "turn_limit"
@@ -91,10 +94,14 @@ async def test_a_resumed_turn_keeps_its_step_count(saver) -> None:
     )
     async with fake.serve() as url:
         settings = load_settings(
-            weather_provider="offline", stock_provider="offline", openai_api_key=KEY,
-            openai_base_url=url, agent_model=MODEL, agent_timeout_seconds=0.5,
+            weather_provider="offline",
+            stock_provider="offline",
+            openai_api_key=KEY,
+            openai_base_url=url,
+            agent_model=MODEL,
+            agent_timeout_seconds=0.5,
             agent_max_model_steps_per_turn=3,
-        )  # fmt: skip
+        )
         graph = build_graph(settings, model=build_chat_model(settings), checkpointer=saver)
         config = {"configurable": {"thread_id": str(uuid.uuid4())}}
         with pytest.raises(ModelTimeoutError):
@@ -105,5 +112,9 @@ async def test_a_resumed_turn_keeps_its_step_count(saver) -> None:
         state = await graph.aget_state(config)
         assert turn_so_far(state.values["messages"]) == (2, 2)
         assert [type(m).__name__ for m in state.values["messages"]] == [
-            "HumanMessage", "AIMessage", "ToolMessage", "AIMessage", "ToolMessage",
-        ]  # fmt: skip
+            "HumanMessage",
+            "AIMessage",
+            "ToolMessage",
+            "AIMessage",
+            "ToolMessage",
+        ]

@@ -52,9 +52,10 @@ async def test_a_client_that_dropped_replays_and_follows_its_turn_on_another_wor
 
         async def follow() -> str:
             async with other.stream(
-                "GET", f"/sessions/{sid}/turns/{turn_id}/events",
+                "GET",
+                f"/sessions/{sid}/turns/{turn_id}/events",
                 headers={"Last-Event-ID": last_id},
-            ) as followed:  # fmt: skip
+            ) as followed:
                 assert followed.status_code == 200
                 return (await followed.aread()).decode()
 
@@ -94,8 +95,10 @@ async def test_unknown_stopped_and_malformed_turn_queries(database_dsn: str) -> 
             await conn.execute(
                 "INSERT INTO turn_events (session_id, turn_id, seq, event, data) VALUES "
                 "($1, 't', 1, 'session', $2), ($1, 't', 2, 'token', $3)",
-                uuid.UUID(sid), json.dumps({"session_id": sid}), json.dumps({"content": "Hel"}),
-            )  # fmt: skip
+                uuid.UUID(sid),
+                json.dumps({"session_id": sid}),
+                json.dumps({"content": "Hel"}),
+            )
         finally:
             await conn.close()
         status = (await client.get(f"/sessions/{sid}/turns/t")).json()
@@ -108,8 +111,9 @@ async def test_unknown_stopped_and_malformed_turn_queries(database_dsn: str) -> 
             ({"Last-Event-ID": "t:\u00b2".encode("latin-1")}, {}),  # a digit int() refuses
             ({}, {"after": 2**31}),
         ]:
-            wrong = await client.get(f"/sessions/{sid}/turns/t/events", headers=headers,
-                                     params=params)  # fmt: skip
+            wrong = await client.get(
+                f"/sessions/{sid}/turns/t/events", headers=headers, params=params
+            )
             assert wrong.status_code == 422 and wrong.json()["code"] == "invalid_request", headers
         for path in ["a%00b", "a%00b/events", "x" * 65]:
             bad = await client.get(f"/sessions/{sid}/turns/{path}")

@@ -43,8 +43,9 @@ def live_server(request: pytest.FixtureRequest, database_dsn: str) -> Iterator[t
         ),
         model=FakeModel(),
     )
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning",
-                            lifespan="on", proxy_headers=False)  # fmt: skip
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", proxy_headers=False
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
     thread.start()
@@ -81,8 +82,13 @@ def test_every_operation_passes_every_check(
     for operation in operations:
 
         @given(case=operation.as_strategy(generation_mode=mode))
-        @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
-                  suppress_health_check=list(HealthCheck))  # fmt: skip
+        @settings(
+            max_examples=EXAMPLES,
+            derandomize=True,
+            deadline=None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )
         def run(case: schemathesis.Case) -> None:
             # schemathesis 4.15 sometimes labels a body negative after mutations that
             # cancel out (e.g. a required field removed, then added back): not a negative case.

@@ -39,8 +39,13 @@ def server(database_dsn: str, tmp_path: Path) -> Iterator[int]:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in {"OPENAI_API_KEY", "API_KEY"}}
     env.update(as_environment(settings_values(database_dsn)))
-    env.update(PYTHONPATH=str(ROOT), API_HOST="127.0.0.1", API_PORT=str(port),
-               SSE_PING_SECONDS="5", ENVIRONMENT="development")  # fmt: skip
+    env.update(
+        PYTHONPATH=str(ROOT),
+        API_HOST="127.0.0.1",
+        API_PORT=str(port),
+        SSE_PING_SECONDS="5",
+        ENVIRONMENT="development",
+    )
     log = (tmp_path / "server.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "src.api"], cwd=tmp_path, env=env, stdout=log, stderr=log
@@ -67,8 +72,12 @@ def test_uvicorn_process_streams_to_a_plain_http_client(server: int) -> None:
     conn = http.client.HTTPConnection("127.0.0.1", server, timeout=30)
     sid = str(uuid.uuid4())
     body = json.dumps({"session_id": sid, "message": "What is the weather in Lima?"})
-    conn.request("POST", "/chat", body=body, headers={"Content-Type": "application/json",
-                                                       "Accept": "text/event-stream"})  # fmt: skip
+    conn.request(
+        "POST",
+        "/chat",
+        body=body,
+        headers={"Content-Type": "application/json", "Accept": "text/event-stream"},
+    )
     response = conn.getresponse()
     assert response.status == 200
     assert response.getheader("Content-Type").startswith("text/event-stream")

@@ -162,8 +162,9 @@ class HostileModel(FakeModel):
     """Answers every message with HTML and a javascript: link."""
 
     def respond(self, messages: Any, tool_names: Any) -> AIMessage:
-        return AIMessage(HOSTILE, usage_metadata={"input_tokens": 1, "output_tokens": 1,
-                                                  "total_tokens": 2})  # fmt: skip
+        return AIMessage(
+            HOSTILE, usage_metadata={"input_tokens": 1, "output_tokens": 1, "total_tokens": 2}
+        )
 
 
 # -- tests -------------------------------------------------------------------------------------
@@ -465,21 +466,29 @@ def test_lost_connection_resumes_the_turn_where_it_stopped(page: Any, database_d
 
 MARKDOWN_CASES = [
     ("plain <b>x</b> & text", "<p>plain &lt;b&gt;x&lt;/b&gt; &amp; text</p>"),
-    ("**bold**, *it*, `co<de>` and snake__case__name",
-     "<p><strong>bold</strong>, <em>it</em>, <code>co&lt;de&gt;</code> and "
-     "snake__case__name</p>"),
+    (
+        "**bold**, *it*, `co<de>` and snake__case__name",
+        "<p><strong>bold</strong>, <em>it</em>, <code>co&lt;de&gt;</code> and "
+        "snake__case__name</p>",
+    ),
     ("line one\nline two\n\nnext", "<p>line one<br>line two</p><p>next</p>"),
-    ("# Title\n- a\n- **b**\n\n3. three\n4. four",
-     '<h3>Title</h3><ul><li>a</li><li><strong>b</strong></li></ul>'
-     '<ol start="3"><li>three</li><li>four</li></ol>'),
-    ("```python\nx = '<img>'\n```",
-     "<pre><code data-language=\"python\">x = '&lt;img&gt;'</code></pre>"),
+    (
+        "# Title\n- a\n- **b**\n\n3. three\n4. four",
+        "<h3>Title</h3><ul><li>a</li><li><strong>b</strong></li></ul>"
+        '<ol start="3"><li>three</li><li>four</li></ol>',
+    ),
+    (
+        "```python\nx = '<img>'\n```",
+        "<pre><code data-language=\"python\">x = '&lt;img&gt;'</code></pre>",
+    ),
     ("```\nstill streaming", "<pre><code>still streaming</code></pre>"),
     ("> quoted", "<blockquote><p>quoted</p></blockquote>"),
-    ("[docs](https://example.com/a?b=1) [bad](javascript:alert(1)) [d](data:text/html,x)",
-     '<p><a href="https://example.com/a?b=1" target="_blank" rel="noopener noreferrer">docs</a>'
-     " [bad](javascript:alert(1)) [d](data:text/html,x)</p>"),
-]  # fmt: skip
+    (
+        "[docs](https://example.com/a?b=1) [bad](javascript:alert(1)) [d](data:text/html,x)",
+        '<p><a href="https://example.com/a?b=1" target="_blank" rel="noopener noreferrer">docs</a>'
+        " [bad](javascript:alert(1)) [d](data:text/html,x)</p>",
+    ),
+]
 
 
 def test_markdown_renderer_escapes_html_and_renders_the_basics(

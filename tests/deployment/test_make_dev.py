@@ -36,8 +36,12 @@ def dev_command(port: int) -> list[str]:
     """What `make dev PORT=<port>` runs after syncing, without its `uv run` prefix."""
     done = subprocess.run(
         ["make", "-n", "--no-print-directory", "dev", f"PORT={port}"],
-        cwd=ROOT, capture_output=True, text=True, check=True, timeout=30,
-    )  # fmt: skip
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
     [line] = [line for line in done.stdout.splitlines() if re.search(r"\buv run\b", line)]
     words = shlex.split(line)
     words = words[words.index("run") + 1 :]
@@ -49,13 +53,19 @@ def dev_command(port: int) -> list[str]:
 
 @contextmanager
 def started(command: list[str], dsn: str, log_path: Path) -> Iterator[subprocess.Popen]:
-    env = {**os.environ, **memory_env(dsn), "WEATHER_PROVIDER": "offline",
-           "STOCK_PROVIDER": "offline", "LANGGRAPH_NO_VERSION_CHECK": "true",
-           "NO_COLOR": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        **memory_env(dsn),
+        "WEATHER_PROVIDER": "offline",
+        "STOCK_PROVIDER": "offline",
+        "LANGGRAPH_NO_VERSION_CHECK": "true",
+        "NO_COLOR": "1",
+    }
     env.pop("OPENAI_API_KEY", None)
     with log_path.open("w") as log:
-        proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     try:
         yield proc
     finally:

@@ -69,8 +69,11 @@ def test_two_server_processes_share_one_budget_in_redis(database_dsn: str, tmp_p
         pytest.skip("no Redis server on 127.0.0.1:6379")
     name = "p" + uuid.uuid4().hex[:12]  # a principal of its own: no count from other runs
     key = "shared-budget-key-0123456789abcdefghij"
-    env = {"RATE_LIMIT_STORAGE_URI": redis, "RATE_LIMIT_PER_MINUTE": "4",
-           "API_KEYS": f"{name}:{key}"}  # fmt: skip
+    env = {
+        "RATE_LIMIT_STORAGE_URI": redis,
+        "RATE_LIMIT_PER_MINUTE": "4",
+        "API_KEYS": f"{name}:{key}",
+    }
     logs = [tmp_path / "one.log", tmp_path / "two.log"]
     with server_processes(database_dsn, logs, **env) as (one, two):
         seen = [

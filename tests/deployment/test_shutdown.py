@@ -33,9 +33,16 @@ async def api_process(
     port = free_port()
     environ = {k: v for k, v in os.environ.items() if k not in {"OPENAI_API_KEY", "API_KEY"}}
     environ.update(as_environment(settings_values(dsn)))
-    environ.update(PYTHONPATH=str(ROOT), API_HOST="127.0.0.1", API_PORT=str(port),
-                   OPENAI_API_KEY=KEY, OPENAI_BASE_URL=openai_url, AGENT_MODEL=MODEL,
-                   ENVIRONMENT="development", **env)  # fmt: skip
+    environ.update(
+        PYTHONPATH=str(ROOT),
+        API_HOST="127.0.0.1",
+        API_PORT=str(port),
+        OPENAI_API_KEY=KEY,
+        OPENAI_BASE_URL=openai_url,
+        AGENT_MODEL=MODEL,
+        ENVIRONMENT="development",
+        **env,
+    )
     log_path = tmp_path / "server.log"
     with log_path.open("w") as log:
         process = subprocess.Popen(  # noqa: ASYNC220 (started once; then polled)

@@ -28,9 +28,15 @@ async def test_langgraph_dev_thread_lands_in_conversations(langgraph_dev, databa
     result = await client.runs.wait(
         thread["thread_id"],
         "vera",
-        input={"messages": [{"role": "user", "content":
-               "What's the weather in Montevideo and the price of AAPL?"}]},
-    )  # fmt: skip
+        input={
+            "messages": [
+                {
+                    "role": "user",
+                    "content": "What's the weather in Montevideo and the price of AAPL?",
+                }
+            ]
+        },
+    )
     answer = result["messages"][-1]["content"]
     assert "Montevideo" in answer and "AAPL" in answer
 

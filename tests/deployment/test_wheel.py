@@ -37,8 +37,17 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     uv(*build, "--out-dir", str(tmp / "dist"), "--quiet", cwd=ROOT)
     (wheel,) = (tmp / "dist").glob("vera-*.whl")
     requirements = tmp / "requirements.txt"
-    uv("export", "--frozen", "--no-dev", "--no-hashes", "--no-emit-project", "--quiet",
-       "-o", str(requirements), cwd=ROOT)  # fmt: skip
+    uv(
+        "export",
+        "--frozen",
+        "--no-dev",
+        "--no-hashes",
+        "--no-emit-project",
+        "--quiet",
+        "-o",
+        str(requirements),
+        cwd=ROOT,
+    )
     uv("venv", "--quiet", "--python", sys.executable, str(tmp / "venv"), cwd=tmp)
     python = tmp / "venv" / "bin" / "python"
     install = ["pip", "install", "--quiet", "--python", str(python), "-r", str(requirements)]
@@ -54,8 +63,14 @@ def clean_env(home: Path) -> dict[str, str]:
 
 
 def run(python: Path, code: str, cwd: Path) -> str:
-    done = subprocess.run([str(python), "-c", code], cwd=cwd, env=clean_env(cwd),
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [str(python), "-c", code],
+        cwd=cwd,
+        env=clean_env(cwd),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -69,8 +84,14 @@ async def test_the_installed_wheel_runs_a_graph_and_creates_the_schema(
         output = run_example(str(installed), dsn, tmp_path, env=clean_env(tmp_path))
         tables, conversations = await schema_of(dsn)
     assert output == "you said: hello\n"
-    assert {"conversations", "checkpoints", "checkpoint_blobs", "checkpoint_writes",
-            "conversation_messages", "transcript_heads"} <= tables  # fmt: skip
+    assert {
+        "conversations",
+        "checkpoints",
+        "checkpoint_blobs",
+        "checkpoint_writes",
+        "conversation_messages",
+        "transcript_heads",
+    } <= tables
     assert conversations == 1
 
 

@@ -52,11 +52,16 @@ async def test_two_workers_share_sessions_leases_and_metrics(
     log = tmp_path / "server.log"
     metrics_port = free_port()
     async with fake.serve() as openai_url:
-        env = {"API_WORKERS": "2", "METRICS_PORT": str(metrics_port),
-               "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-               "POSTGRES_MEMORY_POOL_MAX": str(POOL_MAX), "RATE_LIMIT_PER_MINUTE": "10000",
-               "OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": openai_url,
-               "AGENT_MODEL": MODEL}  # fmt: skip
+        env = {
+            "API_WORKERS": "2",
+            "METRICS_PORT": str(metrics_port),
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+            "POSTGRES_MEMORY_POOL_MAX": str(POOL_MAX),
+            "RATE_LIMIT_PER_MINUTE": "10000",
+            "OPENAI_API_KEY": OPENAI_KEY,
+            "OPENAI_BASE_URL": openai_url,
+            "AGENT_MODEL": MODEL,
+        }
         with server_processes(database_dsn, [log], **env) as [url]:
             # Sessions: turns land on both workers; every session reads back from any.
             sids: list[str] = []
@@ -81,8 +86,9 @@ async def test_two_workers_share_sessions_leases_and_metrics(
                 ):
                     await asyncio.sleep(0.02)
                 for _ in range(6):
-                    busy = await fresh(url, "POST", "/chat",
-                                       json={"session_id": busy_sid, "message": "Hi"})  # fmt: skip
+                    busy = await fresh(
+                        url, "POST", "/chat", json={"session_id": busy_sid, "message": "Hi"}
+                    )
                     assert busy.status_code == 409, busy.text
                     assert busy.json()["code"] == "session_busy"
                 await running
@@ -119,8 +125,12 @@ async def test_two_workers_share_one_rate_limit_in_redis(database_dsn: str, tmp_
         pytest.skip("no Redis server on 127.0.0.1:6379")
     name = "w" + uuid.uuid4().hex[:12]  # a principal of its own: no count from other runs
     key = "workers-budget-key-0123456789abcdefghij"
-    env = {"API_WORKERS": "2", "RATE_LIMIT_STORAGE_URI": redis, "RATE_LIMIT_PER_MINUTE": "30",
-           "API_KEYS": f"{name}:{key},{name}s:{key}-scraper"}  # fmt: skip
+    env = {
+        "API_WORKERS": "2",
+        "RATE_LIMIT_STORAGE_URI": redis,
+        "RATE_LIMIT_PER_MINUTE": "30",
+        "API_KEYS": f"{name}:{key},{name}s:{key}-scraper",
+    }
     log = tmp_path / "server.log"
     with server_processes(database_dsn, [log], **env) as [url]:
         statuses = [
@@ -157,8 +167,14 @@ def test_start_up_stops_when_the_workers_would_exhaust_the_server(database_dsn: 
     environ = {k: v for k, v in os.environ.items() if k not in {"OPENAI_API_KEY", "API_KEY"}}
     environ.update(as_environment(settings_values(database_dsn)))
     environ.update(PYTHONPATH=str(ROOT), API_WORKERS="50", POSTGRES_MEMORY_POOL_MAX="100")
-    done = subprocess.run([sys.executable, "-m", "src.api"], env=environ, cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "src.api"],
+        env=environ,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 1
     assert (
         "Invalid configuration: API_WORKERS=50 x (POSTGRES_MEMORY_POOL_MAX=100 + 1 LISTEN)"

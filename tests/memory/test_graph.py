@@ -22,8 +22,11 @@ async def test_direct_answer_without_tools(saver) -> None:
 
 
 async def test_one_tool(pooled_saver) -> None:
-    messages = await ask(build_graph(OFFLINE, checkpointer=pooled_saver), str(uuid.uuid4()),
-                         "What is the stock price of MSFT?")  # fmt: skip
+    messages = await ask(
+        build_graph(OFFLINE, checkpointer=pooled_saver),
+        str(uuid.uuid4()),
+        "What is the stock price of MSFT?",
+    )
     assert messages[1].tool_calls[0]["name"] == "get_stock_price"
     quote = json.loads(messages[2].content)
     assert quote["ticker"] == "MSFT"
@@ -32,8 +35,11 @@ async def test_one_tool(pooled_saver) -> None:
 
 async def test_both_tools_in_one_turn_answer_from_results(pooled_saver, pooled_store) -> None:
     thread = str(uuid.uuid4())
-    messages = await ask(build_graph(OFFLINE, checkpointer=pooled_saver), thread,
-                         "What's the weather in Montevideo and the price of AAPL?")  # fmt: skip
+    messages = await ask(
+        build_graph(OFFLINE, checkpointer=pooled_saver),
+        thread,
+        "What's the weather in Montevideo and the price of AAPL?",
+    )
     calls = messages[1].tool_calls
     assert {c["name"] for c in calls} == {"get_weather", "get_stock_price"}
     results = {m.name: json.loads(m.content) for m in messages if isinstance(m, ToolMessage)}
@@ -60,8 +66,9 @@ async def test_tool_failure_becomes_an_apology(saver) -> None:
 
 
 async def test_invalid_tool_input_is_relayed(saver) -> None:
-    messages = await ask(build_graph(OFFLINE, checkpointer=saver), str(uuid.uuid4()),
-                         "What's the weather in 12345?")  # fmt: skip
+    messages = await ask(
+        build_graph(OFFLINE, checkpointer=saver), str(uuid.uuid4()), "What's the weather in 12345?"
+    )
     assert messages[-1].content.startswith("Sorry")
 
 
@@ -107,8 +114,12 @@ def test_invalid_tool_calls_are_answered_by_an_invalid_stand_in() -> None:
     history = [HumanMessage("q"), stored, HumanMessage("and now?")]
     window = select_window(history, 20)
     assert [type(m).__name__ for m in window] == [
-        "HumanMessage", "AIMessage", "ToolMessage", "ToolMessage", "HumanMessage",
-    ]  # fmt: skip
+        "HumanMessage",
+        "AIMessage",
+        "ToolMessage",
+        "ToolMessage",
+        "HumanMessage",
+    ]
     call = window[1]
     assert [c["id"] for c in call.tool_calls] == ["ok1", "bad1"] and not call.invalid_tool_calls
     assert call.tool_calls[1]["args"] == {}  # what the provider gets is valid JSON

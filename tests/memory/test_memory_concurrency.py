@@ -175,8 +175,13 @@ async def test_concurrent_forks_writes_and_reads_store_exactly_what_was_put(
     for plan in plans:
         for put in plan.puts.values():
             total += 1
-            config = {"configurable": {"thread_id": plan.thread_id, "checkpoint_ns": "",
-                                       "checkpoint_id": put.checkpoint_id}}  # fmt: skip
+            config = {
+                "configurable": {
+                    "thread_id": plan.thread_id,
+                    "checkpoint_ns": "",
+                    "checkpoint_id": put.checkpoint_id,
+                }
+            }
             found = await fresh.aget_tuple(config)
             values = found.checkpoint["channel_values"] if found else {}
             if (
@@ -246,8 +251,9 @@ async def test_a_plain_list_channel_is_not_re_appended_at_every_step(saver, stor
     graph = builder.compile(checkpointer=saver)
     thread = str(uuid.uuid4())
     for i in range(10):
-        await graph.ainvoke({"messages": [HumanMessage(f"q{i}")]}, {"configurable": {
-            "thread_id": thread}})  # fmt: skip
+        await graph.ainvoke(
+            {"messages": [HumanMessage(f"q{i}")]}, {"configurable": {"thread_id": thread}}
+        )
     transcript = await store.get_messages(uuid.UUID(thread))
     assert len(transcript) == 20
     numbered, elsewhere = await store.pool.fetchrow(
@@ -270,8 +276,9 @@ async def test_transcript_is_the_current_branch_after_forks_and_edits(
     for i in range(3):
         await graph.ainvoke({"messages": [HumanMessage(f"question {i}", id=f"q{i}")]}, cfg)
     history = [s async for s in graph.aget_state_history(cfg)]
-    before = {s.config["configurable"]["checkpoint_id"]: view(s.values.get("messages"))
-              for s in history}  # fmt: skip
+    before = {
+        s.config["configurable"]["checkpoint_id"]: view(s.values.get("messages")) for s in history
+    }
     after_first_turn = next(s for s in history if len(s.values.get("messages", [])) == 2)
 
     async def transcript() -> list[tuple]:
@@ -289,8 +296,7 @@ async def test_transcript_is_the_current_branch_after_forks_and_edits(
     # Run on from the fork, then from an older checkpoint id directly.
     await graph.ainvoke({"messages": [HumanMessage("branch b", id="qb")]}, forked)
     assert len(await current()) == 4 and await transcript() == await current()
-    await graph.ainvoke({"messages": [HumanMessage("branch c", id="qc")]},
-                        after_first_turn.config)  # fmt: skip
+    await graph.ainvoke({"messages": [HumanMessage("branch c", id="qc")]}, after_first_turn.config)
     assert len(await current()) == 4 and await transcript() == await current()
     assert (await current())[2] == ("qc", "branch c")
 

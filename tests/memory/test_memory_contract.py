@@ -338,8 +338,9 @@ async def test_leases_of_dead_workers_are_deleted(store, admin) -> None:
     await admin.execute(
         "INSERT INTO turn_leases (session_id, run_id, expires_at) "
         "VALUES ($1, $2, now() - interval '10 minutes')",
-        dead, uuid.uuid4(),
-    )  # fmt: skip
+        dead,
+        uuid.uuid4(),
+    )
     leases = TurnLeases(store, ttl_seconds=5)
     await leases.acquire(live, uuid.uuid4())
     assert await lease_rows(admin, dead) == 0

@@ -174,26 +174,38 @@ async def test_upgrade_to_the_message_store_keeps_every_checkpoint_exact(empty_d
         log = [message_to_element(m, saver.serde) for m in (first, second, edited)]
         await conn.execute(
             "INSERT INTO conversations (session_id, messages) VALUES ($1, $2::jsonb)",
-            sid, dumps_jsonb(log),
-        )  # fmt: skip
+            sid,
+            dumps_jsonb(log),
+        )
         # cp1: [first, second]; cp2 (latest, forked from cp0): [edited]
         for cid, parent, version, ranges in [
             ("1ef00000-0000-6000-8000-000000000001", None, "0000000002.0000abcd", "[[0,2]]"),
             ("1ef00000-0000-6000-8000-000000000002", None, "0000000002.1a2b3c4d", "[[2,3]]"),
         ]:
-            body = {"v": 4, "id": cid, "ts": "2026-01-01T00:00:00+00:00", "channel_values": {},
-                    "channel_versions": {"messages": version},
-                    "versions_seen": {"node": {"messages": version}}}  # fmt: skip
+            body = {
+                "v": 4,
+                "id": cid,
+                "ts": "2026-01-01T00:00:00+00:00",
+                "channel_values": {},
+                "channel_versions": {"messages": version},
+                "versions_seen": {"node": {"messages": version}},
+            }
             await conn.execute(
                 "INSERT INTO checkpoints (session_id, checkpoint_id, parent_checkpoint_id,"
                 " thread_id, checkpoint, metadata) VALUES ($1, $2, $3, $4, $5::jsonb, '{}')",
-                sid, cid, parent, str(sid), dumps_jsonb(body),
-            )  # fmt: skip
+                sid,
+                cid,
+                parent,
+                str(sid),
+                dumps_jsonb(body),
+            )
             await conn.execute(
                 "INSERT INTO checkpoint_blobs (session_id, channel, version, type, blob)"
                 " VALUES ($1, 'messages', $2, 'vera.transcript_ranges', $3)",
-                sid, version, ranges.encode(),
-            )  # fmt: skip
+                sid,
+                version,
+                ranges.encode(),
+            )
         later = [m.version for m in every_migration() if m.version >= 5]
         assert await apply_migrations(conn, every_migration()) == later
         transcript = await conn.fetchval(

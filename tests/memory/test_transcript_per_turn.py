@@ -53,8 +53,11 @@ def tool_graph(checkpointer: Any, *, fail_after_tool: bool = False, ask: bool = 
     def model(state: MessagesState) -> dict:
         last = state["messages"][-1]
         if isinstance(last, HumanMessage):
-            call = {"name": "get_stock_price", "args": {"symbol": "AAPL"},
-                    "id": f"call_{uuid.uuid4().hex[:8]}"}  # fmt: skip
+            call = {
+                "name": "get_stock_price",
+                "args": {"symbol": "AAPL"},
+                "id": f"call_{uuid.uuid4().hex[:8]}",
+            }
             return {"messages": [AIMessage("", tool_calls=[call], id=f"ai-{uuid.uuid4()}")]}
         if fail_after_tool:
             raise ModelDown("model provider down")

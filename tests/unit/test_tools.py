@@ -23,14 +23,33 @@ async def test_open_meteo_geocodes_then_reads_current_conditions() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.host == "geocoding-api.open-meteo.com":
             assert request.url.params["name"] == "Montevideo"
-            return httpx.Response(200, json={"results": [
-                {"name": "Montevideo", "country": "Uruguay", "latitude": -34.9, "longitude": -56.2}
-            ]})  # fmt: skip
+            return httpx.Response(
+                200,
+                json={
+                    "results": [
+                        {
+                            "name": "Montevideo",
+                            "country": "Uruguay",
+                            "latitude": -34.9,
+                            "longitude": -56.2,
+                        }
+                    ]
+                },
+            )
         assert request.url.params["latitude"] == "-34.9"
-        return httpx.Response(200, json={"current": {
-            "time": "2026-11-26T12:00", "temperature_2m": 22.5, "apparent_temperature": 23.1,
-            "relative_humidity_2m": 60, "weather_code": 2, "wind_speed_10m": 14.0,
-        }})  # fmt: skip
+        return httpx.Response(
+            200,
+            json={
+                "current": {
+                    "time": "2026-11-26T12:00",
+                    "temperature_2m": 22.5,
+                    "apparent_temperature": 23.1,
+                    "relative_humidity_2m": 60,
+                    "weather_code": 2,
+                    "wind_speed_10m": 14.0,
+                }
+            },
+        )
 
     report = await OpenMeteoWeather(client_for(handler)).current("Montevideo")
     assert (report.city, report.country, report.temperature_c) == ("Montevideo", "Uruguay", 22.5)

@@ -226,15 +226,21 @@ class ConversationCheckpointer(SyncBridge):
             session_id=sid,
             ns=ns,
             blobs=rows.blobs,
-            checkpoint_row=(checkpoint["id"], conf.get("checkpoint_id"), thread_id, rows.body,
-                            rows.metadata, self.transcript_channel),
+            checkpoint_row=(
+                checkpoint["id"],
+                conf.get("checkpoint_id"),
+                thread_id,
+                rows.body,
+                rows.metadata,
+                self.transcript_channel,
+            ),
             transcript=rows.transcript,
             transcript_version=rows.transcript_version,
             channel=self.transcript_channel,
             lease=lease_of(conf),
             defer=rows.transcript is not None and run_goes_on(checkpoint, metadata),
             expect_head=None,
-        )  # fmt: skip
+        )
         run = run_of(conf) if ns == "" and put.lease is None else None  # fenced otherwise
         async with self.writers.lock(sid):
             put.expect_head = self.writers.expected_head(sid, run, conf.get("checkpoint_id"))
@@ -267,9 +273,16 @@ class ConversationCheckpointer(SyncBridge):
 
         async def write(conn: asyncpg.Connection) -> None:
             head = await conn.fetchrow(
-                sql.PUT_WRITES, *args, w.idxs, w.channels, w.types, w.blobs, w.special, lease,
+                sql.PUT_WRITES,
+                *args,
+                w.idxs,
+                w.channels,
+                w.types,
+                w.blobs,
+                w.special,
+                lease,
                 stops,
-            )  # fmt: skip
+            )
             if head["created"]:  # these writes came first: the new conversation is empty
                 self.message_logs.seed(sid, head["row_id"])
 

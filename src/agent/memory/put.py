@@ -77,10 +77,19 @@ class CheckpointPut:
         start = len(log.messages) if log is not None else 0
         new = dumps_jsonb(elements) if elements else None
         result = await conn.fetchrow(
-            sql.PUT_CHECKPOINT, sid, self.ns, *columns, *self.checkpoint_row, seqs, new,
-            log.row_id if log is not None else None, start, self.lease, self.defer,
+            sql.PUT_CHECKPOINT,
+            sid,
+            self.ns,
+            *columns,
+            *self.checkpoint_row,
+            seqs,
+            new,
+            log.row_id if log is not None else None,
+            start,
+            self.lease,
+            self.defer,
             self.expect_head,
-        )  # fmt: skip
+        )
         if not result["applied"]:
             return None
         return functools.partial(
