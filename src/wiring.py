@@ -3,8 +3,8 @@
 `src/agent/memory` knows nothing of the settings or of the API; the entry points (the API's
 lifespan, the Studio checkpointer in `graphs/checkpointer.py`, `bench/`) build the store
 from `memory_options(settings)`, which also adds the application's own tables: the
-top-level `migrations/` folder (turn leases, turn events, ...), numbered in the same
-version sequence as the checkpointer's migrations that ship in the package.
+top-level `migrations/` folder (turn events, session owners, ...), numbered on their own
+and recorded in `vera_app_migrations`.
 """
 
 from __future__ import annotations
@@ -12,18 +12,19 @@ from __future__ import annotations
 from importlib import resources
 from typing import Any
 
-from src.agent.memory.migrations import Migration, load_migrations
+from src.agent.memory.migrations import MigrationSet, migration_set
 from src.agent.memory.store import PostgresMemoryStore
 from src.config.settings import PROJECT_ROOT, Settings, SettingsError
 
 APP_MIGRATIONS_DIR = PROJECT_ROOT / "migrations"
+APP_LEDGER = "vera_app_migrations"
 
 
-def app_migrations() -> list[Migration]:
+def app_migrations() -> MigrationSet:
     """The application's own migrations (an error when there are none): the top-level
     `migrations/` of a checkout, or the copy a wheel carries as `src/api/migrations`."""
     packaged = resources.files("src.api") / "migrations"
-    return load_migrations(packaged if packaged.is_dir() else APP_MIGRATIONS_DIR)
+    return migration_set(APP_LEDGER, packaged if packaged.is_dir() else APP_MIGRATIONS_DIR)
 
 
 def memory_options(settings: Settings) -> dict[str, Any]:
@@ -40,7 +41,7 @@ def memory_options(settings: Settings) -> dict[str, Any]:
             settings.postgres_memory_embedded_dir if settings.postgres_memory_embedded else None
         ),
         "database": settings.postgres_memory_db,
-        "extra_migrations": app_migrations(),
+        "extra_migrations": [app_migrations()],
         "direct_dsn": (
             settings.postgres_memory_direct_url.get_secret_value()
             if settings.postgres_memory_direct_url is not None

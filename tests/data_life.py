@@ -10,7 +10,7 @@ import asyncpg
 from langchain_core.messages import HumanMessage
 
 # Tables that hold nothing of any session: the schema's own bookkeeping.
-NO_SESSION_DATA = frozenset({"vera_schema_migrations"})
+NO_SESSION_DATA = frozenset({"vera_memory_migrations", "vera_app_migrations"})
 
 
 async def make_idle(db: asyncpg.Connection, session_ids: list[str], minutes: float) -> None:

@@ -90,7 +90,7 @@ def database_dsn(server_dsn: str) -> Iterator[str]:
 async def store(database_dsn: str) -> AsyncIterator[PostgresMemoryStore]:
     """An initialized store on the run's database (schema applied, the app's tables too)."""
     store = PostgresMemoryStore(
-        database_dsn, min_size=1, max_size=10, extra_migrations=app_migrations()
+        database_dsn, min_size=1, max_size=10, extra_migrations=[app_migrations()]
     )
     await store.initialize()
     try:

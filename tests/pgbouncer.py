@@ -259,7 +259,7 @@ def bouncer_store(
         min_size=1,
         max_size=max_size,
         statement_cache=statement_cache,
-        extra_migrations=app_migrations(),
+        extra_migrations=[app_migrations()],
         direct_dsn=direct_dsn,
     )
 

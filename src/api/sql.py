@@ -1,5 +1,5 @@
-"""The SQL of the API's own tables (`session_owners`, `turn_leases`, `turn_events`); the
-checkpointer's is in `src/agent/memory/sql.py`."""
+"""The SQL of the API's own tables (`session_owners`, `turn_events`); the checkpointer's
+(its lease table `turn_leases` too) is in `src/agent/memory/sql.py`."""
 
 # A new session goes to the caller; one that exists without an owner row (written by
 # Studio, or before ownership was recorded) to the default principal. Then the owner. When
@@ -77,31 +77,6 @@ LIST_SESSIONS_AFTER = _LIST.format(
     after="AND (o.updated_at, o.session_id) < ($4, $5)", first=_FIRST_LISTED
 )
 
-# -- turn_leases (`turn_leases.py`) --
-
-# The statements (table: top-level `migrations/0003_turn_leases.sql`). A lease is taken
-# when free or expired (`took_over`: an expired row was updated, not a new one inserted).
-ACQUIRE_LEASE = """
-INSERT INTO turn_leases (session_id, run_id, expires_at)
-VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3))
-ON CONFLICT (session_id) DO UPDATE
-SET run_id = EXCLUDED.run_id, expires_at = EXCLUDED.expires_at
-WHERE turn_leases.expires_at < clock_timestamp()
-RETURNING run_id, xmax::text <> '0' AS took_over"""
-
-RENEW_LEASE = """
-UPDATE turn_leases SET expires_at = clock_timestamp() + make_interval(secs => $3)
-WHERE session_id = $1 AND run_id = $2"""
-
-LEASE_HELD = """
-SELECT EXISTS (SELECT FROM turn_leases WHERE session_id = $1 AND expires_at > clock_timestamp())"""
-
-# A minute past expiry, a lease is no one's (a holder still running would have renewed).
-DELETE_EXPIRED_LEASES = """
-DELETE FROM turn_leases WHERE expires_at < clock_timestamp() - interval '1 minute'"""
-
-RELEASE_LEASE = "DELETE FROM turn_leases WHERE session_id = $1 AND run_id = $2"
-
 # -- turn_events (`turn_events.py`) --
 
 INSERT_EVENTS = """
@@ -135,7 +110,7 @@ SUPERUSER_RESERVED_CONNECTIONS = "SHOW superuser_reserved_connections"
 RESERVED_CONNECTIONS = "SHOW reserved_connections"  # PostgreSQL 16+
 
 # -- a session's life: its TTL, the sweep, erasing and forgetting (`session_ttl.py`,
-# `session_erase.py`); the table: top-level `migrations/0009_session_ttl.sql` --
+# `session_erase.py`); the table: top-level `migrations/0003_session_ttl.sql` --
 
 # A session's own TTL ($2 minutes; NULL: the server's default). A session written without
 # the API (no owner row) gets one, the default principal's, as CLAIM_SESSION would give it.

@@ -1,7 +1,8 @@
 """`TurnLeases`: one turn at a time per session, across every worker process.
 
-A lease is a row of `turn_leases` that expires unless its holder renews it. Taking one is a
-single statement (no connection is held while the turn runs), and a worker that crashes
+A turn holds its session's lease (the checkpointer's `SessionLeases`, whose table fences the
+turn's writes) for as long as it runs: taken when the turn starts, renewed meanwhile,
+released at its end, or when the database is back if it is down then. A worker that crashes
 frees its sessions once their leases run out.
 """
 
@@ -15,8 +16,9 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
+from src.agent.memory.leases import SessionLeases
 from src.agent.memory.store import PostgresMemoryStore, StorageUnavailableError
-from src.api import metrics, sql
+from src.api import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -29,20 +31,18 @@ class TurnLeases:
     """Take, renew and release per-session leases of `ttl_seconds`."""
 
     def __init__(self, store: PostgresMemoryStore, ttl_seconds: float = 30.0) -> None:
-        self.store = store
+        self.leases = SessionLeases(store)
         self.ttl_seconds = ttl_seconds
         self._pending: set[asyncio.Task[None]] = set()
         self._swept = -math.inf  # when expired leases were last deleted (monotonic)
 
     async def acquire(self, session_id: uuid.UUID, run_id: uuid.UUID) -> None:
         """Take the session's lease for this run; `SessionBusyError` if another run holds it."""
-        row = await self.store.run(
-            lambda conn: conn.fetchrow(sql.ACQUIRE_LEASE, session_id, run_id, self.ttl_seconds)
-        )
-        if row is None:
+        taken = await self.leases.take(session_id, run_id, self.ttl_seconds)
+        if taken is None:
             metrics.session_busy()
             raise SessionBusyError(f"session {session_id} has a turn in progress")
-        if row["took_over"]:
+        if taken.took_over:
             metrics.lease_taken_over()
             logger.info("took over the expired lease of session %s", session_id)
         await self._delete_expired()
@@ -54,21 +54,18 @@ class TurnLeases:
         if now - self._swept < 60.0:
             return
         self._swept = now
-        await self.store.run(lambda conn: conn.execute(sql.DELETE_EXPIRED_LEASES))
+        await self.leases.delete_expired()
 
     async def renew(self, session_id: uuid.UUID, run_id: uuid.UUID) -> bool:
         """Push the lease's expiry out again; False if it was lost (expired and taken)."""
-        status = await self.store.run(
-            lambda conn: conn.execute(sql.RENEW_LEASE, session_id, run_id, self.ttl_seconds)
-        )
-        return status != "UPDATE 0"
+        return await self.leases.renew(session_id, run_id, self.ttl_seconds)
 
     async def held_by_any(self, session_id: uuid.UUID) -> bool:
         """Whether a turn of the session holds an unexpired lease now."""
-        return await self.store.run(lambda conn: conn.fetchval(sql.LEASE_HELD, session_id))
+        return await self.leases.held(session_id)
 
     async def release(self, session_id: uuid.UUID, run_id: uuid.UUID) -> None:
-        await self.store.run(lambda conn: conn.execute(sql.RELEASE_LEASE, session_id, run_id))
+        await self.leases.release(session_id, run_id)
 
     @contextlib.asynccontextmanager
     async def held(self, session_id: uuid.UUID, run_id: uuid.UUID) -> AsyncIterator[None]:

@@ -21,9 +21,9 @@ import pytest
 
 from src.agent.graph import build_graph
 from src.agent.memory import ConversationCheckpointer
-from src.agent.memory.migrations import load_migrations
+from src.agent.memory.migrations import MEMORY_LEDGER, load_migrations
 from src.api.app import create_app
-from src.wiring import app_migrations
+from src.wiring import APP_LEDGER, app_migrations
 from tests.fakes import FakeModel
 from tests.pgbouncer import BOUNCERS, Pooler
 from tests.support import OFFLINE, ask, with_database
@@ -69,12 +69,17 @@ async def test_migrations_apply_once_when_workers_start_together(
         await asyncio.gather(*(s.close() for s in stores))
     direct = await asyncpg.connect(with_database(server_dsn, urlsplit(empty_dsn).path[1:]))
     try:
-        versions = await direct.fetch("SELECT version FROM vera_schema_migrations ORDER BY 1")
+        versions = {
+            ledger: [r[0] for r in await direct.fetch(f"SELECT version FROM {ledger} ORDER BY 1")]
+            for ledger in (MEMORY_LEDGER, APP_LEDGER)
+        }
         held = await direct.fetchval(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'"
         )  # none left behind on a pooled server connection
     finally:
         await direct.close()
-    expected = sorted(m.version for m in [*load_migrations(), *app_migrations()])
-    assert [r["version"] for r in versions] == expected
+    assert versions == {
+        MEMORY_LEDGER: [m.version for m in load_migrations()],
+        APP_LEDGER: [m.version for m in app_migrations().migrations],
+    }
     assert held == 0

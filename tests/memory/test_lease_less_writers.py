@@ -17,7 +17,8 @@ from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
 
 from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore, session_id_for
-from src.agent.memory.fencing import SessionLeasedError, StaleRunError
+from src.agent.memory.fencing import LEASE_CONFIG_KEY, SessionLeasedError, StaleRunError
+from src.agent.memory.leases import SessionLeases, TakenLease
 from tests.api_harness import wait_until
 from tests.support import chat_graph, plant_expired_lease
 
@@ -71,13 +72,24 @@ async def test_an_expired_lease_does_not_block_a_writer_without_one(
     assert await checkpoints_of(db, thread) > 0
 
 
-async def test_without_the_apps_lease_table_nothing_is_checked(empty_dsn: str) -> None:
-    """The checkpointer as a library (no `turn_leases` table) writes as before."""
+async def test_the_library_alone_fences_writes_with_its_own_leases(empty_dsn: str) -> None:
+    """The checkpointer as a library (no app, no app tables): a run holding the session's
+    lease (`SessionLeases`) writes, a writer without it is refused until it is released."""
     async with ConversationCheckpointer.from_dsn(empty_dsn, min_size=1, max_size=2) as saver:
         graph, thread = chat_graph(saver), str(uuid.uuid4())
-        config = {"configurable": {"thread_id": thread}}
-        await graph.ainvoke({"messages": [HumanMessage("hello")]}, config)
-        assert len((await graph.aget_state(config)).values["messages"]) == 2
+        leases, holder = SessionLeases(saver.store), uuid.uuid4()
+        assert await leases.take(session_id_for(thread), holder, 60) == TakenLease(False)
+        assert await leases.take(session_id_for(thread), uuid.uuid4(), 60) is None
+        leased = {"configurable": {"thread_id": thread, LEASE_CONFIG_KEY: str(holder)}}
+        await graph.ainvoke({"messages": [HumanMessage("with the lease")]}, leased)
+        plain = {"configurable": {"thread_id": thread}}
+        with pytest.raises(SessionLeasedError):
+            await graph.ainvoke({"messages": [HumanMessage("without")]}, plain)
+        assert await leases.held(session_id_for(thread))
+        await leases.release(session_id_for(thread), holder)
+        await graph.ainvoke({"messages": [HumanMessage("without")]}, plain)
+        texts = [m.content for m in (await graph.aget_state(plain)).values["messages"]]
+        assert texts[::2] == ["with the lease", "without"]
 
 
 def gated_graph(checkpointer: ConversationCheckpointer, gate: asyncio.Event) -> Any:

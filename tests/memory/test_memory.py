@@ -198,7 +198,7 @@ async def test_from_pool_applies_the_schema_and_leaves_the_pool_open(empty_dsn: 
         async with ConversationCheckpointer.from_pool(pool) as saver:
             await run_turns(chat_graph(saver), "from-pool", 1)
         assert await pool.fetchval("SELECT count(*) FROM conversations") == 1
-        versions = await pool.fetch("SELECT version FROM vera_schema_migrations ORDER BY 1")
+        versions = await pool.fetch("SELECT version FROM vera_memory_migrations ORDER BY 1")
         assert [v["version"] for v in versions] == [m.version for m in load_migrations()]
     finally:
         await pool.close()

@@ -13,37 +13,58 @@ import pytest
 
 from src.agent.memory import PostgresMemoryStore
 from src.agent.memory.migrations import (
-    apply_migrations,
+    MEMORY_LEDGER,
+    Migration,
+    MigrationSet,
+    applied_versions,
+    apply_set,
     load_migrations,
-    merge_migrations,
-    schema_version,
+    memory_migrations,
 )
-from src.wiring import app_migrations
+from src.agent.memory.schema import upgrade_schema
+from src.wiring import APP_LEDGER, app_migrations
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def every_migration():
-    """The checkpointer's migrations and the app's, in their one version sequence."""
-    return merge_migrations(load_migrations(), app_migrations())
-
-
-def test_the_checkpointer_and_the_app_number_their_migrations_as_one_sequence() -> None:
-    """Databases made before the split hold versions 1..6 in `vera_schema_migrations`:
-    the package's files and the app's keep those numbers, with no gap and no repeat."""
-    versions = [m.version for m in every_migration()]
-    assert versions == list(range(1, len(versions) + 1))
-    assert [m.version for m in load_migrations()] == [1, 2, 4, 5, 8]
-    assert {m.name for m in app_migrations()} >= {"turn_leases", "turn_events"}
+def test_the_checkpointer_and_the_app_number_their_migrations_on_their_own() -> None:
+    """Each owner's versions run 1, 2, ... in its own ledger; the lease table is the
+    checkpointer's (its writes are fenced by it)."""
+    for migrations in (memory_migrations(), app_migrations()):
+        versions = [m.version for m in migrations.migrations]
+        assert versions == list(range(1, len(versions) + 1)), migrations.ledger
+    assert "turn_leases" in {m.name for m in memory_migrations().migrations}
+    assert [m.name for m in app_migrations().migrations][:3] == [
+        "turn_events",
+        "session_owners",
+        "session_ttl",
+    ]
+    assert (memory_migrations().ledger, app_migrations().ledger) == (MEMORY_LEDGER, APP_LEDGER)
 
 
 def test_finding_no_migration_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="no migration files"):
         load_migrations(tmp_path)
     (tmp_path / "0001_a.sql").write_text("SELECT 1")
-    (tmp_path / "0002_b.sql").write_text("SELECT 1")
+    (tmp_path / "0001_b.sql").write_text("SELECT 1")
     with pytest.raises(ValueError, match="used twice"):
-        merge_migrations(load_migrations(tmp_path), load_migrations(tmp_path)[1:])
+        load_migrations(tmp_path)
+    twice = (Migration(1, "a", ""), Migration(1, "b", ""))
+    with pytest.raises(ValueError, match="used twice"):
+        MigrationSet("mine", twice)
+    with pytest.raises(ValueError, match="lower-case SQL name"):
+        MigrationSet("my ledger; DROP TABLE x", ())
+
+
+def every_version(conn_versions: dict[str, set[int]]) -> bool:
+    return conn_versions == {
+        MEMORY_LEDGER: {m.version for m in memory_migrations().migrations},
+        APP_LEDGER: {m.version for m in app_migrations().migrations},
+    }
+
+
+async def ledgers(conn: asyncpg.Connection) -> dict[str, set[int]]:
+    return {ledger: await applied_versions(conn, ledger) for ledger in (MEMORY_LEDGER, APP_LEDGER)}
 
 
 async def tables(dsn: str) -> set[str]:
@@ -57,15 +78,15 @@ async def tables(dsn: str) -> set[str]:
 
 async def test_from_empty_database_is_idempotent(empty_dsn: str) -> None:
     store = PostgresMemoryStore(
-        empty_dsn, min_size=1, max_size=2, extra_migrations=app_migrations()
+        empty_dsn, min_size=1, max_size=2, extra_migrations=[app_migrations()]
     )
     await store.initialize()
     await store.close()
     await store.initialize()  # second start applies nothing
     async with store.pool.acquire() as conn:
-        assert await schema_version(conn) == len(every_migration())
-        assert await apply_migrations(conn) == []
-        assert await apply_migrations(conn, every_migration()) == []
+        assert every_version(await ledgers(conn))
+        assert await upgrade_schema(conn) == {}
+        assert await upgrade_schema(conn, [app_migrations()]) == {}
         columns = await conn.fetch(
             "SELECT column_name, data_type, is_nullable, column_default FROM "
             "information_schema.columns WHERE table_name = 'conversations' "
@@ -94,8 +115,10 @@ async def test_from_empty_database_is_idempotent(empty_dsn: str) -> None:
 async def test_upgrade_from_older_version_keeps_rows(empty_dsn: str) -> None:
     conn = await asyncpg.connect(empty_dsn)
     try:
-        await apply_migrations(conn, load_migrations()[:1])  # a database at version 1
-        assert await schema_version(conn) == 1
+        first = MigrationSet(MEMORY_LEDGER, memory_migrations().migrations[:1])
+        async with conn.transaction():
+            await apply_set(conn, first)  # a database at version 1
+        assert await applied_versions(conn, MEMORY_LEDGER) == {1}
         sid = uuid.uuid4()
         await conn.execute(
             "INSERT INTO conversations (session_id, messages) VALUES ($1, $2::jsonb)",
@@ -105,13 +128,13 @@ async def test_upgrade_from_older_version_keeps_rows(empty_dsn: str) -> None:
     finally:
         await conn.close()
     store = PostgresMemoryStore(
-        empty_dsn, min_size=1, max_size=2, extra_migrations=app_migrations()
+        empty_dsn, min_size=1, max_size=2, extra_migrations=[app_migrations()]
     )
     await store.initialize()
     try:
         assert await store.get_messages(sid) == [{"role": "user", "content": "kept"}]
         async with store.pool.acquire() as c:
-            assert await schema_version(c) == len(every_migration())
+            assert every_version(await ledgers(c))
     finally:
         await store.close()
 
@@ -136,12 +159,10 @@ async def test_two_processes_initialize_at_once(empty_dsn: str) -> None:
         assert proc.returncode == 0, err.decode()
     conn = await asyncpg.connect(empty_dsn)
     try:
-        versions = [
-            r["version"] for r in await conn.fetch("SELECT version FROM vera_schema_migrations")
-        ]
+        versions = await ledgers(conn)
     finally:
         await conn.close()
-    assert sorted(versions) == [m.version for m in load_migrations()]  # the package's own
+    assert versions == {MEMORY_LEDGER: {m.version for m in load_migrations()}, APP_LEDGER: set()}
 
 
 async def test_statement_cache_can_be_disabled(database_dsn: str) -> None:
@@ -157,7 +178,8 @@ async def test_statement_cache_can_be_disabled(database_dsn: str) -> None:
 
 async def test_upgrade_to_the_message_store_keeps_every_checkpoint_exact(empty_dsn: str) -> None:
     """Rows written at schema 4 (a log holding two branches, short channel versions) read
-    back exactly after migration 5, and the transcript shows only the latest branch."""
+    back exactly after migration 5 (`message_store`), and the transcript shows only the
+    latest branch."""
     from langchain_core.messages import HumanMessage
 
     from src.agent.memory import ConversationCheckpointer
@@ -167,7 +189,9 @@ async def test_upgrade_to_the_message_store_keeps_every_checkpoint_exact(empty_d
     conn = await asyncpg.connect(empty_dsn)
     sid = uuid.uuid4()
     try:
-        await apply_migrations(conn, [m for m in every_migration() if m.version <= 4])
+        upto_4 = MigrationSet(MEMORY_LEDGER, memory_migrations().migrations[:4])
+        async with conn.transaction():
+            await apply_set(conn, upto_4)
         saver = ConversationCheckpointer(PostgresMemoryStore(empty_dsn))
         first, second = HumanMessage("first", id="m1"), HumanMessage("second", id="m2")
         edited = HumanMessage("first, edited", id="m1")
@@ -206,8 +230,9 @@ async def test_upgrade_to_the_message_store_keeps_every_checkpoint_exact(empty_d
                 version,
                 ranges.encode(),
             )
-        later = [m.version for m in every_migration() if m.version >= 5]
-        assert await apply_migrations(conn, every_migration()) == later
+        later = [m.version for m in memory_migrations().migrations if m.version >= 5]
+        applied = await upgrade_schema(conn, [app_migrations()])
+        assert applied[MEMORY_LEDGER] == later
         transcript = await conn.fetchval(
             "SELECT messages::text FROM conversations WHERE session_id = $1", sid
         )

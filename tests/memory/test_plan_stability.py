@@ -34,7 +34,7 @@ import asyncpg
 import pytest
 
 from src.agent.memory import sql
-from src.agent.memory.migrations import apply_migrations
+from src.agent.memory.schema import upgrade_schema
 from tests.support import fresh_database
 
 TABLES = ("conversations", "checkpoints", "checkpoint_blobs", "checkpoint_writes")
@@ -136,7 +136,7 @@ async def empty_tables(server_dsn: str) -> AsyncIterator[asyncpg.Connection]:
     async with fresh_database(server_dsn, "vera_plan") as dsn:
         conn = await asyncpg.connect(dsn)
         try:
-            await apply_migrations(conn)
+            await upgrade_schema(conn)
             for table in TABLES:
                 await conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
                 await conn.execute(f"VACUUM {table}")

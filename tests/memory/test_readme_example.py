@@ -20,8 +20,10 @@ async def test_the_readme_example_runs_on_an_empty_database(server_dsn: str) -> 
     async with fresh_database(server_dsn, "vera_readme") as dsn:
         assert run_example(sys.executable, dsn, ROOT) == "you said: hello\n"
         tables, conversations = await schema_of(dsn)
-    assert {"conversations", "checkpoints", "vera_schema_migrations"} <= tables
-    assert "turn_leases" not in tables, "the library creates only the checkpointer's tables"
+    assert {"conversations", "checkpoints", "turn_leases", "vera_memory_migrations"} <= tables
+    assert not tables & {"session_owners", "turn_events", "vera_app_migrations"}, (
+        "the library creates only the checkpointer's tables"
+    )
     assert conversations == 1
 
 

@@ -53,5 +53,26 @@ def test_the_sql_is_in_the_sql_modules() -> None:
 
 
 def test_the_checkpointer_ships_its_migrations_in_the_package() -> None:
-    assert sorted(p.name for p in (MEMORY / "migrations").glob("*.sql"))
-    assert not list((ROOT / "migrations").glob("000[1245]_*.sql"))
+    ours = {p.name[5:] for p in (MEMORY / "migrations").glob("*.sql")}
+    apps = {p.name[5:] for p in (ROOT / "migrations").glob("*.sql")}
+    assert ours and apps and not ours & apps
+
+
+def tables_created_in(folder: Path) -> set[str]:
+    found = set()
+    for path in folder.glob("*.sql"):
+        text = path.read_text(encoding="utf-8")
+        found |= set(re.findall(r"CREATE TABLE (?:IF NOT EXISTS )?(\w+)", text))
+    return found
+
+
+def test_the_memory_touches_only_its_own_tables() -> None:
+    """No SQL of the library (statements, migrations, functions) names a table the app
+    creates: the checkpointer owns everything its SQL touches."""
+    app_tables = tables_created_in(ROOT / "migrations") | {"vera_app_migrations"}
+    assert app_tables >= {"turn_events", "session_owners"}
+    texts = [p.read_text(encoding="utf-8") for p in MEMORY.rglob("*.sql")]
+    texts += [p.read_text(encoding="utf-8") for p in MEMORY.rglob("*.py")]
+    for table in app_tables:
+        named = [t for t in texts if re.search(rf"\b{table}\b", t)]
+        assert not named, f"the memory's SQL names the app's table {table}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -231,6 +232,29 @@ SELECT c.messages::text AS shown,
 FROM conversations c LEFT JOIN transcript_heads h ON h.session_id = c.session_id
 WHERE c.session_id = $1"""
 
+# The sessions' leases (`leases.py`). A lease is taken when free or expired (`took_over`:
+# an expired row was updated, not a new one inserted).
+TAKE_LEASE = """
+INSERT INTO turn_leases (session_id, run_id, expires_at)
+VALUES ($1, $2, clock_timestamp() + make_interval(secs => $3))
+ON CONFLICT (session_id) DO UPDATE
+SET run_id = EXCLUDED.run_id, expires_at = EXCLUDED.expires_at
+WHERE turn_leases.expires_at < clock_timestamp()
+RETURNING xmax::text <> '0' AS took_over"""
+
+RENEW_LEASE = """
+UPDATE turn_leases SET expires_at = clock_timestamp() + make_interval(secs => $3)
+WHERE session_id = $1 AND run_id = $2"""
+
+RELEASE_LEASE = "DELETE FROM turn_leases WHERE session_id = $1 AND run_id = $2"
+
+LEASE_HELD = """
+SELECT EXISTS (SELECT FROM turn_leases WHERE session_id = $1 AND expires_at > clock_timestamp())"""
+
+# A minute past expiry, a lease is no one's (a holder still running would have renewed).
+DELETE_EXPIRED_LEASES = """
+DELETE FROM turn_leases WHERE expires_at < clock_timestamp() - interval '1 minute'"""
+
 # The embedded server's database (`embedded.py`).
 DATABASE_EXISTS = "SELECT 1 FROM pg_database WHERE datname = $1"
 
@@ -240,23 +264,46 @@ def create_database(name: str) -> str:
     return 'CREATE DATABASE "{}"'.format(name.replace('"', '""'))
 
 
-# Schema migrations (`migrations/__init__.py`): one transaction under an advisory lock.
+# Schema migrations (`schema.py`, `migrations/__init__.py`): one transaction under an
+# advisory lock; each owner's ledger table, and the one all owners shared before.
 MIGRATIONS_LOCK = "SELECT pg_advisory_xact_lock($1)"
 
-CREATE_MIGRATIONS_TABLE = """
-CREATE TABLE IF NOT EXISTS vera_schema_migrations (
+TABLE_EXISTS = "SELECT to_regclass($1) IS NOT NULL"
+
+LEGACY_LEDGER = "vera_schema_migrations"
+LEGACY_HOLDS = "SELECT EXISTS (SELECT FROM vera_schema_migrations WHERE name = ANY($1::text[]))"
+LEGACY_HOLDS_ANY = "SELECT EXISTS (SELECT FROM vera_schema_migrations)"
+TAKE_LEGACY_ROWS = """
+DELETE FROM vera_schema_migrations WHERE name = ANY($1::text[]) RETURNING name, applied_at"""
+DROP_LEGACY_LEDGER = "DROP TABLE vera_schema_migrations"
+
+
+@dataclass(frozen=True)
+class LedgerStatements:
+    """The statements of one ledger table (`version`, `name`, `applied_at`)."""
+
+    create: str
+    applied: str
+    record: str
+    adopt: str
+
+
+def ledger(table: str) -> LedgerStatements:
+    """The statements of ledger `table` (a plain lower-case name, checked by
+    `MigrationSet`: an identifier cannot be a parameter)."""
+    return LedgerStatements(
+        create=f"""
+CREATE TABLE IF NOT EXISTS {table} (
     version INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
     applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW()
-)"""
-
-APPLIED_MIGRATIONS = "SELECT version FROM vera_schema_migrations"
-
-RECORD_MIGRATION = "INSERT INTO vera_schema_migrations (version, name) VALUES ($1, $2)"
-
-MIGRATIONS_TABLE_EXISTS = "SELECT to_regclass('vera_schema_migrations') IS NOT NULL"
-
-SCHEMA_VERSION = "SELECT COALESCE(MAX(version), 0) FROM vera_schema_migrations"
+)""",
+        applied=f"SELECT version FROM {table}",  # noqa: S608 (a checked name, no value)
+        record=f"INSERT INTO {table} (version, name) VALUES ($1, $2)",  # noqa: S608
+        adopt=f"""
+INSERT INTO {table} (version, name, applied_at) VALUES ($1, $2, $3)
+ON CONFLICT (version) DO NOTHING""",  # noqa: S608
+    )
 
 
 def list_query(

@@ -15,7 +15,8 @@ import asyncpg
 from src.agent.memory import sql
 from src.agent.memory.embedded import EmbeddedPostgres, start_embedded
 from src.agent.memory.jsonb import loads_jsonb
-from src.agent.memory.migrations import Migration, apply_migrations, load_migrations
+from src.agent.memory.migrations import MigrationSet
+from src.agent.memory.schema import upgrade_schema
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -77,9 +78,9 @@ class PostgresMemoryStore:
 
     `initialize()` opens the pool (falling back to an embedded PostgreSQL in `embedded_dir`
     when one is given and the server at `dsn` is unreachable) and applies the migrations:
-    the checkpointer's own, plus `extra_migrations` (an application's tables, numbered in
-    the same version sequence). `close()` undoes both. `from_pool()` wraps a pool someone
-    else owns: `close()` then leaves it open.
+    the checkpointer's own, plus `extra_migrations` (an application's tables: sets of its
+    own, each numbered on its own and recorded in its own ledger). `close()` undoes both.
+    `from_pool()` wraps a pool someone else owns: `close()` then leaves it open.
 
     `direct_dsn` names the same database without a connection pooler (PgBouncer) in
     between: `connect()` (LISTEN) and the migrations use it when given (unless the embedded
@@ -98,7 +99,7 @@ class PostgresMemoryStore:
         command_timeout: float | None = 30.0,
         embedded_dir: Path | None = None,
         database: str = "veramoney_memory",
-        extra_migrations: Sequence[Migration] = (),
+        extra_migrations: Sequence[MigrationSet] = (),
         direct_dsn: str | None = None,
         cache_max_bytes: int = 64 * 2**20,
     ) -> None:
@@ -129,7 +130,7 @@ class PostgresMemoryStore:
         pool: asyncpg.Pool,
         *,
         connect_timeout: float = 5.0,
-        extra_migrations: Sequence[Migration] = (),
+        extra_migrations: Sequence[MigrationSet] = (),
     ) -> PostgresMemoryStore:
         """A store on an open pool that stays the caller's (`close()` does not close it).
 
@@ -227,17 +228,16 @@ class PostgresMemoryStore:
         return self.direct_dsn if self.embedded is None else None
 
     async def _migrate(self, pool: asyncpg.Pool) -> None:
-        migrations = [*load_migrations(), *self.extra_migrations]
         direct = self._direct
         if direct is not None:  # off the pooler: no DDL under its timeouts
             conn = await asyncpg.connect(direct, timeout=self.connect_timeout)
             try:
-                await apply_migrations(conn, migrations)
+                await upgrade_schema(conn, self.extra_migrations)
             finally:
                 await conn.close()
         else:
             async with pool.acquire() as conn:
-                await apply_migrations(conn, migrations)
+                await upgrade_schema(conn, self.extra_migrations)
         self._migrated = True
 
     async def close(self) -> None:

@@ -1,20 +1,25 @@
-"""Versioned schema migrations, applied by `PostgresMemoryStore.initialize()`.
+"""Versioned schema migrations: each owner's set, numbered on its own, in its own ledger.
 
-The checkpointer's own migrations are the `NNNN_name.sql` files of this package, read
-through `importlib.resources` (so they ship in the wheel). An application may add its own
-tables' migrations (`PostgresMemoryStore(..., extra_migrations=...)`): versions are one
-sequence shared by both sets (recorded in `vera_schema_migrations`), applied in version
-order. They run in one transaction under an advisory lock, so two processes starting at
-once apply each migration exactly once, and a database at an older version is upgraded in
-place.
+A `MigrationSet` is the `NNNN_name.sql` files of one owner of tables and the ledger table
+that records which of them are applied. The checkpointer's set is this package's files
+(read through `importlib.resources`, so they ship in the wheel), recorded in
+`vera_memory_migrations`; an application brings its own (`PostgresMemoryStore(...,
+extra_migrations=[...])`). `schema.py` applies them, in one transaction under an advisory
+lock.
+
+A migration holds tables, data moves and the drops a function's signature change needs:
+the functions themselves are in `functions/`, in their current form only.
+
+Databases made before each owner had a ledger recorded every owner's versions in one table,
+`vera_schema_migrations`: a set adopts the rows named like its migrations (`adopt_legacy`),
+and the last set to adopt drops that table.
 """
 
 from __future__ import annotations
 
 import itertools
-import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
@@ -24,11 +29,9 @@ import asyncpg
 
 from src.agent.memory import sql
 
-logger = logging.getLogger(__name__)
-
-# Any constant works; it only has to be the same for every process of the service.
-ADVISORY_LOCK_KEY = 0x5645_5241  # "VERA"
 _FILE_PATTERN = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_LEDGER_PATTERN = re.compile(r"^[a-z_][a-z0-9_]*$")
+MEMORY_LEDGER = "vera_memory_migrations"
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,25 @@ class Migration:
     version: int
     name: str
     sql: str
+
+
+@dataclass(frozen=True)
+class MigrationSet:
+    """One owner's migrations in version order, and its ledger table (a plain lower-case
+    SQL name)."""
+
+    ledger: str
+    migrations: tuple[Migration, ...]
+
+    def __post_init__(self) -> None:
+        if not _LEDGER_PATTERN.match(self.ledger):
+            raise ValueError(f"ledger {self.ledger!r} is not a lower-case SQL name")
+        for before, after in itertools.pairwise(self.migrations):
+            if before.version >= after.version:
+                raise ValueError(
+                    f"{self.ledger}: migration version {after.version} is used twice or out "
+                    f"of order ({before.name!r}, {after.name!r})"
+                )
 
 
 def load_migrations(directory: Traversable | Path | None = None) -> list[Migration]:
@@ -57,50 +79,66 @@ def load_migrations(directory: Traversable | Path | None = None) -> list[Migrati
         migrations.append(Migration(int(match[1]), match[2], path.read_text(encoding="utf-8")))
     if not migrations:
         raise ValueError(f"no migration files (NNNN_name.sql) found in {source}")
-    return merge_migrations(migrations)
-
-
-def merge_migrations(*sets: Iterable[Migration]) -> list[Migration]:
-    """Several sets of migrations as one, in version order; a version twice is an error."""
-    merged = sorted((m for s in sets for m in s), key=lambda m: m.version)
-    for before, after in itertools.pairwise(merged):
+    for before, after in itertools.pairwise(migrations):
         if before.version == after.version:
             raise ValueError(
                 f"migration version {after.version} is used twice "
                 f"({before.name!r} and {after.name!r})"
             )
-    return merged
+    return migrations
 
 
-async def apply_migrations(
-    conn: asyncpg.Connection, migrations: Sequence[Migration] | None = None
-) -> list[int]:
-    """Apply every migration not yet recorded (default: the checkpointer's own), in version
-    order; returns the versions applied now."""
-    migrations = load_migrations() if migrations is None else merge_migrations(migrations)
-    if await conn.fetchval(sql.MIGRATIONS_TABLE_EXISTS):  # up to date: no lock needed
-        done = {r["version"] for r in await conn.fetch(sql.APPLIED_MIGRATIONS)}
-        if all(m.version in done for m in migrations):
-            return []
+def migration_set(ledger: str, directory: Traversable | Path) -> MigrationSet:
+    """The migrations of `directory`, recorded in `ledger`."""
+    return MigrationSet(ledger, tuple(load_migrations(directory)))
+
+
+def memory_migrations() -> MigrationSet:
+    """The checkpointer's own migrations."""
+    return MigrationSet(MEMORY_LEDGER, tuple(load_migrations()))
+
+
+async def applied_versions(conn: asyncpg.Connection, ledger: str) -> set[int]:
+    """The versions `ledger` records (none when the table does not exist yet)."""
+    if not await conn.fetchval(sql.TABLE_EXISTS, ledger):
+        return set()
+    return {r["version"] for r in await conn.fetch(sql.ledger(ledger).applied)}
+
+
+async def legacy_rows(conn: asyncpg.Connection, names: Iterable[str]) -> bool:
+    """Whether the shared ledger of older databases still holds rows of these names."""
+    if not await conn.fetchval(sql.TABLE_EXISTS, sql.LEGACY_LEDGER):
+        return False
+    return bool(await conn.fetchval(sql.LEGACY_HOLDS, list(names)))
+
+
+async def adopt_legacy(conn: asyncpg.Connection, migrations: MigrationSet) -> None:
+    """Move the shared ledger's rows named like `migrations`' into their own ledger (under
+    this set's version numbers); drop the shared ledger once no row is left. The caller
+    holds the migrations' advisory lock, in a transaction."""
+    if not await conn.fetchval(sql.TABLE_EXISTS, sql.LEGACY_LEDGER):
+        return
+    versions = {m.name: m.version for m in migrations.migrations}
+    adopted = await conn.fetch(sql.TAKE_LEGACY_ROWS, list(versions))
+    statements = sql.ledger(migrations.ledger)
+    for row in adopted:
+        await conn.execute(statements.adopt, versions[row["name"]], row["name"], row["applied_at"])
+    if not await conn.fetchval(sql.LEGACY_HOLDS_ANY):
+        await conn.execute(sql.DROP_LEGACY_LEDGER)
+
+
+async def apply_set(conn: asyncpg.Connection, migrations: MigrationSet) -> list[int]:
+    """Apply every migration of the set its ledger does not record, in version order;
+    returns the versions applied now. The caller holds the lock, in a transaction."""
+    statements = sql.ledger(migrations.ledger)
+    await conn.execute(statements.create)
+    await adopt_legacy(conn, migrations)
+    done = {r["version"] for r in await conn.fetch(statements.applied)}
     applied_now: list[int] = []
-    async with conn.transaction():
-        await conn.execute(sql.MIGRATIONS_LOCK, ADVISORY_LOCK_KEY)
-        await conn.execute(sql.CREATE_MIGRATIONS_TABLE)
-        done = {r["version"] for r in await conn.fetch(sql.APPLIED_MIGRATIONS)}
-        for migration in migrations:
-            if migration.version in done:
-                continue
-            await conn.execute(migration.sql)
-            await conn.execute(sql.RECORD_MIGRATION, migration.version, migration.name)
-            applied_now.append(migration.version)
-    if applied_now:
-        logger.info("applied schema migrations %s", applied_now)
+    for migration in migrations.migrations:
+        if migration.version in done:
+            continue
+        await conn.execute(migration.sql)
+        await conn.execute(statements.record, migration.version, migration.name)
+        applied_now.append(migration.version)
     return applied_now
-
-
-async def schema_version(conn: asyncpg.Connection) -> int:
-    """The highest applied migration version (0 for an empty database)."""
-    if not await conn.fetchval(sql.MIGRATIONS_TABLE_EXISTS):
-        return 0
-    version: int = await conn.fetchval(sql.SCHEMA_VERSION)
-    return version
