@@ -85,8 +85,8 @@ async def test_from_empty_database_is_idempotent(empty_dsn: str) -> None:
     await store.initialize()  # second start applies nothing
     async with store.pool.acquire() as conn:
         assert every_version(await ledgers(conn))
-        assert await upgrade_schema(conn) == {}
-        assert await upgrade_schema(conn, [app_migrations()]) == {}
+        assert not await upgrade_schema(conn)
+        assert not await upgrade_schema(conn, [app_migrations()])
         columns = await conn.fetch(
             "SELECT column_name, data_type, is_nullable, column_default FROM "
             "information_schema.columns WHERE table_name = 'conversations' "
@@ -232,7 +232,7 @@ async def test_upgrade_to_the_message_store_keeps_every_checkpoint_exact(empty_d
             )
         later = [m.version for m in memory_migrations().migrations if m.version >= 5]
         applied = await upgrade_schema(conn, [app_migrations()])
-        assert applied[MEMORY_LEDGER] == later
+        assert applied.versions[MEMORY_LEDGER] == later
         transcript = await conn.fetchval(
             "SELECT messages::text FROM conversations WHERE session_id = $1", sid
         )

@@ -11,6 +11,7 @@ ledgers must end the same as a fresh database's, and no row is lost.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import uuid
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from src.agent.memory.functions import load_functions
 from src.agent.memory.schema import upgrade_schema
 from src.wiring import app_migrations
 from tests.support import fresh_database
@@ -165,7 +167,7 @@ async def test_the_checkpointer_alone_leaves_the_apps_legacy_rows_to_the_app(
                 (7, "session_owners"),
                 (9, "session_ttl"),
             ]
-            assert await upgrade_schema(conn, [app_migrations()]) == {}  # adopted, not re-run
+            assert not await upgrade_schema(conn, [app_migrations()])  # adopted, not re-run
             assert await catalog(conn) == fresh_catalogs[True]
         finally:
             await conn.close()
@@ -220,3 +222,117 @@ async def test_upgrading_in_place_keeps_every_row(server_dsn: str) -> None:
             await conn.close()
     assert all(before.values()), before
     assert after == before
+
+
+# Sessions of a database at version 4, when `conversations.messages` was the log of every
+# message checkpointed: (log, root checkpoints as (id, ranges or None for no blob), subgraph
+# checkpoints).
+_LOGS_AT_4 = {
+    "linear": (["q", "a", "q2"], [("c1", "[[0,2]]"), ("c2", "[[0,3]]")], 0),
+    "forked": (["q", "a", "q edited"], [("c1", "[[0,2]]"), ("c2", "[[2,3]]")], 0),
+    "reordered": (["q", "a"], [("c1", "[[1,2],[0,1]]")], 0),
+    "no blob": (["q", "a"], [("c1", None)], 0),
+    "no checkpoint": (["q"], [], 0),
+    "subgraph only": (["q"], [], 2),
+}
+
+
+async def write_logs_at_4(conn: asyncpg.Connection) -> None:
+    for n, (texts, roots, subgraph) in enumerate(_LOGS_AT_4.values()):
+        sid = uuid.UUID(int=n + 1)
+        log = [
+            {"role": "user", "content": t, "type": "human", "id": f"m{i}"}
+            for i, t in enumerate(texts)
+        ]
+        await conn.execute(
+            "INSERT INTO conversations (session_id, messages, updated_at) "
+            "VALUES ($1, $2::jsonb, '2026-01-01')",
+            sid,
+            json.dumps(log),
+        )
+        checkpoints = [("", cid, ranges) for cid, ranges in roots]
+        checkpoints += [("child:1", f"s{i}", "[[0,1]]") for i in range(subgraph)]
+        for i, (ns, cid, ranges) in enumerate(checkpoints):
+            version = f"{i + 1:010d}.{i + 10:08x}"  # the short form of old versions
+            body = {"v": 4, "id": cid, "channel_versions": {"messages": version}}
+            await conn.execute(
+                "INSERT INTO checkpoints (session_id, checkpoint_ns, checkpoint_id, thread_id,"
+                " checkpoint) VALUES ($1, $2, $3, 't', $4::jsonb)",
+                sid,
+                ns,
+                cid,
+                json.dumps(body),
+            )
+            if ranges is not None:
+                await conn.execute(
+                    "INSERT INTO checkpoint_blobs (session_id, checkpoint_ns, channel, version,"
+                    " type, blob) VALUES ($1, $2, 'messages', $3, 'vera.transcript_ranges', $4)",
+                    sid,
+                    ns,
+                    version,
+                    ranges.encode(),
+                )
+
+
+async def rows_as_json(conn: asyncpg.Connection) -> dict[str, list[object]]:
+    """Every row of the checkpointer's tables as JSON, but the values each database makes
+    up (row ids, times)."""
+    found = {}
+    for table in (
+        "conversations",
+        "conversation_messages",
+        "transcript_heads",
+        "checkpoints",
+        "checkpoint_blobs",
+    ):
+        rows = await conn.fetch(
+            f"SELECT (to_jsonb(x) - '{{id,created_at,updated_at}}'::text[])::text "
+            f"FROM {table} AS x ORDER BY 1"
+        )
+        found[table] = [json.loads(r[0]) for r in rows]
+    return found
+
+
+async def test_the_message_store_data_move_is_the_old_one(server_dsn: str) -> None:
+    """Migration 5's upgrade of version-4 data (each session shows its latest root
+    checkpoint, the rest of its log moves out), now plain SQL, leaves exactly what the
+    functions of the old migration 5 left."""
+    results = []
+    for upgrade in ("legacy", "today"):
+        async with fresh_database(server_dsn, "vera_legacy") as dsn:
+            conn = await asyncpg.connect(dsn)
+            try:
+                await build_legacy(conn, LEGACY_STATES["app-4"])
+                await write_logs_at_4(conn)
+                if upgrade == "legacy":
+                    await conn.execute("DROP TABLE vera_schema_migrations")
+                    await build_legacy(conn, (5, 6, 7, 8))
+                else:
+                    await upgrade_schema(conn, [app_migrations()])
+                results.append(await rows_as_json(conn))
+            finally:
+                await conn.close()
+    legacy, today = results
+    assert legacy == today
+    shown = {tuple(m["content"] for m in c["messages"]) for c in today["conversations"]}
+    assert shown == {("q", "a", "q2"), ("q edited",), ("a", "q"), (), ("q",)}
+
+
+async def test_a_function_is_applied_when_its_hash_is_not_recorded(empty_dsn: str) -> None:
+    """Start-up leaves current functions alone, and creates again one a migration dropped
+    or whose file changed (here: a stale recorded hash)."""
+    names = [f.name for f in load_functions()]
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        first = await upgrade_schema(conn)
+        assert first.functions == names
+        assert not await upgrade_schema(conn)
+        signature = await conn.fetchval(
+            "SELECT oid::regprocedure::text FROM pg_proc WHERE proname = $1", names[0]
+        )
+        await conn.execute(f"DROP FUNCTION {signature}")
+        await conn.execute(f"COMMENT ON FUNCTION {names[-1]} IS 'sha256:older'")
+        again = await upgrade_schema(conn)
+        assert (again.versions, again.functions) == ({}, [names[0], names[-1]])
+    finally:
+        await conn.close()

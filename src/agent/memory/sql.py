@@ -306,6 +306,18 @@ ON CONFLICT (version) DO NOTHING""",  # noqa: S608
     )
 
 
+# The stored functions (`functions/__init__.py`): each one's recorded content hash.
+FUNCTION_DIGESTS = """
+SELECT p.proname AS name, obj_description(p.oid, 'pg_proc') AS digest FROM pg_proc p
+WHERE p.pronamespace = current_schema()::regnamespace AND p.proname = ANY($1::text[])"""
+
+
+def record_function(name: str, digest: str) -> str:
+    """`COMMENT ON FUNCTION` recording `digest` (a name and a hash checked by the caller:
+    neither can be a parameter)."""
+    return f"COMMENT ON FUNCTION {name} IS '{digest}'"
+
+
 def list_query(
     config: RunnableConfig | None,
     filter: dict[str, Any] | None,
