@@ -34,14 +34,14 @@ FROM (SELECT 1) AS one
 LEFT JOIN session_owners AS o ON o.session_id = $1"""
 
 # The content (JSON) of a session's first stored user message: in its transcript, else
-# the first message of a first run still going (`transcript_heads.pending`) when it is the
+# the first message of a first run still going (`transcript_heads.waiting`) when it is the
 # user's; NULL when none is stored. `{session}` is the column or parameter naming it.
 _FIRST_USER_CONTENT = """COALESCE(
     (SELECT jsonb_path_query_first(c.messages, '$[*] ? (@.role == "user").content')
      FROM conversations AS c WHERE c.session_id = {session}),
     (SELECT m.element->'content'
      FROM transcript_heads AS h
-     JOIN conversation_messages AS m ON m.session_id = h.session_id AND m.seq = h.pending[1]
+     JOIN conversation_messages AS m ON m.session_id = h.session_id AND m.seq = h.waiting[1]
      WHERE h.session_id = {session} AND m.element->>'role' = 'user')
 )::text"""
 
@@ -55,19 +55,20 @@ TOUCH_SESSION = _TOUCH.format(first=_FIRST_USER_CONTENT.format(session="$1"))
 SET_TITLE = "UPDATE session_owners SET title = $2 WHERE session_id = $1 AND title = ''"
 
 # Pages of one caller's sessions, newest first; the message count is the length of the
-# latest checkpoint's transcript (`transcript_heads`: the seqs shown and those waiting for
-# the end of a run), looked up per listed row. A session with no stored message (its first
-# message was refused) is not listed; an untitled one (its first turn still runs) comes
-# with its first stored user message. (The outer join, kept by the COALESCE, lets the
-# owner index give the order.)
+# latest checkpoint's transcript (the checkpointer's `vera_transcript_seqs` of the
+# session's `transcript_heads` row: the seqs shown and those waiting for the end of a run),
+# looked up per listed row. A session with no stored message (its first message was
+# refused) is not listed; an untitled one (its first turn still runs) comes with its first
+# stored user message. (The outer join, kept by the COALESCE, lets the owner index give the
+# order.)
 _LIST = """
 SELECT o.session_id, o.title, o.created_at, o.updated_at,
-       cardinality(h.seqs) + cardinality(h.pending) AS message_count,
+       cardinality(vera_transcript_seqs(h)) AS message_count,
        CASE WHEN o.title = '' THEN {first} END AS first_message
 FROM session_owners AS o
 LEFT JOIN transcript_heads AS h ON h.session_id = o.session_id
 WHERE o.principal = $1 AND o.user_id = $2 {after}
-    AND COALESCE(cardinality(h.seqs) + cardinality(h.pending), 0) > 0
+    AND COALESCE(cardinality(vera_transcript_seqs(h)), 0) > 0
 ORDER BY o.updated_at DESC, o.session_id DESC
 LIMIT $3"""
 

@@ -48,7 +48,7 @@ async def test_a_run_without_a_lease_is_refused_while_a_turn_holds_the_session(
     before = await checkpoints_of(db, thread)
 
     await hold_lease(db, thread)
-    with pytest.raises(SessionLeasedError, match="a turn of the API is running"):
+    with pytest.raises(SessionLeasedError, match="a turn holds its lease"):
         await graph.ainvoke({"messages": [HumanMessage("from Studio")]}, config)
     assert await checkpoints_of(db, thread) == before
     texts = [m.content for m in (await graph.aget_state(config)).values["messages"]]

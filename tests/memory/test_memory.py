@@ -361,9 +361,9 @@ async def test_copied_and_run_deleted_threads_keep_one_true_history(
 
 
 def test_stored_copies_compare_as_pydantic_does_and_share_nothing() -> None:
-    """`Pristine`, the cache's stored copy of a message, equals exactly the messages pydantic
-    finds equal to it, and a message changed in place no longer equals it."""
-    from src.agent.memory.transcript import Pristine
+    """`MessageSnapshot`, the cache's stored copy of a message, equals exactly the messages
+    pydantic finds equal to it, and a message changed in place no longer equals it."""
+    from src.agent.memory.transcript import MessageSnapshot
 
     call = {"name": "f", "args": {"x": [1]}, "id": "c1", "type": "tool_call"}
     messages = [
@@ -372,7 +372,7 @@ def test_stored_copies_compare_as_pydantic_does_and_share_nothing() -> None:
         ToolMessage("42", tool_call_id="c1", artifact={"raw": [1, 2]}),
     ]
     for message in messages:
-        stored = Pristine(message)
+        stored = MessageSnapshot(message)
         twin = message.model_copy(deep=True)
         assert stored == message and stored == twin and stored.id == message.id
         assert stored != HumanMessage("other") and stored != "not a message"
@@ -381,4 +381,4 @@ def test_stored_copies_compare_as_pydantic_does_and_share_nothing() -> None:
         assert stored == message  # the copy shares nothing with what it was made from
     changed = messages[1].model_copy(deep=True)
     changed.tool_calls[0]["args"]["x"].append(2)
-    assert Pristine(messages[1]) != changed
+    assert MessageSnapshot(messages[1]) != changed

@@ -1,16 +1,17 @@
 """List cursors: `sql.list_query` (the WHERE clause of one page of `alist` and its
-parameters, in the style of the official saver's tests of its own query building) and the
-cursors of `GET /sessions`."""
+parameters, from `sql.ListPage.of` an `alist` call's arguments, in the style of the
+official saver's tests of its own query building) and the cursors of `GET /sessions`."""
 
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 
 from src.agent.memory.jsonb import dumps_jsonb
-from src.agent.memory.sql import list_query
+from src.agent.memory.sql import ListPage, list_query
 from src.agent.memory.threads import session_id_for
 from src.api.session_directory import decode_cursor, encode_cursor
 
@@ -24,7 +25,7 @@ def where(query: str) -> str:
 
 
 def build(config=None, filter=None, before=None, cursor=None, page=10):
-    return list_query(config, filter, before, cursor, page, session_id_for, dumps_jsonb)
+    return list_query(replace(ListPage.of(config, filter, before, page), cursor=cursor))
 
 
 def test_no_condition_lists_everything_newest_first() -> None:

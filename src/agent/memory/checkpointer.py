@@ -21,6 +21,7 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import asyncpg
@@ -36,7 +37,6 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from src.agent.memory import delta_history, sql, thread_ops
 from src.agent.memory.fencing import as_fencing_error, lease_of
-from src.agent.memory.jsonb import dumps_jsonb
 from src.agent.memory.message_log import DEFAULT_CACHE_MAX_BYTES, MessageLogCache
 from src.agent.memory.put import CheckpointPut, SessionWriters, run_of
 from src.agent.memory.rows import (
@@ -51,9 +51,6 @@ from src.agent.memory.threads import session_id_for
 
 T = TypeVar("T")
 _PAGE_SIZE = 100
-# Writes after which the run stops (LangGraph's error and interrupt channels): the
-# transcript then shows the messages that waited for the run's end.
-_RUN_STOPS = frozenset(("__error__", "__interrupt__"))
 
 
 class ConversationCheckpointer(SyncBridge):
@@ -183,26 +180,29 @@ class ConversationCheckpointer(SyncBridge):
     ) -> AsyncIterator[CheckpointTuple]:
         """Checkpoints newest first, fetched page by page (no connection held between)."""
         remaining = limit
-        cursor: tuple[str, uuid.UUID, str] | None = None
+        page = sql.ListPage.of(config, filter, before, _PAGE_SIZE)
         builder = self._builder()  # one per call: shared messages
         while remaining is None or remaining > 0:
-            page = _PAGE_SIZE if remaining is None else min(_PAGE_SIZE, remaining)
-            query, args = sql.list_query(
-                config, filter, before, cursor, page, session_id_for, dumps_jsonb
+            page = replace(
+                page, size=_PAGE_SIZE if remaining is None else min(_PAGE_SIZE, remaining)
             )
+            query, args = sql.list_query(page)
 
-            async def fetch(conn: asyncpg.Connection, query: str = query, args: list = args):
-                rows = await conn.fetch(query, *args)
+            async def fetch(
+                conn: asyncpg.Connection, query: str = query, args: list[Any] = args
+            ) -> list[asyncpg.Record]:
+                rows: list[asyncpg.Record] = await conn.fetch(query, *args)
                 await builder.load(conn, rows)
                 return rows
 
             rows = await self._run(fetch)
             for row in rows:
                 yield builder.build(row)
-            if len(rows) < page:
+            if len(rows) < page.size:
                 return
             last = rows[-1]
             cursor = (last["checkpoint_id"], last["session_id"], last["checkpoint_ns"])
+            page = replace(page, cursor=cursor)
             if remaining is not None:
                 remaining -= len(rows)
 
@@ -218,33 +218,26 @@ class ConversationCheckpointer(SyncBridge):
         conf = config["configurable"]
         thread_id = str(conf["thread_id"])
         ns = conf.get("checkpoint_ns", "")
-        sid = session_id_for(thread_id)
+        sid, parent = session_id_for(thread_id), conf.get("checkpoint_id")
         rows = encode_checkpoint(
             config, checkpoint, metadata, new_versions, self.serde, self.transcript_channel
         )
-        put = CheckpointPut(
-            session_id=sid,
-            ns=ns,
-            blobs=rows.blobs,
-            checkpoint_row=(
-                checkpoint["id"],
-                conf.get("checkpoint_id"),
-                thread_id,
-                rows.body,
-                rows.metadata,
-                self.transcript_channel,
-            ),
-            transcript=rows.transcript,
-            transcript_version=rows.transcript_version,
-            channel=self.transcript_channel,
-            lease=lease_of(conf),
-            defer=rows.transcript is not None and run_goes_on(checkpoint, metadata),
-            expect_head=None,
-        )
-        run = run_of(conf) if ns == "" and put.lease is None else None  # fenced otherwise
+        lease = lease_of(conf)
+        run = run_of(conf) if ns == "" and lease is None else None  # fenced otherwise
         async with self.writers.lock(sid):
-            put.expect_head = self.writers.expected_head(sid, run, conf.get("checkpoint_id"))
-            await self._run(functools.partial(put.store, logs=self.message_logs))
+            put = CheckpointPut(
+                session_id=sid,
+                checkpoint_ns=ns,
+                checkpoint_id=checkpoint["id"],
+                parent_checkpoint_id=parent,
+                thread_id=thread_id,
+                rows=rows,
+                transcript_channel=self.transcript_channel,
+                lease=lease,
+                run_goes_on=rows.transcript is not None and run_goes_on(checkpoint, metadata),
+                run_parent=self.writers.run_parent(sid, run, parent),
+            )
+            await self._run(lambda conn: put.store(conn, self.message_logs))
             if ns == "":
                 self.writers.wrote(sid, run, checkpoint["id"])
         return {
@@ -266,25 +259,26 @@ class ConversationCheckpointer(SyncBridge):
             return
         conf = config["configurable"]
         sid = session_id_for(conf["thread_id"])
-        w = encode_writes(writes, self.serde)
-        args = (sid, conf.get("checkpoint_ns", ""), conf["checkpoint_id"], task_id, task_path)
-        lease = lease_of(conf)
-        stops = any(channel in _RUN_STOPS for channel, _ in writes)
+        rows = encode_writes(writes, self.serde)
+        args = sql.PUT_WRITES.args(
+            session_id=sid,
+            checkpoint_ns=conf.get("checkpoint_ns", ""),
+            checkpoint_id=conf["checkpoint_id"],
+            task_id=task_id,
+            task_path=task_path,
+            idxs=rows.idxs,
+            channels=rows.channels,
+            types=rows.types,
+            blobs=rows.blobs,
+            replace=rows.replace,
+            lease=lease_of(conf),
+            run_stops=rows.run_stops,
+        )
 
         async def write(conn: asyncpg.Connection) -> None:
-            head = await conn.fetchrow(
-                sql.PUT_WRITES,
-                *args,
-                w.idxs,
-                w.channels,
-                w.types,
-                w.blobs,
-                w.special,
-                lease,
-                stops,
-            )
-            if head["created"]:  # these writes came first: the new conversation is empty
-                self.message_logs.seed(sid, head["row_id"])
+            row = await conn.fetchrow(sql.PUT_WRITES.text, *args)
+            if row["created"]:  # these writes came first: the new conversation is empty
+                self.message_logs.seed(sid, row["conversation_id"])
 
         await self._run(write)
 

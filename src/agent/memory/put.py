@@ -1,108 +1,121 @@
 """`aput`'s write: one checkpoint's rows stored in one statement (`vera_put_checkpoint`).
 
-The root transcript's messages are planned as seqs from the saver's cached copy of the
-session's messages (new ones get the next seqs). The database refuses a plan made from a
-stale copy (another process wrote since) and writes nothing; then the copy is refreshed
-under the session's row lock and the same statement runs again, which nothing can move
-under. The cache learns what was stored only once the write has committed.
+The root transcript is planned from the saver's cached copy of the session's message log
+(`TranscriptPlan`). The database refuses a plan made from a stale copy (another process
+wrote since) and writes nothing; then the copy catches up under the session's row lock
+and the same statement runs again, which nothing can move under. The cache takes in what
+was stored only once the write has committed.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import uuid
 import weakref
 from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from langchain_core.messages import BaseMessage
 from langgraph.runtime import DEFAULT_RUNTIME
 
 from src.agent.memory import sql
-from src.agent.memory.jsonb import dumps_jsonb
 from src.agent.memory.message_log import MessageLogCache
-from src.agent.memory.rows import transcript_row
-from src.agent.memory.transcript import Pristine
+from src.agent.memory.rows import CheckpointRows, transcript_row
+from src.agent.memory.session_log import TranscriptPlan
 
 
-@dataclass
+@dataclass(frozen=True)
 class CheckpointPut:
-    """Everything `vera_put_checkpoint` needs but the transcript's plan."""
+    """One `aput`: a checkpoint's rows and what its write is checked against (`lease`: the
+    turn's fencing token; `run_parent`: the run's own last checkpoint, which must still be
+    the session's latest). `run_goes_on`: the transcript may show the checkpoint's new
+    messages at the end of its run."""
 
     session_id: uuid.UUID
-    ns: str
-    blobs: list[tuple[str, str, str, bytes | None]]  # the other channels' blob rows
-    checkpoint_row: tuple[Any, ...]  # id, parent id, thread id, body, metadata, channel
-    transcript: list[BaseMessage] | None  # the root transcript's messages, if they changed
-    transcript_version: str
-    channel: str  # the transcript channel
-    lease: uuid.UUID | None  # the turn's fencing token
-    defer: bool  # the run goes on: the transcript may show new messages at its end
-    expect_head: str | None  # the run's own previous checkpoint, which must still be the head
+    checkpoint_ns: str
+    checkpoint_id: str
+    parent_checkpoint_id: str | None
+    thread_id: str
+    rows: CheckpointRows
+    transcript_channel: str
+    lease: uuid.UUID | None
+    run_goes_on: bool
+    run_parent: str | None
 
     async def store(self, conn: asyncpg.Connection, logs: MessageLogCache) -> None:
         """Store the checkpoint, then update `logs` (the caller holds this process's
         session lock, so no other writer of the session plans meanwhile)."""
-        committed = await self._try(conn, logs)
-        if committed is None:  # our copy was stale: refresh it where nothing moves
+        stored = await self._store_if_current(conn, logs)
+        if stored is None:  # our copy was stale: catch up where nothing moves
             async with conn.transaction():
-                await conn.execute(sql.LOCK_CONVERSATION, self.session_id)
-                await logs.sync(conn, self.session_id)
-                committed = await self._try(conn, logs)
-                if committed is None:
+                await conn.execute(
+                    sql.LOCK_CONVERSATION.text,
+                    *sql.LOCK_CONVERSATION.args(session_id=self.session_id, lock=True),
+                )
+                await logs.catch_up(conn, self.session_id)
+                stored = await self._store_if_current(conn, logs)
+                if stored is None:
                     raise RuntimeError(
                         f"session {self.session_id}: messages moved under the row lock"
                     )
-        committed()
+        conversation_id, plan = stored
+        if plan is not None:
+            logs.record_stored(self.session_id, conversation_id, plan)
 
-    async def _try(
+    async def _store_if_current(
         self, conn: asyncpg.Connection, logs: MessageLogCache
-    ) -> Callable[[], None] | None:
-        """Plan from the cached copy and store; returns how to update the copy once the
-        write commits, or None (nothing written) when the copy was stale."""
-        sid = self.session_id
-        log = logs.peek(sid)
-        seqs: list[int] | None = None
-        elements: list[dict[str, Any]] = []
-        copies: list[Pristine] = []
-        blob_rows = self.blobs
-        if self.transcript is not None:
-            seqs, elements, copies = logs.plan(log, self.transcript)
-            blob_rows = [*self.blobs, transcript_row(self.channel, self.transcript_version, seqs)]
-        columns = [list(c) for c in zip(*blob_rows, strict=True)] or [[], [], [], []]
-        start = len(log.messages) if log is not None else 0
-        new = dumps_jsonb(elements) if elements else None
-        result = await conn.fetchrow(
-            sql.PUT_CHECKPOINT,
-            sid,
-            self.ns,
-            *columns,
-            *self.checkpoint_row,
-            seqs,
-            new,
-            log.row_id if log is not None else None,
-            start,
-            self.lease,
-            self.defer,
-            self.expect_head,
+    ) -> tuple[uuid.UUID, TranscriptPlan | None] | None:
+        """Plan the transcript from the cached copy and store; returns the conversation's id
+        and the plan stored, or None (nothing written) when the copy was stale."""
+        plan = None
+        blobs = self.rows.blobs
+        if self.rows.transcript is not None:
+            plan = logs.plan(self.session_id, self.rows.transcript)
+            version = self.rows.transcript_version
+            blobs = [*blobs, transcript_row(self.transcript_channel, version, plan.seqs)]
+        row = await conn.fetchrow(
+            sql.PUT_CHECKPOINT.text,
+            *sql.PUT_CHECKPOINT.args(
+                session_id=self.session_id,
+                checkpoint_ns=self.checkpoint_ns,
+                checkpoint_id=self.checkpoint_id,
+                parent_checkpoint_id=self.parent_checkpoint_id,
+                thread_id=self.thread_id,
+                checkpoint=self.rows.body,
+                metadata=self.rows.metadata,
+                channels=[channel for channel, _, _, _ in blobs],
+                versions=[version for _, version, _, _ in blobs],
+                types=[kind for _, _, kind, _ in blobs],
+                blobs=[blob for _, _, _, blob in blobs],
+                transcript_channel=self.transcript_channel,
+                **transcript_args(plan),
+                lease=self.lease,
+                run_parent=self.run_parent,
+                run_goes_on=self.run_goes_on,
+            ),
         )
-        if not result["applied"]:
-            return None
-        return functools.partial(
-            logs.commit, sid, result["row_id"], start, elements, copies, seqs, len(new or "")
-        )
+        return (row["conversation_id"], plan) if row["stored"] else None
+
+
+def transcript_args(plan: TranscriptPlan | None) -> dict[str, Any]:
+    """`vera_put_checkpoint`'s arguments of the transcript's plan (none: nothing to check)."""
+    if plan is None:
+        return {"seqs": None, "new_messages": None, "next_seq": 0, "conversation_id": None}
+    return {
+        "seqs": plan.seqs,
+        "new_messages": plan.new_messages,
+        "next_seq": plan.next_seq,
+        "conversation_id": plan.conversation_id,
+    }
 
 
 class SessionWriters:
     """This saver instance's writers of each session. They take turns (planning from the
     cached copy and storing must not interleave; other sessions and all readers go on), and
     the root checkpoint written last is remembered with the LangGraph run that wrote it: that
-    run's next write must find it still the head (else `StaleRunError`: another writer moved
-    the thread on meanwhile). A new run from that checkpoint, a fork, is another run."""
+    run's next write must find it still the latest (else `StaleRunError`: another writer
+    moved the thread on meanwhile). A new run from that checkpoint, a fork, is another run."""
 
     def __init__(self, remembered: int = 1024) -> None:
         self._locks: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = (
@@ -118,7 +131,7 @@ class SessionWriters:
             lock = self._locks[session_id] = asyncio.Lock()
         return lock
 
-    def expected_head(self, session_id: uuid.UUID, run: Any, parent: str | None) -> str | None:
+    def run_parent(self, session_id: uuid.UUID, run: Any, parent: str | None) -> str | None:
         """`parent` when `run` wrote it (the run goes on from its own last checkpoint)."""
         writer, last = self._written.get(session_id, (None, None))
         return last if run is not None and writer is run and last == parent else None

@@ -6,7 +6,9 @@ plain scalars inline, and an inline `true` marking each `_DeltaSnapshot`, as the
 saver writes it) plus one `checkpoint_blobs` row per other new channel version: the
 value serialized by the serde, `empty` for a channel that has none, or, for the root
 `messages` channel, the seqs of its messages as ranges (`TRANSCRIPT_BLOB_TYPE`, see
-`message_log.py`). Pending writes are one `checkpoint_writes` row each.
+`session_log.py`). Pending writes are one `checkpoint_writes` row each. Which checkpoints
+and writes let the transcript wait for the end of their run is decided here too
+(`run_goes_on`, `RUN_STOP_CHANNELS`).
 """
 
 from __future__ import annotations
@@ -28,19 +30,26 @@ from langgraph.checkpoint.base import (
     get_serializable_checkpoint_metadata,
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
-from langgraph.checkpoint.serde.types import TASKS, _DeltaSnapshot
+from langgraph.checkpoint.serde.types import ERROR, INTERRUPT, TASKS, _DeltaSnapshot
 
 from src.agent.memory import sql
 from src.agent.memory.jsonb import dumps_jsonb, loads_jsonb
-from src.agent.memory.message_log import MessageLogCache, SessionLog
+from src.agent.memory.message_log import MessageLogCache
 from src.agent.memory.seq_ranges import (
     TRANSCRIPT_BLOB_TYPE,
     decode_ranges,
     encode_ranges,
     ranges_end,
 )
+from src.agent.memory.session_log import SessionLog
 from src.agent.memory.threads import session_id_for
 from src.agent.memory.transcript import is_message_list
+
+# The blob type of a channel version that holds no value (as the official saver writes).
+EMPTY_BLOB_TYPE = "empty"
+# Writes after which the run stops (LangGraph's error and interrupt channels): the
+# transcript then shows the messages that waited for the run's end.
+RUN_STOP_CHANNELS = frozenset((ERROR, INTERRUPT))
 
 # -- encode ------------------------------------------------------------------------
 
@@ -81,7 +90,7 @@ def encode_checkpoint(
         if channel in inline:
             continue
         if channel not in values:
-            blobs.append((channel, str(channel_version), "empty", None))
+            blobs.append((channel, str(channel_version), EMPTY_BLOB_TYPE, None))
         elif ns == "" and channel == transcript_channel and is_message_list(values[channel]):
             transcript, version = values[channel], str(channel_version)
         else:
@@ -129,24 +138,33 @@ def run_goes_on(checkpoint: Checkpoint, metadata: CheckpointMetadata) -> bool:
 
 def transcript_row(channel: str, version: str, seqs: list[int]) -> tuple[str, str, str, bytes]:
     """The `checkpoint_blobs` row of the root transcript: its messages' seqs (planned by
-    `MessageLogCache.plan`) as `[start, end)` ranges."""
+    `TranscriptPlan.seqs`) as `[start, end)` ranges."""
     return (channel, version, TRANSCRIPT_BLOB_TYPE, encode_ranges(seqs))
 
 
 @dataclass
 class WriteRows:
-    """A task's pending writes as `checkpoint_writes` columns; `special` when every one is
-    a special channel (errors, interrupts...: stored over an earlier write of the same idx)."""
+    """A task's pending writes as `checkpoint_writes` columns; `replace` when every one is
+    to a special channel (errors, interrupts...: stored over an earlier write of the same
+    idx); `run_stops` when one stops the run (`RUN_STOP_CHANNELS`)."""
 
     idxs: list[int]
     channels: list[str]
     types: list[str]
     blobs: list[bytes]
-    special: bool
+    replace: bool
+    run_stops: bool
 
 
 def encode_writes(writes: Sequence[tuple[str, Any]], serde: SerializerProtocol) -> WriteRows:
-    rows = WriteRows([], [], [], [], all(channel in WRITES_IDX_MAP for channel, _ in writes))
+    rows = WriteRows(
+        [],
+        [],
+        [],
+        [],
+        replace=all(channel in WRITES_IDX_MAP for channel, _ in writes),
+        run_stops=any(channel in RUN_STOP_CHANNELS for channel, _ in writes),
+    )
     for idx, (channel, value) in enumerate(writes):
         kind, payload = serde.dumps_typed(value)
         rows.idxs.append(WRITES_IDX_MAP.get(channel, idx))
@@ -188,12 +206,16 @@ class TupleBuilder:
                     sid = r["session_id"]
                     end = max(ranges_end(blob), needed.get(sid, (None, 0))[1])
                     needed[sid] = (r["conversation_id"], end)
-        for sid, (row_id, end) in needed.items():
+        for sid, (conversation_id, end) in needed.items():
             log = self.logs.get(sid)
-            if log is not None and log.row_id == row_id and len(log.messages) >= end:
+            if (
+                log is not None
+                and log.conversation_id == conversation_id
+                and len(log.messages) >= end
+            ):
                 continue
-            log = self.message_logs.covering(sid, row_id, end)
-            self.logs[sid] = log or await self.message_logs.sync(conn, sid)
+            log = self.message_logs.covering(sid, conversation_id, end)
+            self.logs[sid] = log or await self.message_logs.catch_up(conn, sid)
         return self
 
     async def read(
@@ -237,7 +259,7 @@ class TupleBuilder:
         for channel, kind, blob in row["blobs"] or ():
             if kind == TRANSCRIPT_BLOB_TYPE:
                 values[channel] = self._transcript_value(sid, blob)
-            elif kind != "empty":
+            elif kind != EMPTY_BLOB_TYPE:
                 values[channel] = self.serde.loads_typed((kind, blob))
         if row["sends"]:
             self._migrate_sends(checkpoint, row["sends"])

@@ -3,11 +3,35 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
+
+from src.agent.memory.jsonb import dumps_jsonb
+from src.agent.memory.threads import session_id_for
+
+
+class FunctionCall:
+    """A call of a stored function in PostgreSQL's named notation (`p_<name> => $n`), built
+    here from the function's parameters, with the arguments it takes by name."""
+
+    def __init__(self, function: str, returns: tuple[str, ...], **params: str) -> None:
+        """`params`: each parameter's name (without `p_`) and SQL type, in call order."""
+        self.function = function
+        self.params = params
+        named = ", ".join(f"p_{n} => ${i}::{t}" for i, (n, t) in enumerate(params.items(), 1))
+        # Names and types are this module's constants; every value is a parameter.
+        self.text = f"SELECT {', '.join(returns)} FROM {function}({named})"  # noqa: S608
+
+    def args(self, **values: Any) -> list[Any]:
+        """The statement's arguments in order; `TypeError` for a name missing or unknown."""
+        if values.keys() != self.params.keys():
+            missing = sorted(self.params.keys() - values.keys())
+            unknown = sorted(values.keys() - self.params.keys())
+            raise TypeError(f"{self.function}: missing {missing}, unknown {unknown}")
+        return [values[name] for name in self.params]
+
 
 # The session's messages from seq $2 on (transcript or other branches), with the
 # conversation row's identity. When the transcript shows seqs 0, 1, ... in order and no
@@ -15,11 +39,11 @@ from langchain_core.runnables import RunnableConfig
 # slice from position $2, cut in C; `vera_messages_from` (which expands the whole array and
 # joins it to the seqs) answers any other case.
 MESSAGES_FROM = """
-SELECT c.id, (CASE
+SELECT c.id AS conversation_id, (CASE
     WHEN l.linear AND l.n > $2 THEN
         jsonb_path_query_array(c.messages, format('$[%s to last]', $2)::jsonpath)
     WHEN l.linear THEN NULL
-    ELSE vera_messages_from($1, $2) END)::text AS tail
+    ELSE vera_messages_from(p_session_id => $1, p_from => $2) END)::text AS tail
 FROM conversations c LEFT JOIN transcript_heads h ON h.session_id = c.session_id
 CROSS JOIN LATERAL (SELECT cardinality(h.seqs) AS n,
     h.seqs IS NOT NULL
@@ -32,7 +56,7 @@ WHERE c.session_id = $1"""
 # the transcript as stored, the seqs it shows, and the other branches' messages, merged
 # by seq in Python. One statement: one snapshot.
 MESSAGES_ALL = """
-SELECT c.id, c.messages::text AS shown, h.seqs,
+SELECT c.id AS conversation_id, c.messages::text AS shown, h.seqs,
     (SELECT array_agg(m.seq ORDER BY m.seq) FROM conversation_messages m
         WHERE m.session_id = $1) AS other_seqs,
     (SELECT jsonb_agg(m.element ORDER BY m.seq) FROM conversation_messages m
@@ -40,25 +64,56 @@ SELECT c.id, c.messages::text AS shown, h.seqs,
 FROM conversations c LEFT JOIN transcript_heads h ON h.session_id = c.session_id
 WHERE c.session_id = $1"""
 
-# `aput` in one round trip (`migrations/0008_transcript_per_turn.sql`): $1 session, $2 ns,
-# $3-$6 blob columns, $7-$11 checkpoint columns, $12 transcript channel, $13 its seqs,
-# $14 new elements, $15-$16 the cached copy the plan was made from, $17 the turn's lease,
-# $18 whether the run goes on (the transcript may show the new messages at its end), $19
-# the head the write must continue (this process wrote it; another writer since: VR003).
-PUT_CHECKPOINT = """
-SELECT row_id, next_seq, applied FROM vera_put_checkpoint(
-    $1, $2, $3::text[], $4::text[], $5::text[], $6::bytea[], $7, $8, $9, $10::jsonb,
-    $11::jsonb, $12, $13::int[], $14::jsonb, $15, $16, $17, $18, $19)"""
+# `aput` in one round trip (`functions/vera_put_checkpoint.sql`): the checkpoint's rows,
+# its transcript's plan (`TranscriptPlan`: seqs, new_messages, next_seq, conversation_id)
+# and what the write is checked against (the lease, the run's own last checkpoint).
+PUT_CHECKPOINT = FunctionCall(
+    "vera_put_checkpoint",
+    ("conversation_id", "stored"),
+    session_id="uuid",
+    checkpoint_ns="text",
+    checkpoint_id="text",
+    parent_checkpoint_id="text",
+    thread_id="text",
+    checkpoint="jsonb",
+    metadata="jsonb",
+    channels="text[]",
+    versions="text[]",
+    types="text[]",
+    blobs="bytea[]",
+    transcript_channel="text",
+    seqs="integer[]",
+    new_messages="jsonb",
+    next_seq="integer",
+    conversation_id="uuid",
+    lease="uuid",
+    run_parent="text",
+    run_goes_on="boolean",
+)
 
 # The session's conversation row, created if missing, locked until the transaction ends.
-LOCK_CONVERSATION = "SELECT row_id FROM vera_conversation_row($1, true)"
+LOCK_CONVERSATION = FunctionCall(
+    "vera_ensure_conversation", ("conversation_id",), session_id="uuid", lock="boolean"
+)
 
-# Pending writes of a task ($6-$9 columns, $10 upsert, $11 lease, $12 the run stops here:
-# show the transcript's waiting messages); returns the conversation's id and whether this
-# statement created it.
-PUT_WRITES = """
-SELECT row_id, created FROM vera_put_writes(
-    $1, $2, $3, $4, $5, $6::int[], $7::text[], $8::text[], $9::bytea[], $10, $11, $12)"""
+# `aput_writes` in one round trip (`functions/vera_put_writes.sql`): a task's pending
+# writes; returns the conversation's id and whether this statement created its row.
+PUT_WRITES = FunctionCall(
+    "vera_put_writes",
+    ("conversation_id", "created"),
+    session_id="uuid",
+    checkpoint_ns="text",
+    checkpoint_id="text",
+    task_id="text",
+    task_path="text",
+    idxs="integer[]",
+    channels="text[]",
+    types="text[]",
+    blobs="bytea[]",
+    replace="boolean",
+    lease="uuid",
+    run_stops="boolean",
+)
 
 # A checkpoint row with its channel blobs and pending writes, in one round trip; the rows
 # come from a FROM clause appended to it, aliased `c`. A checkpoint older than format v4
@@ -165,7 +220,9 @@ SESSIONS_BYTES = "SELECT " + " + ".join(_TABLE_BYTES.format(table=t) for t in SE
 # channel holds something other than messages) and whether the transcript shows it.
 BRANCH_TIPS = """
 SELECT c.checkpoint_id, c.created_at,
-    vera_checkpoint_seqs(c.session_id, c.checkpoint, $2) AS seqs,
+    vera_checkpoint_seqs(
+        p_session_id => c.session_id, p_checkpoint => c.checkpoint, p_transcript_channel => $2
+    ) AS seqs,
     c.checkpoint_id IS NOT DISTINCT FROM h.checkpoint_id AS shown
 FROM checkpoints c LEFT JOIN transcript_heads h ON h.session_id = c.session_id
 WHERE c.session_id = $1 AND c.checkpoint_ns = ''
@@ -185,16 +242,17 @@ SELECT $2, seq, element FROM conversation_messages WHERE session_id = $1
 ON CONFLICT DO NOTHING"""
 
 COPY_HEAD = """
-INSERT INTO transcript_heads (session_id, checkpoint_id, seqs, pending, version, next_seq)
-SELECT $2, checkpoint_id, seqs, pending, version, next_seq
+INSERT INTO transcript_heads (session_id, checkpoint_id, seqs, waiting, version, next_seq)
+SELECT $2, checkpoint_id, seqs, waiting, version, next_seq
 FROM transcript_heads WHERE session_id = $1
 ON CONFLICT (session_id) DO UPDATE SET checkpoint_id = EXCLUDED.checkpoint_id,
-    seqs = EXCLUDED.seqs, pending = EXCLUDED.pending, version = EXCLUDED.version,
+    seqs = EXCLUDED.seqs, waiting = EXCLUDED.waiting, version = EXCLUDED.version,
     next_seq = EXCLUDED.next_seq"""
 
 # After checkpoints were deleted: each session's transcript shows its latest checkpoint.
 REFRESH_TRANSCRIPTS = """
-SELECT vera_refresh_transcript(s, $2) FROM unnest($1::uuid[]) AS s ORDER BY s"""
+SELECT vera_refresh_transcript(p_session_id => s, p_transcript_channel => $2)
+FROM unnest($1::uuid[]) AS s ORDER BY s"""
 
 TARGET_HAS_CHECKPOINTS = "SELECT EXISTS (SELECT 1 FROM checkpoints WHERE session_id = $1)"
 
@@ -221,13 +279,14 @@ PING = "SELECT 1"
 # The pid of the server process that answers (a pooler in between reports another one).
 BACKEND_PID = "SELECT pg_backend_pid()"
 
-# The transcript of the latest checkpoint: what `conversations.messages` shows, then the
-# messages of a run still going (or cut short) that wait to be shown at its end.
+# The transcript of the latest checkpoint (`functions/vera_transcript_seqs.sql`): what
+# `conversations.messages` shows, then the messages of a run still going (or cut short)
+# that wait to be shown at its end.
 SESSION_TRANSCRIPT = """
 SELECT c.messages::text AS shown,
-    (SELECT jsonb_agg(m.element ORDER BY p.ord)
-        FROM unnest(h.pending) WITH ORDINALITY AS p(seq, ord)
-        JOIN conversation_messages m ON m.session_id = c.session_id AND m.seq = p.seq
+    (SELECT jsonb_agg(m.element ORDER BY w.ord)
+        FROM unnest(h.waiting) WITH ORDINALITY AS w(seq, ord)
+        JOIN conversation_messages m ON m.session_id = c.session_id AND m.seq = w.seq
     )::text AS waiting
 FROM conversations c LEFT JOIN transcript_heads h ON h.session_id = c.session_id
 WHERE c.session_id = $1"""
@@ -318,16 +377,44 @@ def record_function(name: str, digest: str) -> str:
     return f"COMMENT ON FUNCTION {name} IS '{digest}'"
 
 
-def list_query(
-    config: RunnableConfig | None,
-    filter: dict[str, Any] | None,
-    before: RunnableConfig | None,
-    cursor: tuple[str, uuid.UUID, str] | None,
-    page: int,
-    session_id_for: Callable[[str], uuid.UUID],
-    dumps_jsonb: Callable[[Any], str],
-) -> tuple[str, list[Any]]:
-    """One page of `alist`: newest first, resuming strictly after `cursor`."""
+@dataclass(frozen=True)
+class ListPage:
+    """One page of `alist`: the checkpoints of a session (`session_id`, None: every
+    session), namespace and id when given, whose metadata contains `metadata` (JSON text),
+    older than `before`, strictly after `cursor` (the last row of the page before), at most
+    `size` of them."""
+
+    session_id: uuid.UUID | None
+    checkpoint_ns: str | None
+    checkpoint_id: str | None
+    metadata: str | None
+    before: str | None
+    cursor: tuple[str, uuid.UUID, str] | None
+    size: int
+
+    @classmethod
+    def of(
+        cls,
+        config: RunnableConfig | None,
+        filter: dict[str, Any] | None,
+        before: RunnableConfig | None,
+        size: int,
+    ) -> ListPage:
+        """The first page of `alist(config, filter=..., before=...)`."""
+        conf = config["configurable"] if config is not None else {}
+        return cls(
+            session_id=session_id_for(conf["thread_id"]) if config is not None else None,
+            checkpoint_ns=conf.get("checkpoint_ns"),
+            checkpoint_id=conf.get("checkpoint_id"),
+            metadata=dumps_jsonb(filter) if filter else None,
+            before=before["configurable"].get("checkpoint_id") if before is not None else None,
+            cursor=None,
+            size=size,
+        )
+
+
+def list_query(page: ListPage) -> tuple[str, list[Any]]:
+    """The statement of one page of `alist`, newest first, and its arguments."""
     where: list[str] = []
     args: list[Any] = []
 
@@ -335,19 +422,18 @@ def list_query(
         args.append(value)
         return f"${len(args)}"
 
-    if config is not None:
-        conf = config["configurable"]
-        where.append(f"c.session_id = {param(session_id_for(conf['thread_id']))}")
-        if conf.get("checkpoint_ns") is not None:
-            where.append(f"c.checkpoint_ns = {param(conf['checkpoint_ns'])}")
-        if conf.get("checkpoint_id"):
-            where.append(f"c.checkpoint_id = {param(conf['checkpoint_id'])}")
-    if filter:
-        where.append(f"c.metadata @> {param(dumps_jsonb(filter))}::jsonb")
-    if before is not None and before["configurable"].get("checkpoint_id"):
-        where.append(f"c.checkpoint_id < {param(before['configurable']['checkpoint_id'])}")
-    if cursor is not None:
-        a, b, c = (param(v) for v in cursor)
+    if page.session_id is not None:
+        where.append(f"c.session_id = {param(page.session_id)}")
+    if page.checkpoint_ns is not None:
+        where.append(f"c.checkpoint_ns = {param(page.checkpoint_ns)}")
+    if page.checkpoint_id:
+        where.append(f"c.checkpoint_id = {param(page.checkpoint_id)}")
+    if page.metadata is not None:
+        where.append(f"c.metadata @> {param(page.metadata)}::jsonb")
+    if page.before:
+        where.append(f"c.checkpoint_id < {param(page.before)}")
+    if page.cursor is not None:
+        a, b, c = (param(v) for v in page.cursor)
         where.append(f"(c.checkpoint_id, c.session_id, c.checkpoint_ns) < ({a}, {b}, {c})")
     clause = ("WHERE " + " AND ".join(where)) if where else ""
-    return SELECT_TUPLES_PAGE.format(where=clause, limit=param(page)), args
+    return SELECT_TUPLES_PAGE.format(where=clause, limit=param(page.size)), args

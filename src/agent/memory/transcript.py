@@ -135,7 +135,7 @@ def copy_value(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
-class Pristine:
+class MessageSnapshot:
     """A message as it was stored, for comparisons only: its class and a deep copy of its
     field values (a few us, where building a message costs ~10 us and a deep model copy
     more). Equal to a message exactly when pydantic would find the message equal to the

@@ -1,40 +1,36 @@
--- `aput_writes` in one round trip: pending writes of a task, fenced like checkpoints.
--- `p_upsert`: replace writes of the same index (LangGraph's special channels: errors,
--- interrupts); otherwise the first write of an index stays. `p_show`: the run stops here
--- (an error or an interrupt), so the transcript shows what waits in `pending`. Returns
--- the conversation row and whether this call created it.
+-- `aput_writes` in one round trip: a task's pending writes, fenced like checkpoints
+-- (`vera_check_writer`). `p_replace`: they replace earlier writes of the same index
+-- (LangGraph's special channels: errors, interrupts), else the first write of an index
+-- stays. `p_run_stops`: the run stops here (an error or an interrupt), so the transcript
+-- shows what waits for the run's end. Returns the conversation's id and whether this call
+-- created its row.
 CREATE OR REPLACE FUNCTION vera_put_writes(
-    p_session UUID, p_ns TEXT, p_checkpoint_id TEXT, p_task_id TEXT, p_task_path TEXT,
-    p_idxs INTEGER[], p_channels TEXT[], p_types TEXT[], p_blobs BYTEA[], p_upsert BOOLEAN,
-    p_lease UUID, p_show BOOLEAN
-) RETURNS TABLE (row_id UUID, created BOOLEAN)
-LANGUAGE plpgsql AS $$
+    p_session_id UUID, p_checkpoint_ns TEXT, p_checkpoint_id TEXT, p_task_id TEXT,
+    p_task_path TEXT, p_idxs INTEGER[], p_channels TEXT[], p_types TEXT[], p_blobs BYTEA[],
+    p_replace BOOLEAN, p_lease UUID, p_run_stops BOOLEAN,
+    OUT conversation_id UUID, OUT created BOOLEAN
+) LANGUAGE plpgsql AS $$
 DECLARE
-    v_row UUID;
-    v_created BOOLEAN;
+    v_conversation RECORD;
 BEGIN
-    SELECT r.row_id, r.created INTO v_row, v_created
-    FROM vera_conversation_row(p_session, false) AS r;
-    PERFORM vera_check_writer(p_session, p_lease);
-    IF p_upsert THEN
-        INSERT INTO checkpoint_writes (session_id, checkpoint_ns, checkpoint_id, task_id,
-            task_path, idx, channel, type, blob)
-        SELECT p_session, p_ns, p_checkpoint_id, p_task_id, p_task_path, u.idx, u.channel,
-            u.type, u.blob
-        FROM unnest(p_idxs, p_channels, p_types, p_blobs) AS u(idx, channel, type, blob)
-        ON CONFLICT (session_id, checkpoint_ns, checkpoint_id, task_id, idx)
-        DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob;
-    ELSE
-        INSERT INTO checkpoint_writes (session_id, checkpoint_ns, checkpoint_id, task_id,
-            task_path, idx, channel, type, blob)
-        SELECT p_session, p_ns, p_checkpoint_id, p_task_id, p_task_path, u.idx, u.channel,
-            u.type, u.blob
-        FROM unnest(p_idxs, p_channels, p_types, p_blobs) AS u(idx, channel, type, blob)
-        ON CONFLICT (session_id, checkpoint_ns, checkpoint_id, task_id, idx) DO NOTHING;
+    SELECT c.id INTO conversation_id FROM conversations c WHERE c.session_id = p_session_id;
+    created := NOT FOUND;
+    IF created THEN  -- these writes come first: create the conversation
+        v_conversation := vera_ensure_conversation(p_session_id, p_lock => false);
+        conversation_id := v_conversation.conversation_id;
+        created := v_conversation.created;
     END IF;
-    IF p_show THEN
-        PERFORM vera_show_latest(p_session);
+    PERFORM vera_check_writer(p_session_id, p_lease);
+    INSERT INTO checkpoint_writes AS w (session_id, checkpoint_ns, checkpoint_id, task_id,
+        task_path, idx, channel, type, blob)
+    SELECT p_session_id, p_checkpoint_ns, p_checkpoint_id, p_task_id, p_task_path, u.idx,
+        u.channel, u.type, u.blob
+    FROM unnest(p_idxs, p_channels, p_types, p_blobs) AS u(idx, channel, type, blob)
+    ON CONFLICT (session_id, checkpoint_ns, checkpoint_id, task_id, idx)
+    DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob
+    WHERE p_replace;
+    IF p_run_stops THEN
+        PERFORM vera_show_waiting(p_session_id);
     END IF;
-    RETURN QUERY SELECT v_row, v_created;
 END
 $$;

@@ -1,3 +1,6 @@
+-- The messages of a running turn that wait for its end: `waiting`, as everywhere.
+ALTER TABLE transcript_heads RENAME COLUMN pending TO waiting;
+
 -- The stored functions live in `functions/`, in their current form only, and are created
 -- after the migrations. Every signature an earlier version created goes here, so that an
 -- upgraded database ends with exactly the functions of a new one.

@@ -1,0 +1,27 @@
+-- The one place the transcript head moves, from `p_head` to `p_next`: the transcript shows
+-- `p_next.seqs` (appended to when it only grows by messages at hand, else rebuilt), and
+-- the head row becomes `p_next` in the statement that stores the new messages it does not
+-- show in `conversation_messages` (they wait for their run's end, or belong to another
+-- branch). `p_new_messages` take the seqs from `p_head.next_seq` on. The caller holds the
+-- conversation row's lock.
+CREATE OR REPLACE FUNCTION vera_move_head(
+    p_head transcript_heads, p_next transcript_heads, p_new_messages JSONB
+) RETURNS VOID LANGUAGE plpgsql AS $$
+DECLARE
+    v_shows BOOLEAN := p_next.seqs IS DISTINCT FROM p_head.seqs;
+BEGIN
+    IF v_shows AND NOT vera_append_to_transcript(p_head, p_next.seqs, p_new_messages) THEN
+        PERFORM vera_rebuild_transcript(p_head, p_next.seqs, p_new_messages);
+    END IF;
+    WITH stored AS (
+        INSERT INTO conversation_messages (session_id, seq, element)
+        SELECT p_head.session_id, n.seq, n.element
+        FROM vera_numbered_messages(CASE WHEN NOT v_shows THEN p_new_messages END,
+            p_head.next_seq) AS n
+    )
+    UPDATE transcript_heads h
+    SET (checkpoint_id, seqs, waiting, version, next_seq) = (p_next.checkpoint_id,
+        p_next.seqs, p_next.waiting, p_next.version, p_next.next_seq)
+    WHERE h.session_id = p_head.session_id;
+END
+$$;
