@@ -94,3 +94,10 @@ def test_session_list_cursors_round_trip_and_refuse_anything_else() -> None:
     for bad in ("", "null", "12-xyz", f"1-{sid.hex}-2", f"-1-{sid.hex}"):
         with pytest.raises(ValueError, match="not a cursor"):
             decode_cursor(bad)
+
+
+def test_the_root_namespace_is_a_condition_and_an_empty_id_or_before_is_none() -> None:
+    config = {"configurable": {"thread_id": THREAD, "checkpoint_ns": "", "checkpoint_id": ""}}
+    query, args = build(config, before={"configurable": {"checkpoint_id": ""}})
+    assert where(query) == "WHERE c.session_id = $1 AND c.checkpoint_ns = $2"
+    assert args == [uuid.UUID(THREAD), "", 10]

@@ -1,5 +1,6 @@
-"""`session_log.plan_transcript`: which stored seqs a checkpoint's messages are, and which
-are new (each message is stored once, in a session's log of every branch)."""
+"""The plan of a checkpoint's transcript (`session_log.plan_transcript`: which stored seqs
+its messages are, and which are new; each message is stored once, in a session's log of
+every branch), and the cache taking in what a committed write stored."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import uuid
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
-from src.agent.memory.session_log import SessionLog, plan_transcript
+from src.agent.memory.message_log import MessageLogCache
+from src.agent.memory.session_log import SessionLog, TranscriptPlan, plan_transcript
 from src.agent.memory.transcript import MessageSnapshot, message_to_element
 
 SERDE = JsonPlusSerializer()
@@ -77,3 +79,58 @@ def test_the_same_message_twice_in_one_plan_is_stored_twice() -> None:
     """Each new message gets its own seq, even when equal to another new one."""
     seqs, elements, _ = plan(None, [HumanMessage("a"), HumanMessage("a")])
     assert seqs == [0, 1] and len(elements) == 2
+
+
+SID, ROW, OTHER_ROW = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+
+
+def written(messages: list[BaseMessage], row: uuid.UUID = ROW) -> SessionLog:
+    """The copy of a log after one committed plan of `messages` (seqs 0, 1, ...)."""
+    log = SessionLog(row)
+    log.record(plan_transcript(None, messages, SERDE))
+    return log
+
+
+def test_an_unchanged_transcript_plans_no_new_message() -> None:
+    messages = [HumanMessage("hi", id="h1")]
+    plan = plan_transcript(written(messages), messages, SERDE)
+    assert (plan.seqs, plan.new_elements, plan.new_messages) == ([0], [], None)
+
+
+def test_the_copy_takes_in_a_committed_plan() -> None:
+    first = [HumanMessage("hi", id="h1")]
+    log = written(first)
+    plan = plan_transcript(log, [*first, AIMessage("yo", id="a1")], SERDE)
+    assert log.record(plan)
+    assert len(log.messages) == 2 and log.last_seqs == [0, 1]
+    assert log.seq_of(AIMessage("yo", id="a1"), None) == 1
+    assert log.nbytes > 0
+
+
+def test_a_plan_that_starts_past_the_copy_changes_nothing() -> None:
+    log = written([HumanMessage("hi", id="h1")])
+    ahead = TranscriptPlan(ROW, 5, [5], [{"role": "user"}], [], "[]")
+    assert not log.record(ahead)
+    assert len(log.messages) == 1
+
+
+def test_the_cache_takes_in_writes_of_its_conversation_only() -> None:
+    cache = MessageLogCache(SERDE)
+    first = plan_transcript(None, [HumanMessage("hi", id="h1")], SERDE)
+    cache.record_stored(SID, ROW, first)  # a new conversation: cached from seq 0
+    log = cache.peek(SID)
+    assert log is not None and log.conversation_id == ROW and len(log.messages) == 1
+
+    plan = cache.plan(SID, [HumanMessage("hi", id="h1"), AIMessage("yo", id="a1")])
+    assert (plan.conversation_id, plan.next_seq, plan.seqs) == (ROW, 1, [0, 1])
+    cache.record_stored(SID, OTHER_ROW, plan)  # the session was recreated meanwhile
+    assert cache.peek(SID) is log and len(log.messages) == 1  # left for a read to refresh
+    cache.record_stored(SID, ROW, plan)
+    assert len(log.messages) == 2
+
+
+def test_a_write_past_an_uncached_session_caches_nothing() -> None:
+    cache = MessageLogCache(SERDE)
+    plan = TranscriptPlan(ROW, 3, [0, 1, 2, 3], [{"role": "user"}], [], "[{}]")
+    cache.record_stored(SID, ROW, plan)
+    assert cache.peek(SID) is None and len(cache) == 0

@@ -1,13 +1,15 @@
 """`rows.run_goes_on`: whether a checkpoint's run provably has a node left to run, so that
-the transcript may wait for the run's end (see the storage model)."""
+the transcript may wait for the run's end (see the storage model); and the writes that stop
+a run."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
-from src.agent.memory.rows import run_goes_on
+from src.agent.memory.rows import RUN_STOP_CHANNELS, encode_writes, run_goes_on
 
 
 def checkpoint(values: dict[str, Any], versions: dict[str, Any], seen: dict[str, Any]) -> Any:
@@ -66,3 +68,12 @@ def test_versions_of_different_types_are_not_compared() -> None:
         {"branch:to:model": None}, {"branch:to:model": 3}, {"model": {"branch:to:model": "2"}}
     )
     assert run_goes_on(cp, {"source": "loop"}) is False
+
+
+def test_errors_and_interrupts_stop_the_run_and_replace_earlier_writes() -> None:
+    serde = JsonPlusSerializer()
+    assert {"__error__", "__interrupt__"} == RUN_STOP_CHANNELS
+    stop = encode_writes([("__error__", ValueError("boom"))], serde)
+    assert stop.run_stops and stop.replace and stop.idxs == [-1]
+    plain = encode_writes([("messages", []), ("branch:to:model", None)], serde)
+    assert not plain.run_stops and not plain.replace and plain.idxs == [0, 1]

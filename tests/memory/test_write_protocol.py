@@ -1,0 +1,66 @@
+"""The steps of a write, on a real PostgreSQL: what each one sees when writers of a session
+take turns, and what a task's pending writes keep."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import asyncpg
+from langchain_core.messages import HumanMessage
+
+from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore, session_id_for
+from tests.support import chat_graph
+
+TAKE = """
+SELECT (t.head).next_seq
+FROM vera_take_session(p_session_id => $1, p_lease => NULL, p_run_parent => NULL) AS t"""
+
+
+async def test_a_writer_that_waited_for_the_lock_reads_the_head_committed_meanwhile(
+    saver: ConversationCheckpointer, store: PostgresMemoryStore, database_dsn: str
+) -> None:
+    """The head is read once the row lock is granted: a writer that waited sees what the
+    one before it committed (read in the locking statement, it would see the head as it
+    was before the wait, and move it from there)."""
+    thread = str(uuid.uuid4())
+    await chat_graph(saver).ainvoke(
+        {"messages": [HumanMessage("hi")]}, {"configurable": {"thread_id": thread}}
+    )
+    sid = session_id_for(thread)
+    first, second = await asyncpg.connect(database_dsn), await asyncpg.connect(database_dsn)
+    try:
+        before = await first.fetchval(
+            "SELECT next_seq FROM transcript_heads WHERE session_id = $1", sid
+        )
+        async with first.transaction():
+            await first.execute(TAKE, sid)  # holds the row lock
+            await first.execute(
+                "UPDATE transcript_heads SET next_seq = next_seq + 5 WHERE session_id = $1", sid
+            )
+            waiting = asyncio.create_task(second.fetchval(TAKE, sid))
+            await asyncio.sleep(0.3)
+            assert not waiting.done(), "the second writer must wait for the row lock"
+        assert await asyncio.wait_for(waiting, 10) == before + 5
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_tasks_first_write_of_an_index_stays_and_special_writes_replace(
+    saver: ConversationCheckpointer, db: asyncpg.Connection
+) -> None:
+    thread = str(uuid.uuid4())
+    config = {"configurable": {"thread_id": thread, "checkpoint_ns": "", "checkpoint_id": "c1"}}
+    await saver.aput_writes(config, [("messages", "first")], "task")
+    await saver.aput_writes(config, [("messages", "again")], "task")
+    await saver.aput_writes(config, [("__error__", "boom")], "task")
+    await saver.aput_writes(config, [("__error__", "boom, again")], "task")
+    rows = await db.fetch(
+        "SELECT idx, channel, type, blob FROM checkpoint_writes WHERE session_id = $1 ORDER BY idx",
+        session_id_for(thread),
+    )
+    values = {
+        (r["idx"], r["channel"]): saver.serde.loads_typed((r["type"], r["blob"])) for r in rows
+    }
+    assert values == {(-1, "__error__"): "boom, again", (0, "messages"): "first"}
