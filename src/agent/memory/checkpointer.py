@@ -292,7 +292,7 @@ class ConversationCheckpointer(SyncBridge):
         """`adelete_thread` that says whether the session existed; its cached messages go
         with its rows."""
         sid = session_id_for(str(thread_id))
-        status = await self._run(lambda conn: conn.execute(sql.DELETE_SESSIONS, [sid]))
+        status: str = await self._run(lambda conn: conn.execute(sql.DELETE_SESSIONS, [sid]))
         self.message_logs.invalidate(sid)
         return status != "DELETE 0"
 

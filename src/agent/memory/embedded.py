@@ -159,7 +159,8 @@ class EmbeddedPostgres:
         """DSN of `database` on this server (a Unix socket in the data folder)."""
         if self._server is None:
             raise RuntimeError("embedded PostgreSQL is not started")
-        return self._server.get_uri(database)
+        dsn: str = self._server.get_uri(database)
+        return dsn
 
     def psql_command(self, database: str) -> str:
         """The shell command that opens `database` with psql (the bundled one if none is

@@ -26,7 +26,8 @@ def encode_ranges(positions: list[int]) -> bytes:
 
 
 def decode_ranges(blob: bytes) -> Ranges:
-    return json.loads(blob)
+    ranges: Ranges = json.loads(blob)
+    return ranges
 
 
 def ranges_end(blob: bytes) -> int:

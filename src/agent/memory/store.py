@@ -286,7 +286,8 @@ class PostgresMemoryStore:
         """True when the database answers a trivial query."""
         try:
             async with self.pool.acquire(timeout=self.connect_timeout) as conn:
-                return await conn.fetchval(sql.PING, timeout=self.connect_timeout) == 1
+                answer: int = await conn.fetchval(sql.PING, timeout=self.connect_timeout)
+                return answer == 1
         except (*CONNECTION_ERRORS, asyncpg.PostgresError, RuntimeError):
             return False
 

@@ -113,7 +113,8 @@ def element_to_message(element: dict[str, Any], serde: SerializerProtocol) -> Ba
     """Rebuild the message a transcript element was made from."""
     if "serde" in element:
         kind, payload = element["serde"]
-        return serde.loads_typed((kind, base64.b64decode(payload)))
+        message: BaseMessage = serde.loads_typed((kind, base64.b64decode(payload)))
+        return message
     cls = _MESSAGE_CLASSES[element["type"]]
     kwargs: dict[str, Any] = dict(element.get("data") or {})
     kwargs["content"] = element["content"]
