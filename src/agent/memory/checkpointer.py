@@ -4,13 +4,15 @@ Tables (see `migrations/`): `conversations` (one row per session; its `messages`
 the readable transcript of the root `messages` channel, current at the end of each run),
 `conversation_messages` (messages of other branches, and of a run still going),
 `transcript_heads`, `checkpoints`, `checkpoint_blobs` (other channel values, once per
-version) and `checkpoint_writes`. There is no saver-wide lock: every call takes its own
-pooled connection, and writers of one session serialize on that session's `conversations`
-row for one statement (or, when the cached log is stale, one short transaction that
-refreshes it under that lock and runs the same statement). Whole-thread operations
-(delete, copy, prune) are at the end of the class, their SQL work in `thread_ops.py`; the
-sync methods are in `sync_bridge.py`; how a checkpoint becomes rows and back is `rows.py`;
-a `DeltaChannel`'s history is read by `delta_history.py`.
+version), `checkpoint_writes` and `turn_leases` (`leases.py`). There is no saver-wide lock:
+every call takes its own pooled connection, and writers of one session serialize on that
+session's `conversations` row for one statement (or, when the cached log is stale, one
+short transaction that catches it up under that lock and runs the same statement: `put.py`,
+`functions/vera_put_checkpoint.sql`). How a checkpoint becomes rows and back is `rows.py`;
+the message log and its cache are `session_log.py` and `message_log.py`; a `DeltaChannel`'s
+history is read by `delta_history.py`; whole-thread operations (delete, copy, prune) are at
+the end of the class, their SQL work in `thread_ops.py`; the sync methods are in
+`sync_bridge.py`.
 """
 
 from __future__ import annotations

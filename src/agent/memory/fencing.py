@@ -1,13 +1,13 @@
 """Fencing tokens: the writes of a turn carry the turn's lease, and the database refuses
-them, in the same statement, once another worker holds the session.
+them, in the same statement, once another run holds the session.
 
 A turn passes its lease id in its run config (`configurable[LEASE_CONFIG_KEY]`); the
 checkpointer hands it to `vera_put_checkpoint` / `vera_put_writes`, which raise SQLSTATE
-`VR001` unless `turn_leases` still holds it for the session (see
-`migrations/0005_message_store.sql`). A write without a lease (Studio, a script) is refused
-with `VR002` while a turn holds the session, and a run's write on top of its own previous
-checkpoint with `VR003` once another writer has continued the thread since
-(`migrations/0008_transcript_per_turn.sql`).
+`VR001` unless `turn_leases` still holds it for the session (`leases.py` takes them). A
+write without a lease (Studio, a script) is refused with `VR002` while a turn holds the
+session (both: `functions/vera_check_writer.sql`), and a run's write on top of its own
+previous checkpoint with `VR003` once another writer has continued the thread since
+(`functions/vera_take_session.sql`). Each error is one class, mapped once, by SQLSTATE.
 """
 
 from __future__ import annotations

@@ -1,4 +1,10 @@
-"""Every SQL statement of the checkpointer, in one place. All are parameterized."""
+"""Every SQL statement of the checkpointer, in one place. All are parameterized.
+
+The stored functions (`functions/`) are called in PostgreSQL's named notation: a
+`FunctionCall` builds the statement from the function's parameters, written here once
+beside it, and takes the arguments by the same names (a unit test checks them against the
+function's definition).
+"""
 
 from __future__ import annotations
 

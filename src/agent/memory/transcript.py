@@ -3,6 +3,7 @@
 Each LangChain message becomes one readable JSON object (`role`, `content`, `tool_calls`,
 `tool_call_id`, `timestamp`, `id`, ...) holding everything needed to rebuild exactly the
 same message. (Turning such values into JSON text PostgreSQL accepts is `jsonb.py`.)
+`MessageSnapshot` is the copy of a stored message the cache compares messages with.
 """
 
 from __future__ import annotations

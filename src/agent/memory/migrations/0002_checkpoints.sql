@@ -19,7 +19,7 @@ CREATE INDEX IF NOT EXISTS idx_checkpoints_run_id ON checkpoints(run_id) WHERE r
 CREATE INDEX IF NOT EXISTS idx_checkpoints_checkpoint_id ON checkpoints(checkpoint_id);
 
 -- One row per (channel, version). For the root `messages` channel the blob is not the
--- message list but a few ranges of positions in `conversations.messages`, so each
+-- message list but the numbers of its messages, as ranges (`seq_ranges.py`), so each
 -- message is stored once however many checkpoints hold it.
 CREATE TABLE IF NOT EXISTS checkpoint_blobs (
     session_id UUID NOT NULL REFERENCES conversations(session_id) ON DELETE CASCADE,

@@ -1,7 +1,7 @@
--- Every step that adds messages rewrites `conversations.messages` whole (PostgreSQL cannot
--- change part of a TOASTed value), so that rewrite is the cost that grows with a long
--- conversation. LZ4 makes it about 3x faster than the default pglz, for ~30% more bytes
--- per copy (measured in docs/benchmarks.md). Servers built without LZ4 keep pglz.
+-- An update of `conversations.messages` rewrites it whole (PostgreSQL cannot change part of
+-- a TOASTed value), so that rewrite is the cost that grows with a long conversation. LZ4
+-- makes it about 3x faster than the default pglz, for ~30% more bytes per copy (measured
+-- in docs/benchmarks.md). Servers built without LZ4 keep pglz.
 DO $$
 BEGIN
     IF EXISTS (

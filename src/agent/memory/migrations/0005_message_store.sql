@@ -5,10 +5,8 @@
 -- a root checkpoint's `messages` blob lists the seqs of its messages, as ranges.
 -- `transcript_heads` says which root checkpoint `conversations.messages` shows (the
 -- session's latest) and which seqs that is. A message lives in exactly one of two
--- places: in `conversations.messages` while the branch shown holds it, otherwise in the
--- insert-only `conversation_messages` (messages of other branches: put there when a fork
--- or a delete takes them out of the transcript, or when written by a checkpoint that is
--- not the latest). A linear conversation stores nothing in `conversation_messages`.
+-- places: in `conversations.messages` while the branch shown holds it, otherwise in
+-- `conversation_messages` (what `functions/` keep there is in `README.md`'s storage model).
 
 CREATE TABLE IF NOT EXISTS conversation_messages (
     session_id UUID NOT NULL REFERENCES conversations(session_id) ON DELETE CASCADE,
@@ -31,10 +29,10 @@ ALTER TABLE transcript_heads SET (autovacuum_vacuum_scale_factor = 0.02);
 -- every newer checkpoint in the database instead of the session's key range).
 DROP INDEX IF EXISTS idx_checkpoints_checkpoint_id;
 
--- Upgrade. Until now `conversations.messages` was an append-only log of every message
--- ever checkpointed, positions being the seqs the ranges blobs hold: it becomes the
--- transcript of the log's every position (seqs 0..n-1 shown), then each session shows its
--- latest root checkpoint, moving the other branches' messages out.
+-- Upgrade. Until this version `conversations.messages` was an append-only log of every
+-- message ever checkpointed, positions being the seqs the ranges blobs hold: it becomes
+-- the transcript of the log's every position (seqs 0..n-1 shown), then each session shows
+-- its latest root checkpoint, moving the other branches' messages out.
 INSERT INTO transcript_heads (session_id, seqs, next_seq)
 SELECT session_id,
     ARRAY(SELECT generate_series(0, jsonb_array_length(COALESCE(messages, '[]'::jsonb)) - 1)),

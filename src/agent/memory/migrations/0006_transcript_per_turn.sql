@@ -1,13 +1,8 @@
--- The transcript is rewritten once per turn instead of at every step.
---
--- `conversations.messages` is one JSONB value, which PostgreSQL rewrites whole (TOAST and
--- all) at every update: a tool turn (question, tool call, tool result, answer) rewrote it
--- four times, and each rewrite left a dead copy for autovacuum. While the graph still has a
--- task to run (the caller says so: `p_defer`), a step's new messages now wait in the
--- append-only `conversation_messages`, their seqs in `transcript_heads.pending`; the step
--- that ends the run, a failed or interrupted step (`vera_show_latest`), or any step that
--- doesn't only grow the transcript shows them all in one rewrite. The latest root
--- checkpoint's transcript is always `seqs || pending`; `conversations.messages` shows
--- `seqs`.
+-- The transcript is rewritten once per turn instead of at every step: while its run goes
+-- on, a step's new messages wait in `conversation_messages`, their seqs in this column
+-- (named `waiting` since migration 7), until one rewrite shows them all
+-- (`functions/vera_next_head.sql`). `conversations.messages` is one JSONB value, which
+-- PostgreSQL rewrites whole at every update: a tool turn (question, tool call, tool
+-- result, answer) rewrote it four times, each leaving a dead copy for autovacuum.
 
 ALTER TABLE transcript_heads ADD COLUMN IF NOT EXISTS pending INTEGER[] NOT NULL DEFAULT '{}';
