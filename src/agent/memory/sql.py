@@ -22,13 +22,16 @@ class FunctionCall:
     """A call of a stored function in PostgreSQL's named notation (`p_<name> => $n`), built
     here from the function's parameters, with the arguments it takes by name."""
 
-    def __init__(self, function: str, returns: tuple[str, ...], **params: str) -> None:
-        """`params`: each parameter's name (without `p_`) and SQL type, in call order."""
+    def __init__(self, function: str, returns: str, params: str) -> None:
+        """`params`: the parameters as in the function's signature without their `p_`
+        (`session_id uuid, lock boolean`), in call order; `returns`: its output columns."""
         self.function = function
-        self.params = params
-        named = ", ".join(f"p_{n} => ${i}::{t}" for i, (n, t) in enumerate(params.items(), 1))
+        self.params = dict(p.split() for p in " ".join(params.split()).split(", "))
+        named = ", ".join(
+            f"p_{name} => ${i}::{kind}" for i, (name, kind) in enumerate(self.params.items(), 1)
+        )
         # Names and types are this module's constants; every value is a parameter.
-        self.text = f"SELECT {', '.join(returns)} FROM {function}({named})"  # noqa: S608
+        self.text = f"SELECT {returns} FROM {function}({named})"  # noqa: S608
 
     def args(self, **values: Any) -> list[Any]:
         """The statement's arguments in order; `TypeError` for a name missing or unknown."""
@@ -75,50 +78,29 @@ WHERE c.session_id = $1"""
 # and what the write is checked against (the lease, the run's own last checkpoint).
 PUT_CHECKPOINT = FunctionCall(
     "vera_put_checkpoint",
-    ("conversation_id", "stored"),
-    session_id="uuid",
-    checkpoint_ns="text",
-    checkpoint_id="text",
-    parent_checkpoint_id="text",
-    thread_id="text",
-    checkpoint="jsonb",
-    metadata="jsonb",
-    channels="text[]",
-    versions="text[]",
-    types="text[]",
-    blobs="bytea[]",
-    transcript_channel="text",
-    seqs="integer[]",
-    new_messages="jsonb",
-    next_seq="integer",
-    conversation_id="uuid",
-    lease="uuid",
-    run_parent="text",
-    run_goes_on="boolean",
+    returns="conversation_id, stored",
+    params="""session_id uuid, checkpoint_ns text, checkpoint_id text,
+        parent_checkpoint_id text, thread_id text, checkpoint jsonb, metadata jsonb,
+        channels text[], versions text[], types text[], blobs bytea[],
+        transcript_channel text, seqs integer[], new_messages jsonb, next_seq integer,
+        conversation_id uuid, lease uuid, run_parent text, run_goes_on boolean""",
 )
 
 # The session's conversation row, created if missing, locked until the transaction ends.
 LOCK_CONVERSATION = FunctionCall(
-    "vera_ensure_conversation", ("conversation_id",), session_id="uuid", lock="boolean"
+    "vera_ensure_conversation",
+    returns="conversation_id",
+    params="session_id uuid, lock boolean",
 )
 
 # `aput_writes` in one round trip (`functions/vera_put_writes.sql`): a task's pending
 # writes; returns the conversation's id and whether this statement created its row.
 PUT_WRITES = FunctionCall(
     "vera_put_writes",
-    ("conversation_id", "created"),
-    session_id="uuid",
-    checkpoint_ns="text",
-    checkpoint_id="text",
-    task_id="text",
-    task_path="text",
-    idxs="integer[]",
-    channels="text[]",
-    types="text[]",
-    blobs="bytea[]",
-    replace="boolean",
-    lease="uuid",
-    run_stops="boolean",
+    returns="conversation_id, created",
+    params="""session_id uuid, checkpoint_ns text, checkpoint_id text, task_id text,
+        task_path text, idxs integer[], channels text[], types text[], blobs bytea[],
+        replace boolean, lease uuid, run_stops boolean""",
 )
 
 # A checkpoint row with its channel blobs and pending writes, in one round trip; the rows
