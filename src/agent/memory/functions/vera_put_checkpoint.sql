@@ -6,7 +6,7 @@
 -- of the message log of conversation `p_conversation_id`, believed to hold seqs
 -- [0, p_next_seq): `p_seqs` are the transcript's messages, `p_new_messages` those not
 -- stored yet (seqs `p_next_seq`, ...). A plan made from a stale copy (another writer since)
--- stores nothing and answers `stored` false: the caller refreshes its copy under the row
+-- stores nothing and answers `stored` false: the caller catches its copy up under the row
 -- lock and calls again. No plan (`p_seqs` NULL): the transcript channel did not change, or
 -- is not a message list.
 CREATE OR REPLACE FUNCTION vera_put_checkpoint(
