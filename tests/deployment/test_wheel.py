@@ -2,7 +2,7 @@
 checkout, runs the README's graph on the checkpointer and creates the schema from the
 migrations shipped in the package. Nothing comes from the package index: the wheel is built
 with the hatchling `make sync` installed (no build isolation), and the virtualenv gets the
-locked runtime dependencies from uv's cache (`--offline`); about 5 s."""
+locked runtime dependencies from uv's cache (`uv sync --offline`); about 5 s."""
 
 from __future__ import annotations
 
@@ -22,8 +22,10 @@ UV = shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
 pytestmark = pytest.mark.skipif(not Path(UV).exists(), reason="uv is not installed")
 
 
-def uv(*args: str, cwd: Path) -> None:
-    done = subprocess.run([UV, *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+def uv(*args: str, cwd: Path, env: dict[str, str] | None = None) -> None:
+    done = subprocess.run(
+        [UV, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -36,22 +38,28 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     build = ["build", "--wheel", "--no-build-isolation", "--offline", "--python", sys.executable]
     uv(*build, "--out-dir", str(tmp / "dist"), "--quiet", cwd=ROOT)
     (wheel,) = (tmp / "dist").glob("vera-*.whl")
-    requirements = tmp / "requirements.txt"
+    # The locked runtime set as `make sync` installed it: from the lock file's own
+    # addresses, which uv's cache holds (`uv pip install -r` would need the index's
+    # pages, which `make sync` never fetched on a fresh machine).
+    venv = tmp / "venv"
+    env = os.environ | {"UV_PROJECT_ENVIRONMENT": str(venv)}
+    sync = ["sync", "--frozen", "--offline", "--no-dev", "--no-install-project", "--quiet"]
+    uv(*sync, "--python", sys.executable, cwd=ROOT, env=env)
+    python = venv / "bin" / "python"
     uv(
-        "export",
-        "--frozen",
-        "--no-dev",
-        "--no-hashes",
-        "--no-emit-project",
+        "pip",
+        "install",
+        "--offline",
+        "--no-deps",
         "--quiet",
-        "-o",
-        str(requirements),
-        cwd=ROOT,
+        "--python",
+        str(python),
+        str(wheel),
+        cwd=tmp,
     )
-    uv("venv", "--quiet", "--python", sys.executable, str(tmp / "venv"), cwd=tmp)
-    python = tmp / "venv" / "bin" / "python"
-    install = ["pip", "install", "--quiet", "--python", str(python), "-r", str(requirements)]
-    uv(*install, "--offline", str(wheel), cwd=tmp)  # everything in uv's cache
+    uv(
+        "pip", "check", "--offline", "--quiet", "--python", str(python), cwd=tmp
+    )  # the wheel's own requirements
     return python
 
 
