@@ -32,6 +32,10 @@ def default_embedded_dir() -> Path:
 MAX_TTL_MINUTES = 100 * 365 * 24 * 60
 
 
+# The names of Vera's tools (src/agent/tools.py), for `AGENT_CONFIRM_TOOLS`.
+TOOL_NAMES = ("get_weather", "get_stock_price")
+
+
 class SettingsError(ValueError):
     """Raised at start-up when an environment variable holds an invalid value."""
 
@@ -274,6 +278,17 @@ class Settings(BaseSettings):
         "names, e.g. `get_stock_price`): the turn pauses with an `interrupt` event; none by "
         "default",
     )
+
+    @field_validator("agent_confirm_tools")
+    @classmethod
+    def _known_tools(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in TOOL_NAMES]
+        if unknown:
+            raise ValueError(
+                f"unknown tool {', '.join(unknown)} (the tools are: {', '.join(TOOL_NAMES)})"
+            )
+        return value
+
     openai_api_key: SecretStr | None = Field(
         default=None, description="OpenAI API key; without it the offline model answers"
     )

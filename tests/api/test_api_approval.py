@@ -121,3 +121,16 @@ async def test_a_resume_with_nothing_waiting_is_refused(client: httpx.AsyncClien
     chosen = interrupt.data["value"]["tool_calls"][0]["id"]
     events = events_of(await resume(client, sid, turn_id, [chosen]))
     assert [e.data["status"] for e in events if e.event == "tool_result"].count("ok") == 2
+
+
+async def test_the_openapi_document_describes_the_resume(client: httpx.AsyncClient) -> None:
+    spec = (await client.get("/openapi.json")).json()
+    operation = spec["paths"]["/sessions/{session_id}/turns/{turn_id}/resume"]["post"]
+    assert "nothing_to_resume" in operation["responses"]["409"]["description"]
+    body = operation["requestBody"]["content"]["application/json"]["schema"]["$ref"]
+    assert body.endswith("/ResumeRequest")
+    schemas = spec["components"]["schemas"]
+    assert "needs_approval" in schemas["TurnStatus"]["properties"]["status"]["enum"]
+    assert "approval_pending" in schemas["ErrorBody"]["properties"]["code"]["enum"]
+    chat = spec["paths"]["/chat"]["post"]
+    assert "approval_pending" in chat["responses"]["409"]["description"]
