@@ -91,7 +91,7 @@ def test_the_graph_is_unchanged_without_the_setting() -> None:
 
 def test_an_unknown_tool_is_refused_at_start_up() -> None:
     assert tuple(tool.name for tool in build_tools(offline())) == TOOL_NAMES
-    with pytest.raises(SettingsError, match="AGENT_CONFIRM_TOOLS: .*unknown tool rm"):
+    with pytest.raises(SettingsError, match=r"AGENT_CONFIRM_TOOLS: .*unknown tool rm"):
         offline(agent_confirm_tools="get_weather,rm")
 
 
