@@ -134,3 +134,7 @@ async def test_the_openapi_document_describes_the_resume(client: httpx.AsyncClie
     assert "approval_pending" in schemas["ErrorBody"]["properties"]["code"]["enum"]
     chat = spec["paths"]["/chat"]["post"]
     assert "approval_pending" in chat["responses"]["409"]["description"]
+    # Which steps pause is the service's setting: a caller's interrupt_before is refused.
+    body = {"session_id": str(uuid.uuid4()), "message": "Hi", "interrupt_before": ["tools"]}
+    refused = await client.post("/chat", json=body)
+    assert refused.status_code == 422 and "interrupt_before" in refused.text
