@@ -40,11 +40,13 @@ class ApprovalPendingError(ValueError):
     def __init__(self, turn_id: str | None, value: Any) -> None:
         calls = value.get("tool_calls", []) if isinstance(value, dict) else []
         tools = ", ".join(str(call.get("tool")) for call in calls if isinstance(call, dict))
+        of = f" of {tools}" if tools else ""
         super().__init__(
-            f"Turn {turn_id!r} of this session waits for your approval"
-            + (f" of {tools}" if tools else "")
-            + f": answer it (POST /sessions/<session_id>/turns/{turn_id}/resume) before "
-            "sending a new message."
+            f"Turn {turn_id!r} of this session waits for your approval{of}: answer it "
+            f"(POST /sessions/<session_id>/turns/{turn_id}/resume) before sending a new message."
+            if turn_id
+            else f"This session's last run (not started through the API) waits for an "
+            f"approval{of}: answer it where it was started (LangGraph Studio) first."
         )
         self.turn_id = turn_id
 
@@ -76,8 +78,8 @@ async def _turn_messages(
 
 def _new(state: StateSnapshot, turn_id: str) -> TurnPlan:
     if state.interrupts:
-        last_turn = str((state.metadata or {}).get(TURN_ID_KEY))
-        raise ApprovalPendingError(last_turn, state.interrupts[0].value)
+        last_turn = (state.metadata or {}).get(TURN_ID_KEY)
+        raise ApprovalPendingError(str(last_turn) if last_turn else None, state.interrupts[0].value)
     return TurnPlan("new", turn_id)
 
 

@@ -90,6 +90,23 @@ async def test_a_denied_call_is_not_run_and_the_model_is_told(client: httpx.Asyn
     assert len(tool) == 1 and "declined" in tool[0]["content"]
     # The conversation goes on.
     assert (await chat(client, sid, "Thanks"))[-1].event == "done"
+    scrape = samples((await client.get("/metrics")).text)
+    assert value(scrape, "vera_tool_calls_total", tool="get_stock_price", status="declined") >= 1
+    assert value(scrape, "vera_resumes_total", decision="declined") >= 1
+
+
+async def test_chat_complete_answers_a_paused_turn_with_its_interrupt(
+    client: httpx.AsyncClient,
+) -> None:
+    sid = str(uuid.uuid4())
+    body = await client.post("/chat/complete", json={"session_id": sid, "message": QUESTION})
+    assert body.status_code == 200, body.text
+    paused = body.json()
+    assert paused["message_id"] is None
+    assert paused["interrupt"]["value"]["tool_calls"][0]["tool"] == "get_stock_price"
+    assert [c["status"] for c in paused["tool_calls"]] == [None, None]  # nothing ran
+    events = events_of(await resume(client, sid, paused["turn_id"], True))
+    assert events[-1].event == "done"
 
 
 async def test_a_new_message_while_waiting_is_refused(client: httpx.AsyncClient) -> None:

@@ -25,6 +25,7 @@ from src.agent.offline_model import OfflineChatModel
 from src.agent.tools import build_tools
 from src.api.approval_schemas import ResumeRequest
 from src.api.errors import ApiError
+from src.api.turn_identity import ApprovalPendingError
 from src.api.turn_resume import asked_ids, check_answer
 from src.config.settings import TOOL_NAMES, SettingsError, load_settings
 
@@ -124,3 +125,11 @@ def test_the_api_checks_the_answer_against_the_calls_asked() -> None:
     assert ResumeRequest(approved=["w1"]).decision(["s1", "w1"]) == "partial"
     with pytest.raises(ValueError):
         ResumeRequest(approved="true")  # type: ignore[arg-type]
+
+
+def test_a_pending_approval_is_named_in_the_refusal() -> None:
+    asked = approval_request([STOCK])
+    api_turn = str(ApprovalPendingError("t-1", asked))
+    assert "Turn 't-1'" in api_turn and "of get_stock_price" in api_turn
+    assert "/turns/t-1/resume" in api_turn
+    assert "LangGraph Studio" in str(ApprovalPendingError(None, asked))
