@@ -142,7 +142,9 @@ async def _on_turn_conflict(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _on_approval_pending(request: Request, exc: Exception) -> JSONResponse:
-    return error_response(409, "approval_pending", str(exc))
+    assert isinstance(exc, ApprovalPendingError)
+    details = [{"turn_id": exc.turn_id}] if exc.turn_id else None  # the turn to answer
+    return error_response(409, "approval_pending", str(exc), details)
 
 
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:

@@ -119,7 +119,8 @@ class TurnRunner:
                 try:
                     await self._play(turn, message, record)
                     final = turn.record(final_event(record))
-                    status = WAITING if record.interrupt is not None else status
+                    if record.interrupt is not None:
+                        status = WAITING
                 except asyncio.CancelledError:
                     status = "cancelled"
                     final = turn.record(error_event("shutting_down"))
@@ -194,7 +195,9 @@ class TurnRunner:
         resume = turn.plan.kind == "resume"
         # A fixed id: readers of the state mid-turn (Studio) see the id that is stored.
         user = HumanMessage(message, id=str(uuid.uuid4()))
-        graph_input = turn.plan.command or (None if resume else {"messages": [user]})
+        graph_input: Any = None if resume else {"messages": [user]}
+        if turn.plan.command is not None:
+            graph_input = turn.plan.command  # the user's answer to the turn's interrupt
         # "sync": each step's checkpoint is stored before the next step starts, so the
         # user's message is in the database before the model is called (LangGraph's
         # default writes in the background, and a crash or outage could lose it).

@@ -115,6 +115,7 @@ async def test_a_new_message_while_waiting_is_refused(client: httpx.AsyncClient)
     assert refused.status_code == 409, refused.text
     assert refused.json()["code"] == "approval_pending"
     assert turn_id in refused.json()["message"] and "get_stock_price" in refused.json()["message"]
+    assert refused.json()["details"] == [{"turn_id": turn_id}]
     # Sending the paused turn's message again asks again (nothing runs).
     again = await client.post(
         "/chat", json={"session_id": sid, "message": QUESTION, "turn_id": turn_id}

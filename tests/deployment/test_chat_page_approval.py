@@ -142,7 +142,7 @@ def test_approve_and_deny_a_tool_call_on_the_page(page: Any, database_dsn: str) 
         # Deny: the call is not run and shows as declined, also after a reload.
         page.find_element("id", "message").clear()
         send(page, "And the price of MSFT?")
-        wait_for(page, lambda d: (approval(d) or {}).get("calls", "").find("MSFT") >= 0)
+        wait_for(page, lambda d: "MSFT" in ((approval(d) or {}).get("calls") or ""))
         click(page, "#conversation .approval button.deny")
         wait_for(page, lambda d: answer_done(d, 2))
         assert tool_cards(page)[-1] == ("get_stock_price", "declined")
@@ -151,3 +151,22 @@ def test_approve_and_deny_a_tool_call_on_the_page(page: Any, database_dsn: str) 
         page.refresh()
         wait_for(page, lambda d: answer_done(d, 2))
         assert [status for _, status in tool_cards(page)] == ["ok", "ok", "declined"]
+
+        # Paused, then the page is opened again: a new message brings the question back,
+        # and the message stays in the box until it is answered.
+        send(page, "What about the price of NVDA?")
+        wait_for(page, lambda d: "NVDA" in ((approval(d) or {}).get("calls") or ""))
+        page.refresh()
+        wait_for(page, lambda d: len(answer_states(d)) == 3)
+        assert approval(page) is None
+        send(page, "Hello again")
+        wait_for(page, lambda d: "NVDA" in ((approval(d) or {}).get("calls") or ""))
+        assert answer_states(page) == ["done", "done", "waiting"]
+        assert js(page, "return document.getElementById('message').value") == "Hello again"
+        stored = transcript(server.url, sid)
+        assert [m["content"] for m in stored if m["role"] == "user"][-1] != "Hello again"
+        assert stored[-1]["role"] == "assistant" and stored[-1]["tool_calls"]  # still waits
+        click(page, "#conversation .approval button.approve")
+        wait_for(page, lambda d: answer_done(d, 3))
+        assert "NVDA is at" in last_answer_text(page)
+        assert tool_cards(page)[-1] == ("get_stock_price", "ok")

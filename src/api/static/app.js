@@ -35,6 +35,7 @@ const state = {
   sessionId: null,
   running: null, // the turn being streamed
   waiting: null, // the turn paused for the person's approval of a tool call
+  lastView: null, // the last answer shown
   cursor: null,
   serverList: true, // GET /sessions exists
   sessions: new Map(), // session_id -> row shown in the sidebar
@@ -171,6 +172,7 @@ class AnswerView {
     this.article.append(this.parts);
     ui.log.append(this.article);
     this.clear();
+    state.lastView = this;
   }
 
   clear() {
@@ -300,6 +302,7 @@ class AnswerView {
 
 function clearConversation() {
   state.waiting = null;
+  state.lastView = null;
   for (const child of [...ui.log.children]) if (child !== ui.empty) child.remove();
   ui.empty.hidden = false;
   ui.download.hidden = true;
@@ -444,14 +447,39 @@ async function answerApproval(turn, approved) {
   }
 }
 
+// The conversation's last turn waits for an approval (say, opened again later): the message
+// goes back to the box, and that turn's question is shown under its answer.
+async function askPending(turn, error) {
+  const pendingId = error.details?.[0]?.turn_id;
+  if (!pendingId) return false;
+  let status;
+  try {
+    status = await api.getJson(`/sessions/${turn.sessionId}/turns/${encodeURIComponent(pendingId)}`);
+  } catch {
+    return false;
+  }
+  if (status.status !== "needs_approval") return false;
+  turn.view.article.remove();
+  turn.asked.remove();
+  ui.input.value = turn.message;
+  const bubbles = ui.log.querySelectorAll(".msg.user .bubble");
+  const message = bubbles.length ? bubbles[bubbles.length - 1].textContent : "";
+  const view = turn.before?.article.isConnected ? turn.before : new AnswerView();
+  const paused = { turnId: pendingId, sessionId: turn.sessionId, message, view };
+  turn.view = view;
+  waitForApproval(paused, status.interrupt);
+  return true;
+}
+
 async function send(message, previous = null) {
   if (state.running) return;
 
   const sessionId = state.sessionId;
   let turn = previous;
   if (!turn) {
-    addUser(message);
-    turn = { turnId: newId(), message, sessionId, view: new AnswerView() };
+    const asked = addUser(message);
+    const before = state.lastView; // the answer a pending approval belongs to
+    turn = { turnId: newId(), message, sessionId, asked, before, view: new AnswerView() };
   }
   turn.fresh = true;
   turn.lastEventId = null;
@@ -477,7 +505,9 @@ async function send(message, previous = null) {
       return;
     }
     if (!response.ok) {
-      turn.view.fail(await errorOf(response), () => retry(turn));
+      const error = await errorOf(response);
+      if (error.code === "approval_pending" && turn.asked && (await askPending(turn, error))) return;
+      turn.view.fail(error, () => retry(turn));
       return;
     }
     const outcome = await consume(response, turn);
