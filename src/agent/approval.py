@@ -86,10 +86,12 @@ def make_approve_node(confirm: Collection[str]) -> Any:
         ok = approved_ids(answer, asked)
         skipped = {call["id"] for call in asked} - ok
         run = [call for call in (reply.tool_calls if reply else []) if call["id"] not in skipped]
+        # Each Send is stored with the step's writes: it carries its call only (no tool of
+        # Vera reads the graph's state), not a copy of the conversation.
         sends = [
             Send(
                 "tools",
-                ToolCallWithContext(__type="tool_call_with_context", tool_call=call, state=state),
+                ToolCallWithContext(__type="tool_call_with_context", tool_call=call, state={}),
             )
             for call in run
         ]

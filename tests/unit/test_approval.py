@@ -10,6 +10,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.messages.tool import tool_call
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.constants import TASKS
 from langgraph.types import Command
 
 from src.agent.approval import (
@@ -97,10 +98,9 @@ def test_an_unknown_tool_is_refused_at_start_up() -> None:
 
 
 async def test_a_graph_pauses_and_runs_only_what_was_approved() -> None:
+    saver = InMemorySaver()
     graph = build_graph(
-        offline(agent_confirm_tools="get_stock_price"),
-        model=OfflineChatModel(),
-        checkpointer=InMemorySaver(),
+        offline(agent_confirm_tools="get_stock_price"), model=OfflineChatModel(), checkpointer=saver
     )
     config: Any = {"configurable": {"thread_id": "t"}}
     await graph.ainvoke({"messages": [("user", "Weather in Paris and the price of MSFT?")]}, config)
@@ -112,6 +112,15 @@ async def test_a_graph_pauses_and_runs_only_what_was_approved() -> None:
     results = {m.name: m for m in messages if isinstance(m, ToolMessage)}
     assert is_declined(results["get_stock_price"])
     assert not is_declined(results["get_weather"]) and results["get_weather"].status != "error"
+    # The stored Sends carry their call, not a copy of the conversation.
+    sends = [
+        saver.serde.loads_typed(value)
+        for writes in saver.writes.values()
+        for _, channel, value, _ in writes.values()
+        if channel == TASKS
+    ]
+    assert [send.arg["tool_call"]["name"] for send in sends] == ["get_weather"]
+    assert all(send.arg["state"] == {} for send in sends)
 
 
 def test_the_api_checks_the_answer_against_the_calls_asked() -> None:
