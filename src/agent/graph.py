@@ -5,6 +5,9 @@ Each turn (the messages after the last user message) may make at most
 calls. They are counted from the stored messages, so a resumed turn keeps its count; a
 reply that would go over is not stored and no tool of it runs (`TurnLimitError`), so the
 history never holds an unanswered call.
+
+With `AGENT_CONFIRM_TOOLS` set, a reply calling one of those tools goes to the `approve`
+node first, which pauses the turn until the user answers (`src.agent.approval`).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.prebuilt import ToolNode, tools_condition
 
+from src.agent.approval import make_approve_node, route_after_model
 from src.agent.context import select_window
 from src.agent.errors import (
     ModelHealth,
@@ -115,8 +119,20 @@ def build_graph(
     )
     builder.add_node("tools", tool_node)
     builder.add_edge(START, "model")
-    builder.add_conditional_edges("model", tools_condition, {"tools": "tools", END: END})
+    confirm = frozenset(settings.agent_confirm_tools)
+    if confirm:
+        unknown = confirm - {tool.name for tool in tools}
+        if unknown:
+            raise ValueError(
+                f"AGENT_CONFIRM_TOOLS names unknown tools: {', '.join(sorted(unknown))}"
+            )
+        builder.add_node("approve", make_approve_node(confirm), destinations=("tools", "model"))
+        builder.add_conditional_edges(
+            "model", route_after_model(confirm), {"approve": "approve", "tools": "tools", END: END}
+        )
+    else:
+        builder.add_conditional_edges("model", tools_condition, {"tools": "tools", END: END})
     builder.add_edge("tools", "model")
     graph = builder.compile(checkpointer=checkpointer, name="vera")
     # A backstop only: the step limit above ends a turn long before this many supersteps.
-    return graph.with_config(recursion_limit=2 * max_steps + 5)
+    return graph.with_config(recursion_limit=(3 if confirm else 2) * max_steps + 5)

@@ -21,7 +21,12 @@ def build_tools(settings: Settings, client: httpx.AsyncClient | None = None) -> 
         else OfflineWeather()
     )
     stocks: StockProvider = (
-        FinnhubStocks(client, settings.finnhub_api_key, settings.tool_max_attempts)
+        FinnhubStocks(
+            client,
+            settings.finnhub_api_key,
+            settings.tool_max_attempts,
+            settings.finnhub_base_url,
+        )
         if settings.stock_provider == "finnhub" and settings.finnhub_api_key
         else OfflineStocks()
     )

@@ -41,6 +41,14 @@ CATALOGUE: dict[ErrorCode, ErrorKind] = {
         "This turn_id was already used for a different message in this session; "
         "use a new turn_id for a new message.",
     ),
+    "approval_pending": ErrorKind(
+        409,
+        "A turn of this session waits for your approval of a tool call; approve or "
+        "deny it (POST /sessions/{id}/turns/{turn_id}/resume) before sending a new message.",
+    ),
+    "nothing_to_resume": ErrorKind(
+        409, "This turn is not waiting for an approval, so there is nothing to resume."
+    ),
     "lease_lost": ErrorKind(
         409,
         "This turn ran past its lease and another turn took the session; its "

@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from src.agent.memory.store import StorageUnavailableError
 from src.api.error_catalogue import CATALOGUE, message_of, status_of
 from src.api.schemas import ErrorBody, ErrorCode
-from src.api.turn_identity import TurnConflictError
+from src.api.turn_identity import ApprovalPendingError, TurnConflictError
 from src.api.turn_leases import SessionBusyError
 
 logger = logging.getLogger(__name__)
@@ -141,6 +141,12 @@ async def _on_turn_conflict(request: Request, exc: Exception) -> JSONResponse:
     return _known("turn_conflict")
 
 
+async def _on_approval_pending(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApprovalPendingError)
+    details = [{"turn_id": exc.turn_id}] if exc.turn_id else None  # the turn to answer
+    return error_response(409, "approval_pending", str(exc), details)
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.error(
         "unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc
@@ -169,4 +175,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StorageUnavailableError, _on_storage_down)
     app.add_exception_handler(SessionBusyError, _on_session_busy)
     app.add_exception_handler(TurnConflictError, _on_turn_conflict)
+    app.add_exception_handler(ApprovalPendingError, _on_approval_pending)
     app.add_exception_handler(Exception, _on_unexpected)

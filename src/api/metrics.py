@@ -57,12 +57,18 @@ MODEL_TOKENS = Counter(
     "vera_model_tokens", "Tokens of model calls, by kind (input, output)", ["kind"]
 )
 TOOL_CALLS = Counter(
-    "vera_tool_calls", "Tool calls, by tool and status (ok, error)", ["tool", "status"]
+    "vera_tool_calls", "Tool calls, by tool and status (ok, error, declined)", ["tool", "status"]
 )
 STORAGE_ERRORS = Counter(
     "vera_storage_errors",
     "Requests and turns stopped because the database was unavailable, by where (request, turn)",
     ["where"],
+)
+INTERRUPTS = Counter("vera_interrupts", "Turns that paused for the user's approval of a tool call")
+RESUMES = Counter(
+    "vera_resumes",
+    "Paused turns resumed with the user's answer, by decision (approved, declined, partial)",
+    ["decision"],
 )
 SESSION_BUSY = Counter("vera_session_busy", "Turns refused because the session had one running")
 LEASE_TAKEOVERS = Counter(
@@ -135,6 +141,14 @@ def rate_limit_fallback(limit: str) -> None:
 
 def lease_taken_over() -> None:
     LEASE_TAKEOVERS.inc()
+
+
+def interrupted() -> None:
+    INTERRUPTS.inc()
+
+
+def resumed(decision: str) -> None:
+    RESUMES.labels(decision=decision).inc()
 
 
 def session_busy() -> None:

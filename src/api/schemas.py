@@ -9,6 +9,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from src.api.approval_schemas import InterruptEvent
+
 MAX_MESSAGE_CHARS = 32_000
 
 
@@ -58,6 +60,8 @@ ErrorCode = Literal[
     "rate_limited",
     "session_busy",
     "turn_conflict",
+    "approval_pending",
+    "nothing_to_resume",
     "lease_lost",
     "shutting_down",
     "llm_timeout",
@@ -135,7 +139,7 @@ class ToolCallRecord(BaseModel):
     id: str
     tool: str
     args: dict[str, Any]
-    status: Literal["ok", "error"] | None = None
+    status: Literal["ok", "error", "declined"] | None = None
     result: Any = None
 
 
@@ -149,6 +153,11 @@ class ChatResponse(BaseModel):
     response: str
     tool_calls: list[ToolCallRecord]
     usage: Usage
+    interrupt: InterruptEvent | None = Field(
+        default=None,
+        description="Set when the turn paused for approval (`response` is then the text "
+        "so far): answer it with `POST /sessions/{id}/turns/{turn_id}/resume`",
+    )
 
 
 class TurnError(BaseModel):
@@ -163,14 +172,16 @@ class TurnStatus(BaseModel):
 
     session_id: uuid.UUID
     turn_id: str
-    status: Literal["running", "done", "error", "interrupted"] = Field(
+    status: Literal["running", "done", "error", "interrupted", "needs_approval"] = Field(
         description="`interrupted`: its worker stopped before it ended; send the same "
-        "message with this turn_id to resume it"
+        "message with this turn_id to resume it. `needs_approval`: it paused for the "
+        "user's approval of a tool call (`interrupt`); answer with `POST .../resume`"
     )
     answer: str = Field(description="The answer's text so far (all of it once `done`)")
     message_id: str | None = None
     usage: Usage | None = None
     error: TurnError | None = None
+    interrupt: InterruptEvent | None = None
     last_event_id: str = Field(description="Id of the turn's last stored event")
 
 
@@ -240,7 +251,9 @@ class ToolCallEvent(BaseModel):
 class ToolResultEvent(BaseModel):
     id: str
     tool: str
-    status: Literal["ok", "error"]
+    status: Literal["ok", "error", "declined"] = Field(
+        description="`declined`: the user declined the call, it was not run"
+    )
     result: Any
 
 
@@ -269,6 +282,14 @@ EVENT_EXAMPLES: dict[str, dict[str, Any]] = {
         "status": "ok",
         "result": {"city": "Montevideo", "temperature_c": 18.5},
     },
+    "interrupt": {
+        "id": "f6e7cb15...",
+        "value": {
+            "kind": "tool_approval",
+            "question": "Run get_stock_price?",
+            "tool_calls": [{"id": "call_2", "tool": "get_stock_price", "args": {"ticker": "MSFT"}}],
+        },
+    },
     "error": {"code": "llm_timeout", "message": "The model did not answer in time."},
     "done": {
         "message_id": "run-1b2c...",
@@ -280,6 +301,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "token": TokenEvent,
     "tool_call": ToolCallEvent,
     "tool_result": ToolResultEvent,
+    "interrupt": InterruptEvent,
     "error": ErrorEvent,
     "done": DoneEvent,
 }

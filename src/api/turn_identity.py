@@ -11,7 +11,9 @@ the metadata of every checkpoint the turn writes. A request is then one of:
   again).
 - **new**: anything else.
 
-Reusing a `turn_id` for a different message is refused (`TurnConflictError`).
+Reusing a `turn_id` for a different message is refused (`TurnConflictError`), and so is
+a new turn while the last one waits for the user's approval (`ApprovalPendingError`; it is
+answered through `turn_resume`).
 """
 
 from __future__ import annotations
@@ -23,12 +25,30 @@ from typing import Any, Literal
 from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command, StateSnapshot
 
 TURN_ID_KEY = "turn_id"
 
 
 class TurnConflictError(ValueError):
     """The `turn_id` was already used for a different message in this session."""
+
+
+class ApprovalPendingError(ValueError):
+    """The session's last turn waits at an `interrupt()` for the user's answer."""
+
+    def __init__(self, turn_id: str | None, value: Any) -> None:
+        calls = value.get("tool_calls", []) if isinstance(value, dict) else []
+        tools = ", ".join(str(call.get("tool")) for call in calls if isinstance(call, dict))
+        of = f" of {tools}" if tools else ""
+        super().__init__(
+            f"Turn {turn_id!r} of this session waits for your approval{of}: answer it "
+            f"(POST /sessions/<session_id>/turns/{turn_id}/resume) before sending a new message."
+            if turn_id
+            else f"This session's last run (not started through the API) waits for an "
+            f"approval{of}: answer it where it was started (LangGraph Studio) first."
+        )
+        self.turn_id = turn_id
 
 
 @dataclass(frozen=True)
@@ -38,6 +58,7 @@ class TurnPlan:
     kind: Literal["new", "resume", "replay"]
     turn_id: str
     stored: list[BaseMessage] = field(default_factory=list)  # replay: the turn's messages
+    command: Command | None = None  # the graph's input instead (an interrupt's answer)
 
 
 def _text(message: BaseMessage) -> Any:
@@ -55,6 +76,13 @@ async def _turn_messages(
     return list((snapshots[0].values.get("messages") or [])[before:])
 
 
+def _new(state: StateSnapshot, turn_id: str) -> TurnPlan:
+    if state.interrupts:
+        last_turn = (state.metadata or {}).get(TURN_ID_KEY)
+        raise ApprovalPendingError(str(last_turn) if last_turn else None, state.interrupts[0].value)
+    return TurnPlan("new", turn_id)
+
+
 async def plan_turn(
     graph: CompiledStateGraph, config: RunnableConfig, message: str, turn_id: str | None
 ) -> TurnPlan:
@@ -68,17 +96,17 @@ async def plan_turn(
     if turn_id is not None:
         stored = await _turn_messages(graph, config, turn_id)
         if stored is None:
-            return TurnPlan("new", turn_id)
+            return _new(state, turn_id)
         first = next((m for m in stored if isinstance(m, HumanMessage)), None)
         if first is not None and _text(first) != message:
             raise TurnConflictError(f"turn_id {turn_id!r} was used for another message")
         if unfinished and last_turn == turn_id:
             return TurnPlan("resume", turn_id)
         if first is None:  # stored before its input: it never really started
-            return TurnPlan("resume" if unfinished and last_turn == turn_id else "new", turn_id)
+            return _new(state, turn_id)
         return TurnPlan("replay", turn_id, stored)
     if unfinished:
         last_human = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
         if last_human is not None and _text(last_human) == message:
             return TurnPlan("resume", str(last_turn or uuid.uuid4()))
-    return TurnPlan("new", str(uuid.uuid4()))
+    return _new(state, str(uuid.uuid4()))

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.messages import AIMessage, ToolMessage
+from langgraph.types import Interrupt
 
+from src.agent.approval import is_declined
 from src.api import metrics
 from src.api.schemas import ToolCallEvent, ToolResultEvent
 from src.api.turn_stream import Turn
@@ -47,6 +49,7 @@ class TurnRecord:
         default_factory=lambda: {"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
     )
     message_id: str | None = None
+    interrupt: Interrupt | None = None  # the turn paused here, waiting for the user
 
     def add_usage(self, message: AIMessage) -> None:
         for key, value in (message.usage_metadata or {}).items():
@@ -65,14 +68,17 @@ def emit_message(turn: Turn, message: Any, record: TurnRecord) -> None:
             record.tool_calls.append(call["name"])
             turn.emit(ToolCallEvent(id=call["id"] or "", tool=call["name"], args=call["args"]))
     elif isinstance(message, ToolMessage):
-        record.tool_errors += message.status == "error"
+        status = (
+            "declined" if is_declined(message) else "error" if message.status == "error" else "ok"
+        )
+        record.tool_errors += status == "error"
         if turn.plan.kind != "replay":  # a replayed tool result ran in an earlier attempt
-            metrics.tool_call(message.name, "error" if message.status == "error" else "ok")
+            metrics.tool_call(message.name, status)
         turn.emit(
             ToolResultEvent(
                 id=message.tool_call_id,
                 tool=message.name or "",
-                status="error" if message.status == "error" else "ok",
+                status=status,
                 result=tool_result(message.content),
             )
         )

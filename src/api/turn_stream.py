@@ -19,7 +19,7 @@ from src.api.schemas import EVENT_MODELS, ErrorCode, ErrorEvent
 from src.api.turn_events import TurnEventWriter
 from src.api.turn_identity import TurnPlan
 
-TERMINAL_EVENTS = frozenset({"done", "error"})
+TERMINAL_EVENTS = frozenset({"done", "error", "interrupt"})
 EVENT_NAMES: dict[type[BaseModel], str] = {model: name for name, model in EVENT_MODELS.items()}
 
 

@@ -22,13 +22,15 @@ from langgraph.graph.state import CompiledStateGraph
 
 from src.agent.memory.fencing import LEASE_CONFIG_KEY
 from src.api import metrics, tracing
-from src.api.schemas import DoneEvent, SessionEvent, TokenEvent, Usage
+from src.api.approval_schemas import ResumeRequest
+from src.api.schemas import SessionEvent, TokenEvent
 from src.api.session_directory import SessionDirectory
 from src.api.turn_errors import error_code
 from src.api.turn_events import TurnEventLog, TurnEventWriter
 from src.api.turn_identity import TURN_ID_KEY, plan_turn
 from src.api.turn_leases import TurnLeases
 from src.api.turn_messages import TurnRecord, emit_message, text_of
+from src.api.turn_resume import WAITING, final_event, plan_resume
 from src.api.turn_stream import Turn, TurnEvent, error_event
 
 logger = logging.getLogger("vera.turns")
@@ -54,17 +56,27 @@ class TurnRunner:
         self.directory = directory
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self, session_id: uuid.UUID, message: str, turn_id: str | None = None) -> Turn:
-        """Take the session's lease, decide what the request means (`plan_turn`), and run
-        the turn in the background.
+    async def start(
+        self,
+        session_id: uuid.UUID,
+        message: str,
+        turn_id: str | None = None,
+        answer: ResumeRequest | None = None,
+    ) -> Turn:
+        """Take the session's lease, decide what the request means (`plan_turn`, or
+        `plan_resume` for the `answer` to an approval of turn `turn_id`), and run the turn
+        in the background.
 
-        Raises `SessionBusyError`, `TurnConflictError` or `StorageUnavailableError` before
-        anything is stored.
+        Raises `SessionBusyError`, `TurnConflictError`, `ApprovalPendingError`, `ApiError`
+        (nothing to resume) or `StorageUnavailableError` before anything is stored.
         """
         run_id = uuid.uuid4()
         await self.leases.acquire(session_id, run_id)
         try:
-            plan = await plan_turn(self.graph, _config(session_id), message, turn_id)
+            if answer is not None and turn_id is not None:
+                plan = await plan_resume(self.graph, _config(session_id), turn_id, answer)
+            else:
+                plan = await plan_turn(self.graph, _config(session_id), message, turn_id)
             last_seq = await self.events.last_seq(session_id, plan.turn_id)
         except BaseException:
             await asyncio.shield(self.leases.release_soon(session_id, run_id))
@@ -106,9 +118,9 @@ class TurnRunner:
             async with self.leases.held(turn.session_id, turn.run_id):
                 try:
                     await self._play(turn, message, record)
-                    final = turn.record(
-                        DoneEvent(message_id=record.message_id, usage=Usage(**record.usage))
-                    )
+                    final = turn.record(final_event(record))
+                    if record.interrupt is not None:
+                        status = WAITING
                 except asyncio.CancelledError:
                     status = "cancelled"
                     final = turn.record(error_event("shutting_down"))
@@ -183,7 +195,9 @@ class TurnRunner:
         resume = turn.plan.kind == "resume"
         # A fixed id: readers of the state mid-turn (Studio) see the id that is stored.
         user = HumanMessage(message, id=str(uuid.uuid4()))
-        graph_input = None if resume else {"messages": [user]}
+        graph_input: Any = None if resume else {"messages": [user]}
+        if turn.plan.command is not None:
+            graph_input = turn.plan.command  # the user's answer to the turn's interrupt
         # "sync": each step's checkpoint is stored before the next step starts, so the
         # user's message is in the database before the model is called (LangGraph's
         # default writes in the background, and a crash or outage could lose it).
@@ -208,6 +222,8 @@ class TurnRunner:
                             first_token = False
                         turn.emit(TokenEvent(content=text))
                 continue
+            if "__interrupt__" in chunk:  # the graph paused: the turn waits for the user
+                record.interrupt = chunk["__interrupt__"][0]
             for update in chunk.values():
                 for item in (update or {}).get("messages", []) if isinstance(update, dict) else ():
                     emit_message(turn, item, record)

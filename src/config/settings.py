@@ -32,6 +32,10 @@ def default_embedded_dir() -> Path:
 MAX_TTL_MINUTES = 100 * 365 * 24 * 60
 
 
+# The names of Vera's tools (src/agent/tools.py), for `AGENT_CONFIRM_TOOLS`.
+TOOL_NAMES = ("get_weather", "get_stock_price")
+
+
 class SettingsError(ValueError):
     """Raised at start-up when an environment variable holds an invalid value."""
 
@@ -170,7 +174,12 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "cors_origins", "api_gateway_keys", "api_admin_keys", "forwarded_allow_ips", mode="before"
+        "cors_origins",
+        "api_gateway_keys",
+        "api_admin_keys",
+        "forwarded_allow_ips",
+        "agent_confirm_tools",
+        mode="before",
     )
     @classmethod
     def _split_list(cls, value: object) -> object:
@@ -263,6 +272,23 @@ class Settings(BaseSettings):
     agent_max_context_messages: int = Field(
         default=20, ge=1, description="Maximum messages to keep in conversation context"
     )
+    agent_confirm_tools: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Tools that run only once the user approves the call (comma-separated "
+        "names, e.g. `get_stock_price`): the turn pauses with an `interrupt` event; none by "
+        "default",
+    )
+
+    @field_validator("agent_confirm_tools")
+    @classmethod
+    def _known_tools(cls, value: list[str]) -> list[str]:
+        unknown = [name for name in value if name not in TOOL_NAMES]
+        if unknown:
+            raise ValueError(
+                f"unknown tool {', '.join(unknown)} (the tools are: {', '.join(TOOL_NAMES)})"
+            )
+        return value
+
     openai_api_key: SecretStr | None = Field(
         default=None, description="OpenAI API key; without it the offline model answers"
     )
@@ -285,6 +311,10 @@ class Settings(BaseSettings):
         description="Stock quotes: Finnhub (needs FINNHUB_API_KEY, else offline) or offline",
     )
     finnhub_api_key: SecretStr | None = Field(default=None, description="Finnhub API key")
+    finnhub_base_url: str = Field(
+        default="https://finnhub.io/api/v1",
+        description="Finnhub's API root (a proxy or a test double may stand in)",
+    )
     tool_timeout_seconds: float = Field(
         default=8.0, gt=0, description="Timeout of one HTTP call made by a tool"
     )

@@ -11,6 +11,7 @@ import anyio
 from fastapi import APIRouter
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from src.api.approval_schemas import InterruptEvent
 from src.api.auth import PrincipalDep
 from src.api.deps import RunnerDep, SettingsDep
 from src.api.error_catalogue import status_of
@@ -27,8 +28,10 @@ from src.api.schemas import (
     ToolCallEvent,
     ToolCallRecord,
     ToolResultEvent,
+    Usage,
 )
 from src.api.turn_stream import Turn, TurnEvent, error_event
+from src.config.settings import Settings
 
 router = APIRouter(tags=["chat"])
 
@@ -40,7 +43,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     409: {
         "model": ErrorBody,
         "description": "`session_busy`: a turn of this session is running; `turn_conflict`: "
-        "the turn_id was used for another message",
+        "the turn_id was used for another message; `approval_pending`: the session's last "
+        "turn waits for the user's approval of a tool call (the message names it)",
     },
     413: {"model": ErrorBody, "description": "Body over `MAX_BODY_BYTES`"},
     415: {"model": ErrorBody, "description": "Body is not JSON"},
@@ -51,8 +55,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 STREAM_DOC = """Streams the turn as Server-Sent Events; every event has an `id:`, an `event:`
 name and a JSON `data:` line. Order: `session`, then `token`s, `tool_call`s and
-`tool_result`s as they happen, then exactly one of `done` (success) or `error` (the turn
-failed; the user's message is kept, and sending it again retries the turn). Comment lines
+`tool_result`s as they happen, then exactly one of `done` (success), `error` (the turn
+failed; the user's message is kept, and sending it again retries the turn) or `interrupt`
+(the turn paused for the user's approval of a tool call: answer it with
+`POST /sessions/{session_id}/turns/{turn_id}/resume`). Comment lines
 (`: ping`) keep the connection alive while the model or a tool is slow. A client that
 disconnects does not stop the turn: it completes and is stored.
 
@@ -68,7 +74,7 @@ def _sse_example() -> str:
     return "".join(
         f"id: {i}\nevent: {name}\ndata: {json.dumps(example)}\n\n"
         for i, (name, example) in enumerate(EVENT_EXAMPLES.items(), 1)
-        if name != "error"
+        if name not in {"error", "interrupt"}
     )
 
 
@@ -121,6 +127,11 @@ async def chat(
     """Send a message and stream the answer as it is generated."""
     await runner.directory.claim(body.session_id, principal)
     turn = await runner.start(body.session_id, body.message, body.turn_id)
+    return stream_turn(turn, settings)
+
+
+def stream_turn(turn: Turn, settings: Settings) -> EventSourceResponse:
+    """The SSE response of a started turn."""
     shutdown, grace = anyio.Event(), settings.shutdown_grace_seconds
     return EventSourceResponse(
         _events(turn, shutdown, grace),
@@ -153,6 +164,17 @@ async def chat_complete(
             calls[payload.id].result = payload.result
         elif isinstance(payload, ErrorEvent):
             raise ApiError(status_of(payload.code), payload.code, payload.message)
+        elif isinstance(payload, InterruptEvent):
+            result = ChatResponse(
+                session_id=turn.session_id,
+                run_id=turn.run_id,
+                turn_id=turn.plan.turn_id,
+                message_id=None,
+                response=turn.answer,
+                tool_calls=list(calls.values()),
+                usage=Usage(),
+                interrupt=payload,
+            )
         elif isinstance(payload, DoneEvent):
             result = ChatResponse(
                 session_id=turn.session_id,

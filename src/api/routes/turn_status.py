@@ -12,6 +12,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Path, Query
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from src.api.approval_schemas import InterruptEvent
 from src.api.deps import EventLogDep, LeasesDep, OwnedSessionDep, SettingsDep
 from src.api.errors import ApiError
 from src.api.event_schema import event_stream_schema
@@ -58,6 +59,9 @@ def _status(
     elif last.event == "error":
         status.status = "error"
         status.error = TurnError(**last.data)
+    elif last.event == "interrupt":
+        status.status = "needs_approval"
+        status.interrupt = InterruptEvent(**last.data)
     elif not running:
         status.status = "interrupted"
     return status
@@ -68,8 +72,9 @@ async def get_turn(
     session_id: OwnedSessionDep, turn_id: TurnId, log: EventLogDep, leases: LeasesDep
 ) -> TurnStatus:
     """How the turn stands: `running`, `done` (with its answer and usage), `error` (with its
-    code), or `interrupted` (its worker stopped; send the same message with this turn_id
-    to resume it)."""
+    code), `interrupted` (its worker stopped; send the same message with this turn_id
+    to resume it), or `needs_approval` (it paused for the user's approval of a tool call,
+    `interrupt`; answer with `POST .../resume`)."""
     events = await log.events_after(session_id, turn_id, 0)
     if not events:
         raise _unknown(turn_id)

@@ -30,6 +30,9 @@ const HUMAN = {
   storage_unavailable: "Vera cannot reach its conversation store right now. Try again shortly.",
   shutting_down: "The server is restarting. Retry in a moment to get this answer.",
   turn_limit: "This question needed more steps than Vera allows in one answer; ask for less at once.",
+  approval_pending:
+    "Vera is waiting for your approval of a tool call in this conversation; approve or deny it first.",
+  nothing_to_resume: "That question was already answered.",
   lease_lost: "Another answer took over this conversation. Reload it to see where it stands.",
   internal: "Something went wrong on the server.",
   unauthorized: "Vera needs a valid API key to answer. Retry and enter the key.",

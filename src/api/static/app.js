@@ -1,5 +1,6 @@
 // Vera's chat page: conversation view, sessions sidebar, errors with retry, API key prompt.
 import { ApiError, createApi, errorOf, humanError } from "./api.js";
+import { showApproval } from "./approval.js";
 import { renderMarkdown } from "./markdown.js";
 import { readEvents } from "./sse.js";
 
@@ -33,6 +34,8 @@ const RECONNECT_DELAYS = [500, 1000, 2000, 4000, 8000];
 const state = {
   sessionId: null,
   running: null, // the turn being streamed
+  waiting: null, // the turn paused for the person's approval of a tool call
+  lastView: null, // the last answer shown
   cursor: null,
   serverList: true, // GET /sessions exists
   sessions: new Map(), // session_id -> row shown in the sidebar
@@ -169,6 +172,7 @@ class AnswerView {
     this.article.append(this.parts);
     ui.log.append(this.article);
     this.clear();
+    state.lastView = this;
   }
 
   clear() {
@@ -242,8 +246,9 @@ class AnswerView {
 
   setToolResult({ id, tool, status, result }) {
     const card = this.cards.get(id) ?? this.addTool({ id, tool, args: {} });
-    card.dataset.status = status === "error" ? "error" : "ok";
-    card.querySelector(".tool-status").textContent = status === "error" ? "failed" : "done";
+    card.dataset.status = status === "error" || status === "declined" ? status : "ok";
+    card.querySelector(".tool-status").textContent =
+      status === "error" ? "failed" : status === "declined" ? "declined" : "done";
     card.querySelector(".tool-preview").textContent = brief(result);
     card.querySelector(".tool-result").textContent =
       typeof result === "string" ? result : JSON.stringify(result, null, 2);
@@ -255,6 +260,15 @@ class AnswerView {
     this.dropTyping();
     this.streaming(false);
     this.article.dataset.state = "done";
+  }
+
+  // The turn paused: show its question; `onAnswer(approved)` resumes it.
+  ask(interrupt, onAnswer) {
+    this.dropTyping();
+    this.streaming(false);
+    this.article.dataset.state = "waiting";
+    showApproval(this.article, interrupt, this.cards, onAnswer);
+    contentGrew();
   }
 
   fail(error, retry) {
@@ -287,6 +301,8 @@ class AnswerView {
 }
 
 function clearConversation() {
+  state.waiting = null;
+  state.lastView = null;
   for (const child of [...ui.log.children]) if (child !== ui.empty) child.remove();
   ui.empty.hidden = false;
   ui.download.hidden = true;
@@ -324,7 +340,7 @@ function renderHistory(messages) {
       answer.setToolResult({
         id: m.tool_call_id,
         tool: m.name,
-        status: status === "error" ? "error" : "ok",
+        status: m.data?.artifact?.declined ? "declined" : status === "error" ? "error" : "ok",
         result: parseResult(m.content),
       });
     }
@@ -339,8 +355,8 @@ function setBusy(busy) {
   ui.form.setAttribute("aria-busy", busy ? "true" : "false");
 }
 
-// Read a turn's event stream into its view. Returns "done", "error" or "cut" (the stream
-// ended or broke before a terminal event).
+// Read a turn's event stream into its view. Returns "done", "error", "interrupt" (it waits
+// for the person's approval) or "cut" (the stream ended or broke before a terminal event).
 async function consume(response, turn) {
   let outcome = "cut";
   try {
@@ -363,7 +379,10 @@ async function consume(response, turn) {
       } else if (event.type === "token") view.appendText(data.content);
       else if (event.type === "tool_call") view.addTool(data);
       else if (event.type === "tool_result") view.setToolResult(data);
-      else if (event.type === "done") {
+      else if (event.type === "interrupt") {
+        outcome = "interrupt";
+        waitForApproval(turn, data);
+      } else if (event.type === "done") {
         outcome = "done";
         view.finish();
       } else if (event.type === "error") {
@@ -383,13 +402,84 @@ function retry(turn) {
   send(turn.message, turn);
 }
 
+function outcomeNote(turn) {
+  const notes = { error: "Vera could not answer.", waiting: "Vera needs your approval to go on." };
+  return notes[turn.view.article.dataset.state] ?? "";
+}
+
+function waitForApproval(turn, interrupt) {
+  state.waiting = turn;
+  turn.view.ask(interrupt, (approved) => answerApproval(turn, approved));
+}
+
+// Approve or deny what a paused turn asks (POST .../resume) and stream the rest of it.
+async function answerApproval(turn, approved) {
+  if (state.running) return;
+  state.waiting = null;
+  state.running = turn;
+  turn.fresh = false; // the answer goes on in the same view
+  turn.view.streaming(true);
+  setBusy(true);
+  say(approved ? "Approved. Vera is going on…" : "Denied. Vera is going on without it…");
+  const path = `/sessions/${turn.sessionId}/turns/${encodeURIComponent(turn.turnId)}/resume`;
+  try {
+    let response;
+    try {
+      response = await api.request(path, { method: "POST", json: { approved } });
+    } catch (error) {
+      if (error instanceof ApiError) {
+        turn.view.fail(error, () => retry(turn));
+        return;
+      }
+      await resume(turn); // the request may have reached the server
+      return;
+    }
+    if (!response.ok) {
+      turn.view.fail(await errorOf(response), () => retry(turn));
+      return;
+    }
+    if ((await consume(response, turn)) === "cut") await resume(turn);
+  } finally {
+    state.running = null;
+    setBusy(false);
+    say(outcomeNote(turn));
+    refreshSessions();
+  }
+}
+
+// The conversation's last turn waits for an approval (say, opened again later): the message
+// goes back to the box, and that turn's question is shown under its answer.
+async function askPending(turn, error) {
+  const pendingId = error.details?.[0]?.turn_id;
+  if (!pendingId) return false;
+  let status;
+  try {
+    status = await api.getJson(`/sessions/${turn.sessionId}/turns/${encodeURIComponent(pendingId)}`);
+  } catch {
+    return false;
+  }
+  if (status.status !== "needs_approval") return false;
+  turn.view.article.remove();
+  turn.asked.remove();
+  ui.input.value = turn.message;
+  const bubbles = ui.log.querySelectorAll(".msg.user .bubble");
+  const message = bubbles.length ? bubbles[bubbles.length - 1].textContent : "";
+  const view = turn.before?.article.isConnected ? turn.before : new AnswerView();
+  const paused = { turnId: pendingId, sessionId: turn.sessionId, message, view };
+  turn.view = view;
+  waitForApproval(paused, status.interrupt);
+  return true;
+}
+
 async function send(message, previous = null) {
   if (state.running) return;
+
   const sessionId = state.sessionId;
   let turn = previous;
   if (!turn) {
-    addUser(message);
-    turn = { turnId: newId(), message, sessionId, view: new AnswerView() };
+    const asked = addUser(message);
+    const before = state.lastView; // the answer a pending approval belongs to
+    turn = { turnId: newId(), message, sessionId, asked, before, view: new AnswerView() };
   }
   turn.fresh = true;
   turn.lastEventId = null;
@@ -415,7 +505,9 @@ async function send(message, previous = null) {
       return;
     }
     if (!response.ok) {
-      turn.view.fail(await errorOf(response), () => retry(turn));
+      const error = await errorOf(response);
+      if (error.code === "approval_pending" && turn.asked && (await askPending(turn, error))) return;
+      turn.view.fail(error, () => retry(turn));
       return;
     }
     const outcome = await consume(response, turn);
@@ -424,7 +516,7 @@ async function send(message, previous = null) {
   } finally {
     state.running = null;
     setBusy(false);
-    say(turn.view.article.dataset.state === "error" ? "Vera could not answer." : "");
+    say(outcomeNote(turn));
     refreshSessions();
   }
 }
@@ -448,7 +540,7 @@ async function resume(turn) {
     if (!response.ok) continue;
     turn.fresh = false;
     const outcome = await consume(response, turn);
-    if (outcome === "done" || outcome === "error") {
+    if (outcome === "done" || outcome === "error" || outcome === "interrupt") {
       say("");
       return;
     }
@@ -461,6 +553,10 @@ async function resume(turn) {
       }
       if (status.status === "error") {
         turn.view.fail(new ApiError(status.error.code, status.error.message), () => retry(turn));
+        return;
+      }
+      if (status.status === "needs_approval") {
+        waitForApproval(turn, status.interrupt);
         return;
       }
       if (status.status === "interrupted") {
@@ -482,6 +578,10 @@ ui.form.addEventListener("submit", (event) => {
   event.preventDefault();
   const message = ui.input.value.trim();
   if (!message || state.running) return;
+  if (state.waiting) {
+    say("Approve or deny the tool call above first."); // the message stays in the box
+    return;
+  }
   ui.input.value = "";
   scrollToEnd();
   send(message);
