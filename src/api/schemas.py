@@ -67,6 +67,7 @@ ErrorCode = Literal[
     "llm_rejected",
     "turn_limit",
     "storage_unavailable",
+    "overloaded",
     "internal",
 ]
 

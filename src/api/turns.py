@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 from langchain_core.messages import AIMessage, HumanMessage
@@ -54,9 +54,16 @@ class TurnRunner:
         self.directory = directory
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self, session_id: uuid.UUID, message: str, turn_id: str | None = None) -> Turn:
+    async def start(
+        self,
+        session_id: uuid.UUID,
+        message: str,
+        turn_id: str | None = None,
+        on_end: Callable[[], None] | None = None,
+    ) -> Turn:
         """Take the session's lease, decide what the request means (`plan_turn`), and run
-        the turn in the background.
+        the turn in the background; `on_end` is called once that ends (not when this
+        raises).
 
         Raises `SessionBusyError`, `TurnConflictError` or `StorageUnavailableError` before
         anything is stored.
@@ -85,6 +92,8 @@ class TurnRunner:
         task = asyncio.create_task(self._run(turn, message), name=f"turn-{run_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if on_end is not None:
+            task.add_done_callback(lambda _: on_end())
         return turn
 
     async def drain(self, grace_seconds: float) -> None:

@@ -11,8 +11,9 @@ import anyio
 from fastapi import APIRouter
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from src.api.auth import PrincipalDep
-from src.api.deps import RunnerDep, SettingsDep
+from src.api.admission import TurnAdmission
+from src.api.auth import Principal, PrincipalDep
+from src.api.deps import AdmissionDep, RunnerDep, SettingsDep
 from src.api.error_catalogue import status_of
 from src.api.errors import ApiError
 from src.api.event_schema import event_stream_schema
@@ -29,6 +30,7 @@ from src.api.schemas import (
     ToolResultEvent,
 )
 from src.api.turn_stream import Turn, TurnEvent, error_event
+from src.api.turns import TurnRunner
 
 router = APIRouter(tags=["chat"])
 
@@ -46,7 +48,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     415: {"model": ErrorBody, "description": "Body is not JSON"},
     422: {"model": ErrorBody, "description": "`invalid_request`: the fields that are wrong"},
     429: {"model": ErrorBody, "description": "`rate_limited`, with `Retry-After`"},
-    503: {"model": ErrorBody, "description": "`storage_unavailable` or `llm_unavailable`"},
+    503: {
+        "model": ErrorBody,
+        "description": "`storage_unavailable`, `llm_unavailable`, or `overloaded` (with "
+        "`Retry-After`: the worker is at capacity, the database is up)",
+    },
 }
 
 STREAM_DOC = """Streams the turn as Server-Sent Events; every event has an `id:`, an `event:`
@@ -62,6 +68,20 @@ down) are answered as plain HTTP errors with a JSON body, not as a stream.
 Events: """ + ", ".join(
     f"`{name}` `{json.dumps(example)}`" for name, example in EVENT_EXAMPLES.items()
 )
+
+
+async def _start(
+    body: ChatRequest, principal: Principal, runner: TurnRunner, admission: TurnAdmission
+) -> Turn:
+    """Admit the turn (`OverloadedError` when the worker stays at capacity), then claim the
+    session and start the turn; its place is given back when the turn ends."""
+    ticket = await admission.admit()
+    try:
+        await runner.directory.claim(body.session_id, principal)
+        return await runner.start(body.session_id, body.message, body.turn_id, ticket.release)
+    except BaseException:
+        ticket.release()
+        raise
 
 
 def _sse_example() -> str:
@@ -116,11 +136,14 @@ async def _end_at_shutdown(turn: Turn, shutdown: anyio.Event, grace_seconds: flo
     },
 )
 async def chat(
-    body: ChatRequest, principal: PrincipalDep, runner: RunnerDep, settings: SettingsDep
+    body: ChatRequest,
+    principal: PrincipalDep,
+    runner: RunnerDep,
+    admission: AdmissionDep,
+    settings: SettingsDep,
 ) -> EventSourceResponse:
     """Send a message and stream the answer as it is generated."""
-    await runner.directory.claim(body.session_id, principal)
-    turn = await runner.start(body.session_id, body.message, body.turn_id)
+    turn = await _start(body, principal, runner, admission)
     shutdown, grace = anyio.Event(), settings.shutdown_grace_seconds
     return EventSourceResponse(
         _events(turn, shutdown, grace),
@@ -137,11 +160,10 @@ async def chat(
     responses={**ERRORS, **{status: {"model": ErrorBody} for status in (500, 502, 504)}},
 )
 async def chat_complete(
-    body: ChatRequest, principal: PrincipalDep, runner: RunnerDep
+    body: ChatRequest, principal: PrincipalDep, runner: RunnerDep, admission: AdmissionDep
 ) -> ChatResponse:
     """Send a message and get the whole answer at once (same turn as `/chat`)."""
-    await runner.directory.claim(body.session_id, principal)
-    turn = await runner.start(body.session_id, body.message, body.turn_id)
+    turn = await _start(body, principal, runner, admission)
     calls: dict[str, ToolCallRecord] = {}
     result: ChatResponse | None = None
     async for event in turn.events():
