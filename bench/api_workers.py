@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -25,6 +26,7 @@ from pathlib import Path
 
 import asyncpg
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.savers import fresh_database
 from tests.fake_openai import KEY, MODEL
@@ -53,6 +55,8 @@ class WorkersLoad:
     problems: list[str] = field(default_factory=list)  # of the consistency check
     elapsed_s: float = 0.0
     server_cpu_s: float = 0.0  # of the workers (and their supervisor) during the load
+    pool_in_use: float = 0.0  # the most pooled connections lent out at once (all workers)
+    pool_waiting: float = 0.0  # the most callers waiting for one at once
     model_cpu_s: float = 0.0  # of the fake model's process
 
     def percentile(self, q: float) -> float:
@@ -169,7 +173,9 @@ async def workers_load(
                             await _turn(client, sid, f"user {n}, turn {t}: hello", run)
                             t += 1
 
+                    watcher = asyncio.create_task(_watch_pool(client, run))
                     await asyncio.gather(*(session(n, sid) for n, sid in enumerate(sids)))
+                    watcher.cancel()
                     run.elapsed_s = time.perf_counter() - start
                     run.server_cpu_s = cpu_seconds(server.pid) - cpu[0]
                     run.model_cpu_s = cpu_seconds(model.pid) - cpu[1]
@@ -202,6 +208,20 @@ def _check(run: WorkersLoad, record: dict) -> list[str]:
     if record["forks"]:
         problems.append(f"{record['forks']} checkpoints with two children (forks)")
     return problems
+
+
+async def _watch_pool(client: httpx.AsyncClient, run: WorkersLoad) -> None:
+    """Keep the highest pool gauges of the workers' scrapes (each refreshes every 2 s)."""
+    while True:
+        await asyncio.sleep(1.0)
+        with contextlib.suppress(httpx.HTTPError):
+            scrape = (await client.get("/metrics")).text
+            for family in text_string_to_metric_families(scrape):
+                for sample in family.samples:
+                    if sample.name == "vera_db_pool_in_use":
+                        run.pool_in_use = max(run.pool_in_use, sample.value)
+                    elif sample.name == "vera_db_pool_waiting":
+                        run.pool_waiting = max(run.pool_waiting, sample.value)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -242,6 +262,10 @@ def workers_table(runs: list[WorkersLoad]) -> tuple[tuple[str, ...], list[tuple[
         ("turns/s", lambda r: f"{r.turns / r.elapsed_s:.1f}" if r.elapsed_s else "n/a"),
         ("server CPU per turn (all workers)", lambda r: _per_turn(r.server_cpu_s, r)),
         ("fake model CPU per turn", lambda r: _per_turn(r.model_cpu_s, r)),
+        (
+            "pooled connections lent out / callers waiting, most at once",
+            lambda r: f"{r.pool_in_use:.0f} / {r.pool_waiting:.0f}",
+        ),
         ("errors, by code", lambda r: _errors(r)),
         ("503 overloaded, sent again", lambda r: f"{r.overloaded}"),
         ("turn latency p50 (first send to done)", lambda r: seconds(r.percentile(0.5))),
