@@ -11,7 +11,7 @@ UV := $(CURDIR)/.tools/bin/uv
 PATH_UV := $(shell command -v uv 2>/dev/null)
 
 .PHONY: help run test test-unit test-memory test-api test-deployment lint format dev bench \
-	bench-quick sync sync-runtime
+	bench-load bench-quick sync sync-runtime
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -68,6 +68,9 @@ dev: sync ## LangGraph Studio backend on 127.0.0.1:2024 (another port: make dev 
 
 bench: sync ## full benchmark: ours vs the official saver (writes docs/benchmarks.md)
 	$(UV) run --frozen python -m bench
+
+bench-load: sync ## the API as deployed (2 workers, fake model), 200 sessions for 60 s
+	$(UV) run --frozen python -m bench.api_workers
 
 bench-quick: sync ## small benchmark run, as CI does
 	$(UV) run --frozen python -m bench --quick

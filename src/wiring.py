@@ -36,6 +36,7 @@ def memory_options(settings: Settings) -> dict[str, Any]:
         "max_size": settings.postgres_memory_pool_max,
         "statement_cache": settings.postgres_memory_statement_cache,
         "connect_timeout": settings.postgres_memory_connect_timeout,
+        "pool_wait": settings.postgres_memory_pool_wait,
         "cache_max_bytes": settings.postgres_memory_cache_max_bytes,
         "embedded_dir": (
             settings.postgres_memory_embedded_dir if settings.postgres_memory_embedded else None

@@ -233,3 +233,31 @@ OFFLINE = load_settings(weather_provider="offline", stock_provider="offline", op
 async def ask(graph, thread: str, text: str) -> list:
     result = await graph.ainvoke({"messages": [HumanMessage(text)]}, cfg(thread))
     return result["messages"]
+
+
+async def stored_record(conn: asyncpg.Connection, session_ids: list[str]) -> dict[str, Any]:
+    """What a run left of these sessions, to check that nothing was lost or doubled: each
+    session's user messages in its transcript (in order) and its assistant answers, and
+    the checkpoints that have more than one child (a forked chain)."""
+    ids = [uuid.UUID(s) for s in session_ids]
+    rows = await conn.fetch(
+        "SELECT c.session_id, e->>'role' AS role, e->>'content' AS content "
+        "FROM conversations AS c, jsonb_array_elements(c.messages) WITH ORDINALITY AS m(e, n) "
+        "WHERE c.session_id = ANY($1::uuid[]) ORDER BY c.session_id, m.n",
+        ids,
+    )
+    forks = await conn.fetchval(
+        "SELECT count(*) FROM (SELECT 1 FROM checkpoints WHERE session_id = ANY($1::uuid[]) "
+        "AND checkpoint_ns = '' AND parent_checkpoint_id IS NOT NULL "
+        "GROUP BY session_id, parent_checkpoint_id HAVING count(*) > 1) AS forked",
+        ids,
+    )
+    users: dict[str, list[str]] = {s: [] for s in session_ids}
+    answers: dict[str, int] = dict.fromkeys(session_ids, 0)
+    for row in rows:
+        sid = str(row["session_id"])
+        if row["role"] == "user":
+            users[sid].append(row["content"])
+        elif row["role"] == "assistant" and row["content"]:
+            answers[sid] += 1
+    return {"users": users, "answers": answers, "forks": int(forks)}

@@ -18,6 +18,7 @@ from src.agent.graph import build_graph
 from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
 from src.agent.model import build_chat_model, model_label
 from src.api import metrics, tracing
+from src.api.admission import TurnAdmission
 from src.api.auth import AuthMiddleware
 from src.api.errors import SafeJSONResponse, install_error_handlers
 from src.api.middleware import (
@@ -81,6 +82,7 @@ def create_app(
         await events.start()
         leases = TurnLeases(store, settings.session_lease_seconds)
         app.state.runner = TurnRunner(graph, leases, events, SessionDirectory(store))
+        app.state.admission = TurnAdmission.from_settings(settings)
         app.state.eraser = SessionEraser(store, checkpointer, settings.session_lease_seconds)
         app.state.sweeper = sweeper = SessionSweeper(
             store, app.state.eraser, app.state.ttl_policy, settings.session_lease_seconds

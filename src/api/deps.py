@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
+from src.api.admission import TurnAdmission
 from src.api.auth import PrincipalDep
 from src.api.session_directory import SessionDirectory
 from src.api.session_erase import SessionEraser
@@ -33,6 +34,10 @@ async def get_runner(request: Request) -> TurnRunner:
     return request.app.state.runner
 
 
+async def get_admission(request: Request) -> TurnAdmission:
+    return request.app.state.admission
+
+
 async def get_event_log(request: Request) -> TurnEventLog:
     return request.app.state.runner.events
 
@@ -44,6 +49,7 @@ async def get_leases(request: Request) -> TurnLeases:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[PostgresMemoryStore, Depends(get_store)]
 RunnerDep = Annotated[TurnRunner, Depends(get_runner)]
+AdmissionDep = Annotated[TurnAdmission, Depends(get_admission)]
 LeasesDep = Annotated[TurnLeases, Depends(get_leases)]
 EventLogDep = Annotated[TurnEventLog, Depends(get_event_log)]
 

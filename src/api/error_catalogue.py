@@ -88,6 +88,11 @@ CATALOGUE: dict[ErrorCode, ErrorKind] = {
     "storage_unavailable": ErrorKind(
         503, "The conversation store is unavailable. Try again shortly."
     ),
+    "overloaded": ErrorKind(
+        503,
+        "The service is at capacity right now (the database is up). Send the message "
+        "again after Retry-After seconds, best with the same turn_id.",
+    ),
     "internal": ErrorKind(500, "An internal error occurred."),
 }
 

@@ -12,7 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from src.agent.memory.store import StorageUnavailableError
+from src.agent.memory.store import PoolExhaustedError, StorageUnavailableError
+from src.api.admission import OverloadedError
 from src.api.error_catalogue import CATALOGUE, message_of, status_of
 from src.api.schemas import ErrorBody, ErrorCode
 from src.api.turn_identity import ApprovalPendingError, TurnConflictError
@@ -133,6 +134,14 @@ async def _on_storage_down(request: Request, exc: Exception) -> JSONResponse:
     return _known("storage_unavailable", headers={"Retry-After": "5"})
 
 
+# Seconds an `overloaded` answer asks to wait: running turns end within a few.
+OVERLOADED_RETRY_AFTER = "2"
+
+
+async def _on_overloaded(request: Request, exc: Exception) -> JSONResponse:
+    return _known("overloaded", headers={"Retry-After": OVERLOADED_RETRY_AFTER})
+
+
 async def _on_session_busy(request: Request, exc: Exception) -> JSONResponse:
     return _known("session_busy")
 
@@ -173,6 +182,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, _on_api_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(StorageUnavailableError, _on_storage_down)
+    app.add_exception_handler(PoolExhaustedError, _on_overloaded)  # a subclass: its own answer
+    app.add_exception_handler(OverloadedError, _on_overloaded)
     app.add_exception_handler(SessionBusyError, _on_session_busy)
     app.add_exception_handler(TurnConflictError, _on_turn_conflict)
     app.add_exception_handler(ApprovalPendingError, _on_approval_pending)

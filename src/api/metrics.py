@@ -34,7 +34,11 @@ from prometheus_client import (
     start_http_server,
 )
 
-from src.agent.memory.store import PostgresMemoryStore, StorageUnavailableError
+from src.agent.memory.store import (
+    PoolExhaustedError,
+    PostgresMemoryStore,
+    StorageUnavailableError,
+)
 from src.config.settings import Settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # see src/api/workers.py
@@ -69,6 +73,13 @@ RESUMES = Counter(
     "vera_resumes",
     "Paused turns resumed with the user's answer, by decision (approved, declined, partial)",
     ["decision"],
+)
+OVERLOADED = Counter(
+    "vera_overloaded",
+    "Turns and requests answered `overloaded`, by where (admission: no turn place within "
+    "TURN_QUEUE_SECONDS; request: no free pooled connection within POSTGRES_MEMORY_POOL_WAIT; "
+    "turn: a running turn's write found none)",
+    ["where"],
 )
 SESSION_BUSY = Counter("vera_session_busy", "Turns refused because the session had one running")
 LEASE_TAKEOVERS = Counter(
@@ -121,6 +132,12 @@ def turn_finished(outcome: str, seconds: float) -> None:
     TURN_SECONDS.observe(seconds)
     if outcome == "storage_unavailable":
         STORAGE_ERRORS.labels(where="turn").inc()
+    elif outcome == "overloaded":
+        OVERLOADED.labels(where="turn").inc()
+
+
+def overloaded(where: str) -> None:
+    OVERLOADED.labels(where=where).inc()
 
 
 def first_token(seconds: float) -> None:
@@ -267,15 +284,21 @@ async def metrics(request: Request) -> Response:
 
 def install(app: FastAPI) -> None:
     """Add `/metrics` and count the requests the error handlers answer as storage errors
-    (call after `install_error_handlers`)."""
+    or as out of pooled connections (call after `install_error_handlers`)."""
     app.include_router(router)
-    handler = app.exception_handlers.get(StorageUnavailableError)
-    if handler is not None:
-        original = handler
+    for kind, count in (
+        (StorageUnavailableError, STORAGE_ERRORS.labels(where="request").inc),
+        (PoolExhaustedError, OVERLOADED.labels(where="request").inc),
+    ):
+        handler = app.exception_handlers.get(kind)
+        if handler is not None:
+            app.exception_handlers[kind] = _counted(handler, count)
 
-        async def counted(request: Request, exc: Exception) -> Any:
-            STORAGE_ERRORS.labels(where="request").inc()
-            result = original(request, exc)
-            return await result if isinstance(result, Awaitable) else result
 
-        app.exception_handlers[StorageUnavailableError] = counted
+def _counted(handler: Callable[..., Any], count: Callable[[], None]) -> Callable[..., Any]:
+    async def counted(request: Request, exc: Exception) -> Any:
+        count()
+        result = handler(request, exc)
+        return await result if isinstance(result, Awaitable) else result
+
+    return counted

@@ -71,6 +71,7 @@ ErrorCode = Literal[
     "llm_rejected",
     "turn_limit",
     "storage_unavailable",
+    "overloaded",
     "internal",
 ]
 

@@ -13,7 +13,7 @@ from src.agent.errors import (
     TurnLimitError,
 )
 from src.agent.memory.fencing import LeaseLostError
-from src.agent.memory.store import StorageUnavailableError
+from src.agent.memory.store import PoolExhaustedError, StorageUnavailableError
 from src.api.schemas import ErrorCode
 
 
@@ -31,6 +31,8 @@ def error_code(exc: BaseException) -> ErrorCode:
         return "llm_rejected"
     if isinstance(exc, TurnLimitError | GraphRecursionError):
         return "turn_limit"
+    if isinstance(exc, PoolExhaustedError):  # before its base class: load, not an outage
+        return "overloaded"
     if isinstance(exc, StorageUnavailableError):
         return "storage_unavailable"
     if isinstance(exc, LeaseLostError):

@@ -4,7 +4,10 @@ any worker (the stream of a running turn is followed live through LISTEN/NOTIFY)
 
 Event ids are `<turn_id>:<seq>`; a resumed turn numbers on after its earlier attempts, so a
 turn's events are one sequence across attempts. Writing is best effort and never slows a
-turn: events are batched (tokens arrive many per second) and a failed write is logged.
+turn: events are batched (tokens arrive many per second) and a failed write is logged. The
+batch holding a turn's last event (`done`, `error`) is the exception: its write is retried
+(bounded backoff, while the turn still holds its lease), as it is what the turn's status
+and a resumed stream end with.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
 from src.agent.memory.jsonb import dumps_jsonb, loads_jsonb
 from src.agent.memory.store import CONNECTION_ERRORS, PostgresMemoryStore, StorageUnavailableError
@@ -50,8 +54,10 @@ class TurnEventLog:
         ttl_seconds: float = 3600.0,
         batch_seconds: float = 0.05,
         probe_seconds: float = 2.0,
+        terminal_retry_seconds: float = 10.0,
     ) -> None:
         self.store = store
+        self.terminal_retry_seconds = terminal_retry_seconds
         self.ttl_seconds = ttl_seconds
         self.batch_seconds = batch_seconds
         self.probe_seconds = probe_seconds
@@ -70,16 +76,25 @@ class TurnEventLog:
     async def write(
         self, session_id: uuid.UUID, turn_id: str, events: list[tuple[int, str, dict[str, Any]]]
     ) -> None:
-        """Store a batch (best effort: a failure is logged, the turn goes on)."""
+        """Store a batch (best effort: a failure is logged, the turn goes on); a batch that
+        ends the turn is retried for up to `terminal_retry_seconds` first (the insert skips
+        the events a cut-short attempt stored)."""
         seqs = [seq for seq, _, _ in events]
         names = [name for _, name, _ in events]
         payloads = [dumps_jsonb(data) for _, _, data in events]  # NUL and lone surrogates too
-        try:
+
+        async def insert() -> None:
             await self.store.run(
                 lambda conn: conn.execute(
                     sql.INSERT_EVENTS, session_id, turn_id, seqs, names, payloads, CHANNEL
                 )
             )
+
+        try:
+            if names[-1] in TERMINAL:
+                await self._durably(insert)
+            else:
+                await insert()
         except (StorageUnavailableError, asyncpg.PostgresError) as exc:
             logger.warning(
                 "events %s-%s of turn %s not stored (%s)",
@@ -89,6 +104,18 @@ class TurnEventLog:
                 type(exc).__name__,
             )
         await self._prune()
+
+    async def _durably(self, insert: Callable[[], Awaitable[None]]) -> None:
+        """`insert`, retried with backoff while the database is unavailable or out of pooled
+        connections, for up to `terminal_retry_seconds`."""
+        async for attempt in AsyncRetrying(
+            retry=retry_if_exception_type(StorageUnavailableError),
+            stop=stop_after_delay(self.terminal_retry_seconds),
+            wait=wait_exponential(multiplier=0.05, max=1.0),
+            reraise=True,
+        ):
+            with attempt:
+                await insert()
 
     async def _prune(self) -> None:
         now = time.monotonic()

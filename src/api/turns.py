@@ -13,7 +13,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 from langchain_core.messages import AIMessage, HumanMessage
@@ -62,10 +62,11 @@ class TurnRunner:
         message: str,
         turn_id: str | None = None,
         answer: ResumeRequest | None = None,
+        on_end: Callable[[], None] | None = None,
     ) -> Turn:
         """Take the session's lease, decide what the request means (`plan_turn`, or
         `plan_resume` for the `answer` to an approval of turn `turn_id`), and run the turn
-        in the background.
+        in the background; `on_end` is called once that ends (not when this raises).
 
         Raises `SessionBusyError`, `TurnConflictError`, `ApprovalPendingError`, `ApiError`
         (nothing to resume) or `StorageUnavailableError` before anything is stored.
@@ -97,6 +98,8 @@ class TurnRunner:
         task = asyncio.create_task(self._run(turn, message), name=f"turn-{run_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        if on_end is not None:
+            task.add_done_callback(lambda _: on_end())
         return turn
 
     async def drain(self, grace_seconds: float) -> None:

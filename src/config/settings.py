@@ -143,6 +143,18 @@ class Settings(BaseSettings):
         description="Also serve /metrics on this port of API_HOST, without authentication "
         "(for a scraper on a private network); empty: only GET /metrics behind the API key",
     )
+    max_concurrent_turns: int = Field(
+        default=0,
+        ge=0,
+        description="Turns one worker process runs at once; more wait (TURN_QUEUE_SECONDS), "
+        "then 503 overloaded. 0: 5 per connection of POSTGRES_MEMORY_POOL_MAX",
+    )
+    turn_queue_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a turn over MAX_CONCURRENT_TURNS waits for a running one to "
+        "end; then 503 overloaded with Retry-After",
+    )
     api_workers: int = Field(
         default=1,
         ge=1,
@@ -211,6 +223,12 @@ class Settings(BaseSettings):
     )
     postgres_memory_connect_timeout: float = Field(
         default=5.0, gt=0, description="Seconds to wait for a PostgreSQL connection"
+    )
+    postgres_memory_pool_wait: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a request or turn waits for a free pooled connection while "
+        "all are lent out; then 503 overloaded (the database is up, this worker is busy)",
     )
     postgres_memory_cache_max_bytes: int = Field(
         default=64 * 2**20,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, urlsplit
@@ -17,40 +18,24 @@ from src.agent.memory.embedded import EmbeddedPostgres, start_embedded
 from src.agent.memory.jsonb import loads_jsonb
 from src.agent.memory.migrations import MigrationSet
 from src.agent.memory.schema import upgrade_schema
+from src.agent.memory.storage_errors import (
+    CONNECTION_ERRORS,
+    REFUSAL_ERRORS,
+    PoolExhaustedError,
+    StorageUnavailableError,
+    unavailable,
+)
+
+__all__ = [
+    "CONNECTION_ERRORS",
+    "REFUSAL_ERRORS",
+    "PoolExhaustedError",
+    "PostgresMemoryStore",
+    "StorageUnavailableError",
+]
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-
-# Errors that mean "the server is not there", as opposed to a bad query or bad data.
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.exceptions.PostgresConnectionError,
-    asyncpg.exceptions.CannotConnectNowError,
-    asyncpg.exceptions.AdminShutdownError,
-    asyncpg.exceptions.CrashShutdownError,
-    asyncpg.exceptions.TooManyConnectionsError,
-    asyncpg.exceptions.ConnectionDoesNotExistError,
-    asyncpg.exceptions.InterfaceError,
-    # A reply cut short by a server going away can leave the protocol mid-message.
-    asyncpg.exceptions.InternalClientError,
-)
-
-
-# Errors of a server that answers but will not let us in (wrong password, unknown role or
-# database): no embedded fallback for those, the configuration needs fixing.
-REFUSAL_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
-    asyncpg.exceptions.InvalidCatalogNameError,
-)
-
-
-class StorageUnavailableError(ConnectionError):
-    """The memory database cannot be reached (down, restarting, or out of connections)."""
-
-
-def _unavailable(exc: BaseException) -> StorageUnavailableError:
-    return StorageUnavailableError(f"memory database unavailable ({type(exc).__name__})")
 
 
 async def _skip_session_reset(conn: asyncpg.Connection) -> None:
@@ -82,6 +67,13 @@ class PostgresMemoryStore:
     own, each numbered on its own and recorded in its own ledger). `close()` undoes both.
     `from_pool()` wraps a pool someone else owns: `close()` then leaves it open.
 
+    A caller waits for a free connection of the pool up to `pool_wait` seconds
+    (`PoolExhaustedError` after), and for a new one to open up to `connect_timeout`
+    (`StorageUnavailableError` after): one is load, the other an outage. The wait is exact
+    for a pool that only this store lends from; `from_pool()`'s pool lent by others too may
+    make a caller wait inside the pool, bounded by `connect_timeout` and reported as an
+    outage.
+
     `direct_dsn` names the same database without a connection pooler (PgBouncer) in
     between: `connect()` (LISTEN) and the migrations use it when given (unless the embedded
     fallback is in use). `initialize()` also tells whether a pooler answers at `dsn`
@@ -96,6 +88,7 @@ class PostgresMemoryStore:
         max_size: int = 20,
         statement_cache: bool = True,
         connect_timeout: float = 5.0,
+        pool_wait: float = 10.0,
         command_timeout: float | None = 30.0,
         embedded_dir: Path | None = None,
         database: str = "veramoney_memory",
@@ -110,6 +103,8 @@ class PostgresMemoryStore:
         self.max_size = max_size
         self.statement_cache = statement_cache
         self.connect_timeout = connect_timeout
+        self.pool_wait = pool_wait
+        self._slots: asyncio.Semaphore | None = None  # free connections of the pool
         self.command_timeout = command_timeout
         self.embedded_dir = (
             Path(embedded_dir).expanduser().resolve() if embedded_dir is not None else None
@@ -219,7 +214,7 @@ class PostgresMemoryStore:
         the server process that answers: a pooler (PgBouncer) sends its own cancel key, so
         the two differ behind one. In a transaction, so that with the statement cache on
         its prepare and execute stay on one server connection in transaction pooling."""
-        async with pool.acquire(timeout=self.connect_timeout) as conn, conn.transaction():
+        async with self._lend(pool) as conn, conn.transaction():
             self.behind_pooler = conn.get_server_pid() != await conn.fetchval(sql.BACKEND_PID)
 
     @property
@@ -248,18 +243,42 @@ class PostgresMemoryStore:
                 await self._pool.close()
                 self._migrated = False
             self._pool = None
+            self._slots = None
         if self.embedded is not None:
             self.embedded.stop()
             self.embedded = None
 
+    @contextlib.asynccontextmanager
+    async def _lend(self, pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+        """A pooled connection: a free one waited for up to `pool_wait` seconds (else
+        `PoolExhaustedError`), then opened if need be within `connect_timeout` (else a
+        connection error, for `run` to map)."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(pool.get_max_size())
+        slots = self._slots
+        try:
+            async with asyncio.timeout(self.pool_wait):
+                await slots.acquire()
+        except TimeoutError:
+            raise PoolExhaustedError(
+                f"no free connection in the memory database pool within {self.pool_wait:g} s "
+                f"(all {pool.get_max_size()} lent out)"
+            ) from None
+        try:
+            async with pool.acquire(timeout=self.connect_timeout) as conn:
+                yield conn
+        finally:
+            slots.release()  # after the pool has the connection back
+
     async def run(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
         """`fn` on a pooled connection; a connection the server dropped is retried once on a
         fresh one, and an unreachable server raises `StorageUnavailableError` (no hang: the
-        wait for a connection is bounded by the connect timeout)."""
+        wait for a new connection is bounded by the connect timeout). A pool whose
+        connections all stay lent out for `pool_wait` raises `PoolExhaustedError`."""
         pool = self.pool
         for attempt in (1, 2):
             try:
-                async with pool.acquire(timeout=self.connect_timeout) as conn:
+                async with self._lend(pool) as conn:
                     try:
                         return await fn(conn)
                     except CONNECTION_ERRORS:
@@ -269,9 +288,11 @@ class PostgresMemoryStore:
                         # the retry does not pick another dead one.
                         await pool.expire_connections()
                         raise
+            except PoolExhaustedError:
+                raise  # load, not an outage: a second wait would only double it
             except CONNECTION_ERRORS as exc:
                 if attempt == 2:
-                    raise _unavailable(exc) from exc
+                    raise unavailable(exc) from exc
         raise AssertionError("unreachable")
 
     async def connect(self) -> asyncpg.Connection:
@@ -285,7 +306,7 @@ class PostgresMemoryStore:
     async def ping(self) -> bool:
         """True when the database answers a trivial query."""
         try:
-            async with self.pool.acquire(timeout=self.connect_timeout) as conn:
+            async with self._lend(self.pool) as conn:
                 answer: int = await conn.fetchval(sql.PING, timeout=self.connect_timeout)
                 return answer == 1
         except (*CONNECTION_ERRORS, asyncpg.PostgresError, RuntimeError):

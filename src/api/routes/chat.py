@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import anyio
 from fastapi import APIRouter
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from src.api.admission import TurnAdmission
 from src.api.approval_schemas import InterruptEvent
-from src.api.auth import PrincipalDep
-from src.api.deps import RunnerDep, SettingsDep
+from src.api.auth import Principal, PrincipalDep
+from src.api.deps import AdmissionDep, RunnerDep, SettingsDep
 from src.api.error_catalogue import status_of
 from src.api.errors import ApiError
 from src.api.event_schema import event_stream_schema
@@ -31,6 +32,7 @@ from src.api.schemas import (
     Usage,
 )
 from src.api.turn_stream import Turn, TurnEvent, error_event
+from src.api.turns import TurnRunner
 from src.config.settings import Settings
 
 router = APIRouter(tags=["chat"])
@@ -50,7 +52,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     415: {"model": ErrorBody, "description": "Body is not JSON"},
     422: {"model": ErrorBody, "description": "`invalid_request`: the fields that are wrong"},
     429: {"model": ErrorBody, "description": "`rate_limited`, with `Retry-After`"},
-    503: {"model": ErrorBody, "description": "`storage_unavailable` or `llm_unavailable`"},
+    503: {
+        "model": ErrorBody,
+        "description": "`storage_unavailable`, `llm_unavailable`, or `overloaded` (with "
+        "`Retry-After`: the worker is at capacity, the database is up)",
+    },
 }
 
 STREAM_DOC = """Streams the turn as Server-Sent Events; every event has an `id:`, an `event:`
@@ -68,6 +74,31 @@ down) are answered as plain HTTP errors with a JSON body, not as a stream.
 Events: """ + ", ".join(
     f"`{name}` `{json.dumps(example)}`" for name, example in EVENT_EXAMPLES.items()
 )
+
+
+async def admitted(
+    admission: TurnAdmission, start: Callable[[Callable[[], None]], Awaitable[Turn]]
+) -> Turn:
+    """Admit a turn (`OverloadedError` when the worker stays at capacity), then `start` it
+    with the callback that gives its place back when it ends."""
+    ticket = await admission.admit()
+    try:
+        return await start(ticket.release)
+    except BaseException:
+        ticket.release()
+        raise
+
+
+async def _start(
+    body: ChatRequest, principal: Principal, runner: TurnRunner, admission: TurnAdmission
+) -> Turn:
+    """Admit the turn, then claim the session and start the turn."""
+
+    async def start(on_end: Callable[[], None]) -> Turn:
+        await runner.directory.claim(body.session_id, principal)
+        return await runner.start(body.session_id, body.message, body.turn_id, on_end=on_end)
+
+    return await admitted(admission, start)
 
 
 def _sse_example() -> str:
@@ -122,11 +153,14 @@ async def _end_at_shutdown(turn: Turn, shutdown: anyio.Event, grace_seconds: flo
     },
 )
 async def chat(
-    body: ChatRequest, principal: PrincipalDep, runner: RunnerDep, settings: SettingsDep
+    body: ChatRequest,
+    principal: PrincipalDep,
+    runner: RunnerDep,
+    admission: AdmissionDep,
+    settings: SettingsDep,
 ) -> EventSourceResponse:
     """Send a message and stream the answer as it is generated."""
-    await runner.directory.claim(body.session_id, principal)
-    turn = await runner.start(body.session_id, body.message, body.turn_id)
+    turn = await _start(body, principal, runner, admission)
     return stream_turn(turn, settings)
 
 
@@ -148,11 +182,10 @@ def stream_turn(turn: Turn, settings: Settings) -> EventSourceResponse:
     responses={**ERRORS, **{status: {"model": ErrorBody} for status in (500, 502, 504)}},
 )
 async def chat_complete(
-    body: ChatRequest, principal: PrincipalDep, runner: RunnerDep
+    body: ChatRequest, principal: PrincipalDep, runner: RunnerDep, admission: AdmissionDep
 ) -> ChatResponse:
     """Send a message and get the whole answer at once (same turn as `/chat`)."""
-    await runner.directory.claim(body.session_id, principal)
-    turn = await runner.start(body.session_id, body.message, body.turn_id)
+    turn = await _start(body, principal, runner, admission)
     calls: dict[str, ToolCallRecord] = {}
     result: ChatResponse | None = None
     async for event in turn.events():

@@ -9,9 +9,9 @@ from fastapi import APIRouter
 from sse_starlette import EventSourceResponse
 
 from src.api.approval_schemas import ResumeRequest
-from src.api.deps import OwnedSessionDep, RunnerDep, SettingsDep
+from src.api.deps import AdmissionDep, OwnedSessionDep, RunnerDep, SettingsDep
 from src.api.event_schema import event_stream_schema
-from src.api.routes.chat import ERRORS, stream_turn
+from src.api.routes.chat import ERRORS, admitted, stream_turn
 from src.api.routes.turn_status import TurnId
 from src.api.schemas import ErrorBody
 
@@ -51,11 +51,15 @@ async def resume_turn(
     turn_id: TurnId,
     body: ResumeRequest,
     runner: RunnerDep,
+    admission: AdmissionDep,
     settings: SettingsDep,
 ) -> EventSourceResponse:
     """Approve or deny the tool calls a turn paused on (its `interrupt` event), and stream
     the rest of the turn. Declined calls are not run; the model is told the user declined
     them. Sending the same answer again once the turn went on replays its stored events and
     runs nothing (a tool never runs twice)."""
-    turn = await runner.start(session_id, "", turn_id, answer=body)
+    turn = await admitted(
+        admission,
+        lambda on_end: runner.start(session_id, "", turn_id, answer=body, on_end=on_end),
+    )
     return stream_turn(turn, settings)

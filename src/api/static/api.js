@@ -28,6 +28,7 @@ const HUMAN = {
     "The model provider rejected the service's request (its key or model needs fixing on the " +
     "server). Retrying will not help until then.",
   storage_unavailable: "Vera cannot reach its conversation store right now. Try again shortly.",
+  overloaded: "Vera is very busy right now. Retry in a few seconds.",
   shutting_down: "The server is restarting. Retry in a moment to get this answer.",
   turn_limit: "This question needed more steps than Vera allows in one answer; ask for less at once.",
   approval_pending:
