@@ -285,6 +285,16 @@ class Settings(BaseSettings):
         description="Stock quotes: Finnhub (needs FINNHUB_API_KEY, else offline) or offline",
     )
     finnhub_api_key: SecretStr | None = Field(default=None, description="Finnhub API key")
+    finnhub_base_url: str = Field(
+        default="https://finnhub.io/api/v1", description="Finnhub's API root (a proxy, a fake)"
+    )
+    open_meteo_geocoding_url: str = Field(
+        default="https://geocoding-api.open-meteo.com/v1",
+        description="Open-Meteo's geocoding API root",
+    )
+    open_meteo_forecast_url: str = Field(
+        default="https://api.open-meteo.com/v1", description="Open-Meteo's forecast API root"
+    )
     tool_timeout_seconds: float = Field(
         default=8.0, gt=0, description="Timeout of one HTTP call made by a tool"
     )

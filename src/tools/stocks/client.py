@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from src.tools.http import ToolError, get_json
 from src.tools.stocks.schemas import StockQuote
 
-FINNHUB_QUOTE_URL = "https://finnhub.io/api/v1/quote"
+FINNHUB_BASE_URL = "https://finnhub.io/api/v1"
 
 
 class StockProvider(Protocol):
@@ -22,15 +22,23 @@ class StockProvider(Protocol):
 class FinnhubStocks:
     """Real quotes from Finnhub (needs an API key)."""
 
-    def __init__(self, client: httpx.AsyncClient, api_key: SecretStr, attempts: int = 2) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        api_key: SecretStr,
+        attempts: int = 2,
+        *,
+        base_url: str = FINNHUB_BASE_URL,
+    ) -> None:
         self.client = client
         self.api_key = api_key
         self.attempts = attempts
+        self.quote_url = base_url.rstrip("/") + "/quote"
 
     async def quote(self, ticker: str) -> StockQuote:
         data = await get_json(
             self.client,
-            FINNHUB_QUOTE_URL,
+            self.quote_url,
             {"symbol": ticker, "token": self.api_key.get_secret_value()},
             attempts=self.attempts,
             service="Finnhub",
