@@ -113,16 +113,7 @@ def workers(dsn: str, logs: list[Path], **env: str) -> Iterator[list[Worker]]:
 def server_processes(dsn: str, logs: list[Path], **env: str) -> Iterator[list[str]]:
     """`python -m src.api` (as deployed), one per log file, started side by side on free
     ports; yields their base URLs."""
-    environ = {k: v for k, v in os.environ.items() if k not in {"OPENAI_API_KEY", "API_KEY"}}
-    environ.update(as_environment(settings_values(dsn)))
-    environ.update(
-        PYTHONPATH=str(ROOT),
-        API_HOST="127.0.0.1",
-        ENVIRONMENT="development",
-        LOG_LEVEL="INFO",
-        SHUTDOWN_GRACE_SECONDS="2",
-        **env,
-    )
+    environ = server_environment(dsn, **env)
     started: list[tuple[subprocess.Popen[bytes], str, Path]] = []
     try:
         for log_path in logs:
