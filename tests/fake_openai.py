@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -147,6 +147,8 @@ class FakeOpenAI:
         self.rejected: list[str] = []  # the 400 messages it answered
         self.closing = asyncio.Event()
         self.key = KEY  # the only key the server accepts
+        # Runs before each answer, when set (a test acts while a model call is pending).
+        self.gate: Callable[[], Awaitable[None]] | None = None
 
     def add(self, *replies: Reply) -> None:
         self.script.extend(replies)
@@ -168,6 +170,8 @@ class FakeOpenAI:
             self.rejected.append(problem)
             return _error(400, problem, None, "invalid_request_error")
         reply = self.script.pop(0) if self.script else Reply(text="OK")
+        if self.gate is not None:
+            await self.gate()
         if reply.status != 200:
             return _error(reply.status, "scripted failure", None, "server_error")
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))

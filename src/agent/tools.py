@@ -16,7 +16,12 @@ def build_tools(settings: Settings, client: httpx.AsyncClient | None = None) -> 
     """`get_weather` and `get_stock_price` over one shared HTTP client."""
     client = client or httpx.AsyncClient(timeout=settings.tool_timeout_seconds)
     weather: WeatherProvider = (
-        OpenMeteoWeather(client, settings.tool_max_attempts)
+        OpenMeteoWeather(
+            client,
+            settings.tool_max_attempts,
+            geocoding_url=settings.open_meteo_geocoding_url,
+            forecast_url=settings.open_meteo_forecast_url,
+        )
         if settings.weather_provider == "open-meteo"
         else OfflineWeather()
     )
@@ -25,7 +30,7 @@ def build_tools(settings: Settings, client: httpx.AsyncClient | None = None) -> 
             client,
             settings.finnhub_api_key,
             settings.tool_max_attempts,
-            settings.finnhub_base_url,
+            base_url=settings.finnhub_base_url,
         )
         if settings.stock_provider == "finnhub" and settings.finnhub_api_key
         else OfflineStocks()

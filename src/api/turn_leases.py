@@ -3,7 +3,8 @@
 A turn holds its session's lease (the checkpointer's `SessionLeases`, whose table fences the
 turn's writes) for as long as it runs: taken when the turn starts, renewed meanwhile,
 released at its end, or when the database is back if it is down then. A worker that crashes
-frees its sessions once their leases run out.
+frees its sessions once their leases run out. Each held lease has its `LeaseGuard` (`guard`),
+through which it is renewed and which the turn's tools confirm before they start.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 
+from src.agent.memory.lease_guard import LeaseGuard
 from src.agent.memory.leases import SessionLeases
 from src.agent.memory.store import PostgresMemoryStore, StorageUnavailableError
 from src.api import metrics
@@ -35,13 +37,18 @@ class TurnLeases:
         self.ttl_seconds = ttl_seconds
         self._pending: set[asyncio.Task[None]] = set()
         self._swept = -math.inf  # when expired leases were last deleted (monotonic)
+        self._guards: dict[tuple[uuid.UUID, uuid.UUID], LeaseGuard] = {}
 
     async def acquire(self, session_id: uuid.UUID, run_id: uuid.UUID) -> None:
         """Take the session's lease for this run; `SessionBusyError` if another run holds it."""
+        guard = LeaseGuard(self.leases, session_id, run_id, self.ttl_seconds)
+        sent_at = guard.clock()
         taken = await self.leases.take(session_id, run_id, self.ttl_seconds)
         if taken is None:
             metrics.session_busy()
             raise SessionBusyError(f"session {session_id} has a turn in progress")
+        guard.taken(sent_at)
+        self._guards[session_id, run_id] = guard
         if taken.took_over:
             metrics.lease_taken_over()
             logger.info("took over the expired lease of session %s", session_id)
@@ -56,15 +63,23 @@ class TurnLeases:
         self._swept = now
         await self.leases.delete_expired()
 
+    def guard(self, session_id: uuid.UUID, run_id: uuid.UUID) -> LeaseGuard:
+        """The guard of a lease this process acquired and has not released."""
+        return self._guards[session_id, run_id]
+
     async def renew(self, session_id: uuid.UUID, run_id: uuid.UUID) -> bool:
         """Push the lease's expiry out again; False if it was lost (expired and taken)."""
-        return await self.leases.renew(session_id, run_id, self.ttl_seconds)
+        guard = self._guards.get((session_id, run_id))
+        if guard is None:
+            return await self.leases.renew(session_id, run_id, self.ttl_seconds)
+        return await guard.renew()
 
     async def held_by_any(self, session_id: uuid.UUID) -> bool:
         """Whether a turn of the session holds an unexpired lease now."""
         return await self.leases.held(session_id)
 
     async def release(self, session_id: uuid.UUID, run_id: uuid.UUID) -> None:
+        self._guards.pop((session_id, run_id), None)
         await self.leases.release(session_id, run_id)
 
     @contextlib.asynccontextmanager

@@ -21,10 +21,12 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 
 from src.agent.memory.fencing import LEASE_CONFIG_KEY
+from src.agent.tool_guard import TOOL_GUARD_KEY, TOOL_TURN_KEY
 from src.api import metrics, tracing
 from src.api.approval_schemas import ResumeRequest
 from src.api.schemas import SessionEvent, TokenEvent
 from src.api.session_directory import SessionDirectory
+from src.api.tool_events import STREAM_MODES, StoredMessages
 from src.api.turn_errors import error_code
 from src.api.turn_events import TurnEventLog, TurnEventWriter
 from src.api.turn_identity import TURN_ID_KEY, plan_turn
@@ -191,6 +193,9 @@ class TurnRunner:
     async def _stream(self, turn: Turn, message: str, record: TurnRecord) -> None:
         config = _config(turn.session_id)
         config["configurable"][LEASE_CONFIG_KEY] = str(turn.run_id)  # fences every write
+        # ... and no tool starts unless the lease surely holds (`src.agent.tool_guard`).
+        config["configurable"][TOOL_GUARD_KEY] = self.leases.guard(turn.session_id, turn.run_id)
+        config["configurable"][TOOL_TURN_KEY] = turn.plan.turn_id
         config["run_id"] = turn.run_id
         config["metadata"] = {TURN_ID_KEY: turn.plan.turn_id}
         config["callbacks"] = [metrics.MODEL_CALL_METRICS, *tracing.callbacks()]
@@ -208,11 +213,10 @@ class TurnRunner:
         # say so).
         stream = cast(
             AsyncIterator[tuple[str, Any]],
-            self.graph.astream(
-                graph_input, config, stream_mode=["messages", "updates"], durability="sync"
-            ),
+            self.graph.astream(graph_input, config, stream_mode=STREAM_MODES, durability="sync"),
         )
         stream = tracing.graph_run(stream)  # spans of the run, its calls and writes
+        held = StoredMessages()  # a message's events wait for its checkpoint (`tool_events`)
         async for mode, chunk in stream:
             if mode == "messages":
                 piece, meta = chunk
@@ -225,8 +229,10 @@ class TurnRunner:
                             first_token = False
                         turn.emit(TokenEvent(content=text))
                 continue
-            if "__interrupt__" in chunk:  # the graph paused: the turn waits for the user
-                record.interrupt = chunk["__interrupt__"][0]
-            for update in chunk.values():
-                for item in (update or {}).get("messages", []) if isinstance(update, dict) else ():
-                    emit_message(turn, item, record)
+            if mode == "updates":
+                if "__interrupt__" in chunk:  # the graph paused: the turn waits for the user
+                    record.interrupt = chunk["__interrupt__"][0]
+                held.hold(chunk)
+                continue
+            for item in held.stored():  # "checkpoints": the steps before it are stored
+                emit_message(turn, item, record)

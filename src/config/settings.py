@@ -330,8 +330,14 @@ class Settings(BaseSettings):
     )
     finnhub_api_key: SecretStr | None = Field(default=None, description="Finnhub API key")
     finnhub_base_url: str = Field(
-        default="https://finnhub.io/api/v1",
-        description="Finnhub's API root (a proxy or a test double may stand in)",
+        default="https://finnhub.io/api/v1", description="Finnhub's API root (a proxy, a fake)"
+    )
+    open_meteo_geocoding_url: str = Field(
+        default="https://geocoding-api.open-meteo.com/v1",
+        description="Open-Meteo's geocoding API root",
+    )
+    open_meteo_forecast_url: str = Field(
+        default="https://api.open-meteo.com/v1", description="Open-Meteo's forecast API root"
     )
     tool_timeout_seconds: float = Field(
         default=8.0, gt=0, description="Timeout of one HTTP call made by a tool"

@@ -12,6 +12,8 @@ from tenacity import (
     wait_exponential,
 )
 
+from src.tools.idempotency import IDEMPOTENCY_HEADER, idempotency_key
+
 
 class ToolError(Exception):
     """A failure the model should explain to the user (unknown city, quota, outage...).
@@ -41,7 +43,10 @@ async def get_json(
     topic: str,
 ) -> Any:
     """GET `url` and decode JSON, retrying timeouts and 5xx; every failure is a `ToolError`
-    whose user message names the `topic` ("weather", "stock price") rather than the API."""
+    whose user message names the `topic` ("weather", "stock price") rather than the API.
+    The running tool call's idempotency key goes along as the `Idempotency-Key` header."""
+    key = idempotency_key()
+    headers = {IDEMPOTENCY_HEADER: key} if key else {}
     down = f"The {topic} service is unreachable right now; try again later."
     refused = f"The {topic} service is not available right now; try again later."
     try:
@@ -52,7 +57,7 @@ async def get_json(
             reraise=True,
         ):
             with attempt:
-                response = await client.get(url, params=params)
+                response = await client.get(url, params=params, headers=headers)
                 response.raise_for_status()
                 return response.json()
     except httpx.TimeoutException as exc:

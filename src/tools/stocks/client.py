@@ -27,6 +27,7 @@ class FinnhubStocks:
         client: httpx.AsyncClient,
         api_key: SecretStr,
         attempts: int = 2,
+        *,
         base_url: str = FINNHUB_BASE_URL,
     ) -> None:
         self.client = client

@@ -11,8 +11,8 @@ import httpx
 from src.tools.http import ToolError, get_json
 from src.tools.weather.schemas import WeatherReport
 
-GEOCODING_URL = "https://geocoding-api.open-meteo.com/v1/search"
-FORECAST_URL = "https://api.open-meteo.com/v1/forecast"
+GEOCODING_BASE_URL = "https://geocoding-api.open-meteo.com/v1"
+FORECAST_BASE_URL = "https://api.open-meteo.com/v1"
 # WMO weather interpretation codes used by Open-Meteo.
 WMO_CODES = {
     0: "clear sky",
@@ -51,14 +51,23 @@ class WeatherProvider(Protocol):
 class OpenMeteoWeather:
     """Real data from Open-Meteo (no API key)."""
 
-    def __init__(self, client: httpx.AsyncClient, attempts: int = 2) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        attempts: int = 2,
+        *,
+        geocoding_url: str = GEOCODING_BASE_URL,
+        forecast_url: str = FORECAST_BASE_URL,
+    ) -> None:
         self.client = client
         self.attempts = attempts
+        self.search_url = geocoding_url.rstrip("/") + "/search"
+        self.forecast_url = forecast_url.rstrip("/") + "/forecast"
 
     async def current(self, city: str) -> WeatherReport:
         found = await get_json(
             self.client,
-            GEOCODING_URL,
+            self.search_url,
             {"name": city, "count": 1, "language": "en", "format": "json"},
             attempts=self.attempts,
             service="Open-Meteo geocoding",
@@ -70,7 +79,7 @@ class OpenMeteoWeather:
         place = places[0]
         data = await get_json(
             self.client,
-            FORECAST_URL,
+            self.forecast_url,
             {
                 "latitude": place["latitude"],
                 "longitude": place["longitude"],
