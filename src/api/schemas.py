@@ -57,6 +57,7 @@ ErrorCode = Literal[
     "unsupported_media_type",
     "rate_limited",
     "session_busy",
+    "thread_exists",
     "turn_conflict",
     "lease_lost",
     "shutting_down",
@@ -67,6 +68,7 @@ ErrorCode = Literal[
     "llm_rejected",
     "turn_limit",
     "storage_unavailable",
+    "not_implemented",
     "internal",
 ]
 
