@@ -188,6 +188,11 @@ class ErrorBody(BaseModel):
 READ_ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody} for status in (401, 403, 404, 422, 429, 503)
 }
+# ... and those of an endpoint with a JSON body (not JSON, too large, another media type).
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    **READ_ERRORS,
+    **{status: {"model": ErrorBody} for status in (400, 413, 415)},
+}
 
 
 class TranscriptResponse(BaseModel):

@@ -118,8 +118,18 @@ class SessionDirectory:
 
         await self.store.run(touch)
 
+    async def adopt_unowned(self, principal: Principal) -> None:
+        """For the default principal: give the sessions written without the API (Studio,
+        the library) their owner rows, so they are listed like the others."""
+        if (principal.name, principal.user_id) == (DEFAULT_PRINCIPAL, ""):
+            await self.store.run(
+                lambda conn: conn.execute(sql.ADOPT_UNOWNED_SESSIONS, DEFAULT_PRINCIPAL)
+            )
+
     async def page(self, principal: Principal, limit: int, cursor: str | None) -> SessionPage:
-        """The caller's sessions after `cursor`, newest first (`ValueError`: bad cursor)."""
+        """The caller's sessions after `cursor`, newest first (`ValueError`: bad cursor);
+        the default principal's include those written without the API."""
+        await self.adopt_unowned(principal)
         args: list[Any] = [principal.name, principal.user_id, limit + 1]
         query = sql.LIST_SESSIONS_FIRST
         if cursor is not None:

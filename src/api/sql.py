@@ -24,6 +24,19 @@ LIMIT 1"""
 
 SESSION_OWNER = "SELECT principal, user_id FROM session_owners WHERE session_id = $1"
 
+# Sessions written without the API (by `langgraph dev` for Studio, or the library directly)
+# have no owner row: before the default principal ($1) lists its sessions, each gets one,
+# with its conversation's times, as CLAIM_SESSION would give it (untitled: the list titles
+# it by its first user message). Each conversation probes its owner row by key (a
+# subquery, not NOT EXISTS: see CLAIM_EXPIRED_SESSIONS); the memory library never writes
+# an app table, so this is where such sessions join.
+ADOPT_UNOWNED_SESSIONS = """
+INSERT INTO session_owners (session_id, principal, created_at, updated_at)
+SELECT c.session_id, $1, COALESCE(c.created_at, NOW()), COALESCE(c.updated_at, NOW())
+FROM conversations AS c
+WHERE (SELECT true FROM session_owners AS o WHERE o.session_id = c.session_id) IS NULL
+ON CONFLICT (session_id) DO NOTHING"""
+
 # Who may read a session: its owner row, else (no row: written by Studio, or before
 # ownership was recorded) whether anything of it is stored (else: an unknown id).
 SESSION_ACCESS = """

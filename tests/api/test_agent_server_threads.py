@@ -250,3 +250,14 @@ def sync_calls(server: str) -> None:
         sdk.threads.delete(tid)
         with pytest.raises(NotFoundError):
             sdk.threads.get(tid)
+
+
+async def test_the_readme_sdk_example_runs_as_written(database_dsn: str) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## LangGraph SDK", 1)[1].split("\n## ", 1)[0]
+    example = section.split("```python\n", 1)[1].split("```", 1)[0]
+    async with serve(create_app(settings_for(database_dsn), model=FakeModel())) as url:
+        code = example.replace("http://127.0.0.1:8000", url)
+        printed: list[object] = []
+        await asyncio.to_thread(exec, code, {"print": printed.append})
+    assert printed == [{}]  # a new thread's values

@@ -65,6 +65,8 @@ def test_every_thread_call_answers_in_langgraph_devs_shapes(servers: tuple[str, 
     assert ours.keys() == theirs.keys()
     found = {call: differences(ours[call], theirs[call]) for call in ours}
     assert not {call: lines for call, lines in found.items() if lines}
+    # One assistant id for the graph on both servers (a client may keep it).
+    assert ours["assistants.get"]["assistant_id"] == theirs["assistants.get"]["assistant_id"]
     # The calls did what they say, on Vera's side: the turn's messages, then the note.
     messages = ours["threads.get_state"]["values"]["messages"]
     assert [m["type"] for m in messages][:1] == ["human"] and len(messages) >= 2

@@ -21,7 +21,7 @@ from src.api.agent_server.shapes import (
 from src.api.auth import current_principal
 from src.api.deps import StoreDep
 from src.api.errors import ApiError
-from src.api.schemas import READ_ERRORS, ErrorBody
+from src.api.schemas import BODY_ERRORS, READ_ERRORS, ErrorBody
 
 # `/ok` and `/info` answer anyone (`auth.PUBLIC_PATHS`); the assistants need a key.
 meta_router = APIRouter(tags=["agent server"])
@@ -73,28 +73,21 @@ def _matches(assistant: dict[str, Any], query: AssistantSearch) -> bool:
     "/assistants/search",
     response_model=list[Assistant],
     response_model_exclude_unset=True,
-    responses=READ_ERRORS,
+    responses=BODY_ERRORS,
 )
-async def search_assistants(query: AssistantSearch) -> list[dict[str, Any]]:
+async def search_assistants(query: AssistantSearch) -> list[Assistant]:
     """The assistants matching `graph_id`, `name` and `metadata`, a page at a time."""
     found = [a for a in map(assistant_of, GRAPH_IDS) if _matches(a, query)]
     if query.sort_by is not None:
         found.sort(key=lambda a: str(a[query.sort_by or ""]), reverse=query.sort_order == "desc")
     page = found[query.offset : query.offset + query.limit]
     if query.select:
-        unknown = sorted(set(query.select) - set(Assistant.model_fields))
-        if unknown:
-            raise ApiError(422, "invalid_request", f"select: unknown fields {unknown}.")
         page = [{key: a[key] for key in query.select} for a in page]
-    return page
+    return [Assistant(**a) for a in page]
 
 
-@router.post(
-    "/assistants",
-    status_code=501,
-    responses={501: {"model": ErrorBody}},
-    response_model=None,
-)
+# Not in the OpenAPI document: it describes what is served.
+@router.post("/assistants", status_code=501, response_model=None, include_in_schema=False)
 async def create_assistant() -> None:
     """Not served: each graph has one fixed assistant, configured by the server's settings."""
     raise ApiError(
@@ -105,10 +98,15 @@ async def create_assistant() -> None:
     )
 
 
-@router.get("/assistants/{assistant_id}", response_model=Assistant, responses=READ_ERRORS)
-async def get_assistant(assistant_id: str) -> dict[str, Any]:
+@router.get(
+    "/assistants/{assistant_id}",
+    response_model=Assistant,
+    response_model_exclude_unset=True,
+    responses=READ_ERRORS,
+)
+async def get_assistant(assistant_id: str) -> Assistant:
     """One assistant, by its id or its graph's id."""
-    return assistant_of(_assistant(assistant_id))
+    return Assistant(**assistant_of(_assistant(assistant_id)))
 
 
 @router.get("/assistants/{assistant_id}/graph", response_model=DrawableGraph, responses=READ_ERRORS)

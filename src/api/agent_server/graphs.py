@@ -12,7 +12,8 @@ from typing import Any
 # app's one graph (`src/agent/graph.py`).
 GRAPH_IDS = ("vera",)
 GRAPH_ID = GRAPH_IDS[0]
-ASSISTANT_NAMESPACE = uuid.NAMESPACE_URL  # `langgraph dev`'s namespace of system assistants
+# `langgraph dev`'s namespace of the assistants it makes for the graphs of `langgraph.json`.
+ASSISTANT_NAMESPACE = uuid.UUID("6ba7b821-9dad-11d1-80b4-00c04fd430c8")
 
 # When this process started: the assistants' creation time (they are not stored).
 STARTED_AT = datetime.now(UTC)

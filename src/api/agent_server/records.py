@@ -100,6 +100,7 @@ class ThreadBook:
 
     async def search(self, principal: Principal, query: ThreadSearch) -> list[dict[str, Any]]:
         """A page of the caller's threads, newest first unless `query` sorts otherwise."""
+        await self.directory.adopt_unowned(principal)
         statement = sql.SEARCH_THREADS[(query.sort_by or "updated_at", query.sort_order or "desc")]
         args = (
             _IMPLIED,

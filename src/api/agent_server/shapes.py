@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from src.api.lifecycle_schemas import MAX_TTL_MINUTES
 
@@ -46,18 +47,33 @@ class Info(BaseModel):
 
 
 class Assistant(BaseModel):
-    """One assistant: Vera's fixed one per graph of `langgraph.json`."""
+    """One assistant: Vera's fixed one per graph of `langgraph.json` (only the fields
+    `select` names, when it names some)."""
 
-    assistant_id: uuid.UUID
-    graph_id: str
-    config: dict[str, Any]
-    context: dict[str, Any]
-    metadata: dict[str, Any]
-    name: str
-    created_at: datetime
-    updated_at: datetime
-    version: int
-    description: str | None
+    assistant_id: uuid.UUID | None = None
+    graph_id: str | None = None
+    config: dict[str, Any] | None = None
+    context: dict[str, Any] | None = None
+    metadata: dict[str, Any] | None = None
+    name: str | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    version: int | None = None
+    description: str | None = None
+
+
+AssistantField = Literal[
+    "assistant_id",
+    "graph_id",
+    "config",
+    "context",
+    "metadata",
+    "name",
+    "created_at",
+    "updated_at",
+    "version",
+    "description",
+]
 
 
 class AssistantSearch(Request):
@@ -66,11 +82,11 @@ class AssistantSearch(Request):
     metadata: dict[str, Any] | None = None
     graph_id: str | None = None
     name: str | None = None
-    limit: int = Field(10, ge=1, le=MAX_PAGE)
-    offset: int = Field(0, ge=0)
+    limit: int = Field(10, ge=1, le=MAX_PAGE, strict=True)
+    offset: int = Field(0, ge=0, strict=True)
     sort_by: Literal["assistant_id", "graph_id", "name", "created_at", "updated_at"] | None = None
     sort_order: SortOrder | None = None
-    select: list[str] | None = None
+    select: list[AssistantField] | None = Field(None, description="The fields sent")
 
 
 class GraphSchemas(BaseModel):
@@ -99,7 +115,7 @@ class TTL(Request):
     """A thread's time-to-live: deleted once idle this many minutes (`strategy` delete)."""
 
     strategy: Literal["delete"] = "delete"
-    ttl: float = Field(gt=0, le=MAX_TTL_MINUTES)
+    ttl: float = Field(gt=0, le=MAX_TTL_MINUTES, strict=True)
 
 
 class ThreadCreate(Request):
@@ -109,9 +125,8 @@ class ThreadCreate(Request):
     metadata: dict[str, Any] | None = None
     if_exists: Literal["raise", "do_nothing"] = "raise"
     ttl: TTL | None = None
-    supersteps: list[dict[str, Any]] | None = Field(
-        None, description="Not served: answered 422 when given"
-    )
+    # Not served (answered 422 naming it), so not in the OpenAPI document.
+    supersteps: SkipJsonSchema[list[Any] | None] = None
 
 
 class ThreadPatch(Request):
@@ -121,19 +136,34 @@ class ThreadPatch(Request):
     ttl: TTL | None = None
 
 
+ThreadField = Literal[
+    "thread_id",
+    "created_at",
+    "updated_at",
+    "state_updated_at",
+    "metadata",
+    "status",
+    "config",
+    "values",
+    "error",
+    "interrupts",
+]
+
+
 class ThreadSearch(Request):
     """Body of `POST /threads/search`: the caller's threads, newest first by default."""
 
     metadata: dict[str, Any] | None = None
     ids: list[uuid.UUID] | None = Field(None, max_length=MAX_PAGE)
-    values: dict[str, Any] | None = Field(None, description="Not served: 422 when given")
-    status: ThreadStatus | None = Field(None, description="Not served: 422 when given")
-    limit: int = Field(10, ge=1, le=MAX_PAGE)
-    offset: int = Field(0, ge=0, le=1_000_000)
+    # Filters not served (answered 422 naming them), so not in the OpenAPI document.
+    values: SkipJsonSchema[Any] = None
+    status: SkipJsonSchema[Any] = None
+    extract: SkipJsonSchema[Any] = None
+    limit: int = Field(10, ge=1, le=MAX_PAGE, strict=True)
+    offset: int = Field(0, ge=0, le=1_000_000, strict=True)
     sort_by: Literal["created_at", "updated_at"] | None = None
     sort_order: SortOrder | None = None
-    select: list[str] | None = None
-    extract: dict[str, str] | None = Field(None, description="Not served: 422 when given")
+    select: list[ThreadField] | None = Field(None, description="The fields sent")
 
 
 class Thread(BaseModel):
@@ -150,9 +180,6 @@ class Thread(BaseModel):
     values: dict[str, Any] | None = None
     error: str | None = None
     interrupts: dict[str, list[dict[str, Any]]] | None = None
-
-
-THREAD_FIELDS = frozenset(Thread.model_fields)
 
 
 class CheckpointRef(Request):
@@ -207,7 +234,7 @@ class StateAt(Request):
     """Body of `POST /threads/{id}/state/checkpoint`."""
 
     checkpoint: CheckpointRef
-    subgraphs: bool = False
+    subgraphs: bool = Field(False, strict=True)
 
 
 class StateUpdate(Request):
@@ -232,7 +259,7 @@ class HistoryQuery(Request):
     """Body of `POST /threads/{id}/history`: checkpoints newest first, `limit` at a time,
     those before `before` (an id or a checkpoint), with `metadata` (containment)."""
 
-    limit: int = Field(10, ge=1, le=MAX_PAGE)
+    limit: int = Field(10, ge=1, le=MAX_PAGE, strict=True)
     before: str | CheckpointRef | None = None
     metadata: dict[str, Any] | None = None
     checkpoint: CheckpointRef | None = None

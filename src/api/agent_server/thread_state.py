@@ -25,7 +25,7 @@ from src.api.agent_server.snapshots import checkpoint_of, thread_state
 from src.api.agent_server.threads import WRITE_ERRORS, BookDep, OwnedThreadDep
 from src.api.deps import LeasesDep
 from src.api.errors import ApiError
-from src.api.schemas import READ_ERRORS
+from src.api.schemas import BODY_ERRORS, READ_ERRORS
 
 router = APIRouter(prefix="/threads", tags=["agent server"])
 
@@ -66,7 +66,7 @@ async def get_state_at(
     return await _state_at(book, thread_id, checkpoint_id, subgraphs)
 
 
-@router.post("/{thread_id}/state/checkpoint", response_model=ThreadState, responses=READ_ERRORS)
+@router.post("/{thread_id}/state/checkpoint", response_model=ThreadState, responses=BODY_ERRORS)
 async def post_state_at(thread_id: OwnedThreadDep, body: StateAt, book: BookDep) -> dict[str, Any]:
     """`GET /threads/{id}/state/{checkpoint_id}` with the checkpoint in the body."""
     if body.checkpoint.checkpoint_id is None:
@@ -142,7 +142,7 @@ async def get_history(
     return await _history(book, thread_id, limit, before, None, None)
 
 
-@router.post("/{thread_id}/history", response_model=list[ThreadState], responses=READ_ERRORS)
+@router.post("/{thread_id}/history", response_model=list[ThreadState], responses=BODY_ERRORS)
 async def post_history(
     thread_id: OwnedThreadDep, body: HistoryQuery, book: BookDep
 ) -> list[dict[str, Any]]:

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Depends, Request, Response
 
 from src.api.agent_server.records import ThreadBook
 from src.api.agent_server.shapes import (
-    THREAD_FIELDS,
     Thread,
     ThreadCreate,
     ThreadPatch,
@@ -20,12 +19,12 @@ from src.api.agent_server.shapes import (
 from src.api.auth import PrincipalDep
 from src.api.deps import DirectoryDep, EraserDep, LeasesDep, StoreDep
 from src.api.errors import ApiError
-from src.api.schemas import READ_ERRORS, ErrorBody
+from src.api.schemas import BODY_ERRORS, READ_ERRORS, ErrorBody
 from src.api.session_directory import not_found
 
 router = APIRouter(prefix="/threads", tags=["agent server"])
 
-WRITE_ERRORS: dict[int | str, dict[str, Any]] = {**READ_ERRORS, 409: {"model": ErrorBody}}
+WRITE_ERRORS: dict[int | str, dict[str, Any]] = {**BODY_ERRORS, 409: {"model": ErrorBody}}
 
 
 async def get_book(request: Request, store: StoreDep, directory: DirectoryDep) -> ThreadBook:
@@ -69,7 +68,7 @@ async def create_thread(body: ThreadCreate, principal: PrincipalDep, book: BookD
     "/search",
     response_model=list[Thread],
     response_model_exclude_unset=True,
-    responses=READ_ERRORS,
+    responses=BODY_ERRORS,
 )
 async def search_threads(
     body: ThreadSearch, principal: PrincipalDep, book: BookDep
@@ -80,9 +79,6 @@ async def search_threads(
     for field in ("values", "status", "extract"):
         if getattr(body, field) is not None:
             raise not_served(field, "filter by metadata or ids")
-    unknown = sorted(set(body.select or ()) - THREAD_FIELDS)
-    if unknown:
-        raise ApiError(422, "invalid_request", f"select: unknown thread fields {unknown}.")
     return [Thread(**thread) for thread in await book.search(principal, body)]
 
 
@@ -95,7 +91,7 @@ async def get_thread(thread_id: OwnedThreadDep, book: BookDep) -> Thread:
 
 
 @router.patch(
-    "/{thread_id}", response_model=Thread, response_model_exclude_unset=True, responses=READ_ERRORS
+    "/{thread_id}", response_model=Thread, response_model_exclude_unset=True, responses=BODY_ERRORS
 )
 async def patch_thread(thread_id: OwnedThreadDep, body: ThreadPatch, book: BookDep) -> Thread:
     """Merge `metadata` into the thread's (top-level keys replaced); `ttl` sets the TTL of
