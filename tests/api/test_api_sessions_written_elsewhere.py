@@ -30,6 +30,15 @@ async def test_a_thread_the_library_wrote_is_listed_titled_by_its_first_message(
         question = "Asked   from Studio,\non two lines"
         await graph.ainvoke({"messages": [HumanMessage(question)]}, cfg(written))
 
+        sdk = get_client(url=url)
+        # Through the SDK's door first: the thread, its state, metadata of its own.
+        assert (await sdk.threads.get_state(written))["values"]["messages"][0][
+            "content"
+        ] == question
+        assert (await sdk.threads.update(written, metadata={"from": "studio"}))["metadata"][
+            "from"
+        ] == "studio"
+
         listed = (await http.get("/sessions")).json()["sessions"]
         titles = {s["session_id"]: (s["title"], s["message_count"]) for s in listed}
         assert titles[written] == ("Asked from Studio, on two lines", 2)
@@ -41,7 +50,6 @@ async def test_a_thread_the_library_wrote_is_listed_titled_by_its_first_message(
         assert listed[0]["title"] == "Asked from Studio, on two lines"
         assert listed[0]["message_count"] == 4
 
-        sdk = get_client(url=url)
         found = {t["thread_id"] for t in await sdk.threads.search(limit=100)}
         assert {written, api_sid} <= found
         await sdk.http.client.aclose()

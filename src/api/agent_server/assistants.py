@@ -6,7 +6,7 @@ from __future__ import annotations
 from importlib import metadata as package_metadata
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import create_model
 
 from src.api.agent_server.graphs import GRAPH_IDS, assistant_of, graph_id_for
@@ -51,6 +51,12 @@ async def info(request: Request) -> Info:
         flags={"assistants": True, "crons": False, "langsmith": False},
         host={"kind": "self-hosted", "project_id": None, "revision_id": None},
     )
+
+
+# An assistant's id (a UUID) or its graph's id, as a path names it.
+AssistantIdPath = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="An assistant id or a graph id")
+]
 
 
 def _assistant(assistant_id: str) -> str:
@@ -104,7 +110,7 @@ async def create_assistant() -> None:
     response_model_exclude_unset=True,
     responses=READ_ERRORS,
 )
-async def get_assistant(assistant_id: str) -> Assistant:
+async def get_assistant(assistant_id: AssistantIdPath) -> Assistant:
     """One assistant, by its id or its graph's id."""
     return Assistant(**assistant_of(_assistant(assistant_id)))
 
@@ -112,7 +118,7 @@ async def get_assistant(assistant_id: str) -> Assistant:
 @router.get("/assistants/{assistant_id}/graph", response_model=DrawableGraph, responses=READ_ERRORS)
 async def get_assistant_graph(
     request: Request,
-    assistant_id: str,
+    assistant_id: AssistantIdPath,
     xray: Annotated[
         bool | int, Query(description="Subgraphs drawn too: true, or a depth >= 1")
     ] = False,
@@ -144,7 +150,7 @@ def _state_schema(graph: Any) -> dict[str, Any]:
 @router.get(
     "/assistants/{assistant_id}/schemas", response_model=GraphSchemas, responses=READ_ERRORS
 )
-async def get_assistant_schemas(request: Request, assistant_id: str) -> GraphSchemas:
+async def get_assistant_schemas(request: Request, assistant_id: AssistantIdPath) -> GraphSchemas:
     """JSON schemas of the graph's input, output, state and context."""
     graph_id = _assistant(assistant_id)
     graph = request.app.state.runner.graph

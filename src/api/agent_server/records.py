@@ -20,7 +20,7 @@ from src.api.agent_server.graphs import IMPLIED_METADATA
 from src.api.agent_server.shapes import TTL, ThreadSearch
 from src.api.agent_server.snapshots import as_json, thread_interrupts
 from src.api.errors import ApiError
-from src.api.security import Principal
+from src.api.security import DEFAULT_PRINCIPAL, Principal
 from src.api.session_directory import SessionDirectory, not_found
 
 _IMPLIED = dumps_jsonb(IMPLIED_METADATA)
@@ -84,8 +84,12 @@ class ThreadBook:
         return await self.thread(thread_id)
 
     async def require(self, thread_id: uuid.UUID, principal: Principal) -> None:
-        """404 unless the caller owns the thread (the same answer as for an unknown id)."""
+        """404 unless the caller owns the thread (the same answer as for an unknown id); a
+        thread written without the API (the default principal's) gets its owner row, which
+        holds its metadata."""
         await self.directory.require(thread_id, principal)
+        if (principal.name, principal.user_id) == (DEFAULT_PRINCIPAL, ""):
+            await self.directory.adopt(thread_id)
 
     async def thread(
         self, thread_id: uuid.UUID, fields: frozenset[str] | None = None
