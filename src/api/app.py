@@ -17,7 +17,7 @@ from src.agent.errors import ModelHealth
 from src.agent.graph import build_graph
 from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
 from src.agent.model import build_chat_model, model_label
-from src.api import metrics, tracing
+from src.api import agent_server, metrics, tracing
 from src.api.admission import TurnAdmission
 from src.api.auth import AuthMiddleware
 from src.api.errors import SafeJSONResponse, install_error_handlers
@@ -136,7 +136,7 @@ def create_app(
     app.add_middleware(
         JSONCORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET", "POST", "PUT", "DELETE"],
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
         allow_headers=["Content-Type", "Authorization", "X-API-Key", "X-User-Id", "Last-Event-ID"],
         max_age=600,
     )
@@ -159,4 +159,5 @@ def create_app(
     app.include_router(resume.router)
     app.include_router(lifecycle.router)
     app.include_router(page.router)
+    app.include_router(agent_server.router)  # the LangGraph SDK's door
     return app

@@ -28,8 +28,11 @@ from src.api.security import (
     client_key,
 )
 
-# Paths served to anyone: liveness, the chat page and its files, the API docs.
-PUBLIC_PATHS = frozenset({"/", "/health", "/favicon.ico", "/docs", "/redoc", "/openapi.json"})
+# Paths served to anyone: liveness (ours, and the Agent Server API's `/ok` and `/info`), the
+# chat page and its files, the API docs.
+PUBLIC_PATHS = frozenset(
+    {"/", "/health", "/ok", "/info", "/favicon.ico", "/docs", "/redoc", "/openapi.json"}
+)
 PUBLIC_PREFIXES = ("/static/", "/docs/")
 USER_ID_HEADER = "x-user-id"
 

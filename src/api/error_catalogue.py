@@ -36,6 +36,9 @@ CATALOGUE: dict[ErrorCode, ErrorKind] = {
     "session_busy": ErrorKind(
         409, "This session has a turn in progress; send the next message when it is done."
     ),
+    "thread_exists": ErrorKind(
+        409, "A thread with this id exists; send if_exists=do_nothing to get it instead."
+    ),
     "turn_conflict": ErrorKind(
         409,
         "This turn_id was already used for a different message in this session; "
@@ -93,6 +96,7 @@ CATALOGUE: dict[ErrorCode, ErrorKind] = {
         "The service is at capacity right now (the database is up). Send the message "
         "again after Retry-After seconds, best with the same turn_id.",
     ),
+    "not_implemented": ErrorKind(501, "This part of the Agent Server API is not served."),
     "internal": ErrorKind(500, "An internal error occurred."),
 }
 

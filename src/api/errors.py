@@ -90,7 +90,9 @@ def _detail(error: dict) -> dict[str, str]:
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    if request.method in {"POST", "PUT", "PATCH"} and not _is_json(request):
+    # A body that is not JSON (a bad path of a route without a body is a 422, as for GET).
+    body_refused = any(error["loc"][:1] == ("body",) for error in exc.errors())
+    if request.method in {"POST", "PUT", "PATCH"} and body_refused and not _is_json(request):
         return _known("unsupported_media_type")
     # The first MAX_DETAILS distinct details, the rest only counted: a body may hold tens
     # of thousands of unknown keys (a list's `in` over all of them was quadratic, seconds

@@ -59,6 +59,7 @@ ErrorCode = Literal[
     "unsupported_media_type",
     "rate_limited",
     "session_busy",
+    "thread_exists",
     "turn_conflict",
     "approval_pending",
     "nothing_to_resume",
@@ -72,6 +73,7 @@ ErrorCode = Literal[
     "turn_limit",
     "storage_unavailable",
     "overloaded",
+    "not_implemented",
     "internal",
 ]
 
@@ -197,6 +199,11 @@ class ErrorBody(BaseModel):
 # The error answers every authenticated read endpoint documents.
 READ_ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody} for status in (401, 403, 404, 422, 429, 503)
+}
+# ... and those of an endpoint with a JSON body (not JSON, too large, another media type).
+BODY_ERRORS: dict[int | str, dict[str, Any]] = {
+    **READ_ERRORS,
+    **{status: {"model": ErrorBody} for status in (400, 413, 415)},
 }
 
 

@@ -82,6 +82,9 @@ class SessionDirectory:
 
     def __init__(self, store: PostgresMemoryStore) -> None:
         self.store = store
+        # When this worker last looked for sessions written without the API (the
+        # database's clock; None: never, so its first look reads every conversation).
+        self._adopted_since: datetime | None = None
 
     async def claim(self, session_id: uuid.UUID, principal: Principal) -> None:
         """Record `principal` as the owner of a new session; 404 when the session belongs
@@ -118,8 +121,27 @@ class SessionDirectory:
 
         await self.store.run(touch)
 
+    async def adopt_unowned(self, principal: Principal) -> None:
+        """For the default principal: give the sessions written without the API (Studio,
+        the library) their owner rows, so they are listed like the others."""
+        if (principal.name, principal.user_id) != (DEFAULT_PRINCIPAL, ""):
+            return
+        since = self._adopted_since
+        query = sql.ADOPT_UNOWNED_SESSIONS if since is None else sql.ADOPT_UNOWNED_SESSIONS_SINCE
+        self._adopted_since = await self.store.run(
+            lambda conn: conn.fetchval(query, DEFAULT_PRINCIPAL, since)
+        )
+
+    async def adopt(self, session_id: uuid.UUID) -> None:
+        """Give one session written without the API its owner row, the default principal's
+        (nothing when it has one)."""
+        args = (DEFAULT_PRINCIPAL, session_id)
+        await self.store.run(lambda conn: conn.execute(sql.ADOPT_UNOWNED_SESSION, *args))
+
     async def page(self, principal: Principal, limit: int, cursor: str | None) -> SessionPage:
-        """The caller's sessions after `cursor`, newest first (`ValueError`: bad cursor)."""
+        """The caller's sessions after `cursor`, newest first (`ValueError`: bad cursor);
+        the default principal's include those written without the API."""
+        await self.adopt_unowned(principal)
         args: list[Any] = [principal.name, principal.user_id, limit + 1]
         query = sql.LIST_SESSIONS_FIRST
         if cursor is not None:

@@ -24,6 +24,35 @@ LIMIT 1"""
 
 SESSION_OWNER = "SELECT principal, user_id FROM session_owners WHERE session_id = $1"
 
+# Sessions written without the API (by `langgraph dev` for Studio, or the library directly)
+# have no owner row: before the default principal ($1) lists its sessions, each gets one,
+# with its conversation's times, as CLAIM_SESSION would give it (untitled: the list titles
+# it by its first user message); the memory library never writes an app table, so this is
+# where such sessions join. A worker looks at every conversation once (its first listing),
+# then only at those created since its last look ($2, less a margin for a transaction
+# that began before that look and committed after it; app migration 4's index); the
+# statement's time is the next look's start.
+_ADOPT = """
+WITH adopted AS (
+    INSERT INTO session_owners (session_id, principal, created_at, updated_at)
+    SELECT c.session_id, $1, COALESCE(c.created_at, NOW()), COALESCE(c.updated_at, NOW())
+    FROM conversations AS c
+    WHERE {since} NOT EXISTS (SELECT FROM session_owners AS o WHERE o.session_id = c.session_id)
+    ON CONFLICT (session_id) DO NOTHING
+)
+SELECT LOCALTIMESTAMP"""
+ADOPT_UNOWNED_SESSIONS = _ADOPT.format(since="$2::timestamp IS NULL AND")
+ADOPT_UNOWNED_SESSIONS_SINCE = _ADOPT.format(
+    since="c.created_at >= $2::timestamp - make_interval(mins => 10) AND"
+)
+
+# The same for one session ($2), when it has a conversation and no owner row.
+ADOPT_UNOWNED_SESSION = """
+INSERT INTO session_owners (session_id, principal, created_at, updated_at)
+SELECT c.session_id, $1, COALESCE(c.created_at, NOW()), COALESCE(c.updated_at, NOW())
+FROM conversations AS c WHERE c.session_id = $2
+ON CONFLICT (session_id) DO NOTHING"""
+
 # Who may read a session: its owner row, else (no row: written by Studio, or before
 # ownership was recorded) whether anything of it is stored (else: an unknown id).
 SESSION_ACCESS = """

@@ -1,0 +1,14 @@
+"""The LangGraph Agent Server API (what `langgraph_sdk` and Studio call), served on Vera's
+own sessions: `/ok` and `/info`, the assistants (`assistants.py`), threads (`threads.py`)
+and their state (`thread_state.py`), in the shapes of `shapes.py`. Runs go beside them
+(`runs.py`, on the turn runner), not yet served."""
+
+from fastapi import APIRouter
+
+from src.api.agent_server import assistants, thread_state, threads
+
+router = APIRouter()
+router.include_router(assistants.meta_router)
+router.include_router(assistants.router)
+router.include_router(threads.router)
+router.include_router(thread_state.router)

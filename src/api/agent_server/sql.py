@@ -1,0 +1,79 @@
+"""The SQL of the Agent Server door's threads: their rows are the sessions' owner rows
+(`session_owners`, with `metadata` from app migration 4) and conversations."""
+
+# What a thread answer shows of a session: its metadata, its times (`updated_at` the later
+# of its last turn's end and its transcript's last change; `state_updated_at` the latter)
+# and whether a turn holds its lease now. The metadata shown holds, once the thread has a
+# checkpoint, its graph and assistant (`{implied}`), as `langgraph dev` records them at a
+# thread's first run.
+_THREAD_COLUMNS = """
+    o.session_id, {shown}::text AS metadata, o.created_at,
+    GREATEST(o.updated_at, c.updated_at::timestamptz) AS updated_at,
+    COALESCE(c.updated_at::timestamptz, o.created_at) AS state_updated_at,
+    c.session_id IS NOT NULL AS stored,
+    EXISTS (SELECT FROM turn_leases AS l
+            WHERE l.session_id = o.session_id AND l.expires_at > clock_timestamp()) AS busy"""
+
+_SHOWN = "(o.metadata || CASE WHEN c.session_id IS NULL THEN '{{}}' ELSE {implied}::jsonb END)"
+
+# Thread $1, with $2 the metadata implied by a checkpoint.
+SELECT_THREAD = f"""
+SELECT {_THREAD_COLUMNS.format(shown=_SHOWN.format(implied="$2"))}
+FROM session_owners AS o
+LEFT JOIN conversations AS c ON c.session_id = o.session_id
+WHERE o.session_id = $1"""  # noqa: S608 (constant SQL)
+
+# A page of principal $2's (end user $3's) threads ($1: as in SELECT_THREAD): those whose
+# shown metadata contains $4 (none: NULL) and, with $5, whose ids are in it; $6 threads
+# after the first $7.
+_SEARCH = """
+SELECT {columns}
+FROM session_owners AS o
+LEFT JOIN conversations AS c ON c.session_id = o.session_id
+WHERE o.principal = $2 AND o.user_id = $3
+    AND ($4::jsonb IS NULL OR {shown} @> $4::jsonb)
+    AND ($5::uuid[] IS NULL OR o.session_id = ANY($5::uuid[]))
+ORDER BY o.{key} {order}, o.session_id {order}
+LIMIT $6 OFFSET $7"""
+
+_SHOWN_SEARCHED = _SHOWN.format(implied="$1")
+SEARCH_THREADS = {
+    (key, order): _SEARCH.format(
+        columns=_THREAD_COLUMNS.format(shown=_SHOWN_SEARCHED),
+        shown=_SHOWN_SEARCHED,
+        key=key,
+        order=order.upper(),
+    )
+    for key in ("created_at", "updated_at")
+    for order in ("asc", "desc")
+}
+
+# A new thread ($1) for principal $2 (end user $3), with metadata $4 and TTL $5 (minutes or
+# NULL): only when nothing of that id is stored; no row back when something is.
+CREATE_THREAD = """
+INSERT INTO session_owners (session_id, principal, user_id, metadata, ttl_minutes)
+SELECT $1, $2, $3, $4::jsonb, $5
+WHERE NOT EXISTS (SELECT FROM conversations WHERE session_id = $1)
+ON CONFLICT (session_id) DO NOTHING
+RETURNING session_id"""
+
+# Thread $1's metadata merged with $2 (top-level keys replaced); with $3 its TTL set to $4.
+UPDATE_THREAD = """
+UPDATE session_owners
+SET metadata = metadata || $2::jsonb,
+    ttl_minutes = CASE WHEN $3 THEN $4 ELSE ttl_minutes END
+WHERE session_id = $1
+RETURNING session_id"""
+
+# The copy $2 of thread $1: the same owner, title, metadata and TTL (new times).
+COPY_THREAD_OWNER = """
+INSERT INTO session_owners (session_id, principal, user_id, title, metadata, ttl_minutes)
+SELECT $2, principal, user_id, title, metadata, ttl_minutes
+FROM session_owners WHERE session_id = $1
+ON CONFLICT (session_id) DO NOTHING
+RETURNING session_id"""
+
+# An owner row whose thread has nothing else stored (a copy that failed), removed again.
+DROP_BARE_OWNER = """
+DELETE FROM session_owners AS o
+WHERE o.session_id = $1 AND NOT EXISTS (SELECT FROM conversations WHERE session_id = $1)"""

@@ -1,0 +1,108 @@
+"""The JavaScript SDK (`@langchain/langgraph-sdk`, installed from npm by the set-up) drives
+the real server's threads (issue 26): create, get, search, update, a `/chat` turn, state,
+history, `updateState` as a node, copy, delete; every answer parsed by the SDK itself."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.processes import server_processes
+
+KEY = "node-sdk-key-0123456789abcdefghijklmn"
+
+SCRIPT = r"""
+import { Client } from "@langchain/langgraph-sdk";
+const [url, key] = process.argv.slice(2);
+const client = new Client({ apiUrl: url, apiKey: key });
+const out = {};
+const [assistant] = await client.assistants.search({ graphId: "vera" });
+out.assistant = assistant.assistant_id;
+const thread = await client.threads.create({ metadata: { client: "node" } });
+const id = thread.thread_id;
+out.created = thread;
+out.got = await client.threads.get(id);
+const turn = await fetch(`${url}/chat/complete`, {
+  method: "POST",
+  headers: { "Content-Type": "application/json", "X-API-Key": key },
+  body: JSON.stringify({ session_id: id, message: "Weather in Oslo?" }),
+});
+out.turn = turn.status;
+out.state = await client.threads.getState(id);
+out.history = await client.threads.getHistory(id, { limit: 2 });
+out.found = (await client.threads.search({ metadata: { client: "node" } })).map((t) => t.thread_id);
+out.updated = await client.threads.update(id, { metadata: { stage: 2 } });
+out.written = await client.threads.updateState(id, {
+  values: { messages: [{ role: "user", content: "a note" }] },
+  asNode: "model",
+});
+out.after = await client.threads.getState(id);
+out.at = await client.threads.getState(id, out.state.checkpoint_id);
+const copy = await client.threads.copy(id);
+out.copyValues = (await client.threads.getState(copy.thread_id)).values;
+await client.threads.delete(copy.thread_id);
+await client.threads.delete(id);
+try {
+  await client.threads.get(id);
+  out.afterDelete = "found";
+} catch (error) {
+  out.afterDelete = error.status ?? String(error);
+}
+out.id = id;
+console.log(JSON.stringify(out));
+"""
+
+
+@pytest.fixture(scope="module")
+def node_sdk(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder with `@langchain/langgraph-sdk` installed from npm and the script."""
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        pytest.skip("node and npm are not installed")
+    folder = tmp_path_factory.mktemp("node-sdk")
+    (folder / "package.json").write_text('{"type": "module", "private": true}')
+    install = ["npm", "install", "--no-audit", "--no-fund", "--silent", "--fetch-retries=0"]
+    done = subprocess.run(
+        [*install, "@langchain/langgraph-sdk"], cwd=folder, capture_output=True, timeout=300
+    )
+    if done.returncode != 0:  # no registry here (the fresh-machine run is offline)
+        pytest.skip(f"npm could not install @langchain/langgraph-sdk: {done.stderr[-300:]!r}")
+    (folder / "threads.mjs").write_text(SCRIPT)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def server(database_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("node-sdk-server") / "vera.log"
+    with server_processes(database_dsn, [log], API_KEY=KEY) as [url]:
+        yield url
+
+
+def test_the_javascript_sdk_drives_a_thread_end_to_end(node_sdk: Path, server: str) -> None:
+    done = subprocess.run(
+        ["node", "threads.mjs", server, KEY],
+        cwd=node_sdk,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    thread_id = out["id"]
+    assert out["assistant"] == "149f26bf-fe73-5f09-9897-94bb1f5f93c2"  # langgraph dev's id
+    assert out["created"]["metadata"] == {"client": "node"}
+    assert out["got"]["thread_id"] == thread_id and out["turn"] == 200
+    messages = out["state"]["values"]["messages"]
+    assert messages[0]["content"] == "Weather in Oslo?" and messages[-1]["type"] == "ai"
+    assert out["history"][0]["checkpoint_id"] == out["state"]["checkpoint_id"]
+    assert thread_id in out["found"]
+    assert out["updated"]["metadata"]["stage"] == 2
+    assert out["after"]["checkpoint_id"] == out["written"]["checkpoint_id"]
+    assert out["after"]["values"]["messages"][-1]["content"] == "a note"
+    assert out["at"]["values"] == out["state"]["values"]
+    assert out["copyValues"] == out["after"]["values"]
+    assert out["afterDelete"] == 404
