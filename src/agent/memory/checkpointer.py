@@ -11,7 +11,8 @@ short transaction that catches it up under that lock and runs the same statement
 `functions/vera_put_checkpoint.sql`). How a checkpoint becomes rows and back is `rows.py`;
 the message log and its cache are `session_log.py` and `message_log.py`; a `DeltaChannel`'s
 history is read by `delta_history.py`; whole-thread operations (delete, copy, prune) are at
-the end of the class, their SQL work in `thread_ops.py`; the sync methods are in
+the end of the class, their SQL work in `thread_ops.py`; checkpoint retention (`aretain`,
+`aretain_due`) is `retention.py` and `retention_ops.py`; the sync methods are in
 `sync_bridge.py`.
 """
 
