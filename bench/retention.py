@@ -8,9 +8,11 @@ Retention runs as the workers run it, a pass every `--every` turns of each conve
 (`aretain_due`), and once at the end. The default is scaled down for a shared 2-core
 machine (300 turns; 30 x 50 tool turns); `--full` runs 1,000 turns and 30 x 150.
 
-Live bytes are the rows as stored (`pg_column_size`: TOAST included, compressed as it is);
-on disk is `pg_total_relation_size` of the saver's tables after a plain VACUUM (what
-autovacuum leaves: freed space reusable, files not shrunk), then after VACUUM FULL.
+Every run is on a private PostgreSQL with default settings (autovacuum on, as in
+production; `bench.private_server`). Live bytes are the rows as stored (`pg_column_size`:
+TOAST included, compressed as it is); on disk is `pg_total_relation_size` of the saver's
+tables at the end of the run (what autovacuum left: freed space reused, files not shrunk),
+then after VACUUM FULL.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from typing import Any
 import asyncpg
 from langchain_core.messages import HumanMessage
 
+from bench.private_server import default_settings_server
 from bench.report import simple_table
-from bench.savers import SERVER, TABLES, ask, chat_graph, fresh_database, saver_for, sentence
+from bench.savers import TABLES, ask, chat_graph, fresh_database, saver_for, sentence
 from bench.workload import tool_graph
 from src.agent.memory.retention import RetentionPolicy
 
@@ -39,8 +42,8 @@ VARIANTS = ("ours", "ours, latest 10", "official", "official, aprune keep_latest
 
 @dataclass
 class Sizes:
-    """One run's bytes: live rows per table, on disk after VACUUM and after VACUUM FULL,
-    the checkpoints left, and the workload's seconds."""
+    """One run's bytes: live rows per table, on disk at the end (autovacuum only) and after
+    VACUUM FULL, the checkpoints left, and the workload's seconds."""
 
     live: dict[str, int]
     disk: int
@@ -61,7 +64,6 @@ async def _sizes(conn: asyncpg.Connection, kind: str, seconds: float) -> Sizes:
     }
     count = int(await conn.fetchval("SELECT count(*) FROM checkpoints"))
     disk_sql = "SELECT SUM(pg_total_relation_size(t)) FROM unnest($1::regclass[]) t"
-    await conn.execute("VACUUM")
     disk = int(await conn.fetchval(disk_sql, tables))
     await conn.execute("VACUUM FULL")
     compact = int(await conn.fetchval(disk_sql, tables))
@@ -75,11 +77,13 @@ async def _prune(saver: Any, variant: str, threads: list[str]) -> None:
         await saver.aprune(threads, strategy="keep_latest")
 
 
-async def run(variant: str, conversations: int, turns: int, every: int, tools: bool) -> Sizes:
+async def run(
+    variant: str, conversations: int, turns: int, every: int, tools: bool, server: str
+) -> Sizes:
     """`conversations` concurrent conversations of `turns` turns with `variant`'s saver and
-    pruning, on a fresh database."""
+    pruning, on a fresh database of `server` (an admin DSN)."""
     kind = "ours" if variant.startswith("ours") else "official"
-    async with fresh_database(SERVER) as dsn, saver_for(kind, dsn) as saver:
+    async with fresh_database(server) as dsn, saver_for(kind, dsn) as saver:
         graph = tool_graph(saver, seed=3) if tools else chat_graph(saver)
         threads = [str(uuid.uuid4()) for _ in range(conversations)]
         rngs = [random.Random(i) for i in range(conversations)]
@@ -134,7 +138,7 @@ def table(title: str, runs: dict[str, Sizes], conversations: int) -> str:
         "checkpoints+blobs+writes KiB",
         "live KiB",
         "live vs ours",
-        "disk KiB (VACUUM)",
+        "disk KiB (autovacuum)",
         "disk KiB (VACUUM FULL)",
         "checkpoints",
         "run s",
@@ -167,7 +171,12 @@ async def main(full: bool, every: int, only: str | None) -> None:
     for name, (title, conversations, turns, tools) in workloads.items():
         if only is not None and name != only:
             continue
-        runs = {v: await run(v, conversations, turns, every, tools) for v in VARIANTS}
+        async with default_settings_server() as server:
+            if not server.autovacuum_on:
+                print("(no private server: the shared one, autovacuum off)")
+            runs = {
+                v: await run(v, conversations, turns, every, tools, server.dsn) for v in VARIANTS
+            }
         print(table(title, runs, conversations) + "\n", flush=True)
         print(bound(runs, conversations, turns) + "\n", flush=True)
 
