@@ -162,12 +162,38 @@ def bound(runs: dict[str, Sizes], conversations: int, turns: int) -> str:
     )
 
 
+# `sessions` sessions pruned by LATEST_10 since their head last moved: none is due.
+PLANT_UP_TO_DATE = """
+WITH s AS (SELECT gen_random_uuid() AS sid FROM generate_series(1, $1)),
+c AS (INSERT INTO conversations (session_id) SELECT sid FROM s),
+h AS (INSERT INTO transcript_heads (session_id, checkpoint_id) SELECT sid, 'head' FROM s)
+INSERT INTO checkpoint_retention (session_id, head, policy) SELECT sid, 'head', $2 FROM s"""
+
+
+async def pass_cost(sessions: int) -> str:
+    """The time of a pass over `sessions` sessions none of which is due (what each worker
+    pays after every TTL sweep once everything is pruned)."""
+    async with (
+        default_settings_server() as server,
+        fresh_database(server.dsn) as dsn,
+        saver_for("ours", dsn) as saver,
+    ):
+        await saver.store.pool.execute(PLANT_UP_TO_DATE, sessions, LATEST_10.label)
+        await saver.store.pool.execute("ANALYZE")
+        started = time.perf_counter()
+        done = await saver.aretain_due(LATEST_10)
+        ms = (time.perf_counter() - started) * 1000
+    return f"a pass over {sessions:,} sessions, none due: {ms:.0f} ms ({done.sessions} pruned)"
+
+
 async def main(full: bool, every: int, only: str | None) -> None:
     long_turns, tool_turns = (1000, 150) if full else (300, 50)
     workloads = {
         "long": (f"One conversation of {long_turns} turns", 1, long_turns, False),
         "tools": (f"30 conversations of {tool_turns} tool turns", 30, tool_turns, True),
     }
+    if only in (None, "pass"):
+        print(await pass_cost(20_000) + "\n", flush=True)
     for name, (title, conversations, turns, tools) in workloads.items():
         if only is not None and name != only:
             continue
@@ -185,6 +211,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true", help="1,000 turns and 30 x 150")
     parser.add_argument("--every", type=int, default=10, help="turns between retention passes")
-    parser.add_argument("--only", choices=("long", "tools"), help="one workload only")
+    parser.add_argument("--only", choices=("long", "tools", "pass"), help="one workload only")
     args = parser.parse_args()
     asyncio.run(main(args.full, args.every, args.only))
