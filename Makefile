@@ -11,7 +11,7 @@ UV := $(CURDIR)/.tools/bin/uv
 PATH_UV := $(shell command -v uv 2>/dev/null)
 
 .PHONY: help run test test-unit test-memory test-api test-deployment lint format dev bench \
-	bench-load bench-quick sync sync-runtime
+	bench-load bench-retention bench-quick sync sync-runtime
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -66,8 +66,12 @@ format: sync ## apply ruff fixes and formatting
 dev: sync ## LangGraph Studio backend on 127.0.0.1:2024 (another port: make dev PORT=2025)
 	$(UV) run --frozen python -m src.studio_dev --host 127.0.0.1 --port $(or $(PORT),2024)
 
-bench: sync ## full benchmark: ours vs the official saver (writes docs/benchmarks.md)
+bench: sync ## full benchmark: ours vs the official saver (writes docs/benchmarks.md), then retention
 	$(UV) run --frozen python -m bench
+	$(UV) run --frozen python -m bench.retention
+
+bench-retention: sync ## checkpoint retention "latest 10": bytes vs no retention and the official saver (FULL=1: 1,000 turns, 30 x 150)
+	$(UV) run --frozen python -m bench.retention $(if $(FULL),--full)
 
 bench-load: sync ## the API as deployed (2 workers, fake model), 200 sessions for 60 s
 	$(UV) run --frozen python -m bench.api_workers

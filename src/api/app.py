@@ -20,6 +20,7 @@ from src.agent.model import build_chat_model, model_label
 from src.api import agent_server, metrics, tracing
 from src.api.admission import TurnAdmission
 from src.api.auth import AuthMiddleware
+from src.api.checkpoint_retention import CheckpointRetention
 from src.api.errors import SafeJSONResponse, install_error_handlers
 from src.api.middleware import (
     HeaderLimitMiddleware,
@@ -84,8 +85,13 @@ def create_app(
         app.state.runner = TurnRunner(graph, leases, events, SessionDirectory(store))
         app.state.admission = TurnAdmission.from_settings(settings)
         app.state.eraser = SessionEraser(store, checkpointer, settings.session_lease_seconds)
+        app.state.retention = CheckpointRetention.from_settings(checkpointer, settings)
         app.state.sweeper = sweeper = SessionSweeper(
-            store, app.state.eraser, app.state.ttl_policy, settings.session_lease_seconds
+            store,
+            app.state.eraser,
+            app.state.ttl_policy,
+            settings.session_lease_seconds,
+            retention=app.state.retention,
         )
         logger.info("memory database: %s; model: %s", store.describe(), app.state.model_label)
         base = f"http://{settings.api_host}:{settings.api_port}"

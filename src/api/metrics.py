@@ -98,6 +98,17 @@ DELETED_BYTES = Counter(
     ["reason"],
 )
 TTL_SWEEPS = Counter("vera_ttl_sweeps", "TTL sweeps run, by outcome (ok, error)", ["outcome"])
+CHECKPOINTS_PRUNED = Counter(
+    "vera_checkpoints_pruned", "Checkpoints deleted by checkpoint retention (their sessions stay)"
+)
+PRUNED_BYTES = Counter(
+    "vera_pruned_bytes",
+    "Bytes the checkpoints, writes and blobs retention deleted took as stored (reusable "
+    "once vacuumed)",
+)
+RETENTION_PASSES = Counter(
+    "vera_retention_passes", "Checkpoint retention passes run, by outcome (ok, error)", ["outcome"]
+)
 RATE_LIMITED = Counter(
     "vera_rate_limited", "Requests answered 429, by limit (requests, auth_failures)", ["limit"]
 )
@@ -179,6 +190,12 @@ def sessions_deleted(reason: str, sessions: int, size: int) -> None:
 
 def ttl_sweep(outcome: str) -> None:
     TTL_SWEEPS.labels(outcome=outcome).inc()
+
+
+def retention_pass(outcome: str, checkpoints: int = 0, size: int = 0) -> None:
+    RETENTION_PASSES.labels(outcome=outcome).inc()
+    CHECKPOINTS_PRUNED.inc(checkpoints)
+    PRUNED_BYTES.inc(size)
 
 
 class ModelCallMetrics(BaseCallbackHandler):

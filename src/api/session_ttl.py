@@ -29,6 +29,7 @@ import asyncpg
 from src.agent.memory import PostgresMemoryStore
 from src.agent.memory.store import StorageUnavailableError
 from src.api import metrics, sql
+from src.api.checkpoint_retention import CheckpointRetention
 from src.api.security import DEFAULT_PRINCIPAL
 from src.api.session_erase import Erased, SessionEraser
 from src.config.settings import Settings
@@ -98,11 +99,14 @@ class SessionSweeper:
         eraser: SessionEraser,
         policy: TTLPolicy,
         lease_seconds: float = 30.0,
+        retention: CheckpointRetention | None = None,
     ) -> None:
+        """`retention`: checkpoint retention, run after each sweep of the loop."""
         self.store = store
         self.eraser = eraser
         self.policy = policy
         self.lease_seconds = lease_seconds
+        self.retention = retention
         self._stopping = asyncio.Event()
 
     async def sweep(self) -> Erased:
@@ -154,6 +158,8 @@ class SessionSweeper:
             except Exception as exc:
                 metrics.ttl_sweep("error")
                 logger.error("ttl sweep failed", exc_info=exc)
+            if self.retention is not None and not self._stopping.is_set():
+                await self.retention.run_pass_logged()
             delay = interval * random.uniform(0.9, 1.1)
 
     async def _wait(self, seconds: float) -> bool:

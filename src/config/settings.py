@@ -185,6 +185,33 @@ class Settings(BaseSettings):
         "holds their locks)",
     )
 
+    # Checkpoint retention (`src/agent/memory/retention.py`), run by every worker after its
+    # TTL sweep: `checkpointer.retention` in langgraph.json (`src/config/langgraph_ttl.py`)
+    checkpoint_retention_keep_latest: int | None = Field(
+        default=None,
+        ge=1,
+        description="Keep each session's latest this many root checkpoints (and what the "
+        "head, an unfinished run and DeltaChannels need), prune older ones; the transcript "
+        "and every message stay; empty: off",
+    )
+    checkpoint_retention_max_age_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_TTL_MINUTES,
+        description="Keep the checkpoints younger than this many minutes (with "
+        "CHECKPOINT_RETENTION_KEEP_LATEST: those outside both go); empty: off",
+    )
+    checkpoint_retention_sweep_limit: int = Field(
+        default=1000, ge=1, description="Sessions one retention pass prunes at most"
+    )
+    checkpoint_retention_sweep_batch: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="Sessions a retention pass finds per statement (each is pruned in a "
+        "transaction of its own)",
+    )
+
     @field_validator(
         "cors_origins",
         "api_gateway_keys",

@@ -258,7 +258,7 @@ async def test_make_devs_checkpointer_sweeps_with_langgraph_json_ttl(
             while (await rows_of(fresh_db, [thread]))["conversations"]:  # noqa: ASYNC110
                 await asyncio.sleep(0.2)
     assert set((await rows_of(fresh_db, [thread])).values()) == {0}
-    monkeypatch.setattr(studio, "thread_ttl", lambda: {"strategy": "keep_latest"})
-    with pytest.raises(SettingsError, match="checkpoint retention"):
+    monkeypatch.setattr(studio, "thread_ttl", lambda: {"strategy": "archive"})
+    with pytest.raises(SettingsError, match="strategy 'archive'"):
         async with studio.checkpointer():
             pass

@@ -66,7 +66,7 @@ def test_langgraph_checkpointer_ttl_maps_onto_the_settings() -> None:
     assert ttl_settings({"default_ttl": 5, "sweep_interval_minutes": None}) == {
         "session_ttl_minutes": 5
     }
-    with pytest.raises(SettingsError, match="checkpoint retention, not a TTL"):
-        ttl_settings({"strategy": "keep_latest", "default_ttl": 60})
+    with pytest.raises(SettingsError, match="strategy 'archive'"):
+        ttl_settings({"strategy": "archive", "default_ttl": 60})
     with pytest.raises(SettingsError, match=r"unknown keys \['ttl'\]"):
         ttl_settings({"ttl": 60})

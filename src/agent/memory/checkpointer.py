@@ -11,7 +11,8 @@ short transaction that catches it up under that lock and runs the same statement
 `functions/vera_put_checkpoint.sql`). How a checkpoint becomes rows and back is `rows.py`;
 the message log and its cache are `session_log.py` and `message_log.py`; a `DeltaChannel`'s
 history is read by `delta_history.py`; whole-thread operations (delete, copy, prune) are at
-the end of the class, their SQL work in `thread_ops.py`; the sync methods are in
+the end of the class, their SQL work in `thread_ops.py`; checkpoint retention (`aretain`,
+`aretain_due`) is `retention.py` and `retention_ops.py`; the sync methods are in
 `sync_bridge.py`.
 """
 
@@ -37,10 +38,11 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from src.agent.memory import delta_history, sql, thread_ops
+from src.agent.memory import delta_history, retention_ops, sql, thread_ops
 from src.agent.memory.fencing import as_fencing_error, lease_of
 from src.agent.memory.message_log import DEFAULT_CACHE_MAX_BYTES, MessageLogCache
 from src.agent.memory.put import CheckpointPut, SessionWriters, run_of
+from src.agent.memory.retention import RetentionPolicy
 from src.agent.memory.rows import (
     TupleBuilder,
     encode_checkpoint,
@@ -357,6 +359,22 @@ class ConversationCheckpointer(SyncBridge):
         await self._run(lambda conn: thread_ops.refuse_delta_threads(conn, threads))
         for sid in sids:
             await self._run(functools.partial(thread_ops.keep_latest, sid=sid, threads=threads))
+
+    async def aretain(
+        self, thread_id: str | uuid.UUID, policy: RetentionPolicy
+    ) -> retention_ops.Retained:
+        """Prune the thread's checkpoints by `policy` (`retention.py`: the latest, an
+        unfinished run's and what kept checkpoints read stay; messages always stay), in one
+        transaction; a thread a turn or a writer holds now is left alone (`busy`)."""
+        sid = session_id_for(str(thread_id))
+        return await self._run(lambda conn: retention_ops.retain_session(conn, sid, policy))
+
+    async def aretain_due(
+        self, policy: RetentionPolicy, *, limit: int = 1000, batch: int = 100
+    ) -> retention_ops.RetentionPass:
+        """`aretain` on up to `limit` threads that changed since `policy` last pruned them
+        (a periodic pass; `batch` found per statement, each pruned in its own transaction)."""
+        return await retention_ops.retention_pass(self._run, policy, limit, batch)
 
     def get_next_version(self, current: str | None, channel: None = None) -> str:
         """LangGraph's standard version: a 32-digit counter and a random fraction.

@@ -198,6 +198,7 @@ SESSION_TABLES = (
     "checkpoint_writes",
     "conversation_messages",
     "transcript_heads",
+    "checkpoint_retention",
 )
 _TABLE_BYTES = """(SELECT COALESCE(sum(pg_column_size(t.*)), 0) FROM {table} AS t
     WHERE t.session_id = ANY($1::uuid[]))"""
