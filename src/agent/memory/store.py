@@ -13,6 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 
 from src.agent.memory import sql
+from src.agent.memory.codecs import register_builtin_arrays
 from src.agent.memory.embedded import EmbeddedPostgres, start_embedded
 from src.agent.memory.jsonb import loads_jsonb
 from src.agent.memory.migrations import MigrationSet
@@ -60,6 +61,12 @@ async def _skip_session_reset(conn: asyncpg.Connection) -> None:
     advisory lock), so skipping asyncpg's default reset query saves a round trip on every
     release; asyncpg still rolls back a transaction left open.
     """
+
+
+async def _set_up_connection(conn: asyncpg.Connection) -> None:
+    """Init hook of the pool, once per new connection: the built-in array types' codecs
+    without introspecting the server (`codecs.py`)."""
+    register_builtin_arrays(conn)
 
 
 def _discard(conn: asyncpg.Connection) -> None:
@@ -178,6 +185,7 @@ class PostgresMemoryStore:
             statement_cache_size=100 if self.statement_cache else 0,
             max_inactive_connection_lifetime=300.0,
             reset=_skip_session_reset,
+            init=_set_up_connection,
         )
 
     async def initialize(self) -> None:
