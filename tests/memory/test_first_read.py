@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
+from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore, sql
 from src.agent.memory.codecs import BUILTIN_ARRAY_TYPES
 from tests.support import cfg, chat_graph, run_turns
 
@@ -48,27 +48,36 @@ async def new_process(database_dsn: str) -> AsyncIterator[PostgresMemoryStore]:
         await store.close()
 
 
-async def _statements(store: PostgresMemoryStore) -> list[tuple[str, int]]:
+async def _statements(store: PostgresMemoryStore) -> dict[str, int]:
+    """The statements the store's one connection has prepared, and how often each ran."""
     async with store.pool.acquire() as conn:
-        return [(r["statement"], r["runs"]) for r in await conn.fetch(PREPARED)]
+        return {r["statement"]: r["runs"] for r in await conn.fetch(PREPARED)}
 
 
-async def test_first_read_of_a_new_connection_introspects_nothing(
+async def test_first_read_of_a_new_connection_is_one_round_trip(
     saver: ConversationCheckpointer,
     new_process: PostgresMemoryStore,
     introspections: list[set[int]],
 ) -> None:
+    """The connection opens with the reads prepared; the first `aget_state` (nothing
+    cached) then runs one statement, for the checkpoint and the whole log."""
     thread = str(uuid.uuid4())
     await run_turns(chat_graph(saver), thread, 3)
     introspections.clear()
+    before = await _statements(new_process)  # the pool opens its connection
 
     state = await chat_graph(ConversationCheckpointer(new_process)).aget_state(cfg(thread))
 
+    after = await _statements(new_process)
     assert len(state.values["messages"]) == 6
     assert introspections == []
-    statements = await _statements(new_process)
-    assert len(statements) == 2, statements  # the checkpoint's row, the session's messages
-    assert sum(runs for _, runs in statements) == 2
+    assert after.keys() == before.keys()  # nothing prepared by the read
+    assert [q for q in after if after[q] != before[q]] == [sql.SELECT_LATEST_TUPLE_WITH_LOG]
+    assert after[sql.SELECT_LATEST_TUPLE_WITH_LOG] == before[sql.SELECT_LATEST_TUPLE_WITH_LOG] + 1
+    # Read again through another fresh saver: still one statement.
+    await ConversationCheckpointer(new_process).aget_tuple(cfg(thread))
+    again = await _statements(new_process)
+    assert sum(again.values()) == sum(after.values()) + 1
 
 
 async def test_every_write_and_read_of_a_new_connection_introspects_nothing(
