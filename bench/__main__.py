@@ -25,6 +25,7 @@ from bench.checkpointers import (
     conformance,
     conversation,
 )
+from bench.first_read import first_read_table, first_reads
 from bench.private_server import default_settings_server
 from bench.report import (
     SizeRun,
@@ -113,7 +114,15 @@ async def main(quick: bool) -> str:
     sections += ["### The in-process message cache, bounded by bytes (issue 17)", memory]
     many, tool_turns = (4, 10) if quick else (30, 150)
     async with default_settings_server() as server:  # both savers on it, one after the other
+        fresh = await first_reads([100, 200], repeats=5 if quick else 15, server=server.dsn)
         costs = {kind: await write_cost(kind, many, tool_turns, server.dsn) for kind in SAVERS}
+    first = first_read_table(fresh)
+    first_heading = (
+        "### Targets of issue 28: reads in a process that did not write the conversation "
+        f"(each sample a new process, ours and official interleaved), on {server.heading()}"
+    )
+    print(first_heading + "\n\n" + first + "\n", flush=True)
+    sections += [first_heading, first]
     ours, official = costs["ours"], costs["official"]
     on_disk = (
         "bytes on disk, autovacuum only"

@@ -52,8 +52,13 @@ async def _read_messages(
         tail = row["tail"]
         return row["conversation_id"], loads_jsonb(tail) if tail else [], len(tail or "")
     row = await conn.fetchrow(sql.MESSAGES_ALL, session_id)
-    if row is None:
-        return None
+    return None if row is None else whole_log(row)
+
+
+def whole_log(row: asyncpg.Record) -> tuple[uuid.UUID, list[dict[str, Any]], int]:
+    """The conversation row's id, every element of the session in seq order and the length
+    of the JSON text, from the columns of `MESSAGES_ALL` (`SELECT_LATEST_TUPLE_WITH_LOG`
+    has them too)."""
     shown = loads_jsonb(row["shown"]) if row["shown"] else []
     seqs: list[int] = row["seqs"] or []
     other_seqs: list[int] = row["other_seqs"] or []
@@ -155,6 +160,19 @@ class MessageLogCache:
             if current is None or current.conversation_id != conversation_id:
                 current = SessionLog(conversation_id)
         current.extend_from(seen, tail, self._build, chars)
+        self._install(session_id, current)
+        return current
+
+    def take_whole(self, session_id: uuid.UUID, row: asyncpg.Record) -> SessionLog | None:
+        """The session's copy, holding the whole log `row` read (`whole_log`; None when the
+        conversation row is missing). A copy cached meanwhile is only extended."""
+        if row["conversation_id"] is None:
+            return None
+        conversation_id, elements, chars = whole_log(row)
+        current = self._logs.get(session_id)
+        if current is None or current.conversation_id != conversation_id:
+            current = SessionLog(conversation_id)
+        current.extend_from(0, elements, self._build, chars)
         self._install(session_id, current)
         return current
 

@@ -227,6 +227,11 @@ class TupleBuilder:
         ns = conf.get("checkpoint_ns", "")
         if checkpoint_id := conf.get("checkpoint_id"):
             row = await conn.fetchrow(sql.SELECT_TUPLE_BY_ID, sid, ns, checkpoint_id)
+        elif ns == "" and sid not in self.logs and self.message_logs.peek(sid) is None:
+            # Nothing of the session cached: its whole log comes with the checkpoint.
+            row = await conn.fetchrow(sql.SELECT_LATEST_TUPLE_WITH_LOG, sid, ns)
+            if row is not None:
+                self.logs[sid] = self.message_logs.take_whole(sid, row)
         else:
             row = await conn.fetchrow(sql.SELECT_LATEST_TUPLE, sid, ns)
         if row is None:

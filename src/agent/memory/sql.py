@@ -143,6 +143,28 @@ SELECT_LATEST_TUPLE = (
 ) AS c"""
 )
 
+# The latest checkpoint with the whole message log of its session (the columns of
+# `MESSAGES_ALL`), for a saver that caches nothing of the session yet: a cold read in one
+# round trip, checkpoint and log from one snapshot.
+SELECT_LATEST_TUPLE_WITH_LOG = (
+    _TUPLE_COLUMNS  # noqa: S608 (constant SQL joined to constant SQL)
+    + """, cv.messages::text AS shown, h.seqs,
+    (SELECT array_agg(m.seq ORDER BY m.seq) FROM conversation_messages m
+        WHERE m.session_id = $1) AS other_seqs,
+    (SELECT jsonb_agg(m.element ORDER BY m.seq) FROM conversation_messages m
+        WHERE m.session_id = $1)::text AS others
+FROM (
+    SELECT * FROM checkpoints WHERE session_id = $1 AND checkpoint_ns = $2
+    ORDER BY checkpoint_id DESC LIMIT 1
+) AS c
+LEFT JOIN conversations cv ON cv.session_id = c.session_id
+LEFT JOIN transcript_heads h ON h.session_id = c.session_id"""
+)
+
+# The reads a pooled connection prepares when it opens (run once for a session that
+# does not exist), so that a new process's first read is one round trip.
+WARM_READS = (SELECT_LATEST_TUPLE, SELECT_LATEST_TUPLE_WITH_LOG)
+
 SELECT_TUPLE_BY_ID = (
     _TUPLE_COLUMNS  # noqa: S608 (constant SQL joined to constant SQL)
     + """FROM (

@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 
 from src.agent.memory import sql
+from src.agent.memory.codecs import register_builtin_arrays
 from src.agent.memory.embedded import EmbeddedPostgres, start_embedded
 from src.agent.memory.jsonb import loads_jsonb
 from src.agent.memory.migrations import MigrationSet
@@ -36,6 +37,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+_NO_SESSION = uuid.UUID(int=0)  # what the warm-up reads read (their result is dropped)
 
 
 async def _skip_session_reset(conn: asyncpg.Connection) -> None:
@@ -173,7 +175,35 @@ class PostgresMemoryStore:
             statement_cache_size=100 if self.statement_cache else 0,
             max_inactive_connection_lifetime=300.0,
             reset=_skip_session_reset,
+            init=self._set_up_connection,
         )
+
+    async def _set_up_connection(self, conn: asyncpg.Connection) -> None:
+        """Init hook of the pool, once per new connection: the built-in array types'
+        codecs without introspecting the server (`codecs.py`), and, once the schema is
+        there, the reads prepared."""
+        register_builtin_arrays(conn)
+        if self._migrated:
+            await self._prepare_reads(conn)
+
+    async def _prepare_reads(self, conn: asyncpg.Connection) -> None:
+        """Prepare `sql.WARM_READS` into the connection's statement cache, running each
+        once (for the nil session id, its result dropped): a new process's first read is
+        then one round trip, not a prepare and an execute per statement. Skipped with the
+        statement cache off (behind a pooler): nothing would be kept."""
+        if self.statement_cache:
+            for query in sql.WARM_READS:
+                await conn.fetchrow(query, _NO_SESSION, "")
+
+    async def _prepare_idle(self, pool: asyncpg.Pool) -> None:
+        """`_prepare_reads` on the connections opened before the schema was there."""
+        held = [await pool.acquire(timeout=self.connect_timeout) for _ in range(self.min_size)]
+        try:
+            for conn in held:
+                await self._prepare_reads(conn)
+        finally:
+            for conn in held:
+                await pool.release(conn)
 
     async def initialize(self) -> None:
         """Open the pool and bring the schema to the latest version (idempotent)."""
@@ -208,6 +238,7 @@ class PostgresMemoryStore:
             self.dsn_in_use = dsn
         await self._detect_pooler(self._pool)
         await self._migrate(self._pool)
+        await self._prepare_idle(self._pool)
 
     async def _detect_pooler(self, pool: asyncpg.Pool) -> None:
         """Compare the backend pid of a pooled connection's start-up message with the pid of

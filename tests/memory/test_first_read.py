@@ -1,0 +1,121 @@
+"""A new process's first read (issue 28): what it sends the server on a connection the pool
+has just opened, counted on the server (`pg_prepared_statements`: the statements this
+connection prepared, and how often each ran) and at asyncpg's type introspection."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore, sql
+from src.agent.memory.codecs import BUILTIN_ARRAY_TYPES
+from tests.support import cfg, chat_graph, run_turns
+
+# This connection's own prepared statements (the query itself left out).
+PREPARED = """SELECT statement, generic_plans + custom_plans AS runs
+FROM pg_prepared_statements WHERE statement NOT LIKE '%pg_prepared_statements%'"""
+
+
+@pytest.fixture
+def introspections(monkeypatch: pytest.MonkeyPatch) -> list[set[int]]:
+    """The type OIDs of every introspection asyncpg runs meanwhile (a catalogue query,
+    plus two `jit` round trips when the server has JIT)."""
+    seen: list[set[int]] = []
+    original = asyncpg.Connection._introspect_types
+
+    async def spy(self: asyncpg.Connection, oids: Any, *args: Any) -> Any:
+        seen.append(set(oids))
+        return await original(self, oids, *args)
+
+    monkeypatch.setattr(asyncpg.Connection, "_introspect_types", spy)
+    return seen
+
+
+@pytest.fixture
+async def new_process(database_dsn: str) -> AsyncIterator[PostgresMemoryStore]:
+    """A store as a new process opens it, on one pooled connection opened after start-up
+    (the one start-up used is replaced: nothing prepared, no type seen)."""
+    store = PostgresMemoryStore(database_dsn, min_size=1, max_size=1)
+    await store.initialize()
+    await store.pool.expire_connections()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+async def _statements(store: PostgresMemoryStore) -> dict[str, int]:
+    """The statements the store's one connection has prepared, and how often each ran."""
+    async with store.pool.acquire() as conn:
+        return {r["statement"]: r["runs"] for r in await conn.fetch(PREPARED)}
+
+
+async def test_first_read_of_a_new_connection_is_one_round_trip(
+    saver: ConversationCheckpointer,
+    new_process: PostgresMemoryStore,
+    introspections: list[set[int]],
+) -> None:
+    """The connection opens with the reads prepared; the first `aget_state` (nothing
+    cached) then runs one statement, for the checkpoint and the whole log."""
+    thread = str(uuid.uuid4())
+    await run_turns(chat_graph(saver), thread, 3)
+    introspections.clear()
+    before = await _statements(new_process)  # the pool opens its connection
+
+    state = await chat_graph(ConversationCheckpointer(new_process)).aget_state(cfg(thread))
+
+    after = await _statements(new_process)
+    assert len(state.values["messages"]) == 6
+    assert introspections == []
+    assert after.keys() == before.keys()  # nothing prepared by the read
+    assert [q for q in after if after[q] != before[q]] == [sql.SELECT_LATEST_TUPLE_WITH_LOG]
+    assert after[sql.SELECT_LATEST_TUPLE_WITH_LOG] == before[sql.SELECT_LATEST_TUPLE_WITH_LOG] + 1
+    # Read again through another fresh saver: still one statement.
+    await ConversationCheckpointer(new_process).aget_tuple(cfg(thread))
+    again = await _statements(new_process)
+    assert sum(again.values()) == sum(after.values()) + 1
+
+
+async def test_every_write_and_read_of_a_new_connection_introspects_nothing(
+    new_process: PostgresMemoryStore, introspections: list[set[int]]
+) -> None:
+    """Turns, the history, a copy and a delete: every array type they send or read is
+    registered up front."""
+    saver = ConversationCheckpointer(new_process)
+    graph = chat_graph(saver)
+    thread = str(uuid.uuid4())
+    await run_turns(graph, thread, 2)
+    assert len([s async for s in graph.aget_state_history(cfg(thread))]) > 2
+    copy = str(uuid.uuid4())
+    await saver.acopy_thread(thread, copy)
+    await saver.adelete_thread(copy)
+    assert introspections == []
+
+
+async def test_builtin_array_types_are_what_the_server_says(
+    database_dsn: str, introspections: list[set[int]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows registered up front equal the answers of asyncpg's own introspection, on
+    a plain connection (no registration) that meets each type."""
+    found: dict[int, dict[str, Any]] = {}
+    spy = asyncpg.Connection._introspect_types
+
+    async def keep(self: asyncpg.Connection, oids: Any, *args: Any) -> Any:
+        answer = await spy(self, oids, *args)
+        found.update((r["oid"], dict(r)) for r in answer[0])
+        return answer
+
+    monkeypatch.setattr(asyncpg.Connection, "_introspect_types", keep)
+    conn = await asyncpg.connect(database_dsn)
+    try:
+        for expected in BUILTIN_ARRAY_TYPES:
+            await conn.fetchval(f"SELECT NULL::{expected['elemtype_name']}[]")
+    finally:
+        await conn.close()
+    assert len(introspections) == len(BUILTIN_ARRAY_TYPES)
+    for expected in BUILTIN_ARRAY_TYPES:
+        assert {k: found[expected["oid"]][k] for k in expected} == expected
