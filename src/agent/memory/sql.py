@@ -218,6 +218,28 @@ WHERE c.session_id = $1 AND c.checkpoint_ns = ''
         AND k.checkpoint_ns = '' AND k.parent_checkpoint_id = c.checkpoint_id)
 ORDER BY c.checkpoint_id DESC"""
 
+# The checkpoints of the branch shown, from the head to the root, each with the seqs of
+# its transcript (channel $2); the head's `seqs` are the transcript's.
+SHOWN_CHAIN = """
+WITH RECURSIVE chain AS (
+    SELECT c.checkpoint_id, c.parent_checkpoint_id, c.checkpoint, 0 AS depth
+    FROM transcript_heads h JOIN checkpoints c ON c.session_id = h.session_id
+        AND c.checkpoint_ns = '' AND c.checkpoint_id = h.checkpoint_id
+    WHERE h.session_id = $1
+    UNION ALL
+    SELECT p.checkpoint_id, p.parent_checkpoint_id, p.checkpoint, chain.depth + 1
+    FROM chain JOIN checkpoints p ON p.session_id = $1 AND p.checkpoint_ns = ''
+        AND p.checkpoint_id = chain.parent_checkpoint_id
+)
+SELECT checkpoint_id,
+    vera_checkpoint_seqs(
+        p_session_id => $1, p_checkpoint => checkpoint, p_transcript_channel => $2
+    ) AS seqs
+FROM chain ORDER BY depth"""
+
+# The transcript's head: its checkpoint and the seqs it shows.
+HEAD_SEQS = "SELECT checkpoint_id, seqs FROM transcript_heads WHERE session_id = $1"
+
 COPY_CONVERSATION = """
 INSERT INTO conversations (session_id, messages)
 SELECT $2, messages FROM conversations WHERE session_id = $1
