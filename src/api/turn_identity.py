@@ -38,6 +38,9 @@ class TurnPlan:
     kind: Literal["new", "resume", "replay"]
     turn_id: str
     stored: list[BaseMessage] = field(default_factory=list)  # replay: the turn's messages
+    # A fork (`turn_forks.py`): the checkpoint the new turn runs from, and its user message.
+    start_from: str | None = None
+    message: HumanMessage | None = None
 
 
 def _text(message: BaseMessage) -> Any:

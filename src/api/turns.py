@@ -26,6 +26,7 @@ from src.api.schemas import DoneEvent, SessionEvent, TokenEvent, Usage
 from src.api.session_directory import SessionDirectory
 from src.api.turn_errors import error_code
 from src.api.turn_events import TurnEventLog, TurnEventWriter
+from src.api.turn_forks import Fork, plan_fork
 from src.api.turn_identity import TURN_ID_KEY, plan_turn
 from src.api.turn_leases import TurnLeases
 from src.api.turn_messages import TurnRecord, emit_message, text_of
@@ -54,9 +55,15 @@ class TurnRunner:
         self.directory = directory
         self._tasks: set[asyncio.Task[None]] = set()
 
-    async def start(self, session_id: uuid.UUID, message: str, turn_id: str | None = None) -> Turn:
-        """Take the session's lease, decide what the request means (`plan_turn`), and run
-        the turn in the background.
+    async def start(
+        self,
+        session_id: uuid.UUID,
+        message: str,
+        turn_id: str | None = None,
+        fork: Fork | None = None,
+    ) -> Turn:
+        """Take the session's lease, decide what the request means (`plan_turn`; a fork of
+        the transcript: `plan_fork`), and run the turn in the background.
 
         Raises `SessionBusyError`, `TurnConflictError` or `StorageUnavailableError` before
         anything is stored.
@@ -64,7 +71,10 @@ class TurnRunner:
         run_id = uuid.uuid4()
         await self.leases.acquire(session_id, run_id)
         try:
-            plan = await plan_turn(self.graph, _config(session_id), message, turn_id)
+            if fork is None:
+                plan = await plan_turn(self.graph, _config(session_id), message, turn_id)
+            else:
+                plan = await plan_fork(self.graph, _config(session_id), fork, turn_id)
             last_seq = await self.events.last_seq(session_id, plan.turn_id)
         except BaseException:
             await asyncio.shield(self.leases.release_soon(session_id, run_id))
@@ -176,13 +186,15 @@ class TurnRunner:
     async def _stream(self, turn: Turn, message: str, record: TurnRecord) -> None:
         config = _config(turn.session_id)
         config["configurable"][LEASE_CONFIG_KEY] = str(turn.run_id)  # fences every write
+        if turn.plan.start_from is not None:
+            config["configurable"]["checkpoint_id"] = turn.plan.start_from
         config["run_id"] = turn.run_id
         config["metadata"] = {TURN_ID_KEY: turn.plan.turn_id}
         config["callbacks"] = [metrics.MODEL_CALL_METRICS, *tracing.callbacks()]
         started, first_token = time.perf_counter(), True
         resume = turn.plan.kind == "resume"
         # A fixed id: readers of the state mid-turn (Studio) see the id that is stored.
-        user = HumanMessage(message, id=str(uuid.uuid4()))
+        user = turn.plan.message or HumanMessage(message, id=str(uuid.uuid4()))
         graph_input = None if resume else {"messages": [user]}
         # "sync": each step's checkpoint is stored before the next step starts, so the
         # user's message is in the database before the model is called (LangGraph's

@@ -29,6 +29,7 @@ from src.api.schemas import (
     ToolResultEvent,
 )
 from src.api.turn_stream import Turn, TurnEvent, error_event
+from src.config.settings import Settings
 
 router = APIRouter(tags=["chat"])
 
@@ -121,6 +122,11 @@ async def chat(
     """Send a message and stream the answer as it is generated."""
     await runner.directory.claim(body.session_id, principal)
     turn = await runner.start(body.session_id, body.message, body.turn_id)
+    return event_response(turn, settings)
+
+
+def event_response(turn: Turn, settings: Settings) -> EventSourceResponse:
+    """The turn's events as `/chat` streams them."""
     shutdown, grace = anyio.Event(), settings.shutdown_grace_seconds
     return EventSourceResponse(
         _events(turn, shutdown, grace),
