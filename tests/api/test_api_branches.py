@@ -14,7 +14,7 @@ import httpx
 
 from src.api.app import create_app
 from tests.api_harness import Event, chat, parse_sse, serve, settings_for, worker
-from tests.fakes import FakeModel
+from tests.fakes import FakeModel, ProviderError
 
 ALICE = "alice-key-0123456789abcdefghijklmnop"
 BOB = "bob-key-0123456789abcdefghijklmnopqrs"
@@ -189,3 +189,30 @@ async def test_wrong_fork_requests_get_json_errors(database_dsn: str) -> None:
                 assert response.json()["code"] == code, (path, body, response.text)
                 assert response.json()["message"]
             assert [m["id"] for m in await transcript(alice, sid)] == [user, answer]
+
+
+async def test_a_failed_regenerate_retried_on_the_other_worker_forks_once(
+    database_dsn: str, db: asyncpg.Connection
+) -> None:
+    settings = settings_for(database_dsn)
+    failing = FakeModel()
+    async with worker(settings, failing) as (_, one), worker(settings, FakeModel()) as (_, two):
+        sid = str(uuid.uuid4())
+        await chat(one, sid, "Hello")
+        first = await transcript(one, sid)
+        failing.error = ProviderError(503)
+        events = await stream(one, f"/sessions/{sid}/regenerate", {"turn_id": "regen-2"})
+        assert events[-1].event == "error" and events[-1].data["code"] == "llm_unavailable"
+
+        again = await stream(two, f"/sessions/{sid}/regenerate", {"turn_id": "regen-2"})
+        assert again[0].data["resumed"] and again[-1].event == "done"
+        after = await transcript(two, sid)
+        assert after[0]["id"] == first[0]["id"] and after[1]["id"] != first[1]["id"]
+        assert alternatives(after) == [(1, 2, 2)]
+        assert (await stored(db, sid))[1:] == (3, 3)  # the question once, two answers
+        forks = await db.fetchval(
+            "SELECT count(*) FROM checkpoints WHERE session_id = $1 AND checkpoint_ns = '' "
+            "AND metadata->>'turn_id' = 'regen-2' AND metadata->>'source' = 'input'",
+            sid,
+        )
+        assert forks == 1  # resumed where it failed, not forked again

@@ -107,7 +107,7 @@ async def read_fork_point(
         head = await conn.fetchrow(sql.HEAD_SEQS, sid)
         if head is None or not 0 <= position <= len(head["seqs"] or []):
             return None
-        rows = await conn.fetch(sql.SHOWN_CHAIN, sid, channel)
+        rows = await conn.fetch(sql.SHOWN_CHAIN, sid, channel, position)
     chain = [(r["checkpoint_id"], r["seqs"]) for r in rows]
     return pick_fork_point(chain, list(head["seqs"] or [])[:position])
 
