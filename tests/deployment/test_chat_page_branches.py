@@ -48,17 +48,21 @@ def stored_ids(url: str, sid: str) -> list[str]:
     return [m["id"] for m in transcript(url, sid).json()["messages"]]
 
 
-def settled(browser: Any, count: int) -> bool:
-    """The page shows `count` branch controls, its last answer done and no turn running
-    (read in one script: the page re-renders the conversation when a fork ends)."""
+def settled(browser: Any, count: int, answered: int | None = None) -> bool:
+    """The page shows `count` branch controls (and `answered` answers), its last answer
+    done and no turn running, all read in one script: the page re-renders the
+    conversation when a fork starts and ends."""
     return bool(
         js(
             browser,
-            """const a = [...document.querySelectorAll('#conversation .msg.assistant')];
+            """const [count, answered] = arguments;
+            const a = [...document.querySelectorAll('#conversation .msg.assistant')];
             return a.length > 0 && a[a.length - 1].dataset.state === 'done'
-                && document.querySelectorAll('.branch-nav').length === arguments[0]
+                && (answered === null || a.length === answered)
+                && document.querySelectorAll('.branch-nav').length === count
                 && !document.getElementById('send').disabled""",
             count,
+            answered,
         )
     )
 
@@ -93,7 +97,7 @@ def test_regenerate_edit_and_switch_on_the_page(page: Any, database_dsn: str) ->
         box.clear()
         box.send_keys("What is the price of AAPL?")
         click(page, "form.edit button[type=submit]")
-        wait_for(page, lambda d: settled(d, 1) and len(answers(d)) == 1)
+        wait_for(page, lambda d: settled(d, 1, answered=1))
         edited = stored_ids(server.url, sid)
         assert shown(page)[0] == "What is the price of AAPL? [2/2]"
         assert transcript(server.url, sid).json()["messages"][0]["content"] == (
@@ -102,7 +106,7 @@ def test_regenerate_edit_and_switch_on_the_page(page: Any, database_dsn: str) ->
 
         # ‹ on the first message: the first question's branch again, with its newest answer.
         click(page, ".branch-nav button[aria-label='Previous version']")
-        wait_for(page, lambda d: shown(d)[0] == "Hello [1/2]" and settled(d, 2))
+        wait_for(page, lambda d: settled(d, 2, answered=2) and shown(d)[0] == "Hello [1/2]")
         assert stored_ids(server.url, sid) == regenerated and len(answers(page)) == 2
         # ‹ on the regenerated answer: the first answer; › there: the regenerated one again.
         click(page, ".msg.assistant .branch-nav button[aria-label='Previous version']")
