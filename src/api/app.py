@@ -30,7 +30,16 @@ from src.api.middleware import (
     redact_access_log,
 )
 from src.api.openapi import install_openapi
-from src.api.routes import chat, health, lifecycle, page, resume, sessions, turn_status
+from src.api.routes import (
+    branches,
+    chat,
+    health,
+    lifecycle,
+    page,
+    resume,
+    sessions,
+    turn_status,
+)
 from src.api.security import KeyRing, LimitStorage, RateLimiter, limiter_storage
 from src.api.session_directory import SessionDirectory
 from src.api.session_erase import SessionEraser
@@ -161,6 +170,7 @@ def create_app(
     app.include_router(health.router)
     app.include_router(chat.router)
     app.include_router(sessions.router)
+    app.include_router(branches.router)
     app.include_router(turn_status.router)
     app.include_router(resume.router)
     app.include_router(lifecycle.router)

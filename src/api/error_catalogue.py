@@ -52,6 +52,14 @@ CATALOGUE: dict[ErrorCode, ErrorKind] = {
     "nothing_to_resume": ErrorKind(
         409, "This turn is not waiting for an approval, so there is nothing to resume."
     ),
+    "message_not_found": ErrorKind(
+        404, "No such message in the branch shown of this session (reload the conversation)."
+    ),
+    "not_a_user_message": ErrorKind(422, "Only a user message can be edited."),
+    "nothing_to_regenerate": ErrorKind(409, "This session has no answer to regenerate yet."),
+    "no_such_alternative": ErrorKind(
+        422, "That message has no alternative with this index (see its `alternatives`)."
+    ),
     "lease_lost": ErrorKind(
         409,
         "This turn ran past its lease and another turn took the session; its "

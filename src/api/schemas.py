@@ -63,6 +63,10 @@ ErrorCode = Literal[
     "turn_conflict",
     "approval_pending",
     "nothing_to_resume",
+    "message_not_found",
+    "not_a_user_message",
+    "nothing_to_regenerate",
+    "no_such_alternative",
     "lease_lost",
     "shutting_down",
     "llm_timeout",
@@ -208,10 +212,17 @@ BODY_ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 class TranscriptResponse(BaseModel):
-    """Body of `GET /sessions/{session_id}/messages`: `conversations.messages`, oldest first."""
+    """Body of `GET /sessions/{session_id}/messages`: `conversations.messages` (the branch
+    shown), oldest first."""
 
     session_id: uuid.UUID
-    messages: list[dict[str, Any]]
+    messages: list[dict[str, Any]] = Field(
+        description="The transcript's elements (`role`, `content`, `tool_calls`, "
+        "`tool_call_id`, `timestamp`, `id`, ...). A message where other branches hold "
+        "another one after the same earlier messages (a regenerated answer, an edited "
+        "message) also has `alternatives`: `{index, count}`, the one shown as `index` of "
+        "`count` (1-based, oldest first), as a chat product's `< 2/3 >`."
+    )
 
 
 class SessionSummary(BaseModel):

@@ -59,6 +59,9 @@ class TurnPlan:
     turn_id: str
     stored: list[BaseMessage] = field(default_factory=list)  # replay: the turn's messages
     command: Command | None = None  # the graph's input instead (an interrupt's answer)
+    # A fork (`turn_forks.py`): the checkpoint the new turn runs from, and its user message.
+    start_from: str | None = None
+    message: HumanMessage | None = None
 
 
 def _text(message: BaseMessage) -> Any:

@@ -29,6 +29,7 @@ from src.api.session_directory import SessionDirectory
 from src.api.tool_events import STREAM_MODES, StoredMessages
 from src.api.turn_errors import error_code
 from src.api.turn_events import TurnEventLog, TurnEventWriter
+from src.api.turn_forks import Fork, plan_fork
 from src.api.turn_identity import TURN_ID_KEY, plan_turn
 from src.api.turn_leases import TurnLeases
 from src.api.turn_messages import TurnRecord, emit_message, text_of
@@ -64,11 +65,13 @@ class TurnRunner:
         message: str,
         turn_id: str | None = None,
         answer: ResumeRequest | None = None,
+        fork: Fork | None = None,
         on_end: Callable[[], None] | None = None,
     ) -> Turn:
         """Take the session's lease, decide what the request means (`plan_turn`, or
-        `plan_resume` for the `answer` to an approval of turn `turn_id`), and run the turn
-        in the background; `on_end` is called once that ends (not when this raises).
+        `plan_resume` for the `answer` to an approval of turn `turn_id`, `plan_fork` for a
+        fork of the transcript), and run the turn in the background; `on_end` is called
+        once that ends (not when this raises).
 
         Raises `SessionBusyError`, `TurnConflictError`, `ApprovalPendingError`, `ApiError`
         (nothing to resume) or `StorageUnavailableError` before anything is stored.
@@ -78,6 +81,8 @@ class TurnRunner:
         try:
             if answer is not None and turn_id is not None:
                 plan = await plan_resume(self.graph, _config(session_id), turn_id, answer)
+            elif fork is not None:
+                plan = await plan_fork(self.graph, _config(session_id), fork, turn_id)
             else:
                 plan = await plan_turn(self.graph, _config(session_id), message, turn_id)
             last_seq = await self.events.last_seq(session_id, plan.turn_id)
@@ -196,13 +201,15 @@ class TurnRunner:
         # ... and no tool starts unless the lease surely holds (`src.agent.tool_guard`).
         config["configurable"][TOOL_GUARD_KEY] = self.leases.guard(turn.session_id, turn.run_id)
         config["configurable"][TOOL_TURN_KEY] = turn.plan.turn_id
+        if turn.plan.start_from is not None:
+            config["configurable"]["checkpoint_id"] = turn.plan.start_from
         config["run_id"] = turn.run_id
         config["metadata"] = {TURN_ID_KEY: turn.plan.turn_id}
         config["callbacks"] = [metrics.MODEL_CALL_METRICS, *tracing.callbacks()]
         started, first_token = time.perf_counter(), True
         resume = turn.plan.kind == "resume"
         # A fixed id: readers of the state mid-turn (Studio) see the id that is stored.
-        user = HumanMessage(message, id=str(uuid.uuid4()))
+        user = turn.plan.message or HumanMessage(message, id=str(uuid.uuid4()))
         graph_input: Any = None if resume else {"messages": [user]}
         if turn.plan.command is not None:
             graph_input = turn.plan.command  # the user's answer to the turn's interrupt

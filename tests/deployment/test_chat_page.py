@@ -7,18 +7,31 @@ import asyncio
 import json
 import os
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from langchain_core.messages import AIMessage
 from langchain_core.outputs import ChatGenerationChunk
 
-from src.api.app import create_app
-from tests.api_harness import settings_for
-from tests.browser import chromium, live_server, page_errors
+from tests.browser import live_server
+from tests.chat_page import (
+    WAIT,
+    answer_done,
+    answer_text,
+    answers,
+    app_for,
+    js,
+    last_answer_state,
+    open_page,
+    send,
+    session_id,
+    sidebar_ids,
+    tool_cards,
+    transcript,
+    wait_for,
+)
 from tests.fakes import FakeModel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,7 +40,6 @@ HOSTILE = (
     'Look: <img src=x onerror="window.__pwned = 1"> and <script>window.__pwned = 2</script> '
     "**bold** [click me](javascript:window.__pwned=3)"
 )
-WAIT = 20
 # Records the bodies of the page's POST /chat requests in window.__chatBodies.
 RECORD_CHAT_BODIES = """
 window.__chatBodies = [];
@@ -37,107 +49,6 @@ window.fetch = (resource, init) => {
   return original(resource, init);
 };
 """
-
-
-def app_for(dsn: str, model: FakeModel | None = None, **overrides: Any) -> Any:
-    settings = settings_for(dsn, rate_limit_per_minute=100_000, **overrides)
-    return create_app(settings, model=model or FakeModel())
-
-
-@pytest.fixture(scope="module")
-def driver() -> Iterator[Any]:
-    browser = chromium()
-    try:
-        yield browser
-    finally:
-        browser.quit()
-
-
-@pytest.fixture
-def page(driver: Any) -> Iterator[Any]:
-    """The driver, with the page's console checked for errors after the test."""
-    page_errors(driver)  # drop what an earlier test left
-    yield driver
-    assert page_errors(driver) == []
-
-
-# -- page helpers ------------------------------------------------------------------------------
-
-
-def wait_for(driver: Any, condition: Any, timeout: float = WAIT) -> Any:
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    return WebDriverWait(driver, timeout).until(condition)
-
-
-def js(driver: Any, script: str, *args: Any) -> Any:
-    return driver.execute_script(script, *args)
-
-
-def open_page(driver: Any, url: str) -> None:
-    driver.get(url)
-    wait_for(driver, lambda d: js(d, "return document.documentElement.dataset.ready === 'true'"))
-
-
-def send(driver: Any, text: str) -> None:
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.common.keys import Keys
-
-    box = driver.find_element(By.ID, "message")
-    box.click()  # as a person does (focus() alone does not take keys after a modal closed)
-    box.send_keys(text)
-    box.send_keys(Keys.ENTER)
-
-
-def answers(driver: Any) -> list[Any]:
-    from selenium.webdriver.common.by import By
-
-    return driver.find_elements(By.CSS_SELECTOR, "#conversation .msg.assistant")
-
-
-def last_answer_state(driver: Any) -> str | None:
-    found = answers(driver)
-    return found[-1].get_attribute("data-state") if found else None
-
-
-def answer_done(driver: Any) -> bool:
-    return last_answer_state(driver) == "done"
-
-
-def tool_cards(driver: Any) -> list[dict[str, str]]:
-    return js(
-        driver,
-        """return [...document.querySelectorAll('#conversation .tool-card')].map(c => ({
-            tool: c.dataset.tool, status: c.dataset.status,
-            args: c.querySelector('.tool-args').textContent,
-            preview: c.querySelector('.tool-preview').textContent}))""",
-    )
-
-
-def answer_text(driver: Any) -> str:
-    return js(
-        driver,
-        "const a = [...document.querySelectorAll('#conversation .msg.assistant .answer')];"
-        "return a.length ? a[a.length - 1].textContent : ''",
-    )
-
-
-def session_id(driver: Any) -> str:
-    return js(driver, "return location.hash.slice(1)")
-
-
-def sidebar_ids(driver: Any) -> list[str]:
-    return js(
-        driver,
-        "return [...document.querySelectorAll('#session-list li')].map(li => li.dataset.sessionId)",
-    )
-
-
-def transcript(url: str, sid: str, **headers: str) -> httpx.Response:
-    return httpx.get(f"{url}/sessions/{sid}/messages", headers=headers, timeout=10)
-
-
-# -- models ------------------------------------------------------------------------------------
 
 
 class PausingModel(FakeModel):

@@ -10,10 +10,10 @@ session's `conversations` row for one statement (or, when the cached log is stal
 short transaction that catches it up under that lock and runs the same statement: `put.py`,
 `functions/vera_put_checkpoint.sql`). How a checkpoint becomes rows and back is `rows.py`;
 the message log and its cache are `session_log.py` and `message_log.py`; a `DeltaChannel`'s
-history is read by `delta_history.py`; whole-thread operations (delete, copy, prune) are at
-the end of the class, their SQL work in `thread_ops.py`; checkpoint retention (`aretain`,
-`aretain_due`) is `retention.py` and `retention_ops.py`; the sync methods are in
-`sync_bridge.py`.
+history is read by `delta_history.py`; whole-thread operations (delete, copy, prune,
+branches) are at the end of the class, their SQL work in `thread_ops.py` and
+`branch_ops.py`; checkpoint retention (`aretain`, `aretain_due`) is `retention.py` and
+`retention_ops.py`; the sync methods are in `sync_bridge.py`.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from src.agent.memory import delta_history, retention_ops, sql, thread_ops
-from src.agent.memory.fencing import as_fencing_error, lease_of
+from src.agent.memory import branch_ops, delta_history, retention_ops, sql, thread_ops
+from src.agent.memory.fencing import LEASE_CONFIG_KEY, as_fencing_error, lease_of
 from src.agent.memory.message_log import DEFAULT_CACHE_MAX_BYTES, MessageLogCache
 from src.agent.memory.put import CheckpointPut, SessionWriters, run_of
 from src.agent.memory.retention import RetentionPolicy
@@ -317,6 +317,41 @@ class ConversationCheckpointer(SyncBridge):
         Forks (time travel, an edited message) leave the other tips."""
         sid = session_id_for(str(thread_id))
         return await self._run(lambda conn: thread_ops.branches(conn, sid, self.transcript_channel))
+
+    async def branch_points(self, thread_id: str | uuid.UUID) -> list[branch_ops.BranchPoint]:
+        """Where the transcript has alternatives (other branches hold another message
+        after the same earlier ones), each with the tip that shows each alternative."""
+        sid = session_id_for(str(thread_id))
+        channel = self.transcript_channel
+        return await self._run(lambda conn: branch_ops.read_branch_points(conn, sid, channel))
+
+    async def afork_point(self, thread_id: str | uuid.UUID, position: int) -> str | None:
+        """The checkpoint of the branch shown holding exactly its first `position`
+        messages: a run from it with a new input forks the transcript there (None: none)."""
+        sid, channel = session_id_for(str(thread_id)), self.transcript_channel
+        return await self._run(
+            lambda conn: branch_ops.read_fork_point(conn, sid, channel, position)
+        )
+
+    async def aswitch_branch(
+        self, thread_id: str | uuid.UUID, checkpoint_id: str, lease: uuid.UUID | None = None
+    ) -> str:
+        """Show the branch ending at root checkpoint `checkpoint_id`: a copy of it becomes
+        the session's latest checkpoint (`branch_ops.switch_copy`; fenced by `lease` like
+        a turn's writes); its id. `KeyError` for a checkpoint the thread does not have."""
+        conf: dict[str, Any] = {
+            "thread_id": str(thread_id),
+            "checkpoint_ns": "",
+            "checkpoint_id": checkpoint_id,
+        }
+        tip = await self.aget_tuple({"configurable": conf})
+        if tip is None:
+            raise KeyError(checkpoint_id)
+        checkpoint, metadata = branch_ops.switch_copy(tip.checkpoint, tip.metadata)
+        if lease is not None:
+            conf[LEASE_CONFIG_KEY] = str(lease)
+        stored = await self.aput({"configurable": conf}, checkpoint, metadata, {})
+        return str(stored["configurable"]["checkpoint_id"])
 
     async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
         """Delete the checkpoints (and their writes) that these runs created."""

@@ -10,12 +10,14 @@ from fastapi import APIRouter, Query, Response
 
 from src.api.auth import PrincipalDep
 from src.api.deps import (
+    CheckpointerDep,
     DirectoryDep,
     EraserDep,
     LeasesDep,
     OwnedSessionDep,
     StoreDep,
 )
+from src.api.routes import branches
 from src.api.schemas import (
     READ_ERRORS,
     ErrorBody,
@@ -51,12 +53,12 @@ async def list_sessions(
 
 
 @router.get("/{session_id}/messages", response_model=TranscriptResponse, responses=READ_ERRORS)
-async def get_messages(session_id: OwnedSessionDep, store: StoreDep) -> TranscriptResponse:
-    """The session's transcript (`conversations.messages`), oldest first."""
-    messages = await store.get_messages(session_id)
-    if messages is None:
-        raise not_found(session_id)
-    return TranscriptResponse(session_id=session_id, messages=messages)
+async def get_messages(
+    session_id: OwnedSessionDep, store: StoreDep, checkpointer: CheckpointerDep
+) -> TranscriptResponse:
+    """The session's transcript (`conversations.messages`: the branch shown), oldest
+    first; a message other branches hold alternatives of says so (`alternatives`)."""
+    return await branches.transcript(store, checkpointer, session_id)
 
 
 @router.delete(

@@ -1,6 +1,7 @@
 // Vera's chat page: conversation view, sessions sidebar, errors with retry, API key prompt.
 import { ApiError, createApi, errorOf, humanError } from "./api.js";
 import { showApproval } from "./approval.js";
+import { createBranches } from "./branches.js";
 import { renderMarkdown } from "./markdown.js";
 import { readEvents } from "./sse.js";
 
@@ -158,6 +159,7 @@ function addUser(text) {
   const article = node("article", "msg user");
   article.append(node("h2", "sr-only", "You"), node("div", "bubble", text));
   ui.log.append(article);
+  branches.user(article);
   contentGrew();
   return article;
 }
@@ -327,10 +329,11 @@ function renderHistory(messages) {
   let answer = null;
   for (const m of messages) {
     if (m.role === "user") {
-      addUser(textOf(m.content));
+      branches.alternatives(addUser(textOf(m.content)), m);
       answer = null;
     } else if (m.role === "assistant") {
       answer ??= new AnswerView();
+      branches.alternatives(answer.article, m);
       answer.appendText(textOf(m.content));
       for (const call of m.tool_calls ?? []) answer.addTool({ id: call.id, tool: call.name, args: call.args });
       answer.finish();
@@ -345,6 +348,7 @@ function renderHistory(messages) {
       });
     }
   }
+  branches.markLast();
   scrollToEnd();
 }
 
@@ -492,9 +496,11 @@ async function send(message, previous = null) {
   try {
     let response;
     try {
-      response = await api.request("/chat", {
+      response = await api.request(turn.path ?? "/chat", {
         method: "POST",
-        json: { session_id: turn.sessionId, message: turn.message, turn_id: turn.turnId },
+        json: turn.body
+          ? { ...turn.body, turn_id: turn.turnId }
+          : { session_id: turn.sessionId, message: turn.message, turn_id: turn.turnId },
       });
     } catch (error) {
       if (error instanceof ApiError) {
@@ -512,10 +518,11 @@ async function send(message, previous = null) {
     }
     const outcome = await consume(response, turn);
     if (outcome === "cut") await resume(turn);
-    else if (outcome === "done" && turn.resumed) await reloadIfCurrent(turn.sessionId);
+    else if (outcome === "done" && (turn.resumed || turn.path)) await reloadIfCurrent(turn.sessionId);
   } finally {
     state.running = null;
     setBusy(false);
+    branches.markLast();
     say(outcomeNote(turn));
     refreshSessions();
   }
@@ -569,6 +576,23 @@ async function resume(turn) {
   }
   turn.view.fail(new ApiError("connection_lost", ""), () => retry(turn));
 }
+
+// A turn that forks the transcript (branches.js: regenerate, edit), streamed like a message.
+function fork({ message, path, body }) {
+  const sessionId = state.sessionId;
+  send(message, { turnId: newId(), message, sessionId, view: new AnswerView(), path, body });
+}
+
+const branches = createBranches({
+  api,
+  state,
+  log: ui.log,
+  say,
+  humanError,
+  errorOf,
+  fork,
+  render: renderHistory,
+});
 
 async function reloadIfCurrent(sessionId) {
   if (state.sessionId === sessionId) await openSession(sessionId, { focus: false });
