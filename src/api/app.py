@@ -28,12 +28,13 @@ from src.api.middleware import (
     redact_access_log,
 )
 from src.api.openapi import install_openapi
-from src.api.routes import chat, health, lifecycle, page, sessions, turn_status
+from src.api.routes import chat, health, lifecycle, page, sessions, turn_cancel, turn_status
 from src.api.security import KeyRing, LimitStorage, RateLimiter, limiter_storage
 from src.api.session_directory import SessionDirectory
 from src.api.session_erase import SessionEraser
 from src.api.session_ttl import SessionSweeper, TTLPolicy, sweeping
 from src.api.startup import OneLineStartupFailure
+from src.api.turn_cancel import TurnCancels
 from src.api.turn_events import TurnEventLog
 from src.api.turn_leases import TurnLeases
 from src.api.turns import TurnRunner
@@ -80,7 +81,9 @@ def create_app(
         events = TurnEventLog(store, ttl_seconds=settings.turn_events_ttl_seconds)
         await events.start()
         leases = TurnLeases(store, settings.session_lease_seconds)
-        app.state.runner = TurnRunner(graph, leases, events, SessionDirectory(store))
+        cancels = TurnCancels(store)
+        await cancels.start()
+        app.state.runner = TurnRunner(graph, leases, events, SessionDirectory(store), cancels)
         app.state.eraser = SessionEraser(store, checkpointer, settings.session_lease_seconds)
         app.state.sweeper = sweeper = SessionSweeper(
             store, app.state.eraser, app.state.ttl_policy, settings.session_lease_seconds
@@ -94,6 +97,7 @@ def create_app(
                 yield  # (pool gauges, METRICS_PORT; the TTL sweep of this worker)
         finally:
             await app.state.runner.drain(grace_seconds=settings.shutdown_grace_seconds)
+            await cancels.close()
             await events.close()
             await store.close()
             if stop_tracing is not None:
@@ -154,6 +158,7 @@ def create_app(
     app.include_router(chat.router)
     app.include_router(sessions.router)
     app.include_router(turn_status.router)
+    app.include_router(turn_cancel.router)
     app.include_router(lifecycle.router)
     app.include_router(page.router)
     return app

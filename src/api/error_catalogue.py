@@ -41,6 +41,11 @@ CATALOGUE: dict[ErrorCode, ErrorKind] = {
         "This turn_id was already used for a different message in this session; "
         "use a new turn_id for a new message.",
     ),
+    "turn_cancelled": ErrorKind(
+        409,
+        "This turn was stopped (POST /sessions/{id}/turns/{turn_id}/cancel); what was "
+        "streamed before is kept as its answer in the conversation.",
+    ),
     "lease_lost": ErrorKind(
         409,
         "This turn ran past its lease and another turn took the session; its "

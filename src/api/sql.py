@@ -240,6 +240,8 @@ WITH sizes AS (
     DELETE FROM session_owners WHERE session_id = ANY($1::uuid[]) RETURNING session_id
 ), leases AS (
     DELETE FROM turn_leases WHERE session_id = ANY($1::uuid[]) AND run_id = $2
+), cancels AS (
+    DELETE FROM turn_cancels WHERE session_id = ANY($1::uuid[])
 )
 SELECT ARRAY(SELECT session_id FROM events UNION SELECT session_id FROM owners) AS sessions,
     (SELECT bytes FROM sizes) AS bytes"""

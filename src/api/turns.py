@@ -22,13 +22,15 @@ from langgraph.graph.state import CompiledStateGraph
 
 from src.agent.memory.fencing import LEASE_CONFIG_KEY
 from src.api import metrics, tracing
-from src.api.schemas import DoneEvent, SessionEvent, TokenEvent, Usage
+from src.api.schemas import CancelledEvent, DoneEvent, SessionEvent, TokenEvent, Usage
 from src.api.session_directory import SessionDirectory
+from src.api.turn_cancel import TurnCancels, TurnStopped
 from src.api.turn_errors import error_code
 from src.api.turn_events import TurnEventLog, TurnEventWriter
 from src.api.turn_identity import TURN_ID_KEY, plan_turn
 from src.api.turn_leases import TurnLeases
 from src.api.turn_messages import TurnRecord, emit_message, text_of
+from src.api.turn_stop import store_stop
 from src.api.turn_stream import Turn, TurnEvent, error_event
 
 logger = logging.getLogger("vera.turns")
@@ -36,6 +38,13 @@ logger = logging.getLogger("vera.turns")
 
 def _config(session_id: uuid.UUID) -> RunnableConfig:
     return {"configurable": {"thread_id": str(session_id)}}
+
+
+def _turn_config(turn: Turn) -> RunnableConfig:
+    config = _config(turn.session_id)
+    config["configurable"][LEASE_CONFIG_KEY] = str(turn.run_id)  # fences every write
+    config["metadata"] = {TURN_ID_KEY: turn.plan.turn_id}
+    return config
 
 
 class TurnRunner:
@@ -47,11 +56,13 @@ class TurnRunner:
         leases: TurnLeases,
         events: TurnEventLog,
         directory: SessionDirectory,
+        cancels: TurnCancels,
     ) -> None:
         self.graph = graph
         self.leases = leases
         self.events = events
         self.directory = directory
+        self.cancels = cancels
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, session_id: uuid.UUID, message: str, turn_id: str | None = None) -> Turn:
@@ -105,12 +116,15 @@ class TurnRunner:
         try:
             async with self.leases.held(turn.session_id, turn.run_id):
                 try:
-                    await self._play(turn, message, record)
+                    await self.cancels.stoppable(turn.run_id, self._play(turn, message, record))
                     final = turn.record(
                         DoneEvent(message_id=record.message_id, usage=Usage(**record.usage))
                     )
-                except asyncio.CancelledError:
+                except TurnStopped:
                     status = "cancelled"
+                    final = turn.record(await self._stopped(turn, record))
+                except asyncio.CancelledError:
+                    status = "shutting_down"
                     final = turn.record(error_event("shutting_down"))
                     raise
                 except Exception as exc:
@@ -153,6 +167,12 @@ class TurnRunner:
                 record.usage["total_tokens"],
             )
 
+    async def _stopped(self, turn: Turn, record: TurnRecord) -> CancelledEvent:
+        """Store what the user saw of a stopped turn (`turn_stop`); its `cancelled` event."""
+        message_id = await store_stop(self.graph, _turn_config(turn), turn.streamed)
+        await self.cancels.done(turn.run_id)
+        return CancelledEvent(message_id=message_id, usage=Usage(**record.usage))
+
     async def _touch(self, session_id: uuid.UUID) -> None:
         """Put the session first in its owner's list (best effort: a failure is logged)."""
         try:
@@ -174,10 +194,8 @@ class TurnRunner:
             turn.emit(TokenEvent(content=turn.answer))
 
     async def _stream(self, turn: Turn, message: str, record: TurnRecord) -> None:
-        config = _config(turn.session_id)
-        config["configurable"][LEASE_CONFIG_KEY] = str(turn.run_id)  # fences every write
+        config = _turn_config(turn)
         config["run_id"] = turn.run_id
-        config["metadata"] = {TURN_ID_KEY: turn.plan.turn_id}
         config["callbacks"] = [metrics.MODEL_CALL_METRICS, *tracing.callbacks()]
         started, first_token = time.perf_counter(), True
         resume = turn.plan.kind == "resume"

@@ -13,12 +13,13 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from src.api.auth import PrincipalDep
 from src.api.deps import RunnerDep, SettingsDep
-from src.api.error_catalogue import status_of
+from src.api.error_catalogue import message_of, status_of
 from src.api.errors import ApiError
 from src.api.event_schema import event_stream_schema
 from src.api.schemas import (
     EVENT_EXAMPLES,
     EVENT_MODELS,
+    CancelledEvent,
     ChatRequest,
     ChatResponse,
     DoneEvent,
@@ -40,7 +41,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     409: {
         "model": ErrorBody,
         "description": "`session_busy`: a turn of this session is running; `turn_conflict`: "
-        "the turn_id was used for another message",
+        "the turn_id was used for another message; `turn_cancelled` (`/chat/complete`): "
+        "the turn was stopped by a cancel request",
     },
     413: {"model": ErrorBody, "description": "Body over `MAX_BODY_BYTES`"},
     415: {"model": ErrorBody, "description": "Body is not JSON"},
@@ -51,8 +53,10 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 STREAM_DOC = """Streams the turn as Server-Sent Events; every event has an `id:`, an `event:`
 name and a JSON `data:` line. Order: `session`, then `token`s, `tool_call`s and
-`tool_result`s as they happen, then exactly one of `done` (success) or `error` (the turn
-failed; the user's message is kept, and sending it again retries the turn). Comment lines
+`tool_result`s as they happen, then exactly one of `done` (success), `error` (the turn
+failed; the user's message is kept, and sending it again retries the turn) or `cancelled`
+(stopped by `POST /sessions/{id}/turns/{turn_id}/cancel`; what was streamed is kept as the
+answer). Comment lines
 (`: ping`) keep the connection alive while the model or a tool is slow. A client that
 disconnects does not stop the turn: it completes and is stored.
 
@@ -68,7 +72,7 @@ def _sse_example() -> str:
     return "".join(
         f"id: {i}\nevent: {name}\ndata: {json.dumps(example)}\n\n"
         for i, (name, example) in enumerate(EVENT_EXAMPLES.items(), 1)
-        if name != "error"
+        if name not in ("error", "cancelled")
     )
 
 
@@ -153,6 +157,10 @@ async def chat_complete(
             calls[payload.id].result = payload.result
         elif isinstance(payload, ErrorEvent):
             raise ApiError(status_of(payload.code), payload.code, payload.message)
+        elif isinstance(payload, CancelledEvent):
+            raise ApiError(
+                status_of("turn_cancelled"), "turn_cancelled", message_of("turn_cancelled")
+            )
         elif isinstance(payload, DoneEvent):
             result = ChatResponse(
                 session_id=turn.session_id,
