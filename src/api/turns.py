@@ -169,7 +169,11 @@ class TurnRunner:
 
     async def _stopped(self, turn: Turn, record: TurnRecord) -> CancelledEvent:
         """Store what the user saw of a stopped turn (`turn_stop`); its `cancelled` event."""
-        message_id = await store_stop(self.graph, _turn_config(turn), turn.streamed)
+        message_id = None
+        try:
+            message_id = await store_stop(self.graph, _turn_config(turn), turn.streamed)
+        except Exception as exc:  # the turn stopped all the same; its end was not stored
+            logger.error("stopped turn not stored session_id=%s", turn.session_id, exc_info=exc)
         await self.cancels.done(turn.run_id)
         return CancelledEvent(message_id=message_id, usage=Usage(**record.usage))
 

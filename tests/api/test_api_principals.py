@@ -53,6 +53,7 @@ def every_request(sid: str, turn_id: str) -> list[tuple[str, str, dict]]:
         ("GET", f"/sessions/{sid}/messages", {}),
         ("GET", f"/sessions/{sid}/turns/{turn_id}", {}),
         ("GET", f"/sessions/{sid}/turns/{turn_id}/events", {}),
+        ("POST", f"/sessions/{sid}/turns/{turn_id}/cancel", {}),
         ("DELETE", f"/sessions/{sid}", {}),
     ]
 
