@@ -21,26 +21,11 @@ from typing import Any
 import asyncpg
 
 from src.agent.memory.store import CONNECTION_ERRORS, PostgresMemoryStore, StorageUnavailableError
+from src.api import sql
 
 logger = logging.getLogger(__name__)
 
 CHANNEL = "vera_turn_cancels"
-
-# A request for run $1 (session $2, turn $3), announced on channel $4; requests older than
-# an hour (their runs ended before they were seen) go on the way.
-REQUEST_CANCEL = """
-WITH pruned AS (
-    DELETE FROM turn_cancels WHERE requested_at < NOW() - interval '1 hour'
-), saved AS (
-    INSERT INTO turn_cancels (run_id, session_id, turn_id) VALUES ($1, $2, $3)
-    ON CONFLICT DO NOTHING
-)
-SELECT pg_notify($4, $1::text)"""
-
-# Which of the runs $1 someone asked to stop.
-REQUESTED = "SELECT run_id FROM turn_cancels WHERE run_id = ANY($1::uuid[])"
-
-DONE = "DELETE FROM turn_cancels WHERE run_id = $1"
 
 
 def _setter(event: asyncio.Event) -> Any:
@@ -70,7 +55,7 @@ class TurnCancels:
     async def request(self, session_id: uuid.UUID, turn_id: str, run_id: uuid.UUID) -> None:
         """Ask the worker running `run_id` to stop it (stored, then announced)."""
         await self.store.run(
-            lambda conn: conn.execute(REQUEST_CANCEL, run_id, session_id, turn_id, CHANNEL)
+            lambda conn: conn.execute(sql.REQUEST_CANCEL, run_id, session_id, turn_id, CHANNEL)
         )
 
     # -- being told ------------------------------------------------------------------
@@ -100,7 +85,7 @@ class TurnCancels:
     async def done(self, run_id: uuid.UUID) -> None:
         """Drop the request of a run that stopped (best effort: an hour on, it goes anyway)."""
         with contextlib.suppress(StorageUnavailableError, asyncpg.PostgresError):
-            await self.store.run(lambda conn: conn.execute(DONE, run_id))
+            await self.store.run(lambda conn: conn.execute(sql.CANCEL_DONE, run_id))
 
     def _stop(self, run_id: uuid.UUID) -> None:
         stop = self._runs.get(run_id)
@@ -112,7 +97,7 @@ class TurnCancels:
         runs = list(self._runs)
         if not runs:
             return
-        rows = await self.store.run(lambda conn: conn.fetch(REQUESTED, runs))
+        rows = await self.store.run(lambda conn: conn.fetch(sql.CANCELS_REQUESTED, runs))
         for row in rows:
             self._stop(row["run_id"])
 
