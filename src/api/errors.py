@@ -89,7 +89,10 @@ def _detail(error: dict) -> dict[str, str]:
 
 async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
-    if request.method in {"POST", "PUT", "PATCH"} and not _is_json(request):
+    # 415 for a body that is not JSON; a route that takes no body (a cancel) names its
+    # path's problem instead.
+    about_body = any(tuple(e["loc"])[:1] == ("body",) for e in exc.errors())
+    if request.method in {"POST", "PUT", "PATCH"} and about_body and not _is_json(request):
         return _known("unsupported_media_type")
     # The first MAX_DETAILS distinct details, the rest only counted: a body may hold tens
     # of thousands of unknown keys (a list's `in` over all of them was quadratic, seconds

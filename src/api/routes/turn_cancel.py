@@ -12,7 +12,7 @@ from fastapi import APIRouter, Response
 from src.api import metrics
 from src.api.deps import EventLogDep, LeasesDep, OwnedSessionDep, RunnerDep
 from src.api.routes.turn_status import TurnId, status_of_turn, unknown_turn
-from src.api.schemas import READ_ERRORS, TurnStatus
+from src.api.schemas import READ_ERRORS, ErrorBody, TurnStatus
 from src.api.turn_events import StoredEvent
 
 router = APIRouter(prefix="/sessions", tags=["turns"])
@@ -28,6 +28,8 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": f"Asked to stop, still `running` after {WAIT_SECONDS:g} s (it stops)",
     },
     **READ_ERRORS,
+    # A POST: a body it does not take is still checked (size, media type, JSON).
+    **{status: {"model": ErrorBody} for status in (400, 413, 415)},
 }
 
 
