@@ -3,11 +3,13 @@ model, a headless Chromium driver per test, and reads of what the page shows."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
+from langchain_core.outputs import ChatGenerationChunk
 
 from src.api.app import create_app
 from tests.api_harness import settings_for
@@ -15,6 +17,7 @@ from tests.browser import chromium, page_errors
 from tests.fakes import FakeModel
 
 WAIT = 20
+QUESTION = "What's the weather in Montevideo and the price of AAPL?"
 
 
 def app_for(dsn: str, model: FakeModel | None = None, **overrides: Any) -> Any:
@@ -116,3 +119,21 @@ def transcript(url: str, sid: str, **headers: str) -> httpx.Response:
 
 
 # -- models ------------------------------------------------------------------------------------
+
+
+class PausingModel(FakeModel):
+    """The offline model; a text answer stops after its first words until `resume` is set
+    (`paused` says it got there), so the test sees tokens arrive."""
+
+    resume: asyncio.Event | None = None
+    paused: asyncio.Event | None = None
+
+    async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        first = True
+        async for chunk in super()._astream(*args, **kwargs):
+            yield chunk
+            if first and chunk.message.content and self.resume is not None:
+                first = False
+                assert self.paused is not None
+                self.paused.set()
+                await self.resume.wait()

@@ -38,6 +38,7 @@ from src.api.routes import (
     page,
     resume,
     sessions,
+    turn_cancel,
     turn_status,
 )
 from src.api.security import KeyRing, LimitStorage, RateLimiter, limiter_storage
@@ -45,6 +46,7 @@ from src.api.session_directory import SessionDirectory
 from src.api.session_erase import SessionEraser
 from src.api.session_ttl import SessionSweeper, TTLPolicy, sweeping
 from src.api.startup import OneLineStartupFailure
+from src.api.turn_cancel import TurnCancels
 from src.api.turn_events import TurnEventLog
 from src.api.turn_leases import TurnLeases
 from src.api.turns import TurnRunner
@@ -91,7 +93,9 @@ def create_app(
         events = TurnEventLog(store, ttl_seconds=settings.turn_events_ttl_seconds)
         await events.start()
         leases = TurnLeases(store, settings.session_lease_seconds)
-        app.state.runner = TurnRunner(graph, leases, events, SessionDirectory(store))
+        cancels = TurnCancels(store)
+        await cancels.start()
+        app.state.runner = TurnRunner(graph, leases, events, SessionDirectory(store), cancels)
         app.state.admission = TurnAdmission.from_settings(settings)
         app.state.eraser = SessionEraser(store, checkpointer, settings.session_lease_seconds)
         app.state.retention = CheckpointRetention.from_settings(checkpointer, settings)
@@ -111,6 +115,7 @@ def create_app(
                 yield  # (pool gauges, METRICS_PORT; the TTL sweep of this worker)
         finally:
             await app.state.runner.drain(grace_seconds=settings.shutdown_grace_seconds)
+            await cancels.close()
             await events.close()
             await store.close()
             if stop_tracing is not None:
@@ -173,6 +178,7 @@ def create_app(
     app.include_router(branches.router)
     app.include_router(turn_status.router)
     app.include_router(resume.router)
+    app.include_router(turn_cancel.router)
     app.include_router(lifecycle.router)
     app.include_router(page.router)
     app.include_router(agent_server.router)  # the LangGraph SDK's door

@@ -60,6 +60,11 @@ CATALOGUE: dict[ErrorCode, ErrorKind] = {
     "no_such_alternative": ErrorKind(
         422, "That message has no alternative with this index (see its `alternatives`)."
     ),
+    "turn_cancelled": ErrorKind(
+        409,
+        "This turn was stopped (POST /sessions/{id}/turns/{turn_id}/cancel); what was "
+        "streamed before is kept as its answer in the conversation.",
+    ),
     "lease_lost": ErrorKind(
         409,
         "This turn ran past its lease and another turn took the session; its "

@@ -44,7 +44,15 @@ from src.config.settings import Settings
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"  # see src/api/workers.py
 
 TURNS = Counter(
-    "vera_turns", "Turns finished, by outcome (ok, cancelled or the error code)", ["outcome"]
+    "vera_turns",
+    "Turns finished, by outcome (ok, cancelled: stopped by a request, or the error code)",
+    ["outcome"],
+)
+TURN_CANCELS = Counter(
+    "vera_turn_cancels",
+    "Cancel requests, by outcome (requested: the running turn was told; finished: it had "
+    "ended, nothing to stop)",
+    ["outcome"],
 )
 TURN_SECONDS = Histogram(
     "vera_turn_duration_seconds",
@@ -149,6 +157,10 @@ def turn_finished(outcome: str, seconds: float) -> None:
 
 def overloaded(where: str) -> None:
     OVERLOADED.labels(where=where).inc()
+
+
+def turn_cancel(outcome: str) -> None:
+    TURN_CANCELS.labels(outcome=outcome).inc()
 
 
 def first_token(seconds: float) -> None:

@@ -67,6 +67,7 @@ ErrorCode = Literal[
     "not_a_user_message",
     "nothing_to_regenerate",
     "no_such_alternative",
+    "turn_cancelled",
     "lease_lost",
     "shutting_down",
     "llm_timeout",
@@ -179,12 +180,18 @@ class TurnStatus(BaseModel):
 
     session_id: uuid.UUID
     turn_id: str
-    status: Literal["running", "done", "error", "interrupted", "needs_approval"] = Field(
-        description="`interrupted`: its worker stopped before it ended; send the same "
-        "message with this turn_id to resume it. `needs_approval`: it paused for the "
-        "user's approval of a tool call (`interrupt`); answer with `POST .../resume`"
+    status: Literal["running", "done", "error", "cancelled", "interrupted", "needs_approval"] = (
+        Field(
+            description="`cancelled`: stopped by `POST .../cancel` (what was streamed is kept "
+            "as its answer); `interrupted`: its worker stopped before it ended; send the same "
+            "message with this turn_id to resume it. `needs_approval`: it paused for the "
+            "user's approval of a tool call (`interrupt`); answer with `POST .../resume`"
+        )
     )
-    answer: str = Field(description="The answer's text so far (all of it once `done`)")
+    answer: str = Field(
+        description="The answer's text so far (all of it once `done`, what was kept once "
+        "`cancelled`)"
+    )
     message_id: str | None = None
     usage: Usage | None = None
     error: TurnError | None = None
@@ -286,6 +293,14 @@ class DoneEvent(BaseModel):
     usage: Usage
 
 
+class CancelledEvent(BaseModel):
+    message_id: str | None = Field(
+        description="The stopped answer's id (its text: the tokens streamed), or null when "
+        "no text had come yet"
+    )
+    usage: Usage
+
+
 EVENT_EXAMPLES: dict[str, dict[str, Any]] = {
     "session": {
         "session_id": "6f1c2a3e-8d7b-4c59-9e1a-2b3c4d5e6f70",
@@ -314,6 +329,10 @@ EVENT_EXAMPLES: dict[str, dict[str, Any]] = {
         "message_id": "run-1b2c...",
         "usage": {"input_tokens": 120, "output_tokens": 24, "total_tokens": 144},
     },
+    "cancelled": {
+        "message_id": "9c1d...",
+        "usage": {"input_tokens": 120, "output_tokens": 0, "total_tokens": 120},
+    },
 }
 EVENT_MODELS: dict[str, type[BaseModel]] = {
     "session": SessionEvent,
@@ -323,4 +342,5 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "interrupt": InterruptEvent,
     "error": ErrorEvent,
     "done": DoneEvent,
+    "cancelled": CancelledEvent,
 }

@@ -131,6 +131,24 @@ DELETE_EXPIRED_EVENTS = (
 # Sent through the pool at start-up, to check that the LISTEN connection receives NOTIFYs.
 PROBE_NOTIFY = "SELECT pg_notify($1, $2)"
 
+# -- turn_cancels (`turn_cancel.py`; top-level `migrations/0005_turn_cancels.sql`) --
+
+# A request for run $1 (session $2, turn $3), announced on channel $4; requests older than
+# an hour (their runs ended before they were seen) go on the way.
+REQUEST_CANCEL = """
+WITH pruned AS (
+    DELETE FROM turn_cancels WHERE requested_at < NOW() - interval '1 hour'
+), saved AS (
+    INSERT INTO turn_cancels (run_id, session_id, turn_id) VALUES ($1, $2, $3)
+    ON CONFLICT DO NOTHING
+)
+SELECT pg_notify($4, $1::text)"""
+
+# Which of the runs $1 someone asked to stop.
+CANCELS_REQUESTED = "SELECT run_id FROM turn_cancels WHERE run_id = ANY($1::uuid[])"
+
+CANCEL_DONE = "DELETE FROM turn_cancels WHERE run_id = $1"
+
 # -- the API_WORKERS start-up check (`workers.py`) --
 
 # The pid of the server process that answers (a pooler in between reports another one).
@@ -269,6 +287,8 @@ WITH sizes AS (
     DELETE FROM session_owners WHERE session_id = ANY($1::uuid[]) RETURNING session_id
 ), leases AS (
     DELETE FROM turn_leases WHERE session_id = ANY($1::uuid[]) AND run_id = $2
+), cancels AS (
+    DELETE FROM turn_cancels WHERE session_id = ANY($1::uuid[])
 )
 SELECT ARRAY(SELECT session_id FROM events UNION SELECT session_id FROM owners) AS sessions,
     (SELECT bytes FROM sizes) AS bytes"""

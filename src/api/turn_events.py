@@ -31,7 +31,7 @@ from src.api import sql
 logger = logging.getLogger(__name__)
 
 CHANNEL = "vera_turn_events"
-TERMINAL = frozenset({"done", "error", "interrupt"})
+TERMINAL = frozenset({"done", "error", "interrupt", "cancelled"})
 PROBE_PREFIX = "probe "  # a batch's payload starts with a session id (a UUID), never this
 
 

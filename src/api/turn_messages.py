@@ -64,6 +64,7 @@ def emit_message(turn: Turn, message: Any, record: TurnRecord) -> None:
         record.add_usage(message)
         record.message_id = message.id
         turn.answer = text_of(message.content)
+        turn.streamed = ""
         for call in message.tool_calls:
             record.tool_calls.append(call["name"])
             turn.emit(ToolCallEvent(id=call["id"] or "", tool=call["name"], args=call["args"]))

@@ -1,7 +1,7 @@
 """A running turn as its client sees it: `Turn`, the queue of `TurnEvent`s it hands the
 HTTP response, and `error_event`, the `error` event of a failed turn. Each event is
 numbered within the turn and handed to the turn's `TurnEventWriter` before it is
-delivered; `events()` yields them until the terminal `done` or `error`.
+delivered; `events()` yields them until the terminal `done`, `error` or `cancelled`.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 from pydantic import BaseModel
 
 from src.api.error_catalogue import message_of
-from src.api.schemas import EVENT_MODELS, ErrorCode, ErrorEvent
+from src.api.schemas import EVENT_MODELS, ErrorCode, ErrorEvent, TokenEvent
 from src.api.turn_events import TurnEventWriter
 from src.api.turn_identity import TurnPlan
 
-TERMINAL_EVENTS = frozenset({"done", "error", "interrupt"})
+TERMINAL_EVENTS = frozenset({"done", "error", "interrupt", "cancelled"})
 EVENT_NAMES: dict[type[BaseModel], str] = {model: name for name, model in EVENT_MODELS.items()}
 
 
@@ -40,7 +40,7 @@ class TurnEvent:
 
 @dataclass
 class Turn:
-    """A running turn; `events()` yields its events until `done` or `error`."""
+    """A running turn; `events()` yields its events until `done`, `error` or `cancelled`."""
 
     session_id: uuid.UUID
     run_id: uuid.UUID
@@ -49,6 +49,7 @@ class Turn:
     answer: str = ""  # the text of the turn's last assistant message
     seq: int = 0  # the number of the last event (a resumed turn numbers on)
     writer: TurnEventWriter | None = None  # stores the events (none for a replay)
+    streamed: str = ""  # the answer's text sent since the last stored message (a stop keeps it)
 
     def emit(self, payload: BaseModel) -> None:
         self.deliver(self.record(payload))
@@ -57,6 +58,8 @@ class Turn:
         """Number the event (one of `schemas.EVENT_MODELS`) and hand it to the writer (not
         yet to the client)."""
         event = EVENT_NAMES[type(payload)]
+        if isinstance(payload, TokenEvent):
+            self.streamed += payload.content
         data = payload.model_dump(mode="json")
         self.seq += 1
         if self.writer is not None:

@@ -24,9 +24,10 @@ from src.agent.memory.fencing import LEASE_CONFIG_KEY
 from src.agent.tool_guard import TOOL_GUARD_KEY, TOOL_TURN_KEY
 from src.api import metrics, tracing
 from src.api.approval_schemas import ResumeRequest
-from src.api.schemas import SessionEvent, TokenEvent
+from src.api.schemas import CancelledEvent, SessionEvent, TokenEvent, Usage
 from src.api.session_directory import SessionDirectory
 from src.api.tool_events import STREAM_MODES, StoredMessages
+from src.api.turn_cancel import TurnCancels, TurnStopped
 from src.api.turn_errors import error_code
 from src.api.turn_events import TurnEventLog, TurnEventWriter
 from src.api.turn_forks import Fork, plan_fork
@@ -34,6 +35,7 @@ from src.api.turn_identity import TURN_ID_KEY, plan_turn
 from src.api.turn_leases import TurnLeases
 from src.api.turn_messages import TurnRecord, emit_message, text_of
 from src.api.turn_resume import WAITING, final_event, plan_resume
+from src.api.turn_stop import store_stop
 from src.api.turn_stream import Turn, TurnEvent, error_event
 
 logger = logging.getLogger("vera.turns")
@@ -41,6 +43,13 @@ logger = logging.getLogger("vera.turns")
 
 def _config(session_id: uuid.UUID) -> RunnableConfig:
     return {"configurable": {"thread_id": str(session_id)}}
+
+
+def _turn_config(turn: Turn) -> RunnableConfig:
+    config = _config(turn.session_id)
+    config["configurable"][LEASE_CONFIG_KEY] = str(turn.run_id)  # fences every write
+    config["metadata"] = {TURN_ID_KEY: turn.plan.turn_id}
+    return config
 
 
 class TurnRunner:
@@ -52,11 +61,13 @@ class TurnRunner:
         leases: TurnLeases,
         events: TurnEventLog,
         directory: SessionDirectory,
+        cancels: TurnCancels,
     ) -> None:
         self.graph = graph
         self.leases = leases
         self.events = events
         self.directory = directory
+        self.cancels = cancels
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(
@@ -127,12 +138,15 @@ class TurnRunner:
         try:
             async with self.leases.held(turn.session_id, turn.run_id):
                 try:
-                    await self._play(turn, message, record)
+                    await self.cancels.stoppable(turn.run_id, self._play(turn, message, record))
                     final = turn.record(final_event(record))
                     if record.interrupt is not None:
                         status = WAITING
-                except asyncio.CancelledError:
+                except TurnStopped:
                     status = "cancelled"
+                    final = turn.record(await self._stopped(turn, record))
+                except asyncio.CancelledError:
+                    status = "shutting_down"
                     final = turn.record(error_event("shutting_down"))
                     raise
                 except Exception as exc:
@@ -175,6 +189,16 @@ class TurnRunner:
                 record.usage["total_tokens"],
             )
 
+    async def _stopped(self, turn: Turn, record: TurnRecord) -> CancelledEvent:
+        """Store what the user saw of a stopped turn (`turn_stop`); its `cancelled` event."""
+        message_id = None
+        try:
+            message_id = await store_stop(self.graph, _turn_config(turn), turn.streamed)
+        except Exception as exc:  # the turn stopped all the same; its end was not stored
+            logger.error("stopped turn not stored session_id=%s", turn.session_id, exc_info=exc)
+        await self.cancels.done(turn.run_id)
+        return CancelledEvent(message_id=message_id, usage=Usage(**record.usage))
+
     async def _touch(self, session_id: uuid.UUID) -> None:
         """Put the session first in its owner's list (best effort: a failure is logged)."""
         try:
@@ -196,15 +220,13 @@ class TurnRunner:
             turn.emit(TokenEvent(content=turn.answer))
 
     async def _stream(self, turn: Turn, message: str, record: TurnRecord) -> None:
-        config = _config(turn.session_id)
-        config["configurable"][LEASE_CONFIG_KEY] = str(turn.run_id)  # fences every write
-        # ... and no tool starts unless the lease surely holds (`src.agent.tool_guard`).
+        config = _turn_config(turn)
+        # No tool starts unless the lease surely holds (`src.agent.tool_guard`).
         config["configurable"][TOOL_GUARD_KEY] = self.leases.guard(turn.session_id, turn.run_id)
         config["configurable"][TOOL_TURN_KEY] = turn.plan.turn_id
         if turn.plan.start_from is not None:
             config["configurable"]["checkpoint_id"] = turn.plan.start_from
         config["run_id"] = turn.run_id
-        config["metadata"] = {TURN_ID_KEY: turn.plan.turn_id}
         config["callbacks"] = [metrics.MODEL_CALL_METRICS, *tracing.callbacks()]
         started, first_token = time.perf_counter(), True
         resume = turn.plan.kind == "resume"

@@ -144,8 +144,20 @@ async def test_health_docs_and_security_headers(client: httpx.AsyncClient) -> No
     spec = (await client.get("/openapi.json")).json()
     stream = spec["paths"]["/chat"]["post"]["responses"]["200"]["content"]["text/event-stream"]
     titles = set(stream["schema"]["properties"]["event"]["enum"])
-    assert titles == {"session", "token", "tool_call", "tool_result", "interrupt", "error", "done"}
-    for name in titles - {"error", "interrupt"}:
+    assert titles == {
+        "session",
+        "token",
+        "tool_call",
+        "tool_result",
+        "interrupt",
+        "error",
+        "done",
+        "cancelled",
+    }
+    for name in titles - {"error", "interrupt", "cancelled"}:  # the example is a turn that succeeds
         assert f"event: {name}\n" in stream["example"]
     assert "`error`" in spec["paths"]["/chat"]["post"]["description"]
+    assert "`cancelled`" in spec["paths"]["/chat"]["post"]["description"]
+    cancel = spec["paths"]["/sessions/{session_id}/turns/{turn_id}/cancel"]["post"]
+    assert {"200", "202", "404"} <= set(cancel["responses"])
     assert (await client.get("/docs")).status_code == 200

@@ -53,6 +53,7 @@ def every_request(sid: str, turn_id: str) -> list[tuple[str, str, dict]]:
         ("GET", f"/sessions/{sid}/messages", {}),
         ("GET", f"/sessions/{sid}/turns/{turn_id}", {}),
         ("GET", f"/sessions/{sid}/turns/{turn_id}/events", {}),
+        ("POST", f"/sessions/{sid}/turns/{turn_id}/cancel", {}),
         ("DELETE", f"/sessions/{sid}", {}),
     ]
 
@@ -69,6 +70,7 @@ async def test_another_principal_can_not_read_list_continue_or_delete(
 ) -> None:
     async with clients(database_dsn) as c:
         sid = str(uuid.uuid4())
+        earlier = await listed(c[owner])  # other tests' sessions in this database
         events = await chat(c[owner], sid, "Hello, this is private")
         assert events[-1].event == "done"
         turn_id = events[0].data["turn_id"]
@@ -85,7 +87,7 @@ async def test_another_principal_can_not_read_list_continue_or_delete(
             "SELECT messages::text FROM conversations WHERE session_id = $1", uuid.UUID(sid)
         )
         assert after == before
-        assert await listed(c[owner]) == [sid]
+        assert await listed(c[owner]) == [sid, *earlier]
         for method, path, kwargs in every_request(sid, turn_id)[2:]:
             response = await c[owner].request(method, path, **kwargs)
             assert response.status_code in (200, 204), (method, path, response.text)

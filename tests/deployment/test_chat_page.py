@@ -7,17 +7,17 @@ import asyncio
 import json
 import os
 import threading
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 from langchain_core.messages import AIMessage
-from langchain_core.outputs import ChatGenerationChunk
 
 from tests.browser import live_server
 from tests.chat_page import (
+    QUESTION,
     WAIT,
+    PausingModel,
     answer_done,
     answer_text,
     answers,
@@ -35,7 +35,6 @@ from tests.chat_page import (
 from tests.fakes import FakeModel
 
 ROOT = Path(__file__).resolve().parents[2]
-QUESTION = "What's the weather in Montevideo and the price of AAPL?"
 HOSTILE = (
     'Look: <img src=x onerror="window.__pwned = 1"> and <script>window.__pwned = 2</script> '
     "**bold** [click me](javascript:window.__pwned=3)"
@@ -49,24 +48,6 @@ window.fetch = (resource, init) => {
   return original(resource, init);
 };
 """
-
-
-class PausingModel(FakeModel):
-    """The offline model; a text answer stops after its first words until `resume` is set
-    (`paused` says it got there), so the test sees tokens arrive."""
-
-    resume: asyncio.Event | None = None
-    paused: asyncio.Event | None = None
-
-    async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
-        first = True
-        async for chunk in super()._astream(*args, **kwargs):
-            yield chunk
-            if first and chunk.message.content and self.resume is not None:
-                first = False
-                assert self.paused is not None
-                self.paused.set()
-                await self.resume.wait()
 
 
 class HostileModel(FakeModel):

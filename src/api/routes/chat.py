@@ -15,12 +15,13 @@ from src.api.admission import TurnAdmission
 from src.api.approval_schemas import InterruptEvent
 from src.api.auth import Principal, PrincipalDep
 from src.api.deps import AdmissionDep, RunnerDep, SettingsDep
-from src.api.error_catalogue import status_of
+from src.api.error_catalogue import message_of, status_of
 from src.api.errors import ApiError
 from src.api.event_schema import event_stream_schema
 from src.api.schemas import (
     EVENT_EXAMPLES,
     EVENT_MODELS,
+    CancelledEvent,
     ChatRequest,
     ChatResponse,
     DoneEvent,
@@ -46,7 +47,8 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         "model": ErrorBody,
         "description": "`session_busy`: a turn of this session is running; `turn_conflict`: "
         "the turn_id was used for another message; `approval_pending`: the session's last "
-        "turn waits for the user's approval of a tool call (the message names it)",
+        "turn waits for the user's approval of a tool call (the message names it); "
+        "`turn_cancelled` (`/chat/complete`): the turn was stopped by a cancel request",
     },
     413: {"model": ErrorBody, "description": "Body over `MAX_BODY_BYTES`"},
     415: {"model": ErrorBody, "description": "Body is not JSON"},
@@ -62,9 +64,11 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 STREAM_DOC = """Streams the turn as Server-Sent Events; every event has an `id:`, an `event:`
 name and a JSON `data:` line. Order: `session`, then `token`s, `tool_call`s and
 `tool_result`s as they happen, then exactly one of `done` (success), `error` (the turn
-failed; the user's message is kept, and sending it again retries the turn) or `interrupt`
+failed; the user's message is kept, and sending it again retries the turn), `interrupt`
 (the turn paused for the user's approval of a tool call: answer it with
-`POST /sessions/{session_id}/turns/{turn_id}/resume`). Comment lines
+`POST /sessions/{session_id}/turns/{turn_id}/resume`) or `cancelled` (stopped by
+`POST /sessions/{id}/turns/{turn_id}/cancel`; what was streamed is kept as the answer).
+Comment lines
 (`: ping`) keep the connection alive while the model or a tool is slow. A client that
 disconnects does not stop the turn: it completes and is stored.
 
@@ -105,7 +109,7 @@ def _sse_example() -> str:
     return "".join(
         f"id: {i}\nevent: {name}\ndata: {json.dumps(example)}\n\n"
         for i, (name, example) in enumerate(EVENT_EXAMPLES.items(), 1)
-        if name not in {"error", "interrupt"}
+        if name not in {"error", "interrupt", "cancelled"}
     )
 
 
@@ -207,6 +211,10 @@ async def chat_complete(
                 tool_calls=list(calls.values()),
                 usage=Usage(),
                 interrupt=payload,
+            )
+        elif isinstance(payload, CancelledEvent):
+            raise ApiError(
+                status_of("turn_cancelled"), "turn_cancelled", message_of("turn_cancelled")
             )
         elif isinstance(payload, DoneEvent):
             result = ChatResponse(

@@ -32,13 +32,13 @@ LAST_EVENT_ID_CHARS = 64 + 1 + 9  # turn_id, ':', the number
 TurnId = Annotated[str, Path(pattern=TURN_ID_PATTERN, description="The turn's turn_id")]
 
 
-def _unknown(turn_id: str) -> ApiError:
+def unknown_turn(turn_id: str) -> ApiError:
     return ApiError(
         404, "not_found", f"No turn {turn_id!r} in this session (or its events expired)."
     )
 
 
-def _status(
+def status_of_turn(
     session_id: uuid.UUID, turn_id: str, events: list[StoredEvent], running: bool
 ) -> TurnStatus:
     last_session = max((i for i, e in enumerate(events) if e.event == "session"), default=0)
@@ -62,6 +62,10 @@ def _status(
     elif last.event == "interrupt":
         status.status = "needs_approval"
         status.interrupt = InterruptEvent(**last.data)
+    elif last.event == "cancelled":
+        status.status = "cancelled"
+        status.message_id = last.data.get("message_id")
+        status.usage = Usage(**last.data.get("usage", {}))
     elif not running:
         status.status = "interrupted"
     return status
@@ -72,13 +76,14 @@ async def get_turn(
     session_id: OwnedSessionDep, turn_id: TurnId, log: EventLogDep, leases: LeasesDep
 ) -> TurnStatus:
     """How the turn stands: `running`, `done` (with its answer and usage), `error` (with its
-    code), `interrupted` (its worker stopped; send the same message with this turn_id
-    to resume it), or `needs_approval` (it paused for the user's approval of a tool call,
-    `interrupt`; answer with `POST .../resume`)."""
+    code), `cancelled` (stopped; the answer streamed until then is kept), `interrupted`
+    (its worker stopped; send the same message with this turn_id to resume it), or
+    `needs_approval` (it paused for the user's approval of a tool call, `interrupt`;
+    answer with `POST .../resume`)."""
     events = await log.events_after(session_id, turn_id, 0)
     if not events:
-        raise _unknown(turn_id)
-    return _status(session_id, turn_id, events, await leases.held_by_any(session_id))
+        raise unknown_turn(turn_id)
+    return status_of_turn(session_id, turn_id, events, await leases.held_by_any(session_id))
 
 
 def _after(turn_id: str, last_event_id: str | None, after: int | None) -> int:
@@ -136,7 +141,7 @@ async def turn_events(
     if not await log.events_after(session_id, turn_id, 0) and not await leases.held_by_any(
         session_id
     ):
-        raise _unknown(turn_id)
+        raise unknown_turn(turn_id)
 
     async def running() -> bool:
         return await leases.held_by_any(session_id)

@@ -21,6 +21,7 @@ const ui = {
   form: $("composer"),
   input: $("message"),
   send: $("send"),
+  stop: $("stop"),
   keyDialog: $("key-dialog"),
   keyForm: $("key-form"),
   keyInput: $("key-input"),
@@ -273,6 +274,13 @@ class AnswerView {
     contentGrew();
   }
 
+  // Stopped by the user: what came is kept, marked as stopped.
+  stopped() {
+    this.finish();
+    this.article.dataset.state = "stopped";
+    this.article.append(node("p", "turn-stopped", "Stopped"));
+  }
+
   fail(error, retry) {
     this.dropTyping();
     this.streaming(false);
@@ -356,11 +364,28 @@ function renderHistory(messages) {
 
 function setBusy(busy) {
   ui.send.disabled = busy;
+  ui.stop.hidden = !busy;
+  ui.stop.disabled = false;
   ui.form.setAttribute("aria-busy", busy ? "true" : "false");
 }
 
+// Stop the running turn (any worker runs it; its stream then ends with `cancelled`).
+async function stopTurn() {
+  const turn = state.running;
+  if (!turn) return;
+  ui.stop.disabled = true;
+  say("Stopping…");
+  const path = `/sessions/${turn.sessionId}/turns/${encodeURIComponent(turn.turnId)}/cancel`;
+  try {
+    await api.request(path, { method: "POST" });
+  } catch {
+    ui.stop.disabled = false; // offline: the user may try again
+  }
+}
+
 // Read a turn's event stream into its view. Returns "done", "error", "interrupt" (it waits
-// for the person's approval) or "cut" (the stream ended or broke before a terminal event).
+// for the person's approval), "cancelled" or "cut" (the stream ended or broke before a
+// terminal event).
 async function consume(response, turn) {
   let outcome = "cut";
   try {
@@ -389,6 +414,9 @@ async function consume(response, turn) {
       } else if (event.type === "done") {
         outcome = "done";
         view.finish();
+      } else if (event.type === "cancelled") {
+        outcome = "cancelled";
+        view.stopped();
       } else if (event.type === "error") {
         outcome = "error";
         view.fail(new ApiError(data.code, data.message), () => retry(turn));
@@ -547,14 +575,14 @@ async function resume(turn) {
     if (!response.ok) continue;
     turn.fresh = false;
     const outcome = await consume(response, turn);
-    if (outcome === "done" || outcome === "error" || outcome === "interrupt") {
+    if (outcome === "done" || outcome === "error" || outcome === "interrupt" || outcome === "cancelled") {
       say("");
       return;
     }
     // The stream ended without an end: ask how the turn stands.
     try {
       const status = await api.getJson(path);
-      if (status.status === "done") {
+      if (status.status === "done" || status.status === "cancelled") {
         await reloadIfCurrent(turn.sessionId);
         return;
       }
@@ -597,6 +625,8 @@ const branches = createBranches({
 async function reloadIfCurrent(sessionId) {
   if (state.sessionId === sessionId) await openSession(sessionId, { focus: false });
 }
+
+ui.stop.addEventListener("click", stopTurn);
 
 ui.form.addEventListener("submit", (event) => {
   event.preventDefault();
