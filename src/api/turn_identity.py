@@ -3,8 +3,9 @@
 Every turn has a `turn_id` (the client's idempotency key, or one made up for it), stored in
 the metadata of every checkpoint the turn writes. A request is then one of:
 
-- **replay**: its `turn_id` names a turn that completed; its stored answer is sent again
-  and nothing runs or is stored.
+- **replay**: its `turn_id` names a turn that completed, or was stopped (its checkpoints
+  from the stop carry `STOPPED_KEY`, `turn_stop`); its stored answer is sent again, ending
+  as it ended (`cancelled` for a stopped turn), and nothing runs or is stored.
 - **resume**: its `turn_id` names the session's unfinished last run, or it has no
   `turn_id` and repeats the user message of that unfinished run; the run goes on from its
   last checkpoint (the user message is not stored again, finished tool calls do not run
@@ -28,6 +29,7 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, StateSnapshot
 
 TURN_ID_KEY = "turn_id"
+STOPPED_KEY = "vera_stopped"  # in the metadata of the checkpoints a stop writes
 
 
 class TurnConflictError(ValueError):
@@ -62,21 +64,26 @@ class TurnPlan:
     # A fork (`turn_forks.py`): the checkpoint the new turn runs from, and its user message.
     start_from: str | None = None
     message: HumanMessage | None = None
+    stopped: bool = False  # replay: the turn was stopped, so it ends `cancelled`
 
 
 def _text(message: BaseMessage) -> Any:
     return message.content
 
 
-async def _turn_messages(
+async def turn_history(
     graph: CompiledStateGraph, config: RunnableConfig, turn_id: str
-) -> list[BaseMessage] | None:
-    """The messages a stored turn added (its user message first), or None if unknown."""
-    snapshots = [s async for s in graph.aget_state_history(config, filter={TURN_ID_KEY: turn_id})]
-    if not snapshots:
-        return None
-    before = len(snapshots[-1].values.get("messages") or [])  # its input checkpoint
-    return list((snapshots[0].values.get("messages") or [])[before:])
+) -> list[StateSnapshot]:
+    """The checkpoints a turn wrote, newest first."""
+    return [s async for s in graph.aget_state_history(config, filter={TURN_ID_KEY: turn_id})]
+
+
+def replay_of(turn_id: str, history: list[StateSnapshot]) -> TurnPlan:
+    """The replay of a stored turn (`history` not empty): the messages it added."""
+    before = len(history[-1].values.get("messages") or [])  # its input checkpoint
+    stored = list((history[0].values.get("messages") or [])[before:])
+    stopped = bool((history[0].metadata or {}).get(STOPPED_KEY))
+    return TurnPlan("replay", turn_id, stored, stopped=stopped)
 
 
 def _new(state: StateSnapshot, turn_id: str) -> TurnPlan:
@@ -97,9 +104,11 @@ async def plan_turn(
     unfinished = bool(state.next or state.tasks)
     last_turn = (state.metadata or {}).get(TURN_ID_KEY)
     if turn_id is not None:
-        stored = await _turn_messages(graph, config, turn_id)
-        if stored is None:
+        history = await turn_history(graph, config, turn_id)
+        if not history:
             return _new(state, turn_id)
+        plan = replay_of(turn_id, history)
+        stored = plan.stored
         first = next((m for m in stored if isinstance(m, HumanMessage)), None)
         if first is not None and _text(first) != message:
             raise TurnConflictError(f"turn_id {turn_id!r} was used for another message")
@@ -107,7 +116,7 @@ async def plan_turn(
             return TurnPlan("resume", turn_id)
         if first is None:  # stored before its input: it never really started
             return _new(state, turn_id)
-        return TurnPlan("replay", turn_id, stored)
+        return plan
     if unfinished:
         last_human = next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
         if last_human is not None and _text(last_human) == message:

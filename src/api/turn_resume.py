@@ -20,16 +20,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from langchain_core.messages import BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command, StateSnapshot
+from langgraph.types import Command
 
 from src.api import metrics
 from src.api.approval_schemas import InterruptEvent, ResumeRequest
 from src.api.errors import ApiError
 from src.api.schemas import DoneEvent, Usage
-from src.api.turn_identity import TURN_ID_KEY, TurnPlan
+from src.api.turn_identity import TURN_ID_KEY, TurnPlan, replay_of, turn_history
 from src.api.turn_messages import TurnRecord
 
 WAITING = "needs_approval"  # the status of a turn that ended paused at an interrupt
@@ -60,11 +59,6 @@ def check_answer(answer: ResumeRequest, value: Any) -> None:
             )
 
 
-def _stored(history: list[StateSnapshot]) -> list[BaseMessage]:
-    before = len(history[-1].values.get("messages") or [])  # the turn's input checkpoint
-    return list((history[0].values.get("messages") or [])[before:])
-
-
 async def plan_resume(
     graph: CompiledStateGraph, config: RunnableConfig, turn_id: str, answer: ResumeRequest
 ) -> TurnPlan:
@@ -78,14 +72,14 @@ async def plan_resume(
         check_answer(answer, value)
         metrics.resumed(answer.decision(asked_ids(value)))
         return TurnPlan("resume", turn_id, command=Command(resume=answer.model_dump()))
-    history = [s async for s in graph.aget_state_history(config, filter={TURN_ID_KEY: turn_id})]
+    history = await turn_history(graph, config, turn_id)
     if not history:
         raise _nothing(turn_id, "no such turn in this session")
     if not any(snapshot.interrupts for snapshot in history):
         raise _nothing(turn_id, "it never paused for one")
     if (state.next or state.tasks) and last_turn == turn_id:
         return TurnPlan("resume", turn_id)
-    return TurnPlan("replay", turn_id, _stored(history))
+    return replay_of(turn_id, history)
 
 
 def final_event(record: TurnRecord) -> InterruptEvent | DoneEvent:

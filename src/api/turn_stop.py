@@ -12,17 +12,21 @@ and stays valid for the model:
 
 Then the run's remaining tasks are cleared (LangGraph's `update_state(None, END)`), so the
 next message starts a new turn instead of resuming this one. The writes carry the turn's
-lease and `turn_id` like the run's own.
+lease and `turn_id` like the run's own, and `STOPPED_KEY` in their metadata: a retry of the
+turn replays it as stopped (`turn_identity`).
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 
-from langchain_core.messages import AIMessage, AnyMessage, ToolCall, ToolMessage
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, ToolCall, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph import END
 from langgraph.graph.state import CompiledStateGraph
+
+from src.api.turn_identity import STOPPED_KEY
 
 STOPPED = {"stopped": True}
 CANCELLED_TOOL_RESULT = "Cancelled: the user stopped this turn before the tool finished."
@@ -35,6 +39,14 @@ def unanswered_calls(messages: list[AnyMessage]) -> list[ToolCall]:
         return []
     answered = {m.tool_call_id for m in messages if isinstance(m, ToolMessage)}
     return [call for call in last.tool_calls if call["id"] not in answered]
+
+
+def stopped_answer_id(messages: Sequence[BaseMessage]) -> str | None:
+    """The id of the partial answer a stop stored last in `messages`, if any."""
+    last = messages[-1] if messages else None
+    if isinstance(last, AIMessage) and last.response_metadata.get("stopped"):
+        return last.id
+    return None
 
 
 def cancelled_results(calls: list[ToolCall]) -> list[ToolMessage]:
@@ -58,6 +70,8 @@ async def store_stop(
     the user got since the last stored message. Returns the partial answer's id, if any.
     Each write is on the latest checkpoint with `config` itself (the config an update
     returns names its checkpoint but not the lease)."""
+    # LangGraph's checkpointers store a config's metadata in the checkpoint's.
+    config = {**config, "metadata": {**config.get("metadata", {}), STOPPED_KEY: True}}
     state = await graph.aget_state(config)
     if not state.next:
         return None  # the run had ended just before it was stopped

@@ -19,6 +19,7 @@ from typing import Any, cast
 from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
+from pydantic import BaseModel
 
 from src.agent.memory.fencing import LEASE_CONFIG_KEY
 from src.agent.tool_guard import TOOL_GUARD_KEY, TOOL_TURN_KEY
@@ -35,7 +36,7 @@ from src.api.turn_identity import TURN_ID_KEY, plan_turn
 from src.api.turn_leases import TurnLeases
 from src.api.turn_messages import TurnRecord, emit_message, text_of
 from src.api.turn_resume import WAITING, final_event, plan_resume
-from src.api.turn_stop import store_stop
+from src.api.turn_stop import stopped_answer_id, store_stop
 from src.api.turn_stream import Turn, TurnEvent, error_event
 
 logger = logging.getLogger("vera.turns")
@@ -139,7 +140,7 @@ class TurnRunner:
             async with self.leases.held(turn.session_id, turn.run_id):
                 try:
                     await self.cancels.stoppable(turn.run_id, self._play(turn, message, record))
-                    final = turn.record(final_event(record))
+                    final = turn.record(self._final(turn, record))
                     if record.interrupt is not None:
                         status = WAITING
                 except TurnStopped:
@@ -188,6 +189,15 @@ class TurnRunner:
                 record.usage["output_tokens"],
                 record.usage["total_tokens"],
             )
+
+    @staticmethod
+    def _final(turn: Turn, record: TurnRecord) -> BaseModel:
+        """The last event of a turn that ran to its end; a stopped turn's replay ends as
+        the turn did."""
+        if turn.plan.kind == "replay" and turn.plan.stopped:
+            message_id = stopped_answer_id(turn.plan.stored)
+            return CancelledEvent(message_id=message_id, usage=Usage(**record.usage))
+        return final_event(record)
 
     async def _stopped(self, turn: Turn, record: TurnRecord) -> CancelledEvent:
         """Store what the user saw of a stopped turn (`turn_stop`); its `cancelled` event."""

@@ -110,6 +110,51 @@ async def test_a_turn_stopped_mid_answer_from_another_worker_keeps_what_was_stre
             assert value(after, name, outcome=outcome) - value(before, name, outcome=outcome) == 1
 
 
+CHECKPOINT_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes", "transcript_heads")
+
+
+async def stored_rows(dsn: str, sid: str) -> list[int]:
+    """How many rows of each checkpoint table the session has."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        return [
+            await conn.fetchval(f"SELECT count(*) FROM {t} WHERE session_id = $1", uuid.UUID(sid))
+            for t in CHECKPOINT_TABLES
+        ]
+    finally:
+        await conn.close()
+
+
+async def test_a_retry_of_a_stopped_turn_replays_what_was_stored_and_ends_cancelled(
+    database_dsn: str,
+) -> None:
+    """The README's retry advice (the same session, message and turn_id) after a stop: the
+    stored partial answer again, ending `cancelled`; nothing runs or is stored again."""
+    fake = FakeOpenAI(Reply(text=LONG, pieces=400, every=0.02), Reply(text="Ran again."))
+    async with two_workers(database_dsn, fake) as (_, (running_on, other)):
+        sid, turn_id = str(uuid.uuid4()), "stop-retry"
+        body = {"session_id": sid, "message": "Tell me a long story", "turn_id": turn_id}
+        tokens = asyncio.Event()
+        streaming = asyncio.create_task(stream_until(running_on, body, tokens, "token"))
+        await asyncio.wait_for(tokens.wait(), 20)
+        stopped = await other.post(f"/sessions/{sid}/turns/{turn_id}/cancel")
+        events = await streaming
+        assert stopped.status_code == 200 and events[-1].event == "cancelled"
+        seen, before = answer(events), await transcript(other, sid)
+        rows, requests = await stored_rows(database_dsn, sid), len(fake.received)
+
+        retried = await stream_until(other, body, asyncio.Event(), "x")
+        assert [e.event for e in retried if e.event != "token"] == ["session", "cancelled"]
+        assert retried[0].data["resumed"] is True
+        assert answer(retried) == seen
+        assert retried[-1].data["message_id"] == events[-1].data["message_id"]
+        assert len(fake.received) == requests  # the model was not called again
+        assert await transcript(other, sid) == before
+        assert await stored_rows(database_dsn, sid) == rows
+        turn = (await running_on.get(f"/sessions/{sid}/turns/{turn_id}")).json()
+        assert turn["status"] == "cancelled" and turn["answer"] == seen
+
+
 async def test_a_turn_stopped_mid_tool_answers_the_call_and_the_history_stays_valid(
     database_dsn: str,
 ) -> None:
