@@ -192,6 +192,18 @@ async def test_a_turn_stopped_mid_tool_answers_the_call_and_the_history_stays_va
         assert result["data"]["status"] == "error"
         assert result["data"]["response_metadata"]["stopped"] is True
 
+        # A retry replays the cancelled result; the tool does not start again.
+        started.clear()
+        retried = await stream_until(running_on, body, asyncio.Event(), "x")
+        assert [e.event for e in retried if e.event != "token"] == [
+            "session",
+            "tool_call",
+            "tool_result",
+            "cancelled",
+        ]
+        assert retried[-1].data["message_id"] is None and not started.is_set()
+        assert await transcript(other, sid) == messages and len(fake.received) == 1
+
         follow_up = await stream_until(
             running_on, {"session_id": sid, "message": "Never mind"}, asyncio.Event(), "done"
         )
