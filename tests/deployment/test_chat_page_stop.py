@@ -1,6 +1,6 @@
 """Stop on the chat page (issue 25, point 1), in a real browser: while Vera answers, a Stop
 button stops the turn; what came is kept and marked as stopped, on the page and in the
-transcript, and the next message is answered."""
+transcript (also after a reload), and the next message is answered."""
 
 from __future__ import annotations
 
@@ -47,6 +47,13 @@ def test_stop_keeps_what_came_and_the_next_message_is_answered(
         kept = transcript(server.url, session_id(page)).json()["messages"][-1]
         assert kept["role"] == "assistant" and kept["content"] == shown
         assert kept["data"]["response_metadata"]["stopped"] is True
+
+        # After a reload the stored answer, from the transcript, is marked stopped too.
+        page.refresh()
+        wait_for(page, lambda d: last_answer_state(d) == "stopped")
+        assert answer_text(page) == shown
+        stops = "return [...document.querySelectorAll('.turn-stopped')].map(p => p.textContent)"
+        assert js(page, stops) == ["Stopped"]
 
         server.call(model.resume.set)  # the next answer streams whole
         send(page, "And tomorrow?")

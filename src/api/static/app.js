@@ -331,7 +331,7 @@ function parseResult(content) {
 }
 
 // Render a transcript (GET /sessions/{id}/messages): user messages, and each answer with its
-// tool cards and text, in order.
+// tool cards and text, in order; a stopped answer marked "Stopped" as it was live.
 function renderHistory(messages) {
   clearConversation();
   let answer = null;
@@ -354,6 +354,10 @@ function renderHistory(messages) {
         status: m.data?.artifact?.declined ? "declined" : status === "error" ? "error" : "ok",
         result: parseResult(m.content),
       });
+    }
+    // A stopped turn's partial answer or cancelled tool results: marked as when it stopped.
+    if (answer && m.data?.response_metadata?.stopped && answer.article.dataset.state !== "stopped") {
+      answer.stopped();
     }
   }
   branches.markLast();
