@@ -175,6 +175,19 @@ async def test_a_chat_session_is_a_thread_and_bad_input_changes_nothing(
     bad = await http.post("/threads", json={"supersteps": [{"updates": []}]})
     assert bad.status_code == 422 and bad.json()["details"][0]["field"] == "supersteps"
     assert (await http.post("/threads", json={"ttl": {"ttl": -1}})).status_code == 422
+    # Text that is not Unicode (an unpaired surrogate, as JSON's "\ud800" spells it) is
+    # refused wherever it hides, as /chat refuses it: stored, no client could read it back.
+    lone = '"\\ud800"'
+    message = '{"role": "user", "content": ' + lone + "}"
+    for method, path, body in [
+        ("POST", "/threads", '{"metadata": {"k": ' + lone + "}}"),
+        ("PATCH", f"/threads/{sid}", '{"metadata": {"k": [' + lone + "]}}"),
+        ("POST", f"/threads/{sid}/state", '{"values": {"messages": [' + message + "]}}"),
+    ]:
+        headers = {"Content-Type": "application/json"}
+        refused = await http.request(method, path, content=body, headers=headers)
+        assert refused.status_code == 422, (path, refused.text)
+        assert "unpaired surrogate" in refused.text
     assert (await http.post("/assistants", json={"graph_id": "vera"})).json()[
         "code"
     ] == "not_implemented"

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
 from src.api.lifecycle_schemas import MAX_TTL_MINUTES
@@ -19,8 +19,42 @@ ThreadStatus = Literal["idle", "busy", "interrupted", "error"]
 SortOrder = Literal["asc", "desc"]
 
 
+def holds_unpaired_surrogate(value: Any) -> bool:
+    """Whether a JSON value holds text that is not Unicode (an unpaired surrogate, which
+    JSON's `"\\ud800"` can spell), in a string, a key or anything nested."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(
+            holds_unpaired_surrogate(k) or holds_unpaired_surrogate(v) for k, v in value.items()
+        )
+    if isinstance(value, list | tuple):
+        return any(holds_unpaired_surrogate(item) for item in value)
+    if isinstance(value, BaseModel):
+        return any(
+            holds_unpaired_surrogate(getattr(value, name)) for name in type(value).model_fields
+        )
+    return False
+
+
 class Request(BaseModel):
+    """A request body: no unknown field, and only Unicode text (as `/chat` refuses an
+    unpaired surrogate: stored, no client could read it back)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="after")
+    def _unicode_only(self) -> Self:
+        for name in type(self).model_fields:
+            if holds_unpaired_surrogate(getattr(self, name)):
+                raise ValueError(
+                    f"{name} must be valid Unicode text (it holds an unpaired surrogate)"
+                )
+        return self
 
 
 # -- meta --
