@@ -6,10 +6,12 @@ from __future__ import annotations
 import typing
 import uuid
 
+import orjson
 from langchain_core.messages import HumanMessage
 from langgraph.types import Interrupt, PregelTask, StateSnapshot
 
 from src.api.agent_server.graphs import assistant_id_of, graph_id_for
+from src.api.agent_server.responses import AgentServerJSONResponse
 from src.api.agent_server.shapes import Assistant, AssistantField, Thread, ThreadField
 from src.api.agent_server.snapshots import thread_interrupts, thread_state
 from tests.agent_shapes import differences
@@ -60,3 +62,15 @@ def test_a_snapshot_becomes_a_thread_state_with_its_interrupts() -> None:
     assert state["tasks"][0]["interrupts"] == [{"id": "i1", "value": {"question": "go?"}}]
     assert state["interrupts"] == [{"id": "i1", "value": {"question": "go?"}}]
     assert thread_interrupts(snapshot) == {"task-1": [{"id": "i1", "value": {"question": "go?"}}]}
+
+
+def test_answers_carry_only_unicode_text() -> None:
+    """Stored text with an unpaired surrogate (Studio, a tool) reaches the SDK as U+FFFD:
+    `langgraph_sdk`'s orjson refuses the `\\ud800` escape the app's other routes send."""
+    body = AgentServerJSONResponse(
+        [{"values": {"messages": [{"content": "a\ud800b \U0001f600"}]}, "\udfffkey": 1}]
+    ).body
+    assert orjson.loads(body) == [
+        {"values": {"messages": [{"content": "a\ufffdb \U0001f600"}]}, "\ufffdkey": 1}
+    ]
+    assert AgentServerJSONResponse({"ok": "plain"}).body == b'{"ok":"plain"}'

@@ -6,8 +6,9 @@ and their state (`thread_state.py`), in the shapes of `shapes.py`. Runs go besid
 from fastapi import APIRouter
 
 from src.api.agent_server import assistants, thread_state, threads
+from src.api.agent_server.responses import AgentServerJSONResponse
 
-router = APIRouter()
+router = APIRouter(default_response_class=AgentServerJSONResponse)
 router.include_router(assistants.meta_router)
 router.include_router(assistants.router)
 router.include_router(threads.router)
