@@ -103,7 +103,7 @@ async def api_load(sessions: int, turns: int, model_delay: float = 0.2) -> LoadR
                 limits = httpx.Limits(max_connections=sessions + 10, keepalive_expiry=2.0)
                 base = f"http://127.0.0.1:{port}"
                 async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
-                    await _wait_healthy(client, server)
+                    await wait_healthy(client, server)
 
                     async def session(n: int) -> None:
                         sid = str(uuid.uuid4())
@@ -128,8 +128,12 @@ async def api_load(sessions: int, turns: int, model_delay: float = 0.2) -> LoadR
     return result
 
 
-async def _wait_healthy(client: httpx.AsyncClient, server: asyncio.subprocess.Process) -> None:
-    deadline = time.monotonic() + 60
+async def wait_healthy(
+    client: httpx.AsyncClient, server: asyncio.subprocess.Process, seconds: float = 60
+) -> None:
+    """Wait until the server answers `/health` with 200 (RuntimeError if it exits first
+    or `seconds` pass)."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if server.returncode is not None:
             raise RuntimeError("the API server exited during start-up")

@@ -28,6 +28,7 @@ import asyncpg
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from bench.api_load import wait_healthy
 from bench.savers import fresh_database
 from tests.fake_openai import KEY, MODEL
 from tests.support import free_port, memory_env, stored_record
@@ -162,7 +163,7 @@ async def workers_load(
                 limits = httpx.Limits(max_connections=sessions + 10, keepalive_expiry=2.0)
                 base = f"http://127.0.0.1:{port}"
                 async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
-                    await _wait_healthy(client, server)
+                    await wait_healthy(client, server, seconds=120)
                     cpu = cpu_seconds(server.pid), cpu_seconds(model.pid)
                     start = time.perf_counter()
                     deadline = start + seconds
@@ -233,20 +234,6 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
     own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return own + sum(cpu_seconds(int(child)) for child in children)
-
-
-async def _wait_healthy(client: httpx.AsyncClient, server: asyncio.subprocess.Process) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if server.returncode is not None:
-            raise RuntimeError("the API server exited during start-up")
-        try:
-            if (await client.get("/health")).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        await asyncio.sleep(0.2)
-    raise RuntimeError("the API server did not become healthy")
 
 
 def workers_table(runs: list[WorkersLoad]) -> tuple[tuple[str, ...], list[tuple[str, ...]]]:

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 import asyncpg
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langgraph.graph import END, START, MessagesState, StateGraph
+from langgraph.types import interrupt
 
 from src.config.settings import load_settings
 
@@ -157,6 +158,52 @@ def model_and_tools_graph(
     builder.add_edge(START, "model")
     builder.add_conditional_edges("model", route, ["tools", END])
     builder.add_edge("tools", "model")
+    return builder.compile(checkpointer=checkpointer)
+
+
+def subgraph_calls_graph(checkpointer: Any, then: Callable[..., Any] | None = None) -> Any:
+    """`plan` invokes a subgraph per call (namespace `plan:<task id>`) that interrupts when
+    the turn says "ask"; `recall` invokes a `checkpointer=True` subgraph (`recall`); then
+    the node `then` (as `model`), if given."""
+
+    def inner(state: MessagesState) -> dict:
+        return {"messages": [AIMessage(f"inner {len(state['messages'])}")]}
+
+    def ask(state: MessagesState) -> dict:
+        if "ask" in state["messages"][0].content:
+            return {"messages": [AIMessage("ok " + interrupt("approve?"))]}
+        return {}
+
+    calls = StateGraph(MessagesState)
+    calls.add_node("inner", inner)
+    calls.add_node("ask", ask)
+    calls.add_edge(START, "inner")
+    calls.add_edge("inner", "ask")
+    per_call = calls.compile()
+    kept = StateGraph(MessagesState)
+    kept.add_node("inner", inner)
+    kept.add_edge(START, "inner")
+    with_memory = kept.compile(checkpointer=True)
+
+    async def plan(state: MessagesState) -> dict:
+        out = await per_call.ainvoke({"messages": state["messages"][-1:]})
+        return {"messages": [AIMessage("plan: " + out["messages"][-1].content)]}
+
+    async def recall(state: MessagesState) -> dict:
+        out = await with_memory.ainvoke({"messages": [HumanMessage("note")]})
+        return {"messages": [AIMessage(f"recall {len(out['messages'])}")]}
+
+    builder = StateGraph(MessagesState)
+    builder.add_node("plan", plan)
+    builder.add_node("recall", recall)
+    builder.add_edge(START, "plan")
+    builder.add_edge("plan", "recall")
+    if then is None:
+        builder.add_edge("recall", END)
+    else:
+        builder.add_node("model", then)
+        builder.add_edge("recall", "model")
+        builder.add_edge("model", END)
     return builder.compile(checkpointer=checkpointer)
 
 

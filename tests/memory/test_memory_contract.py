@@ -21,13 +21,13 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.channels.delta import DeltaChannel
 from langgraph.graph import END, START, MessagesState, StateGraph
-from langgraph.types import Command, interrupt
+from langgraph.types import Command
 
 from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore, session_id_for
 from src.agent.memory.store import StorageUnavailableError
 from src.agent.memory.threads import _THREAD_NAMESPACE
 from src.api.turn_leases import TurnLeases
-from tests.support import cfg, chat_graph, run_turns
+from tests.support import cfg, chat_graph, run_turns, subgraph_calls_graph
 
 Fn = Callable[[asyncpg.Connection], Awaitable[Any]]
 
@@ -225,46 +225,6 @@ async def test_keep_latest_refuses_a_delta_snapshot_marker(saver, store) -> None
     with pytest.raises(NotImplementedError):
         await saver.aprune([thread])
     assert await checkpoint_count(store, thread) == before
-
-
-def subgraph_calls_graph(checkpointer: Any):
-    """`plan` invokes a subgraph per call (namespace `plan:<task id>`), which interrupts
-    when the turn says "ask"; `recall` invokes a `checkpointer=True` subgraph (`recall`)."""
-
-    def inner(state: MessagesState) -> dict:
-        return {"messages": [AIMessage("inner")]}
-
-    def ask(state: MessagesState) -> dict:
-        if "ask" in state["messages"][0].content:
-            return {"messages": [AIMessage("ok " + interrupt("approve?"))]}
-        return {}
-
-    calls = StateGraph(MessagesState)
-    calls.add_node("inner", inner)
-    calls.add_node("ask", ask)
-    calls.add_edge(START, "inner")
-    calls.add_edge("inner", "ask")
-    per_call = calls.compile()
-    kept = StateGraph(MessagesState)
-    kept.add_node("inner", inner)
-    kept.add_edge(START, "inner")
-    with_memory = kept.compile(checkpointer=True)
-
-    async def plan(state: MessagesState) -> dict:
-        out = await per_call.ainvoke({"messages": state["messages"][-1:]})
-        return {"messages": [AIMessage("plan: " + out["messages"][-1].content)]}
-
-    async def recall(state: MessagesState) -> dict:
-        out = await with_memory.ainvoke({"messages": [HumanMessage("note")]})
-        return {"messages": [AIMessage(f"recall {len(out['messages'])}")]}
-
-    builder = StateGraph(MessagesState)
-    builder.add_node("plan", plan)
-    builder.add_node("recall", recall)
-    builder.add_edge(START, "plan")
-    builder.add_edge("plan", "recall")
-    builder.add_edge("recall", END)
-    return builder.compile(checkpointer=checkpointer)
 
 
 async def namespaces(saver: Any, thread: str) -> Counter:

@@ -15,59 +15,25 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langgraph.channels.delta import DeltaChannel
 from langgraph.graph import END, START, MessagesState, StateGraph
 from langgraph.graph.message import _messages_delta_reducer
-from langgraph.types import Command, interrupt
+from langgraph.types import Command
 
 from src.agent.memory import ConversationCheckpointer, session_id_for
 from src.agent.memory.retention import RetentionPolicy
-from tests.support import cfg, plant_expired_lease
+from tests.support import cfg, plant_expired_lease, subgraph_calls_graph
 
 LATEST_10 = RetentionPolicy(keep_latest=10)
 
 
 def conversation_graph(saver: Any, requests: list[list[tuple[str, str]]]) -> Any:
-    """`plan` runs a subgraph per call (`plan:<task id>`) that interrupts when the turn
-    says "confirm"; `recall` runs a `checkpointer=True` subgraph; `model` records the
-    messages it is sent (the model request) and answers."""
-
-    def inner(state: MessagesState) -> dict:
-        return {"messages": [AIMessage(f"inner {len(state['messages'])}")]}
-
-    def ask(state: MessagesState) -> dict:
-        if "confirm" in state["messages"][0].content:
-            return {"messages": [AIMessage("ok " + interrupt("approve?"))]}
-        return {}
-
-    calls = StateGraph(MessagesState)
-    calls.add_node("inner", inner)
-    calls.add_node("ask", ask)
-    calls.add_edge(START, "inner")
-    calls.add_edge("inner", "ask")
-    per_call = calls.compile()
-    kept = StateGraph(MessagesState)
-    kept.add_node("inner", inner)
-    kept.add_edge(START, "inner")
-    with_memory = kept.compile(checkpointer=True)
-
-    async def plan(state: MessagesState) -> dict:
-        out = await per_call.ainvoke({"messages": state["messages"][-1:]})
-        return {"messages": [AIMessage("plan: " + out["messages"][-1].content)]}
-
-    async def recall(state: MessagesState) -> dict:
-        out = await with_memory.ainvoke({"messages": [HumanMessage("note")]})
-        return {"messages": [AIMessage(f"recall {len(out['messages'])}")]}
+    """`subgraph_calls_graph` (a subgraph per call that interrupts when the turn says
+    "ask", a `checkpointer=True` subgraph) and then `model`, which records the messages it
+    is sent (the model request) and answers."""
 
     def model(state: MessagesState) -> dict:
         requests.append([(m.type, str(m.content)) for m in state["messages"]])
         return {"messages": [AIMessage(f"answer {len(state['messages'])}")]}
 
-    builder = StateGraph(MessagesState)
-    for name, node in (("plan", plan), ("recall", recall), ("model", model)):
-        builder.add_node(name, node)
-    builder.add_edge(START, "plan")
-    builder.add_edge("plan", "recall")
-    builder.add_edge("recall", "model")
-    builder.add_edge("model", END)
-    return builder.compile(checkpointer=saver)
+    return subgraph_calls_graph(saver, then=model)
 
 
 async def stored(saver: ConversationCheckpointer, thread: str) -> dict[str, Any]:
@@ -110,7 +76,7 @@ async def long_thread(graph: Any, thread: str) -> None:
     await graph.ainvoke(None, forked)
     for i in range(3):
         await graph.ainvoke({"messages": [HumanMessage(f"again {i}")]}, cfg(thread))
-    await graph.ainvoke({"messages": [HumanMessage("please confirm")]}, cfg(thread))
+    await graph.ainvoke({"messages": [HumanMessage("please ask")]}, cfg(thread))
 
 
 async def test_latest_10_keeps_the_record_and_the_next_turn_exact(saver) -> None:
