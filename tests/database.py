@@ -122,6 +122,17 @@ async def empty_dsn(server_dsn: str) -> AsyncIterator[str]:
 
 
 @pytest.fixture
+async def fresh_db(empty_dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to `empty_dsn`: a database of this test alone (the app it starts makes
+    the schema), so that sweeping or forgetting everything touches no other test's rows."""
+    conn = await asyncpg.connect(empty_dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
 async def official_saver(empty_dsn: str) -> AsyncIterator[AsyncPostgresSaver]:
     """LangGraph's own Postgres saver, on a database of its own (to compare ours with)."""
     async with AsyncPostgresSaver.from_conn_string(empty_dsn) as saver:

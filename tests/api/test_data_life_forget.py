@@ -12,7 +12,6 @@ from typing import Any
 
 import asyncpg
 import httpx
-import pytest
 from langchain_core.messages import HumanMessage
 
 from src.api.app import create_app
@@ -27,17 +26,6 @@ ALICE = "alice-key-0123456789abcdefghijklmnop"
 KEYS = f"ops:{OPS},web:{WEB},alice:{ALICE}"
 DEFAULT = "default-key-0123456789abcdefghijklmn"
 QUESTION = "What's the weather in Montevideo and the price of AAPL?"
-
-
-@pytest.fixture
-async def fresh_db(empty_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection to `empty_dsn`: a database of this test alone (the app it starts makes
-    the schema), so that sweeping or forgetting everything touches no other test's rows."""
-    conn = await asyncpg.connect(empty_dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 @asynccontextmanager

@@ -9,7 +9,6 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
@@ -22,16 +21,6 @@ from tests.fakes import FakeModel
 from tests.support import chat_graph, memory_env
 
 QUESTION = "What's the weather in Montevideo?"  # a tool turn: 4 messages, 5 checkpoints
-
-
-@pytest.fixture
-async def fresh_db(empty_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection to a database of this test alone."""
-    conn = await asyncpg.connect(empty_dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def roots(db: asyncpg.Connection, sid: str) -> int:

@@ -8,7 +8,6 @@ import asyncio
 import logging
 import re
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -27,17 +26,6 @@ from tests.support import chat_graph, memory_env, plant_expired_lease
 QUESTION = "What's the weather in Montevideo?"
 ALICE = "alice-key-0123456789abcdefghijklmnop"
 BOB = "bob-key-0123456789abcdefghijklmnopqrs"
-
-
-@pytest.fixture
-async def fresh_db(empty_dsn: str) -> AsyncIterator[asyncpg.Connection]:
-    """A connection to `empty_dsn`: a database of this test alone (the app it starts makes
-    the schema), so that sweeping or forgetting everything touches no other test's rows."""
-    conn = await asyncpg.connect(empty_dsn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def test_a_session_gets_a_ttl_of_its_own_and_back_the_default(empty_dsn: str) -> None:
