@@ -68,7 +68,7 @@ dev: sync ## LangGraph Studio backend on 127.0.0.1:2024 (another port: make dev 
 
 bench: sync ## full benchmark: ours vs the official saver (writes docs/benchmarks.md), then retention
 	$(UV) run --frozen python -m bench
-	$(UV) run --frozen python -m bench.retention
+	$(UV) run --frozen python -m bench.retention --full
 
 bench-retention: sync ## checkpoint retention "latest 10": bytes vs no retention and the official saver (FULL=1: 1,000 turns, 30 x 150)
 	$(UV) run --frozen python -m bench.retention $(if $(FULL),--full)
