@@ -281,12 +281,12 @@ WITH sizes AS (
             WHERE t.session_id = ANY($1::uuid[]))
         + (SELECT COALESCE(sum(pg_column_size(t.*)), 0) FROM session_owners AS t
             WHERE t.session_id = ANY($1::uuid[]))
-        + (SELECT COALESCE(sum(pg_column_size(t.*)), 0) FROM runs AS t
+        + (SELECT COALESCE(sum(pg_column_size(t.*)), 0) FROM thread_runs AS t
             WHERE t.session_id = ANY($1::uuid[])) AS bytes
 ), events AS (
     DELETE FROM turn_events WHERE session_id = ANY($1::uuid[]) RETURNING session_id
-), runs AS (
-    DELETE FROM runs WHERE session_id = ANY($1::uuid[]) RETURNING session_id
+), runs_deleted AS (
+    DELETE FROM thread_runs WHERE session_id = ANY($1::uuid[]) RETURNING session_id
 ), owners AS (
     DELETE FROM session_owners WHERE session_id = ANY($1::uuid[]) RETURNING session_id
 ), leases AS (
@@ -294,6 +294,6 @@ WITH sizes AS (
 ), cancels AS (
     DELETE FROM turn_cancels WHERE session_id = ANY($1::uuid[])
 )
-SELECT ARRAY(SELECT session_id FROM events UNION SELECT session_id FROM runs
+SELECT ARRAY(SELECT session_id FROM events UNION SELECT session_id FROM runs_deleted
              UNION SELECT session_id FROM owners) AS sessions,
     (SELECT bytes FROM sizes) AS bytes"""

@@ -53,7 +53,8 @@ class Play(Protocol):
         ...
 
     async def ended(self, turn: Turn, outcome: str) -> None:
-        """Called once the last event is recorded, before the lease goes."""
+        """Called last before the lease goes, once every event is stored; it may release
+        the lease itself, in the transaction that records how the turn ended."""
         ...
 
 

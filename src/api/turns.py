@@ -185,10 +185,10 @@ class TurnRunner:
                 finally:
                     # The last event is stored before the lease goes: whoever sees the
                     # session free also finds how the turn ended.
-                    await asyncio.shield(play.ended(turn, status))
                     if turn.writer is not None:
                         await asyncio.shield(turn.writer.close())
                     await asyncio.shield(self._touch(turn.session_id))
+                    await asyncio.shield(play.ended(turn, status))
             # ... and the client gets it after: its next message is not refused as busy.
             self._deliver_end(turn, final)
         except asyncio.CancelledError:
