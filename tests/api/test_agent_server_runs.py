@@ -10,6 +10,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from typing import get_args
 
 import asyncpg
 import httpx
@@ -19,6 +20,8 @@ from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
 
 from src.api.agent_server.graphs import assistant_id_of
+from src.api.agent_server.run_events import RUN_MODES
+from src.api.agent_server.run_shapes import StreamMode
 from src.api.app import create_app
 from tests.api_harness import chat, parse_sse, serve, settings_for, wait_until
 from tests.fakes import FakeModel
@@ -217,6 +220,10 @@ async def test_another_principals_thread_is_unknown_to_every_run_route(
         await sdk.runs.create(str(uuid.uuid4()), "vera", input=user("Hi"))  # no such thread
 
 
+def test_the_stream_modes_offered_are_those_run_events_makes() -> None:
+    assert set(get_args(StreamMode)) == RUN_MODES
+
+
 async def test_bad_or_unserved_fields_are_422_naming_them_and_store_nothing(
     sdk: LangGraphClient, http: httpx.AsyncClient, db: asyncpg.Connection
 ) -> None:
@@ -230,7 +237,7 @@ async def test_bad_or_unserved_fields_are_422_naming_them_and_store_nothing(
         "multitask_strategy": {**ok, "multitask_strategy": "enqueue"},
         "stream_mode": {**ok, "stream_mode": ["values", "nonsense"]},
         "assistant_id": {**ok, "assistant_id": "not-a-graph"},
-        "context": {**ok, "context": {"a": 1}, "config": {"configurable": {"b": 2}}},
+        "config": {**ok, "config": {"configurable": 3}},
         "surprise": {**ok, "surprise": True},
     }
     for field, body in refused.items():

@@ -9,11 +9,28 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
+from src.api.agent_server.graphs import GRAPH_IDS
 from src.api.agent_server.shapes import CheckpointRef, Request
 
+# An assistant's id (a UUID) or a graph id of `langgraph.json`.
+ASSISTANT_ID = (
+    "^(" + "|".join(GRAPH_IDS) + "|[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12})$"
+)
+# `run_events.RUN_MODES` (a test holds the two equal).
+StreamMode = Literal[
+    "values",
+    "updates",
+    "messages",
+    "messages-tuple",
+    "custom",
+    "events",
+    "debug",
+    "checkpoints",
+    "tasks",
+]
 RunStatus = Literal["pending", "running", "error", "success", "timeout", "interrupted"]
 MultitaskStrategy = Literal["reject", "interrupt", "rollback", "enqueue"]
 # langgraph dev's names for the nodes that stop a run: a list of them, or every node.
@@ -47,25 +64,37 @@ class CommandBody(Request):
     goto: str | GotoSend | list[str | GotoSend] | None = None
 
 
+class RunConfig(BaseModel):
+    """A run's `config` (LangGraph's `RunnableConfig`: `configurable`, `tags`,
+    `recursion_limit`, ...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    configurable: dict[str, Any] | None = None
+
+
 class RunCreate(Request):
     """Body of `POST /threads/{id}/runs`, `/runs/stream` and `/runs/wait`."""
 
-    assistant_id: str = Field(min_length=1, max_length=200)
+    assistant_id: str = Field(pattern=ASSISTANT_ID, description="An assistant id or graph id")
     input: dict[str, Any] | list[Any] | None = None
     command: CommandBody | None = None
-    config: dict[str, Any] | None = None
+    config: RunConfig | None = None
     context: dict[str, Any] | None = None
     metadata: dict[str, Any] | None = None
-    stream_mode: str | list[str] = "values"
+    stream_mode: StreamMode | list[StreamMode] = "values"
     stream_subgraphs: bool = Field(False, strict=True)
     stream_resumable: bool = Field(False, strict=True)  # every run's stream is stored
     interrupt_before: Interrupts | None = None
     interrupt_after: Interrupts | None = None
     checkpoint_id: str | None = Field(None, max_length=64)
     checkpoint: CheckpointRef | None = None
-    multitask_strategy: MultitaskStrategy | None = None
+    # Those not served are refused by `unserved`, with why (so not in the OpenAPI document).
+    multitask_strategy: (
+        Literal["reject"] | SkipJsonSchema[Literal["interrupt", "rollback", "enqueue"]] | None
+    ) = None
     if_not_exists: Literal["create", "reject"] | None = None
-    on_disconnect: Literal["cancel", "continue"] | None = None
+    on_disconnect: Literal["continue"] | SkipJsonSchema[Literal["cancel"]] | None = None
     durability: Literal["sync", "async", "exit"] | None = None
     # Not served (answered 422 naming them), so not in the OpenAPI document.
     webhook: SkipJsonSchema[Any] = None
@@ -77,7 +106,8 @@ class RunCreate(Request):
     checkpoint_during: SkipJsonSchema[Any] = None
 
     def modes(self) -> list[str]:
-        return [self.stream_mode] if isinstance(self.stream_mode, str) else self.stream_mode
+        modes = [self.stream_mode] if isinstance(self.stream_mode, str) else self.stream_mode
+        return [str(mode) for mode in modes]
 
     def unserved(self) -> list[tuple[str, str]]:
         """The fields sent that this server does not serve, with why."""

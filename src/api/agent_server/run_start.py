@@ -16,7 +16,6 @@ from src.api.admission import TurnAdmission
 from src.api.agent_server.graphs import assistant_id_of, graph_id_for
 from src.api.agent_server.records import ThreadBook, thread_config
 from src.api.agent_server.run_book import RunBook
-from src.api.agent_server.run_events import RUN_MODES
 from src.api.agent_server.run_play import RunPlay, RunSpec
 from src.api.agent_server.run_shapes import CommandBody, GotoSend, RunCreate
 from src.api.errors import ApiError
@@ -85,9 +84,6 @@ def checked(body: RunCreate) -> tuple[uuid.UUID, RunSpec]:
             details=[{"field": name, "message": f"not served: {why}"} for name, why in unserved],
         )
     modes = body.modes()
-    unknown = [mode for mode in modes if mode not in RUN_MODES]
-    if unknown:
-        raise invalid("stream_mode", f"Unknown stream_mode {unknown}; one of {sorted(RUN_MODES)}.")
     graph_id = graph_id_for(body.assistant_id)
     if graph_id is None:
         try:
@@ -99,12 +95,8 @@ def checked(body: RunCreate) -> tuple[uuid.UUID, RunSpec]:
                 "registered graph id.",
             ) from None
         raise ApiError(404, "not_found", f"Assistant {body.assistant_id} not found.")
-    config: dict[str, Any] = dict(body.config or {})
+    config: dict[str, Any] = body.config.model_dump() if body.config else {}
     configurable = config.get("configurable") or {}
-    if not isinstance(configurable, dict):
-        raise invalid("config", "config.configurable must be an object.")
-    if configurable and body.context:
-        raise invalid("context", "Send context or config.configurable, not both.")
     checkpoint_id = body.checkpoint_id or (body.checkpoint and body.checkpoint.checkpoint_id)
     checkpoint_id = checkpoint_id or configurable.get("checkpoint_id")
     configurable = {
