@@ -131,7 +131,13 @@ async def final_values(turn: Turn, threads: BookDep) -> Any:
     return as_json(state.values)
 
 
-@router.post("/{thread_id}/runs/wait", responses={200: {"content": {}}, **RUN_ERRORS})
+WAITED = {
+    "description": "The run's final values (or `__interrupt__`, or `__error__`)",
+    "content": {"application/json": {"schema": {}}},
+}
+
+
+@router.post("/{thread_id}/runs/wait", responses={200: WAITED, **RUN_ERRORS})
 async def wait_run(thread_id: uuid.UUID, started: StartedDep, threads: BookDep) -> Response:
     """Start a run and answer its final values once it ends (see `final_values`)."""
     values = await final_values(started.turn, threads)
