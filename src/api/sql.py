@@ -271,7 +271,7 @@ WHERE run_id = $1"""
 RELEASE_RUN_LEASES = "DELETE FROM turn_leases WHERE run_id = $1"
 
 # The API's rows of sessions $1 whose conversations the checkpointer just deleted: their
-# turn events, owner rows and the leases run $2 claimed them with; which sessions had any
+# turn events, runs, owner rows and the leases run $2 claimed them with; which sessions had any
 # (events or owner) and the bytes those rows took as stored, measured as the checkpointer
 # measures its own (on the statement's snapshot, before the deletes; the leases, the
 # deletion's own claims, are not counted).
@@ -280,9 +280,13 @@ WITH sizes AS (
     SELECT (SELECT COALESCE(sum(pg_column_size(t.*)), 0) FROM turn_events AS t
             WHERE t.session_id = ANY($1::uuid[]))
         + (SELECT COALESCE(sum(pg_column_size(t.*)), 0) FROM session_owners AS t
+            WHERE t.session_id = ANY($1::uuid[]))
+        + (SELECT COALESCE(sum(pg_column_size(t.*)), 0) FROM thread_runs AS t
             WHERE t.session_id = ANY($1::uuid[])) AS bytes
 ), events AS (
     DELETE FROM turn_events WHERE session_id = ANY($1::uuid[]) RETURNING session_id
+), runs_deleted AS (
+    DELETE FROM thread_runs WHERE session_id = ANY($1::uuid[]) RETURNING session_id
 ), owners AS (
     DELETE FROM session_owners WHERE session_id = ANY($1::uuid[]) RETURNING session_id
 ), leases AS (
@@ -290,5 +294,6 @@ WITH sizes AS (
 ), cancels AS (
     DELETE FROM turn_cancels WHERE session_id = ANY($1::uuid[])
 )
-SELECT ARRAY(SELECT session_id FROM events UNION SELECT session_id FROM owners) AS sessions,
+SELECT ARRAY(SELECT session_id FROM events UNION SELECT session_id FROM runs_deleted
+             UNION SELECT session_id FROM owners) AS sessions,
     (SELECT bytes FROM sizes) AS bytes"""

@@ -41,7 +41,7 @@ class StoredEvent:
 
     seq: int
     event: str
-    data: dict[str, Any]
+    data: Any
 
 
 class TurnEventLog:
@@ -74,7 +74,7 @@ class TurnEventLog:
         return await self.store.run(lambda conn: conn.fetchval(sql.LAST_SEQ, session_id, turn_id))
 
     async def write(
-        self, session_id: uuid.UUID, turn_id: str, events: list[tuple[int, str, dict[str, Any]]]
+        self, session_id: uuid.UUID, turn_id: str, events: list[tuple[int, str, Any]]
     ) -> None:
         """Store a batch (best effort: a failure is logged, the turn goes on); a batch that
         ends the turn is retried for up to `terminal_retry_seconds` first (the insert skips
@@ -241,12 +241,12 @@ class TurnEventWriter:
         self.log = log
         self.session_id = session_id
         self.turn_id = turn_id
-        self._buffer: list[tuple[int, str, dict[str, Any]]] = []
+        self._buffer: list[tuple[int, str, Any]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
-    def add(self, seq: int, event: str, data: dict[str, Any]) -> None:
+    def add(self, seq: int, event: str, data: Any) -> None:
         """Buffer an event; the writer's task stores it within `batch_seconds`."""
         self._buffer.append((seq, event, data))
         self._wake.set()

@@ -1,7 +1,8 @@
 """A running turn as its client sees it: `Turn`, the queue of `TurnEvent`s it hands the
 HTTP response, and `error_event`, the `error` event of a failed turn. Each event is
 numbered within the turn and handed to the turn's `TurnEventWriter` before it is
-delivered; `events()` yields them until the terminal `done`, `error` or `cancelled`.
+delivered; `events()` yields them until the terminal `done`, `error` or `cancelled` (an
+Agent Server run's events have no such last one: its stream ends at `END`).
 """
 
 from __future__ import annotations
@@ -34,8 +35,11 @@ class TurnEvent:
     SSE id is `<turn_id>:<seq>`; None for a notice that is not part of the turn)."""
 
     event: str
-    data: dict[str, Any]
+    data: Any
     seq: int | None = None
+
+
+END = TurnEvent("end", None)  # delivered after the last event of every turn; never sent
 
 
 @dataclass
@@ -57,10 +61,12 @@ class Turn:
     def record(self, payload: BaseModel) -> TurnEvent:
         """Number the event (one of `schemas.EVENT_MODELS`) and hand it to the writer (not
         yet to the client)."""
-        event = EVENT_NAMES[type(payload)]
         if isinstance(payload, TokenEvent):
             self.streamed += payload.content
-        data = payload.model_dump(mode="json")
+        return self.record_event(EVENT_NAMES[type(payload)], payload.model_dump(mode="json"))
+
+    def record_event(self, event: str, data: Any) -> TurnEvent:
+        """Number an event of any name and JSON data and hand it to the writer."""
         self.seq += 1
         if self.writer is not None:
             self.writer.add(self.seq, event, data)
@@ -73,6 +79,8 @@ class Turn:
     async def events(self) -> AsyncIterator[TurnEvent]:
         while True:
             item = await self.queue.get()
+            if item is END:
+                return
             yield item
             if item.event in TERMINAL_EVENTS:
                 return

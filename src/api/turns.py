@@ -1,7 +1,9 @@
-"""`TurnRunner`: runs one chat turn of a session. A turn takes the session's lease (one
-turn at a time, across worker processes), then runs the graph in a background task that
-pushes events into the turn's queue (`turn_stream.Turn`; `turn_messages` makes the events
-of the graph's messages). The HTTP response only reads that queue, so a client that
+"""`TurnRunner`: runs one turn of a session, a `/chat` turn or an Agent Server run, through
+one lifecycle. A turn takes the session's lease (one turn at a time, across worker
+processes), then runs in a background task that pushes events into the turn's queue
+(`turn_stream.Turn`) and the turn event log; what it plays (the graph's input, its events,
+how it ends) is its `Play` (`turn_play.py`: `/chat`'s own; the runs' in
+`agent_server/run_play.py`). The HTTP response only reads that queue, so a client that
 disconnects stops reading but never stops the turn: it still completes and is stored whole
 (no dangling tool call). No pooled connection is held while the model or a tool works; the
 checkpointer takes one per write.
@@ -13,33 +15,31 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from typing import Any, cast
+from collections.abc import Awaitable, Callable
 
-from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
-from pydantic import BaseModel
 
 from src.agent.memory.fencing import LEASE_CONFIG_KEY
 from src.agent.tool_guard import TOOL_GUARD_KEY, TOOL_TURN_KEY
 from src.api import metrics, tracing
 from src.api.approval_schemas import ResumeRequest
-from src.api.schemas import CancelledEvent, SessionEvent, TokenEvent, Usage
 from src.api.session_directory import SessionDirectory
-from src.api.tool_events import STREAM_MODES, StoredMessages
 from src.api.turn_cancel import TurnCancels, TurnStopped
 from src.api.turn_errors import error_code
 from src.api.turn_events import TurnEventLog, TurnEventWriter
 from src.api.turn_forks import Fork, plan_fork
-from src.api.turn_identity import TURN_ID_KEY, plan_turn
+from src.api.turn_identity import TURN_ID_KEY, TurnPlan, plan_turn
 from src.api.turn_leases import TurnLeases
-from src.api.turn_messages import TurnRecord, emit_message, text_of
-from src.api.turn_resume import WAITING, final_event, plan_resume
-from src.api.turn_stop import stopped_answer_id, store_stop
-from src.api.turn_stream import Turn, TurnEvent, error_event
+from src.api.turn_messages import TurnRecord
+from src.api.turn_play import ChatPlay, Play
+from src.api.turn_resume import plan_resume
+from src.api.turn_stream import END, Turn, TurnEvent
 
 logger = logging.getLogger("vera.turns")
+
+# What a turn's `prepare` step decides, under the lease: how it runs and what it plays.
+Prepare = Callable[[], Awaitable[tuple[TurnPlan, Play]]]
 
 
 def _config(session_id: uuid.UUID) -> RunnableConfig:
@@ -80,23 +80,40 @@ class TurnRunner:
         fork: Fork | None = None,
         on_end: Callable[[], None] | None = None,
     ) -> Turn:
-        """Take the session's lease, decide what the request means (`plan_turn`, or
-        `plan_resume` for the `answer` to an approval of turn `turn_id`, `plan_fork` for a
-        fork of the transcript), and run the turn in the background; `on_end` is called
-        once that ends (not when this raises).
+        """Start a `/chat` turn: take the session's lease, decide what the request means
+        (`plan_turn`, or `plan_resume` for the `answer` to an approval of turn `turn_id`,
+        `plan_fork` for a fork of the transcript), and run the turn in the background;
+        `on_end` is called once that ends (not when this raises).
 
         Raises `SessionBusyError`, `TurnConflictError`, `ApprovalPendingError`, `ApiError`
         (nothing to resume) or `StorageUnavailableError` before anything is stored.
         """
-        run_id = uuid.uuid4()
-        await self.leases.acquire(session_id, run_id)
-        try:
+
+        async def prepare() -> tuple[TurnPlan, Play]:
             if answer is not None and turn_id is not None:
                 plan = await plan_resume(self.graph, _config(session_id), turn_id, answer)
             elif fork is not None:
                 plan = await plan_fork(self.graph, _config(session_id), fork, turn_id)
             else:
                 plan = await plan_turn(self.graph, _config(session_id), message, turn_id)
+            return plan, ChatPlay(self.graph, message)
+
+        return await self.launch(session_id, uuid.uuid4(), prepare, on_end)
+
+    async def launch(
+        self,
+        session_id: uuid.UUID,
+        run_id: uuid.UUID,
+        prepare: Prepare,
+        on_end: Callable[[], None] | None = None,
+    ) -> Turn:
+        """Take the session's lease for `run_id` (`SessionBusyError` when another turn
+        holds it), `prepare` the turn under it (what it raises is raised, the lease given
+        back), store its first event and run it in the background; `on_end` is called once
+        that ends (not when this raises)."""
+        await self.leases.acquire(session_id, run_id)
+        try:
+            plan, play = await prepare()
             last_seq = await self.events.last_seq(session_id, plan.turn_id)
         except BaseException:
             await asyncio.shield(self.leases.release_soon(session_id, run_id))
@@ -104,17 +121,10 @@ class TurnRunner:
         turn = Turn(session_id, run_id, plan, seq=last_seq)
         # Every attempt is stored, a replay too: its ids can be resumed from like any other.
         turn.writer = TurnEventWriter(self.events, session_id, plan.turn_id)
-        session = turn.record(
-            SessionEvent(
-                session_id=session_id,
-                run_id=run_id,
-                turn_id=plan.turn_id,
-                resumed=plan.kind != "new",
-            )
-        )
+        opening = play.opening(turn)
         await turn.writer.flush()  # stored before the client can ask about the turn
-        turn.deliver(session)
-        task = asyncio.create_task(self._run(turn, message), name=f"turn-{run_id}")
+        turn.deliver(opening)
+        task = asyncio.create_task(self._run(turn, play), name=f"turn-{run_id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         if on_end is not None:
@@ -130,7 +140,18 @@ class TurnRunner:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
-    async def _run(self, turn: Turn, message: str) -> None:
+    def config(self, turn: Turn) -> RunnableConfig:
+        """The config a turn runs the graph with: its writes fenced by the lease, no tool
+        started unless the lease surely holds (`src.agent.tool_guard`), its run id, the
+        metrics' and tracing's callbacks."""
+        config = _turn_config(turn)
+        config["configurable"][TOOL_GUARD_KEY] = self.leases.guard(turn.session_id, turn.run_id)
+        config["configurable"][TOOL_TURN_KEY] = turn.plan.turn_id
+        config["run_id"] = turn.run_id
+        config["callbacks"] = [metrics.MODEL_CALL_METRICS, *tracing.callbacks()]
+        return config
+
+    async def _run(self, turn: Turn, play: Play) -> None:
         started = time.perf_counter()
         span = tracing.TurnSpan(turn.session_id, turn.run_id, turn.plan.turn_id)
         record = TurnRecord()
@@ -139,16 +160,16 @@ class TurnRunner:
         try:
             async with self.leases.held(turn.session_id, turn.run_id):
                 try:
-                    await self.cancels.stoppable(turn.run_id, self._play(turn, message, record))
-                    final = turn.record(self._final(turn, record))
-                    if record.interrupt is not None:
-                        status = WAITING
+                    work = play.play(turn, record, self.config(turn))
+                    await self.cancels.stoppable(turn.run_id, work)
+                    final, status = play.finished(turn, record)
                 except TurnStopped:
                     status = "cancelled"
-                    final = turn.record(await self._stopped(turn, record))
+                    final = await play.stopped(turn, record, _turn_config(turn))
+                    await self.cancels.done(turn.run_id)
                 except asyncio.CancelledError:
                     status = "shutting_down"
-                    final = turn.record(error_event("shutting_down"))
+                    final = play.failed(turn, "shutting_down", None)
                     raise
                 except Exception as exc:
                     status = error_code(exc)
@@ -160,18 +181,18 @@ class TurnRunner:
                             type(exc).__name__,
                             exc_info=exc,
                         )
-                    final = turn.record(error_event(status))
+                    final = play.failed(turn, status, exc)
                 finally:
                     # The last event is stored before the lease goes: whoever sees the
                     # session free also finds how the turn ended.
                     if turn.writer is not None:
                         await asyncio.shield(turn.writer.close())
                     await asyncio.shield(self._touch(turn.session_id))
+                    await asyncio.shield(play.ended(turn, status))
             # ... and the client gets it after: its next message is not refused as busy.
-            turn.deliver(final)
+            self._deliver_end(turn, final)
         except asyncio.CancelledError:
-            if final is not None:
-                turn.deliver(final)
+            self._deliver_end(turn, final)
             raise
         finally:
             metrics.turn_finished(status, time.perf_counter() - started)
@@ -191,23 +212,11 @@ class TurnRunner:
             )
 
     @staticmethod
-    def _final(turn: Turn, record: TurnRecord) -> BaseModel:
-        """The last event of a turn that ran to its end; a stopped turn's replay ends as
-        the turn did."""
-        if turn.plan.kind == "replay" and turn.plan.stopped:
-            message_id = stopped_answer_id(turn.plan.stored)
-            return CancelledEvent(message_id=message_id, usage=Usage(**record.usage))
-        return final_event(record)
-
-    async def _stopped(self, turn: Turn, record: TurnRecord) -> CancelledEvent:
-        """Store what the user saw of a stopped turn (`turn_stop`); its `cancelled` event."""
-        message_id = None
-        try:
-            message_id = await store_stop(self.graph, _turn_config(turn), turn.streamed)
-        except Exception as exc:  # the turn stopped all the same; its end was not stored
-            logger.error("stopped turn not stored session_id=%s", turn.session_id, exc_info=exc)
-        await self.cancels.done(turn.run_id)
-        return CancelledEvent(message_id=message_id, usage=Usage(**record.usage))
+    def _deliver_end(turn: Turn, final: TurnEvent | None) -> None:
+        """The turn's last event, then the end of its stream (a run may end on any)."""
+        if final is not None:
+            turn.deliver(final)
+        turn.deliver(END)
 
     async def _touch(self, session_id: uuid.UUID) -> None:
         """Put the session first in its owner's list (best effort: a failure is logged)."""
@@ -219,59 +228,3 @@ class TurnRunner:
                 session_id,
                 type(exc).__name__,
             )
-
-    async def _play(self, turn: Turn, message: str, record: TurnRecord) -> None:
-        if turn.plan.kind != "replay":
-            await self._stream(turn, message, record)
-            return
-        for stored in turn.plan.stored:
-            emit_message(turn, stored, record)
-        if turn.answer:
-            turn.emit(TokenEvent(content=turn.answer))
-
-    async def _stream(self, turn: Turn, message: str, record: TurnRecord) -> None:
-        config = _turn_config(turn)
-        # No tool starts unless the lease surely holds (`src.agent.tool_guard`).
-        config["configurable"][TOOL_GUARD_KEY] = self.leases.guard(turn.session_id, turn.run_id)
-        config["configurable"][TOOL_TURN_KEY] = turn.plan.turn_id
-        if turn.plan.start_from is not None:
-            config["configurable"]["checkpoint_id"] = turn.plan.start_from
-        config["run_id"] = turn.run_id
-        config["callbacks"] = [metrics.MODEL_CALL_METRICS, *tracing.callbacks()]
-        started, first_token = time.perf_counter(), True
-        resume = turn.plan.kind == "resume"
-        # A fixed id: readers of the state mid-turn (Studio) see the id that is stored.
-        user = turn.plan.message or HumanMessage(message, id=str(uuid.uuid4()))
-        graph_input: Any = None if resume else {"messages": [user]}
-        if turn.plan.command is not None:
-            graph_input = turn.plan.command  # the user's answer to the turn's interrupt
-        # "sync": each step's checkpoint is stored before the next step starts, so the
-        # user's message is in the database before the model is called (LangGraph's
-        # default writes in the background, and a crash or outage could lose it).
-        # With a list of modes, LangGraph yields (mode, chunk) pairs (its overloads cannot
-        # say so).
-        stream = cast(
-            AsyncIterator[tuple[str, Any]],
-            self.graph.astream(graph_input, config, stream_mode=STREAM_MODES, durability="sync"),
-        )
-        stream = tracing.graph_run(stream)  # spans of the run, its calls and writes
-        held = StoredMessages()  # a message's events wait for its checkpoint (`tool_events`)
-        async for mode, chunk in stream:
-            if mode == "messages":
-                piece, meta = chunk
-                # Chunks from a streaming model; one whole message from a non-streaming one.
-                if isinstance(piece, AIMessage) and meta.get("langgraph_node") == "model":
-                    text = text_of(piece.content)
-                    if text:
-                        if first_token:
-                            metrics.first_token(time.perf_counter() - started)
-                            first_token = False
-                        turn.emit(TokenEvent(content=text))
-                continue
-            if mode == "updates":
-                if "__interrupt__" in chunk:  # the graph paused: the turn waits for the user
-                    record.interrupt = chunk["__interrupt__"][0]
-                held.hold(chunk)
-                continue
-            for item in held.stored():  # "checkpoints": the steps before it are stored
-                emit_message(turn, item, record)

@@ -109,6 +109,9 @@ async def test_forgetting_an_end_user_leaves_no_row_of_theirs_in_any_table(
         await fork_after_first_turn(app.state.runner.graph, forked, "Something else")
         theirs = [forked, await talk(client, u1, QUESTION), await talk(client, u1, "Hello")]
         await plant_expired_lease(fresh_db, theirs[2])  # the worker of its last turn died
+        run = {"assistant_id": "vera", "input": {"messages": [{"role": "user", "content": "Hi"}]}}
+        ran = await client.post(f"/threads/{theirs[1]}/runs/wait", json=run, headers=u1)
+        assert ran.status_code == 200, ran.text  # an Agent Server run of theirs
         others = [
             await talk(client, as_(WEB, "user-2"), QUESTION),
             await talk(client, as_(WEB), "Hello"),  # the gateway's own session
@@ -126,6 +129,7 @@ async def test_forgetting_an_end_user_leaves_no_row_of_theirs_in_any_table(
             "turn_events",
             "turn_leases",
             "session_owners",
+            "thread_runs",
         ):
             assert stored[table] > 0, table  # the test has rows of theirs in every table
 

@@ -1,11 +1,11 @@
 """The LangGraph Agent Server API (what `langgraph_sdk` and Studio call), served on Vera's
 own sessions: `/ok` and `/info`, the assistants (`assistants.py`), threads (`threads.py`)
-and their state (`thread_state.py`), in the shapes of `shapes.py`. Runs go beside them
-(`runs.py`, on the turn runner), not yet served."""
+and their state (`thread_state.py`), in the shapes of `shapes.py`, and the runs of a
+thread (`runs.py`, on Vera's turn runner: `run_start.py`, `run_play.py`)."""
 
 from fastapi import APIRouter
 
-from src.api.agent_server import assistants, thread_state, threads
+from src.api.agent_server import assistants, runs, thread_state, threads
 from src.api.agent_server.responses import AgentServerJSONResponse
 
 router = APIRouter(default_response_class=AgentServerJSONResponse)
@@ -13,3 +13,4 @@ router.include_router(assistants.meta_router)
 router.include_router(assistants.router)
 router.include_router(threads.router)
 router.include_router(thread_state.router)
+router.include_router(runs.router)

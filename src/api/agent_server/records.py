@@ -162,7 +162,9 @@ class ThreadBook:
         if row["stored"] and (fields is None or fields & {"values", "status", "interrupts"}):
             snapshot = await self.state(row["session_id"])
             interrupts = thread_interrupts(snapshot)
-            if interrupts and not row["busy"]:
+            # A run that paused at interrupt_before/after leaves steps to run, no interrupt.
+            paused = bool(snapshot.next) and row["last_run_status"] == "interrupted"
+            if (interrupts or paused) and not row["busy"]:
                 answer["status"] = "interrupted"
             answer |= {"values": as_json(snapshot.values), "error": None, "interrupts": interrupts}
         if fields is not None:

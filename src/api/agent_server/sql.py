@@ -2,15 +2,17 @@
 (`session_owners`, with `metadata` from app migration 4) and conversations."""
 
 # What a thread answer shows of a session: its metadata, its times (`updated_at` the later
-# of its last turn's end and its transcript's last change; `state_updated_at` the latter)
-# and whether a turn holds its lease now. The metadata shown holds, once the thread has a
-# checkpoint, its graph and assistant (`{implied}`), as `langgraph dev` records them at a
-# thread's first run.
+# of its last turn's end and its transcript's last change; `state_updated_at` the latter),
+# whether a turn holds its lease now, and how its last Agent Server run ended. The metadata
+# shown holds, once the thread has a checkpoint, its graph and assistant (`{implied}`), as
+# `langgraph dev` records them at a thread's first run.
 _THREAD_COLUMNS = """
     o.session_id, {shown}::text AS metadata, o.created_at,
     GREATEST(o.updated_at, c.updated_at::timestamptz) AS updated_at,
     COALESCE(c.updated_at::timestamptz, o.created_at) AS state_updated_at,
     c.session_id IS NOT NULL AS stored,
+    (SELECT r.status FROM thread_runs AS r WHERE r.session_id = o.session_id
+     ORDER BY r.created_at DESC LIMIT 1) AS last_run_status,
     EXISTS (SELECT FROM turn_leases AS l
             WHERE l.session_id = o.session_id AND l.expires_at > clock_timestamp()) AS busy"""
 
@@ -77,3 +79,31 @@ RETURNING session_id"""
 DROP_BARE_OWNER = """
 DELETE FROM session_owners AS o
 WHERE o.session_id = $1 AND NOT EXISTS (SELECT FROM conversations WHERE session_id = $1)"""
+
+# -- runs (`run_book.py`; top-level `migrations/0006_thread_runs.sql`) --
+
+_RUN_COLUMNS = """run_id, session_id AS thread_id, assistant_id, status, metadata::text AS metadata,
+    kwargs::text AS kwargs, multitask_strategy, created_at, updated_at"""
+
+# Run $1 of thread $2 (assistant $3), pending, with metadata $4, kwargs $5 and strategy $6.
+INSERT_RUN = f"""
+INSERT INTO thread_runs (run_id, session_id, assistant_id, metadata, kwargs, multitask_strategy)
+VALUES ($1, $2, $3, $4::jsonb, $5::jsonb, $6)
+RETURNING {_RUN_COLUMNS}"""  # noqa: S608 (constant SQL)
+
+SET_RUN_STATUS = "UPDATE thread_runs SET status = $2, updated_at = NOW() WHERE run_id = $1"
+
+# Run $2 of thread $1 ended with status $3; the lease it held goes in the same statement.
+END_RUN = """
+WITH released AS (DELETE FROM turn_leases WHERE session_id = $1 AND run_id = $2)
+UPDATE thread_runs SET status = $3, updated_at = NOW() WHERE run_id = $2"""
+
+# Run $2 of thread $1.
+SELECT_RUN = f"SELECT {_RUN_COLUMNS} FROM thread_runs WHERE session_id = $1 AND run_id = $2"  # noqa: S608
+
+# Thread $1's runs (with status $2 only, unless NULL), newest first: $3 after the first $4.
+LIST_RUNS = f"""
+SELECT {_RUN_COLUMNS} FROM thread_runs
+WHERE session_id = $1 AND ($2::text IS NULL OR status = $2)
+ORDER BY created_at DESC, run_id DESC
+LIMIT $3 OFFSET $4"""  # noqa: S608 (constant SQL)

@@ -1,0 +1,70 @@
+"""`RunBook`: the `thread_runs` rows of the Agent Server door (one per run of a thread, in the
+fields of `langgraph_sdk`'s `Run`); what a run does is the turn runner's (`run_play.py`)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import asyncpg
+
+from src.agent.memory.jsonb import dumps_jsonb, loads_jsonb
+from src.agent.memory.store import PostgresMemoryStore
+from src.api.agent_server import sql
+from src.api.errors import ApiError
+
+
+def run_of(row: asyncpg.Record) -> dict[str, Any]:
+    run = dict(row)
+    run["metadata"] = loads_jsonb(row["metadata"])
+    run["kwargs"] = loads_jsonb(row["kwargs"])
+    return run
+
+
+def unknown_run(run_id: uuid.UUID) -> ApiError:
+    return ApiError(404, "not_found", f"Run {run_id} not found in this thread.")
+
+
+class RunBook:
+    """Records runs and their status; lists and reads them by thread."""
+
+    def __init__(self, store: PostgresMemoryStore) -> None:
+        self.store = store
+
+    async def insert(
+        self,
+        run_id: uuid.UUID,
+        thread_id: uuid.UUID,
+        assistant_id: uuid.UUID,
+        metadata: dict[str, Any],
+        kwargs: dict[str, Any],
+        multitask_strategy: str,
+    ) -> dict[str, Any]:
+        args = (
+            run_id,
+            thread_id,
+            assistant_id,
+            dumps_jsonb(metadata),
+            dumps_jsonb(kwargs),
+            multitask_strategy,
+        )
+        return run_of(await self.store.run(lambda conn: conn.fetchrow(sql.INSERT_RUN, *args)))
+
+    async def set_status(self, run_id: uuid.UUID, status: str) -> None:
+        await self.store.run(lambda conn: conn.execute(sql.SET_RUN_STATUS, run_id, status))
+
+    async def end(self, thread_id: uuid.UUID, run_id: uuid.UUID, status: str) -> None:
+        """Record how the run ended and release its lease of the thread, at once."""
+        await self.store.run(lambda conn: conn.execute(sql.END_RUN, thread_id, run_id, status))
+
+    async def get(self, thread_id: uuid.UUID, run_id: uuid.UUID) -> dict[str, Any]:
+        row = await self.store.run(lambda conn: conn.fetchrow(sql.SELECT_RUN, thread_id, run_id))
+        if row is None:
+            raise unknown_run(run_id)
+        return run_of(row)
+
+    async def list(
+        self, thread_id: uuid.UUID, limit: int, offset: int, status: str | None
+    ) -> list[dict[str, Any]]:
+        args = (thread_id, status, limit, offset)
+        return [run_of(r) for r in await self.store.run(lambda c: c.fetch(sql.LIST_RUNS, *args))]

@@ -1,0 +1,128 @@
+"""What an Agent Server run plays on the turn runner (`turns.TurnRunner`, which owns the
+lease, cancel, fencing, event log, metrics and tracing of every turn): the graph on the
+run's input or command, its stream parts as `run_events` names them, after a `metadata`
+event and, when it fails, before an `error` event as `langgraph-api` sends them. The run's
+status in `thread_runs` follows: `running`, then `success`, `interrupted` (the graph paused, or
+the run was stopped) or `error`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.errors import EmptyInputError, GraphBubbleUp, InvalidUpdateError
+from langgraph.graph.state import CompiledStateGraph
+
+from src.api import tracing
+from src.api.agent_server.run_book import RunBook
+from src.api.agent_server.run_events import run_events
+from src.api.error_catalogue import message_of
+from src.api.schemas import ErrorCode
+from src.api.turn_messages import TurnRecord
+from src.api.turn_resume import WAITING
+from src.api.turn_stream import Turn, TurnEvent
+
+logger = logging.getLogger("vera.runs")
+
+# Errors whose text `langgraph-api` sends as they are (others: a fixed message).
+TOLD_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    RuntimeError,
+    RecursionError,
+    TimeoutError,
+    InvalidUpdateError,
+    GraphBubbleUp,
+    EmptyInputError,
+)
+
+
+def error_data(code: ErrorCode, exc: BaseException | None) -> dict[str, str]:
+    """The `error` event of a failed run: the error's type and message, as `langgraph-api`
+    sends them (the catalogue's message for one whose text is not shown)."""
+    if exc is None:
+        return {"error": "CancelledError", "message": message_of(code)}
+    message = str(exc) if isinstance(exc, TOLD_ERRORS) else message_of(code)
+    return {"error": type(exc).__name__, "message": message}
+
+
+@dataclass
+class RunSpec:
+    """What a run runs: the graph's input (a dict, or a `Command`), the caller's config
+    (merged under the runner's own), and how it streams."""
+
+    graph_input: Any
+    config: RunnableConfig
+    stream_modes: Sequence[str]
+    subgraphs: bool
+    astream_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+class RunPlay:
+    """One run of a thread (its run id is the turn's `run_id` and turn id)."""
+
+    def __init__(self, graph: CompiledStateGraph, book: RunBook, spec: RunSpec) -> None:
+        self.graph = graph
+        self.book = book
+        self.spec = spec
+        self.status = "running"
+
+    def opening(self, turn: Turn) -> TurnEvent:
+        return turn.record_event("metadata", {"run_id": str(turn.run_id), "attempt": 1})
+
+    def _config(self, config: RunnableConfig) -> RunnableConfig:
+        """The caller's config under the runner's: the runner's configurable keys (thread,
+        lease, tool guard) and run id win; metadata and callbacks are joined."""
+        mine: dict[str, Any] = dict(self.spec.config)
+        configurable = {**(mine.pop("configurable", None) or {}), **config["configurable"]}
+        metadata = {**(mine.pop("metadata", None) or {}), **(config.get("metadata") or {})}
+        theirs, ours = mine.pop("callbacks", None), config.get("callbacks") or []
+        callbacks = (
+            [*theirs, *ours] if isinstance(theirs, list) and isinstance(ours, list) else ours
+        )
+        merged: dict[str, Any] = {**mine, **config}
+        merged |= {"configurable": configurable, "metadata": metadata, "callbacks": callbacks}
+        return merged  # type: ignore[return-value]
+
+    async def play(self, turn: Turn, record: TurnRecord, config: RunnableConfig) -> None:
+        await self.book.set_status(turn.run_id, "running")
+        stream = run_events(
+            self.graph,
+            self.spec.graph_input,
+            self._config(config),
+            self.spec.stream_modes,
+            self.spec.subgraphs,
+            # Each step's checkpoint is stored before the next starts (as `/chat`'s).
+            durability="sync",
+            **self.spec.astream_kwargs,
+        )
+        async for event in tracing.graph_run(stream):
+            turn.deliver(turn.record_event(event.event, event.data))
+        state = await self.graph.aget_state({"configurable": {"thread_id": str(turn.session_id)}})
+        # A graph that paused (an interrupt, or interrupt_before/after) has steps left.
+        self.status = "interrupted" if state.next else "success"
+
+    def finished(self, turn: Turn, record: TurnRecord) -> tuple[TurnEvent | None, str]:
+        return None, WAITING if self.status == "interrupted" else "ok"
+
+    async def stopped(self, turn: Turn, record: TurnRecord, config: RunnableConfig) -> TurnEvent:
+        self.status = "interrupted"
+        stopped = {"error": "UserInterrupt", "message": "The run was cancelled."}
+        return turn.record_event("error", stopped)
+
+    def failed(self, turn: Turn, code: ErrorCode, exc: BaseException | None) -> TurnEvent:
+        self.status = "error"
+        return turn.record_event("error", error_data(code, exc))
+
+    async def ended(self, turn: Turn, outcome: str) -> None:
+        try:
+            # With the lease: whoever sees the thread free finds the run ended, and whoever
+            # sees it ended may start the next run at once.
+            await self.book.end(turn.session_id, turn.run_id, self.status)
+        except Exception as exc:  # the run ended all the same; its row says `running`
+            logger.error("run status not stored run_id=%s", turn.run_id, exc_info=exc)

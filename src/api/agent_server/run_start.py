@@ -1,0 +1,160 @@
+"""Starting an Agent Server run: the request checked whole (nothing is stored for a bad
+one), its thread found (or made, `if_not_exists=create`), then the run started on the turn
+runner under the thread's lease (`SessionBusyError`, a 409, when a `/chat` turn or another
+run holds it), admitted as every turn is (`routes.chat.admitted`)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any, cast
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.types import Command, Send
+
+from src.api.admission import TurnAdmission
+from src.api.agent_server.graphs import assistant_id_of, graph_id_for
+from src.api.agent_server.records import ThreadBook, thread_config
+from src.api.agent_server.run_book import RunBook
+from src.api.agent_server.run_play import RunPlay, RunSpec
+from src.api.agent_server.run_shapes import CommandBody, GotoSend, RunCreate
+from src.api.errors import ApiError
+from src.api.routes.chat import admitted
+from src.api.security import Principal
+from src.api.turn_identity import TurnPlan
+from src.api.turn_play import Play
+from src.api.turn_stream import Turn
+from src.api.turns import TurnRunner
+
+# What a run's `kwargs` records of its request.
+KWARGS_FIELDS = frozenset(
+    {
+        "input",
+        "command",
+        "config",
+        "context",
+        "stream_mode",
+        "stream_subgraphs",
+        "stream_resumable",
+        "interrupt_before",
+        "interrupt_after",
+        "checkpoint_id",
+        "checkpoint",
+        "durability",
+        "if_not_exists",
+    }
+)
+
+
+def invalid(field: str, message: str) -> ApiError:
+    return ApiError(422, "invalid_request", message, details=[{"field": field, "message": message}])
+
+
+@dataclass
+class StartedRun:
+    """A run just started: its turn (its events) and its row as stored."""
+
+    turn: Turn
+    run: dict[str, Any]
+
+
+def _goto(goto: str | GotoSend) -> str | Send:
+    return goto if isinstance(goto, str) else Send(goto.node, goto.input)
+
+
+def command_of(body: CommandBody) -> Command:
+    """The SDK's command as LangGraph's `Command`."""
+    goto: Any = ()
+    if isinstance(body.goto, list):
+        goto = [_goto(item) for item in body.goto]
+    elif body.goto is not None:
+        goto = _goto(body.goto)
+    return Command(resume=body.resume, update=body.update, goto=goto)
+
+
+def checked(body: RunCreate) -> tuple[uuid.UUID, RunSpec]:
+    """The run's assistant and what it runs; `ApiError` (422, 404) for a bad request."""
+    unserved = body.unserved()
+    if unserved:
+        names = ", ".join(name for name, _ in unserved)
+        raise ApiError(
+            422,
+            "invalid_request",
+            f"Not served by this server: {names}.",
+            details=[{"field": name, "message": f"not served: {why}"} for name, why in unserved],
+        )
+    modes = body.modes()
+    graph_id = graph_id_for(body.assistant_id)
+    if graph_id is None:
+        try:
+            uuid.UUID(body.assistant_id)
+        except ValueError:
+            raise invalid(
+                "assistant_id",
+                f"Invalid assistant: {body.assistant_id!r}. Must be an assistant UUID or a "
+                "registered graph id.",
+            ) from None
+        raise ApiError(404, "not_found", f"Assistant {body.assistant_id} not found.")
+    config: dict[str, Any] = body.config.model_dump() if body.config else {}
+    configurable = config.get("configurable") or {}
+    checkpoint_id = body.checkpoint_id or (body.checkpoint and body.checkpoint.checkpoint_id)
+    checkpoint_id = checkpoint_id or configurable.get("checkpoint_id")
+    configurable = {
+        k: v for k, v in configurable.items() if k not in ("thread_id", "checkpoint_id")
+    }
+    if checkpoint_id:
+        configurable |= {"checkpoint_id": str(checkpoint_id), "checkpoint_ns": ""}
+    config["configurable"] = configurable
+    kwargs: dict[str, Any] = {}
+    for name in ("interrupt_before", "interrupt_after", "context"):
+        if getattr(body, name) is not None:
+            kwargs[name] = getattr(body, name)
+    graph_input: Any = command_of(body.command) if body.command is not None else body.input
+    spec = RunSpec(graph_input, cast(RunnableConfig, config), modes, body.stream_subgraphs, kwargs)
+    return assistant_id_of(graph_id), spec
+
+
+async def start_run(
+    thread_id: uuid.UUID,
+    body: RunCreate,
+    principal: Principal,
+    runner: TurnRunner,
+    admission: TurnAdmission,
+    threads: ThreadBook,
+    runs: RunBook,
+) -> StartedRun:
+    """Check the request, find (or make) the caller's thread, and start the run."""
+    assistant_id, spec = checked(body)
+    if body.if_not_exists == "create":
+        await threads.create(principal, thread_id, {}, None, "do_nothing")
+    else:
+        await threads.require(thread_id, principal)
+    checkpoint_id = spec.config["configurable"].get("checkpoint_id")
+    if checkpoint_id is not None:
+        found = await runner.graph.checkpointer.aget_tuple(  # type: ignore[union-attr]
+            thread_config(thread_id, checkpoint_id)
+        )
+        if found is None:
+            raise ApiError(404, "not_found", f"Checkpoint {checkpoint_id} not found.")
+    run_id = uuid.uuid4()
+    kwargs = body.model_dump(mode="json", include=set(KWARGS_FIELDS), exclude_none=True)
+    kwargs["stream_mode"] = list(spec.stream_modes)
+    stored: dict[str, Any] = {}
+
+    async def prepare() -> tuple[TurnPlan, Play]:
+        stored.update(
+            await runs.insert(
+                run_id,
+                thread_id,
+                assistant_id,
+                body.metadata or {},
+                kwargs,
+                body.multitask_strategy or "reject",
+            )
+        )
+        return TurnPlan(kind="new", turn_id=str(run_id)), RunPlay(runner.graph, runs, spec)
+
+    turn = await admitted(
+        admission, lambda on_end: runner.launch(thread_id, run_id, prepare, on_end)
+    )
+    return StartedRun(turn, stored)

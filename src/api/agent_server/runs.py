@@ -1,0 +1,170 @@
+"""Runs of the Agent Server API on a thread: `POST /threads/{id}/runs/stream` (its events as
+Server-Sent Events), `/runs/wait` (its final values), `/runs` (in the background: the run
+as created), and `GET /threads/{id}/runs[/{run_id}]`. A run is a turn of the thread's
+session on Vera's turn runner; its events are stored in the turn event log under turn
+`run_id`, each with the SSE id `<run_id>:<n>` (`GET /sessions/{id}/turns/{run_id}/events`
+replays them after a `Last-Event-ID`). Another principal's thread is an unknown id (404)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from src.api.agent_server.records import thread_config
+from src.api.agent_server.responses import AgentServerJSONResponse, replace_unpaired_surrogates
+from src.api.agent_server.run_book import RunBook
+from src.api.agent_server.run_shapes import Run, RunCreate, RunStatus
+from src.api.agent_server.run_start import StartedRun, start_run
+from src.api.agent_server.shapes import MAX_PAGE
+from src.api.agent_server.snapshots import as_json
+from src.api.agent_server.threads import BookDep, OwnedThreadDep
+from src.api.auth import PrincipalDep
+from src.api.deps import AdmissionDep, RunnerDep, SettingsDep, StoreDep
+from src.api.schemas import BODY_ERRORS, READ_ERRORS, ErrorBody
+from src.api.turn_stream import Turn
+
+router = APIRouter(prefix="/threads", tags=["agent server"])
+
+RUN_ERRORS: dict[int | str, dict[str, Any]] = {
+    **BODY_ERRORS,
+    409: {"model": ErrorBody, "description": "`session_busy`: a turn or run holds the thread"},
+}
+
+
+async def get_runs(store: StoreDep) -> RunBook:
+    return RunBook(store)
+
+
+RunsDep = Annotated[RunBook, Depends(get_runs)]
+
+
+async def _start(
+    thread_id: uuid.UUID,
+    body: RunCreate,
+    principal: PrincipalDep,
+    runner: RunnerDep,
+    admission: AdmissionDep,
+    threads: BookDep,
+    runs: RunsDep,
+) -> StartedRun:
+    return await start_run(thread_id, body, principal, runner, admission, threads, runs)
+
+
+StartedDep = Annotated[StartedRun, Depends(_start)]
+
+
+def sse_data(data: Any) -> str:
+    """An event's data as one line of JSON that `langgraph_sdk` (orjson) parses: only
+    Unicode text (an unpaired surrogate is sent as U+FFFD, as the door's answers)."""
+    text = json.dumps(data, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = json.dumps(replace_unpaired_surrogates(data), ensure_ascii=False)
+    return text
+
+
+async def _events(turn: Turn) -> AsyncIterator[ServerSentEvent]:
+    async for event in turn.events():
+        yield ServerSentEvent(
+            data=sse_data(event.data), event=event.event, id=f"{turn.plan.turn_id}:{event.seq}"
+        )
+
+
+def _where(thread_id: uuid.UUID, run_id: uuid.UUID, then: str) -> dict[str, str]:
+    path = f"/threads/{thread_id}/runs/{run_id}"
+    return {"Location": f"{path}/{then}", "Content-Location": path}
+
+
+@router.post(
+    "/{thread_id}/runs/stream",
+    response_class=EventSourceResponse,
+    responses={
+        200: {"description": "The run's events", "content": {"text/event-stream": {}}},
+        **RUN_ERRORS,
+    },
+)
+async def stream_run(
+    thread_id: uuid.UUID, started: StartedDep, settings: SettingsDep
+) -> EventSourceResponse:
+    """Start a run and stream its events: `metadata` (`run_id`, `attempt`), then the
+    requested `stream_mode`s' parts (`values`, `updates`, `messages`, ...; a subgraph's as
+    `<mode>|<namespace>`), and `error` if it fails. A client that disconnects does not stop
+    the run."""
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return EventSourceResponse(
+        _events(started.turn),
+        ping=settings.sse_ping_seconds,
+        headers=headers | _where(thread_id, started.turn.run_id, "stream"),
+    )
+
+
+async def final_values(turn: Turn, threads: BookDep) -> Any:
+    """What `runs/wait` answers: the last `values` part, or the part holding the run's
+    interrupts (merged when there are several), or `{"__error__": ...}` when the run
+    failed; the thread's values when the run streamed none of those."""
+    latest: Any = None
+    interrupts: list[Any] = []
+    errored = False
+    async for event in turn.events():
+        data = event.data
+        if event.event == "error":
+            latest, errored = {"__error__": data}, True
+        elif event.event in ("values", "updates"):
+            if isinstance(data, dict) and data.get("__interrupt__"):
+                interrupts.append(data)
+                latest = data
+            elif event.event == "values":
+                latest = data
+    if interrupts and not errored:
+        if len(interrupts) == 1:
+            return interrupts[0]
+        return {"__interrupt__": [i for chunk in interrupts for i in chunk["__interrupt__"]]}
+    if latest is not None:
+        return latest
+    state = await threads.graph.aget_state(thread_config(turn.session_id))
+    return as_json(state.values)
+
+
+WAITED = {
+    "description": "The run's final values (or `__interrupt__`, or `__error__`)",
+    "content": {"application/json": {"schema": {}}},
+}
+
+
+@router.post("/{thread_id}/runs/wait", responses={200: WAITED, **RUN_ERRORS})
+async def wait_run(thread_id: uuid.UUID, started: StartedDep, threads: BookDep) -> Response:
+    """Start a run and answer its final values once it ends (see `final_values`)."""
+    values = await final_values(started.turn, threads)
+    headers = _where(thread_id, started.turn.run_id, "join")
+    return AgentServerJSONResponse(values, headers=headers)
+
+
+@router.post("/{thread_id}/runs", response_model=Run, responses=RUN_ERRORS)
+async def create_run(thread_id: uuid.UUID, started: StartedDep, response: Response) -> Run:
+    """Start a run in the background: the run as created (`pending`); it runs on."""
+    response.headers["Content-Location"] = f"/threads/{thread_id}/runs/{started.turn.run_id}"
+    return Run.of(started.run)
+
+
+@router.get("/{thread_id}/runs", response_model=list[Run], responses=READ_ERRORS)
+async def list_runs(
+    thread_id: OwnedThreadDep,
+    runs: RunsDep,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 10,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    status: RunStatus | None = None,
+) -> list[Run]:
+    """The thread's runs, newest first: `limit` after the first `offset`, of `status`."""
+    return [Run.of(run) for run in await runs.list(thread_id, limit, offset, status)]
+
+
+@router.get("/{thread_id}/runs/{run_id}", response_model=Run, responses=READ_ERRORS)
+async def get_run(thread_id: OwnedThreadDep, run_id: uuid.UUID, runs: RunsDep) -> Run:
+    """One run of the thread."""
+    return Run.of(await runs.get(thread_id, run_id))
