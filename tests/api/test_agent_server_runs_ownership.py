@@ -83,7 +83,7 @@ async def test_another_principals_thread_is_an_unknown_id_on_every_run_route(
     unknown = str(uuid.uuid4())
     body = BODIES.get(call)
     async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": OTHER}, timeout=30) as them:
-        theirs = (await them.post("/threads", json={}) if "{run_id}" in template else None)
+        theirs = await them.post("/threads", json={}) if "{run_id}" in template else None
         foreign = await them.request(
             method, template.format(thread_id=mine, run_id=run_id), json=body
         )
