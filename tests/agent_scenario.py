@@ -82,7 +82,8 @@ async def run_calls(client: LangGraphClient, served: frozenset[str]) -> dict[str
             got["runs.get"] = await client.runs.get(thread_id, run["run_id"])
     if "runs.list" in served:
         got["runs.list"] = await client.runs.list(thread_id)
-    await client.threads.delete(thread_id)
+    if "runs.join" in served or "runs.create" not in served:  # else a run may still run
+        await client.threads.delete(thread_id)
     return got
 
 
