@@ -1,6 +1,6 @@
-"""One scenario of the LangGraph SDK's thread calls, played against Vera or `langgraph dev`
-(`turn` runs one chat turn on a thread: `/chat` on Vera, `runs.wait` on `langgraph dev`),
-returning every answer by the call's name."""
+"""Scenarios of the LangGraph SDK's calls, played against Vera or `langgraph dev`, returning
+every answer by the call's name: the thread calls (`turn` runs one chat turn on a thread:
+`/chat` on Vera, `runs.wait` on `langgraph dev`) and the run calls."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langgraph_sdk.client import LangGraphClient
+
+from tests.agent_runs import STREAM_MODES, TOOL_TURN, streaks
 
 Turn = Callable[[str, str], Awaitable[None]]
 
@@ -48,3 +50,43 @@ async def thread_calls(client: LangGraphClient, turn: Turn) -> dict[str, Any]:
     got["threads.delete"] = await client.threads.delete(thread_id)
     await client.threads.delete(got["threads.copy"]["thread_id"])
     return got
+
+
+async def run_calls(client: LangGraphClient, served: frozenset[str]) -> dict[str, Any]:
+    """On a new thread: the tool turn streamed -> a `runs.wait` turn -> a background run,
+    joined -> that run read back -> the thread's runs; only the calls in `served` (names
+    of `RUN_ROUTES`). The stream as {"names": its events' streaks, "event <name>": its
+    events' data}, a `messages` event's (chunk, metadata) as a dict."""
+    got: dict[str, Any] = {}
+    thread_id = (await client.threads.create())["thread_id"]
+    if "runs.stream" in served:
+        stream: dict[str, Any] = {"names": []}
+        parts = client.runs.stream(thread_id, "vera", input=TOOL_TURN, stream_mode=STREAM_MODES)
+        async for part in parts:
+            stream["names"].append(part.event)
+            data = part.data
+            if part.event == "messages":
+                data = {"chunk": data[0], "metadata": data[1]}
+            stream.setdefault(f"event {part.event}", []).append(data)
+        stream["names"] = streaks(stream["names"])
+        got["runs.stream"] = stream
+    if "runs.wait" in served:
+        got["runs.wait"] = await client.runs.wait(thread_id, "vera", input=text_input("And Rome?"))
+    if "runs.create" in served:
+        run = got["runs.create"] = await client.runs.create(
+            thread_id, "vera", input=text_input("And Oslo?")
+        )
+        if "runs.join" in served:
+            got["runs.join"] = await client.runs.join(thread_id, run["run_id"])
+        if "runs.get" in served:
+            got["runs.get"] = await client.runs.get(thread_id, run["run_id"])
+    if "runs.list" in served:
+        got["runs.list"] = await client.runs.list(thread_id)
+    if "runs.join" in served or "runs.create" not in served:  # else a run may still run
+        await client.threads.delete(thread_id)
+    return got
+
+
+def text_input(text: str) -> dict[str, Any]:
+    """A run's input of one user message."""
+    return {"messages": [{"role": "user", "content": text}]}

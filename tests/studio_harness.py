@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,6 +36,13 @@ LANGGRAPH_DEV_MARKS = [
         reason="langgraph-cli is not installed",
     ),
 ]
+
+
+def needs_langgraph_dev(test: Callable[..., None]) -> Callable[..., None]:
+    """LANGGRAPH_DEV_MARKS on one test, in a module whose other tests do not start it."""
+    for mark in LANGGRAPH_DEV_MARKS:
+        test = mark(test)
+    return test
 
 
 @contextmanager
