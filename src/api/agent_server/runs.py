@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from src.api.agent_server.records import thread_config
+from src.api.agent_server.records import ThreadBook, thread_config
 from src.api.agent_server.responses import AgentServerJSONResponse, replace_unpaired_surrogates
 from src.api.agent_server.run_book import RunBook
 from src.api.agent_server.run_shapes import Run, RunCreate, RunStatus
@@ -104,14 +104,17 @@ async def stream_run(
     )
 
 
-async def final_values(turn: Turn, threads: BookDep) -> Any:
-    """What `runs/wait` answers: the last `values` part, or the part holding the run's
-    interrupts (merged when there are several), or `{"__error__": ...}` when the run
-    failed; the thread's values when the run streamed none of those."""
+async def final_values(
+    events: AsyncIterable[Any], thread_id: uuid.UUID, threads: ThreadBook
+) -> Any:
+    """What `runs/wait` (and `join`) answers of a run's `events`: the last `values` part,
+    or the part holding the run's interrupts (merged when there are several), or
+    `{"__error__": ...}` when the run failed; the thread's values when the run streamed
+    none of those."""
     latest: Any = None
     interrupts: list[Any] = []
     errored = False
-    async for event in turn.events():
+    async for event in events:
         data = event.data
         if event.event == "error":
             latest, errored = {"__error__": data}, True
@@ -127,7 +130,7 @@ async def final_values(turn: Turn, threads: BookDep) -> Any:
         return {"__interrupt__": [i for chunk in interrupts for i in chunk["__interrupt__"]]}
     if latest is not None:
         return latest
-    state = await threads.graph.aget_state(thread_config(turn.session_id))
+    state = await threads.graph.aget_state(thread_config(thread_id))
     return as_json(state.values)
 
 
@@ -140,7 +143,7 @@ WAITED = {
 @router.post("/{thread_id}/runs/wait", responses={200: WAITED, **RUN_ERRORS})
 async def wait_run(thread_id: uuid.UUID, started: StartedDep, threads: BookDep) -> Response:
     """Start a run and answer its final values once it ends (see `final_values`)."""
-    values = await final_values(started.turn, threads)
+    values = await final_values(started.turn.events(), thread_id, threads)
     headers = _where(thread_id, started.turn.run_id, "join")
     return AgentServerJSONResponse(values, headers=headers)
 

@@ -1,0 +1,218 @@
+"""Joining and stopping a run of a thread: `GET /threads/{id}/runs/{run_id}/join` (its final
+values once it ended), `GET .../stream` (its events from the turn event log, after a
+`Last-Event-ID`, then live until it ends) and `POST .../cancel`. The log and the run's row
+are in PostgreSQL, so any worker answers for a run any worker runs. Another principal's
+thread is an unknown id (404)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Response
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from src.api.agent_server.responses import AgentServerJSONResponse
+from src.api.agent_server.run_book import RunBook
+from src.api.agent_server.runs import RunsDep, final_values, sse_data
+from src.api.agent_server.threads import BookDep, OwnedThreadDep
+from src.api.deps import EventLogDep, LeasesDep, RunnerDep, SettingsDep
+from src.api.errors import ApiError
+from src.api.schemas import BODY_ERRORS, READ_ERRORS
+from src.api.turn_events import StoredEvent, TurnEventLog
+from src.api.turn_leases import TurnLeases
+
+router = APIRouter(prefix="/threads", tags=["agent server"])
+
+ACTIVE = frozenset({"pending", "running"})
+SETTLE_SECONDS = 10.0
+SETTLE_POLL_SECONDS = 0.02
+LAST_EVENT_ID_CHARS = 36 + 1 + 9  # the run id, ':', the event's number
+
+
+def _invalid(field: str, message: str) -> ApiError:
+    return ApiError(422, "invalid_request", message, details=[{"field": field, "message": message}])
+
+
+class RunFollower:
+    """Reads one run's events from the turn event log, following it while it runs."""
+
+    def __init__(
+        self, log: TurnEventLog, leases: TurnLeases, runs: RunBook, thread_id: uuid.UUID
+    ) -> None:
+        self.log, self.leases, self.runs, self.thread_id = log, leases, runs, thread_id
+
+    async def status(self, run_id: uuid.UUID) -> str | None:
+        """The run's status, `None` once it is gone."""
+        try:
+            return str((await self.runs.get(self.thread_id, run_id))["status"])
+        except ApiError:
+            return None
+
+    async def active(self, run_id: uuid.UUID) -> bool:
+        """Whether the run may still write events: not ended, and its thread leased (a
+        worker that died leaves its run `running` but its lease expires)."""
+        return await self.status(run_id) in ACTIVE and await self.leases.held_by_any(self.thread_id)
+
+    async def settled(self, run_id: uuid.UUID) -> None:
+        """Return once the run's row says it ended: its last event is stored just before
+        its status (and lease) are, so a reader of that event waits this moment out
+        (bounded: a worker that died leaves a run `running`)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SETTLE_SECONDS):
+                while await self.active(run_id):  # noqa: ASYNC110 (a row, maybe another worker's)
+                    await asyncio.sleep(SETTLE_POLL_SECONDS)
+
+    def events(self, run_id: uuid.UUID, after: int = 0) -> AsyncIterator[StoredEvent]:
+        """The run's events after number `after`, then live until it ended."""
+
+        async def running() -> bool:
+            return await self.active(run_id)
+
+        return self.log.follow(self.thread_id, str(run_id), after, running=running)
+
+
+def _where(thread_id: uuid.UUID, run_id: uuid.UUID, then: str) -> dict[str, str]:
+    path = f"/threads/{thread_id}/runs/{run_id}"
+    return {"Location": f"{path}/{then}", "Content-Location": path}
+
+
+def _after(run_id: uuid.UUID, last_event_id: str | None) -> int:
+    """The event number a `Last-Event-ID` of this run names (0 without one)."""
+    if last_event_id is None:
+        return 0
+    prefix, _, number = last_event_id.rpartition(":")
+    if prefix != str(run_id) or not number.isdigit() or len(number) > 9:
+        raise _invalid(
+            "Last-Event-ID",
+            f"Last-Event-ID must be '<run_id>:<n>' of run {run_id}, as this run's events carry it.",
+        )
+    return int(number)
+
+
+def _no_cancel_on_disconnect(cancel_on_disconnect: bool) -> None:
+    if cancel_on_disconnect:
+        raise _invalid(
+            "cancel_on_disconnect",
+            "cancel_on_disconnect is not served by this server: a run runs on when a "
+            "client disconnects.",
+        )
+
+
+CancelOnDisconnect = Annotated[bool, Query(description="Only `false` is served")]
+
+
+@router.get("/{thread_id}/runs/{run_id}/join", responses={200: {"content": {}}, **READ_ERRORS})
+async def join_run(
+    thread_id: OwnedThreadDep,
+    run_id: uuid.UUID,
+    runs: RunsDep,
+    threads: BookDep,
+    log: EventLogDep,
+    leases: LeasesDep,
+    cancel_on_disconnect: CancelOnDisconnect = False,
+) -> Response:
+    """Wait for the run to end and answer its final values, as `runs/wait` does (at once
+    for a run that already ended)."""
+    _no_cancel_on_disconnect(cancel_on_disconnect)
+    await runs.get(thread_id, run_id)  # 404 for a run of no such id
+    follower = RunFollower(log, leases, runs, thread_id)
+    values = await final_values(follower.events(run_id), thread_id, threads)
+    await follower.settled(run_id)
+    return AgentServerJSONResponse(values, headers=_where(thread_id, run_id, "join"))
+
+
+@router.get(
+    "/{thread_id}/runs/{run_id}/stream",
+    response_class=EventSourceResponse,
+    responses={
+        200: {"description": "The run's events", "content": {"text/event-stream": {}}},
+        **READ_ERRORS,
+    },
+)
+async def join_run_stream(
+    thread_id: OwnedThreadDep,
+    run_id: uuid.UUID,
+    runs: RunsDep,
+    log: EventLogDep,
+    leases: LeasesDep,
+    settings: SettingsDep,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            max_length=LAST_EVENT_ID_CHARS,
+            description="The `id:` of the last event received, `<run_id>:<n>`, to resume "
+            "after it (what `langgraph_sdk`'s `join_stream(last_event_id=...)` sends).",
+        ),
+    ] = None,
+    stream_mode: Annotated[
+        str | None, Query(description="Not served: every event of the run is sent")
+    ] = None,
+    cancel_on_disconnect: CancelOnDisconnect = False,
+) -> EventSourceResponse:
+    """The run's events, as `POST /threads/{id}/runs/stream` sent them (same names, data
+    and ids), after `Last-Event-ID` or from the start, then live until the run ends."""
+    _no_cancel_on_disconnect(cancel_on_disconnect)
+    if stream_mode:  # the SDK sends an empty one
+        raise _invalid("stream_mode", "stream_mode is not served here: all events are sent.")
+    after = _after(run_id, last_event_id)
+    await runs.get(thread_id, run_id)
+    follower = RunFollower(log, leases, runs, thread_id)
+
+    async def stream() -> AsyncIterator[ServerSentEvent]:
+        async for event in follower.events(run_id, after):
+            yield ServerSentEvent(
+                data=sse_data(event.data), event=event.event, id=f"{run_id}:{event.seq}"
+            )
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return EventSourceResponse(
+        stream(),
+        ping=settings.sse_ping_seconds,
+        headers=headers | _where(thread_id, run_id, "stream"),
+    )
+
+
+@router.post(
+    "/{thread_id}/runs/{run_id}/cancel",
+    status_code=202,
+    responses={200: {"content": {}}, 202: {"content": {}}, **BODY_ERRORS},
+)
+async def cancel_run(
+    thread_id: OwnedThreadDep,
+    run_id: uuid.UUID,
+    runs: RunsDep,
+    threads: BookDep,
+    log: EventLogDep,
+    leases: LeasesDep,
+    runner: RunnerDep,
+    wait: bool = False,
+    action: Literal["interrupt", "rollback"] = "interrupt",
+) -> Response:
+    """Stop the run (`action=interrupt`): its worker, whichever it is, stops it within
+    about a second; what it stored stays and it ends `interrupted`. 202 at once, or with
+    `wait=1` its final values once it stopped. A run that already ended: 404, as
+    `langgraph dev` answers. `action=rollback` is not served (422)."""
+    if action == "rollback":
+        raise _invalid(
+            "action",
+            "action=rollback is not served by this server yet: interrupt stops the run and "
+            "keeps what it stored.",
+        )
+    follower = RunFollower(log, leases, runs, thread_id)
+    status = (await runs.get(thread_id, run_id))["status"]
+    if status not in ACTIVE:
+        raise ApiError(
+            404,
+            "not_found",
+            f"Run {run_id} already ended ({status}): no matching run to cancel.",
+        )
+    await runner.cancels.request(thread_id, str(run_id), run_id)
+    if not wait:
+        return Response(status_code=202, headers=_where(thread_id, run_id, "join"))
+    values = await final_values(follower.events(run_id), thread_id, threads)
+    await follower.settled(run_id)
+    return AgentServerJSONResponse(values, headers=_where(thread_id, run_id, "join"))
