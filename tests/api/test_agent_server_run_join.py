@@ -15,7 +15,7 @@ from langgraph_sdk import get_client
 from langgraph_sdk.errors import NotFoundError
 
 from src.api.app import create_app
-from tests.api_harness import serve, settings_for
+from tests.api_harness import chat, serve, settings_for
 from tests.fakes import FakeModel
 
 KEY = "join-key-0123456789abcdefghijklmnopqrs"
@@ -147,3 +147,39 @@ async def test_cancel_interrupts_the_run_from_another_worker_and_keeps_what_it_s
         assert again["messages"][-1]["type"] == "ai"
         await sdk.http.client.aclose()
         await elsewhere.http.client.aclose()
+
+
+async def test_enqueued_runs_wait_for_the_thread_and_run_one_at_a_time_in_order(
+    database_dsn: str, db: asyncpg.Connection
+) -> None:
+    model = FakeModel(gate=asyncio.Event(), started=asyncio.Event())
+    settings = settings_for(database_dsn, api_key=KEY)
+    async with serve(create_app(settings, model=model)) as url:
+        sdk = get_client(url=url, api_key=KEY)
+        async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": KEY}, timeout=30) as c:
+            sid = str(uuid.uuid4())
+            turn = asyncio.create_task(chat(c, sid, "Hello"))
+            assert model.started is not None and model.gate is not None
+            await model.started.wait()  # the /chat turn holds the thread's lease
+            queued = [
+                await sdk.runs.create(sid, "vera", input=user(text), multitask_strategy="enqueue")
+                for text in ("First", "Second", "Third")
+            ]
+            first, second, third = (run["run_id"] for run in queued)
+            assert [run["status"] for run in queued] == ["pending"] * 3
+            assert (await sdk.runs.get(sid, first))["status"] == "pending"
+            await sdk.runs.cancel(sid, third)  # cancelled while queued: it never runs
+            assert (await sdk.runs.get(sid, third))["status"] == "interrupted"
+            model.gate.set()
+            assert (await turn)[-1].event == "done"
+            values = await sdk.runs.join(sid, second)
+            assert [(await sdk.runs.get(sid, r))["status"] for r in (first, second)] == [
+                "success"
+            ] * 2
+        humans = [m["content"] for m in values["messages"] if m["type"] == "human"]
+        assert humans == ["Hello", "First", "Second"]
+        # Each run's events are its own, in one sequence each.
+        for run_id in (first, second):
+            parts = [p async for p in sdk.runs.join_stream(sid, run_id)]
+            assert parts[0].event == "metadata" and parts[0].data["run_id"] == run_id
+        await sdk.http.client.aclose()

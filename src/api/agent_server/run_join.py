@@ -6,73 +6,27 @@ thread is an unknown id (404)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query, Response
-from sse_starlette import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse
 
 from src.api.agent_server.responses import AgentServerJSONResponse
-from src.api.agent_server.run_book import RunBook
-from src.api.agent_server.runs import RunsDep, final_values, sse_data
+from src.api.agent_server.run_follow import ACTIVE, RunFollower
+from src.api.agent_server.runs import RunsDep, final_values
 from src.api.agent_server.threads import BookDep, OwnedThreadDep
 from src.api.deps import EventLogDep, LeasesDep, RunnerDep, SettingsDep
 from src.api.errors import ApiError
 from src.api.schemas import BODY_ERRORS, READ_ERRORS
-from src.api.turn_events import StoredEvent, TurnEventLog
-from src.api.turn_leases import TurnLeases
 
 router = APIRouter(prefix="/threads", tags=["agent server"])
 
-ACTIVE = frozenset({"pending", "running"})
-SETTLE_SECONDS = 10.0
-SETTLE_POLL_SECONDS = 0.02
 LAST_EVENT_ID_CHARS = 36 + 1 + 9  # the run id, ':', the event's number
 
 
 def _invalid(field: str, message: str) -> ApiError:
     return ApiError(422, "invalid_request", message, details=[{"field": field, "message": message}])
-
-
-class RunFollower:
-    """Reads one run's events from the turn event log, following it while it runs."""
-
-    def __init__(
-        self, log: TurnEventLog, leases: TurnLeases, runs: RunBook, thread_id: uuid.UUID
-    ) -> None:
-        self.log, self.leases, self.runs, self.thread_id = log, leases, runs, thread_id
-
-    async def status(self, run_id: uuid.UUID) -> str | None:
-        """The run's status, `None` once it is gone."""
-        try:
-            return str((await self.runs.get(self.thread_id, run_id))["status"])
-        except ApiError:
-            return None
-
-    async def active(self, run_id: uuid.UUID) -> bool:
-        """Whether the run may still write events: not ended, and its thread leased (a
-        worker that died leaves its run `running` but its lease expires)."""
-        return await self.status(run_id) in ACTIVE and await self.leases.held_by_any(self.thread_id)
-
-    async def settled(self, run_id: uuid.UUID) -> None:
-        """Return once the run's row says it ended: its last event is stored just before
-        its status (and lease) are, so a reader of that event waits this moment out
-        (bounded: a worker that died leaves a run `running`)."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(SETTLE_SECONDS):
-                while await self.active(run_id):  # noqa: ASYNC110 (a row, maybe another worker's)
-                    await asyncio.sleep(SETTLE_POLL_SECONDS)
-
-    def events(self, run_id: uuid.UUID, after: int = 0) -> AsyncIterator[StoredEvent]:
-        """The run's events after number `after`, then live until it ended."""
-
-        async def running() -> bool:
-            return await self.active(run_id)
-
-        return self.log.follow(self.thread_id, str(run_id), after, running=running)
 
 
 def _where(thread_id: uuid.UUID, run_id: uuid.UUID, then: str) -> dict[str, str]:
@@ -162,15 +116,9 @@ async def join_run_stream(
     await runs.get(thread_id, run_id)
     follower = RunFollower(log, leases, runs, thread_id)
 
-    async def stream() -> AsyncIterator[ServerSentEvent]:
-        async for event in follower.events(run_id, after):
-            yield ServerSentEvent(
-                data=sse_data(event.data), event=event.event, id=f"{run_id}:{event.seq}"
-            )
-
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return EventSourceResponse(
-        stream(),
+        follower.sse(run_id, after),
         ping=settings.sse_ping_seconds,
         headers=headers | _where(thread_id, run_id, "stream"),
     )
@@ -193,9 +141,10 @@ async def cancel_run(
     action: Literal["interrupt", "rollback"] = "interrupt",
 ) -> Response:
     """Stop the run (`action=interrupt`): its worker, whichever it is, stops it within
-    about a second; what it stored stays and it ends `interrupted`. 202 at once, or with
-    `wait=1` its final values once it stopped. A run that already ended: 404, as
-    `langgraph dev` answers. `action=rollback` is not served (422)."""
+        about a second; what it stored stays and it ends `interrupted` (a queued run leaves its
+    queue, `interrupted`, and never starts). 202 at once, or with
+        `wait=1` its final values once it stopped. A run that already ended: 404, as
+        `langgraph dev` answers. `action=rollback` is not served (422)."""
     if action == "rollback":
         raise _invalid(
             "action",
@@ -210,7 +159,9 @@ async def cancel_run(
             "not_found",
             f"Run {run_id} already ended ({status}): no matching run to cancel.",
         )
-    await runner.cancels.request(thread_id, str(run_id), run_id)
+    # A queued run leaves its queue; one that started is stopped by its worker.
+    if not (status == "pending" and await runs.dequeue(run_id, "interrupted")):
+        await runner.cancels.request(thread_id, str(run_id), run_id)
     if not wait:
         return Response(status_code=202, headers=_where(thread_id, run_id, "join"))
     values = await final_values(follower.events(run_id), thread_id, threads)

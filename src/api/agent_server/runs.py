@@ -7,7 +7,6 @@ replays them after a `Last-Event-ID`). Another principal's thread is an unknown 
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Annotated, Any
@@ -16,15 +15,17 @@ from fastapi import APIRouter, Depends, Query, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from src.api.agent_server.records import ThreadBook, thread_config
-from src.api.agent_server.responses import AgentServerJSONResponse, replace_unpaired_surrogates
+from src.api.agent_server.responses import AgentServerJSONResponse
 from src.api.agent_server.run_book import RunBook
+from src.api.agent_server.run_follow import RunFollower
 from src.api.agent_server.run_shapes import Run, RunCreate, RunStatus
 from src.api.agent_server.run_start import StartedRun, start_run
 from src.api.agent_server.shapes import MAX_PAGE
 from src.api.agent_server.snapshots import as_json
+from src.api.agent_server.sse import sse_data
 from src.api.agent_server.threads import BookDep, OwnedThreadDep
 from src.api.auth import PrincipalDep
-from src.api.deps import AdmissionDep, RunnerDep, SettingsDep, StoreDep
+from src.api.deps import AdmissionDep, EventLogDep, LeasesDep, RunnerDep, SettingsDep, StoreDep
 from src.api.schemas import BODY_ERRORS, READ_ERRORS, ErrorBody
 from src.api.turn_stream import Turn
 
@@ -43,6 +44,15 @@ async def get_runs(store: StoreDep) -> RunBook:
 RunsDep = Annotated[RunBook, Depends(get_runs)]
 
 
+async def get_follower(
+    thread_id: uuid.UUID, log: EventLogDep, leases: LeasesDep, runs: RunsDep
+) -> RunFollower:
+    return RunFollower(log, leases, runs, thread_id)
+
+
+FollowerDep = Annotated[RunFollower, Depends(get_follower)]
+
+
 async def _start(
     thread_id: uuid.UUID,
     body: RunCreate,
@@ -56,17 +66,6 @@ async def _start(
 
 
 StartedDep = Annotated[StartedRun, Depends(_start)]
-
-
-def sse_data(data: Any) -> str:
-    """An event's data as one line of JSON that `langgraph_sdk` (orjson) parses: only
-    Unicode text (an unpaired surrogate is sent as U+FFFD, as the door's answers)."""
-    text = json.dumps(data, ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = json.dumps(replace_unpaired_surrogates(data), ensure_ascii=False)
-    return text
 
 
 async def _events(turn: Turn) -> AsyncIterator[ServerSentEvent]:
@@ -90,17 +89,19 @@ def _where(thread_id: uuid.UUID, run_id: uuid.UUID, then: str) -> dict[str, str]
     },
 )
 async def stream_run(
-    thread_id: uuid.UUID, started: StartedDep, settings: SettingsDep
+    thread_id: uuid.UUID, started: StartedDep, settings: SettingsDep, follower: FollowerDep
 ) -> EventSourceResponse:
     """Start a run and stream its events: `metadata` (`run_id`, `attempt`), then the
     requested `stream_mode`s' parts (`values`, `updates`, `messages`, ...; a subgraph's as
     `<mode>|<namespace>`), and `error` if it fails. A client that disconnects does not stop
     the run."""
+    run_id = started.run["run_id"]
+    events = _events(started.turn) if started.turn else follower.sse(run_id)
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return EventSourceResponse(
-        _events(started.turn),
+        events,
         ping=settings.sse_ping_seconds,
-        headers=headers | _where(thread_id, started.turn.run_id, "stream"),
+        headers=headers | _where(thread_id, run_id, "stream"),
     )
 
 
@@ -141,17 +142,24 @@ WAITED = {
 
 
 @router.post("/{thread_id}/runs/wait", responses={200: WAITED, **RUN_ERRORS})
-async def wait_run(thread_id: uuid.UUID, started: StartedDep, threads: BookDep) -> Response:
+async def wait_run(
+    thread_id: uuid.UUID, started: StartedDep, threads: BookDep, follower: FollowerDep
+) -> Response:
     """Start a run and answer its final values once it ends (see `final_values`)."""
-    values = await final_values(started.turn.events(), thread_id, threads)
-    headers = _where(thread_id, started.turn.run_id, "join")
+    run_id = started.run["run_id"]
+    if started.turn is not None:
+        values = await final_values(started.turn.events(), thread_id, threads)
+    else:
+        values = await final_values(follower.events(run_id), thread_id, threads)
+        await follower.settled(run_id)
+    headers = _where(thread_id, run_id, "join")
     return AgentServerJSONResponse(values, headers=headers)
 
 
 @router.post("/{thread_id}/runs", response_model=Run, responses=RUN_ERRORS)
 async def create_run(thread_id: uuid.UUID, started: StartedDep, response: Response) -> Run:
     """Start a run in the background: the run as created (`pending`); it runs on."""
-    response.headers["Content-Location"] = f"/threads/{thread_id}/runs/{started.turn.run_id}"
+    response.headers["Content-Location"] = f"/threads/{thread_id}/runs/{started.run['run_id']}"
     return Run.of(started.run)
 
 
