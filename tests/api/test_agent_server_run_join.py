@@ -6,6 +6,7 @@ another worker too; `cancel` stops it from any worker."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import asyncpg
@@ -121,11 +122,10 @@ async def test_cancel_interrupts_the_run_from_another_worker_and_keeps_what_it_s
         await model.started.wait()  # the tools ran; the second model call waits
         path = f"/threads/{tid}/runs/{run_id}/cancel"
         refused = [
-            await elsewhere.http.client.post(path, params={"action": "rollback"}),
             await elsewhere.http.client.post(path, params={"action": "undo"}),
             await elsewhere.http.client.post(path, params={"wait": "perhaps"}),
         ]
-        assert [r.status_code for r in refused] == [422] * 3
+        assert [r.status_code for r in refused] == [422] * 2
         assert (await sdk.runs.get(tid, run_id))["status"] == "running"
         values = await elsewhere.runs.cancel(tid, run_id, wait=True)
         assert (await sdk.runs.get(tid, run_id))["status"] == "interrupted"
@@ -183,3 +183,49 @@ async def test_enqueued_runs_wait_for_the_thread_and_run_one_at_a_time_in_order(
             parts = [p async for p in sdk.runs.join_stream(sid, run_id)]
             assert parts[0].event == "metadata" and parts[0].data["run_id"] == run_id
         await sdk.http.client.aclose()
+
+
+async def checkpoints_of(db: asyncpg.Connection, tid: str) -> int:
+    return await db.fetchval(
+        "SELECT count(*) FROM checkpoints WHERE session_id = $1", uuid.UUID(tid)
+    )
+
+
+async def test_rollback_stops_the_run_and_puts_the_thread_back_as_before_it(
+    database_dsn: str, db: asyncpg.Connection
+) -> None:
+    model = FakeModel(gate=asyncio.Event(), started=asyncio.Event(), gate_from_call=3)
+    settings = settings_for(database_dsn, api_key=KEY)
+    async with (
+        serve(create_app(settings, model=model)) as url,
+        serve(create_app(settings, model=FakeModel())) as other_url,
+    ):
+        sdk = get_client(url=url, api_key=KEY)
+        elsewhere = get_client(url=other_url, api_key=KEY)
+        tid = (await sdk.threads.create())["thread_id"]
+        await sdk.runs.wait(tid, "vera", input=user("Hello"))  # model call 1
+        before = (await sdk.threads.get_state(tid))["values"]
+        stored = await checkpoints_of(db, tid)
+        run = await sdk.runs.create(tid, "vera", input=user(QUESTION))
+        assert model.started is not None and model.gate is not None
+        await model.started.wait()  # its tools ran and were stored; its next call waits
+        assert await checkpoints_of(db, tid) > stored
+        values = await elsewhere.runs.cancel(tid, run["run_id"], wait=True, action="rollback")
+        assert values == before
+        assert (await sdk.threads.get_state(tid))["values"] == before
+        assert await checkpoints_of(db, tid) == stored
+        raw = await db.fetchval(
+            "SELECT messages::text FROM conversations WHERE session_id = $1", uuid.UUID(tid)
+        )
+        assert [m["content"] for m in json.loads(raw)] == [m["content"] for m in before["messages"]]
+        with pytest.raises(NotFoundError):  # the run is gone
+            await sdk.runs.get(tid, run["run_id"])
+        assert len(await sdk.runs.list(tid)) == 1
+        model.gate.set()
+        again = await sdk.runs.wait(tid, "vera", input=user("Hello again"))
+        assert [m["content"] for m in again["messages"] if m["type"] == "human"] == [
+            "Hello",
+            "Hello again",
+        ]
+        await sdk.http.client.aclose()
+        await elsewhere.http.client.aclose()

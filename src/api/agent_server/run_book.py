@@ -66,6 +66,16 @@ class RunBook:
         row = await self.store.run(lambda conn: conn.fetchval(sql.DEQUEUE_RUN, run_id, status))
         return row is not None
 
+    async def mark_rollback(self, run_id: uuid.UUID) -> None:
+        await self.store.run(lambda conn: conn.execute(sql.MARK_ROLLBACK, run_id))
+
+    async def rollback_asked(self, run_id: uuid.UUID) -> bool:
+        return bool(await self.store.run(lambda conn: conn.fetchval(sql.ROLLBACK_ASKED, run_id)))
+
+    async def drop(self, thread_id: uuid.UUID, run_id: uuid.UUID) -> None:
+        """Delete the run's row and release its lease of the thread, at once."""
+        await self.store.run(lambda conn: conn.execute(sql.DROP_RUN, thread_id, run_id))
+
     async def get(self, thread_id: uuid.UUID, run_id: uuid.UUID) -> dict[str, Any]:
         row = await self.store.run(lambda conn: conn.fetchrow(sql.SELECT_RUN, thread_id, run_id))
         if row is None:

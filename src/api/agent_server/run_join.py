@@ -12,9 +12,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Header, Query, Response
 from sse_starlette import EventSourceResponse
 
+from src.api.agent_server.records import thread_config
 from src.api.agent_server.responses import AgentServerJSONResponse
 from src.api.agent_server.run_follow import ACTIVE, RunFollower
 from src.api.agent_server.runs import RunsDep, final_values
+from src.api.agent_server.snapshots import as_json
 from src.api.agent_server.threads import BookDep, OwnedThreadDep
 from src.api.deps import EventLogDep, LeasesDep, RunnerDep, SettingsDep
 from src.api.errors import ApiError
@@ -140,17 +142,12 @@ async def cancel_run(
     wait: bool = False,
     action: Literal["interrupt", "rollback"] = "interrupt",
 ) -> Response:
-    """Stop the run (`action=interrupt`): its worker, whichever it is, stops it within
-        about a second; what it stored stays and it ends `interrupted` (a queued run leaves its
-    queue, `interrupted`, and never starts). 202 at once, or with
-        `wait=1` its final values once it stopped. A run that already ended: 404, as
-        `langgraph dev` answers. `action=rollback` is not served (422)."""
-    if action == "rollback":
-        raise _invalid(
-            "action",
-            "action=rollback is not served by this server yet: interrupt stops the run and "
-            "keeps what it stored.",
-        )
+    """Stop the run: its worker, whichever it is, stops it within about a second.
+    `action=interrupt`: what it stored stays and it ends `interrupted`. `action=rollback`:
+    its worker then deletes, under the thread's lease, the checkpoints it wrote and the run
+    itself (the thread as it was before it). A queued run leaves its queue and never
+    starts. 202 at once, or with `wait=1` once it stopped: its final values (after a
+    rollback, the thread's). A run that already ended: 404, as `langgraph dev` answers."""
     follower = RunFollower(log, leases, runs, thread_id)
     status = (await runs.get(thread_id, run_id))["status"]
     if status not in ACTIVE:
@@ -159,11 +156,18 @@ async def cancel_run(
             "not_found",
             f"Run {run_id} already ended ({status}): no matching run to cancel.",
         )
-    # A queued run leaves its queue; one that started is stopped by its worker.
-    if not (status == "pending" and await runs.dequeue(run_id, "interrupted")):
+    if status == "pending" and await runs.dequeue(run_id, "interrupted"):
+        if action == "rollback":
+            await runs.drop(thread_id, run_id)
+    else:
+        if action == "rollback":
+            await runs.mark_rollback(run_id)
         await runner.cancels.request(thread_id, str(run_id), run_id)
     if not wait:
         return Response(status_code=202, headers=_where(thread_id, run_id, "join"))
     values = await final_values(follower.events(run_id), thread_id, threads)
     await follower.settled(run_id)
+    if await follower.status(run_id) is None:  # rolled back: the thread as it was before
+        state = await threads.graph.aget_state(thread_config(thread_id))
+        values = as_json(state.values)
     return AgentServerJSONResponse(values, headers=_where(thread_id, run_id, "join"))

@@ -120,3 +120,14 @@ DEQUEUE_RUN = """
 UPDATE thread_runs SET status = $2, updated_at = NOW()
 WHERE run_id = $1 AND status = 'pending' AND multitask_strategy = 'enqueue'
 RETURNING run_id"""
+
+# Run $1 is asked to roll back once stopped (`migrations/0007_run_rollback.sql`).
+MARK_ROLLBACK = "UPDATE thread_runs SET rollback = TRUE WHERE run_id = $1"
+
+# Whether run $1 was asked to roll back.
+ROLLBACK_ASKED = "SELECT rollback FROM thread_runs WHERE run_id = $1"
+
+# Run $2 of thread $1 rolled back: its row goes, and the lease it held in the same statement.
+DROP_RUN = """
+WITH released AS (DELETE FROM turn_leases WHERE session_id = $1 AND run_id = $2)
+DELETE FROM thread_runs WHERE run_id = $2"""
