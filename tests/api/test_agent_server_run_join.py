@@ -178,6 +178,20 @@ async def test_enqueued_runs_wait_for_the_thread_and_run_one_at_a_time_in_order(
             ] * 2
         humans = [m["content"] for m in values["messages"] if m["type"] == "human"]
         assert humans == ["Hello", "First", "Second"]
+        # On a free thread, a queued run starts at once; stream and wait follow it.
+        parts = [
+            p
+            async for p in sdk.runs.stream(
+                sid, "vera", input=user("Fourth"), multitask_strategy="enqueue"
+            )
+        ]
+        assert parts[0].event == "metadata" and parts[-1].event == "values"
+        assert parts[-1].data["messages"][-2]["content"] == "Fourth"
+        waited = await sdk.runs.wait(sid, "vera", input=user("Fifth"), multitask_strategy="enqueue")
+        assert [m["content"] for m in waited["messages"] if m["type"] == "human"][-2:] == [
+            "Fourth",
+            "Fifth",
+        ]
         # Each run's events are its own, in one sequence each.
         for run_id in (first, second):
             parts = [p async for p in sdk.runs.join_stream(sid, run_id)]
