@@ -42,19 +42,7 @@ async def run_when_free(
     """Start queued run `run_id` with `start` once its turn comes (see the module)."""
     try:
         async with asyncio.timeout(wait_seconds):
-            while True:
-                try:
-                    if await runs.first_queued(thread_id) == run_id:
-                        await start()
-                        return
-                    if (await runs.get(thread_id, run_id))["status"] != "pending":
-                        return  # cancelled while queued
-                except (SessionBusyError, OverloadedError):
-                    pass  # the thread (or this worker) is busy: look again
-                except LeftQueue:
-                    return
-                except (StorageUnavailableError, asyncpg.PostgresError) as exc:
-                    logger.warning("queued run %s: look failed (%s)", run_id, type(exc).__name__)
+            while not await _started(thread_id, run_id, runs, start):  # noqa: ASYNC110 (rows)
                 await asyncio.sleep(QUEUE_POLL_SECONDS)
     except TimeoutError:
         if await runs.dequeue(run_id, "timeout"):
@@ -63,6 +51,30 @@ async def run_when_free(
         with contextlib.suppress(StorageUnavailableError, asyncpg.PostgresError):
             await asyncio.shield(runs.dequeue(run_id, "error"))
         raise
-    except Exception as exc:
+    except Exception as exc:  # claimed (`running`) or not, it will not run
         logger.error("queued run %s did not start", run_id, exc_info=exc)
-        await runs.dequeue(run_id, "error")
+        await runs.set_status(run_id, "error")
+
+
+async def _started(
+    thread_id: uuid.UUID, run_id: uuid.UUID, runs: RunBook, start: Callable[[], Awaitable[Turn]]
+) -> bool:
+    """One look: start the run if its turn came; true once it started or left its queue."""
+    try:
+        if await runs.first_queued(thread_id) != run_id:
+            return (await runs.get(thread_id, run_id))["status"] != "pending"
+    except (StorageUnavailableError, asyncpg.PostgresError) as exc:
+        logger.warning("queued run %s: look failed (%s)", run_id, type(exc).__name__)
+        return False
+    try:
+        await start()
+    except (SessionBusyError, OverloadedError):
+        return False  # the thread (or this worker) is busy: look again
+    except LeftQueue:
+        return True  # cancelled just now
+    except (StorageUnavailableError, asyncpg.PostgresError):
+        # Not claimed yet: look again. Claimed, but the turn did not start: it will not run.
+        if (await runs.get(thread_id, run_id))["status"] == "pending":
+            return False
+        raise
+    return True
