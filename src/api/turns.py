@@ -131,6 +131,12 @@ class TurnRunner:
             task.add_done_callback(lambda _: on_end())
         return turn
 
+    def track(self, task: asyncio.Task[None]) -> None:
+        """Hold a background task of turns to come (a queued run) until it ends; `drain`
+        waits for it as for a turn."""
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
     async def drain(self, grace_seconds: float) -> None:
         """Let running turns finish (at most `grace_seconds`), then cancel the rest."""
         if not self._tasks:

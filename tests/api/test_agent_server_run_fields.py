@@ -57,7 +57,7 @@ async def test_bad_or_unserved_fields_are_422_naming_them_and_store_nothing(
         "on_completion": {**ok, "on_completion": "keep"},
         "after_seconds": {**ok, "after_seconds": 5},
         "feedback_keys": {**ok, "feedback_keys": ["x"]},
-        "multitask_strategy": {**ok, "multitask_strategy": "enqueue"},
+        "multitask_strategy": {**ok, "multitask_strategy": "rollback"},
         "stream_mode": {**ok, "stream_mode": ["values", "nonsense"]},
         "assistant_id": {**ok, "assistant_id": "not-a-graph"},
         "config": {**ok, "config": {"configurable": 3}},

@@ -57,6 +57,25 @@ class RunBook:
         """Record how the run ended and release its lease of the thread, at once."""
         await self.store.run(lambda conn: conn.execute(sql.END_RUN, thread_id, run_id, status))
 
+    async def first_queued(self, thread_id: uuid.UUID) -> uuid.UUID | None:
+        """The thread's oldest run waiting in its queue."""
+        return await self.store.run(lambda conn: conn.fetchval(sql.FIRST_QUEUED_RUN, thread_id))
+
+    async def dequeue(self, run_id: uuid.UUID, status: str) -> bool:
+        """Take queued run `run_id` out of its queue with `status`; false when it left it."""
+        row = await self.store.run(lambda conn: conn.fetchval(sql.DEQUEUE_RUN, run_id, status))
+        return row is not None
+
+    async def mark_rollback(self, run_id: uuid.UUID) -> None:
+        await self.store.run(lambda conn: conn.execute(sql.MARK_ROLLBACK, run_id))
+
+    async def rollback_asked(self, run_id: uuid.UUID) -> bool:
+        return bool(await self.store.run(lambda conn: conn.fetchval(sql.ROLLBACK_ASKED, run_id)))
+
+    async def drop(self, thread_id: uuid.UUID, run_id: uuid.UUID) -> None:
+        """Delete the run's row and release its lease of the thread, at once."""
+        await self.store.run(lambda conn: conn.execute(sql.DROP_RUN, thread_id, run_id))
+
     async def get(self, thread_id: uuid.UUID, run_id: uuid.UUID) -> dict[str, Any]:
         row = await self.store.run(lambda conn: conn.fetchrow(sql.SELECT_RUN, thread_id, run_id))
         if row is None:

@@ -81,6 +81,8 @@ class RunPlay:
         mine: dict[str, Any] = dict(self.spec.config)
         configurable = {**(mine.pop("configurable", None) or {}), **config["configurable"]}
         metadata = {**(mine.pop("metadata", None) or {}), **(config.get("metadata") or {})}
+        # Each checkpoint names its run (as langgraph-api's): a rollback deletes them by it.
+        metadata["run_id"] = str(config["run_id"])
         theirs, ours = mine.pop("callbacks", None), config.get("callbacks") or []
         callbacks = (
             [*theirs, *ours] if isinstance(theirs, list) and isinstance(ours, list) else ours
@@ -112,6 +114,14 @@ class RunPlay:
 
     async def stopped(self, turn: Turn, record: TurnRecord, config: RunnableConfig) -> TurnEvent:
         self.status = "interrupted"
+        # Still under the lease: no other turn has written on top of the run's checkpoints.
+        try:
+            if await self.book.rollback_asked(turn.run_id):
+                saver = self.graph.checkpointer
+                await saver.adelete_for_runs([str(turn.run_id)])  # type: ignore[union-attr]
+                self.status = "rolled_back"
+        except Exception as exc:  # the run stays, `interrupted`, with what it stored
+            logger.error("run not rolled back run_id=%s", turn.run_id, exc_info=exc)
         stopped = {"error": "UserInterrupt", "message": "The run was cancelled."}
         return turn.record_event("error", stopped)
 
@@ -123,6 +133,9 @@ class RunPlay:
         try:
             # With the lease: whoever sees the thread free finds the run ended, and whoever
             # sees it ended may start the next run at once.
-            await self.book.end(turn.session_id, turn.run_id, self.status)
+            if self.status == "rolled_back":
+                await self.book.drop(turn.session_id, turn.run_id)
+            else:
+                await self.book.end(turn.session_id, turn.run_id, self.status)
         except Exception as exc:  # the run ended all the same; its row says `running`
             logger.error("run status not stored run_id=%s", turn.run_id, exc_info=exc)

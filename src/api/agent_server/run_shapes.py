@@ -91,7 +91,7 @@ class RunCreate(Request):
     checkpoint: CheckpointRef | None = None
     # Those not served are refused by `unserved`, with why (so not in the OpenAPI document).
     multitask_strategy: (
-        Literal["reject"] | SkipJsonSchema[Literal["interrupt", "rollback", "enqueue"]] | None
+        Literal["reject", "enqueue"] | SkipJsonSchema[Literal["interrupt", "rollback"]] | None
     ) = None
     if_not_exists: Literal["create", "reject"] | None = None
     on_disconnect: Literal["continue"] | SkipJsonSchema[Literal["cancel"]] | None = None
@@ -114,8 +114,6 @@ class RunCreate(Request):
         found = [(name, why) for name, why in UNSERVED.items() if getattr(self, name) is not None]
         if self.multitask_strategy in ("interrupt", "rollback"):
             found.append(("multitask_strategy", f"{self.multitask_strategy} is not served"))
-        if self.multitask_strategy == "enqueue":
-            found.append(("multitask_strategy", "enqueue is not served yet: send reject"))
         if self.on_disconnect == "cancel":
             found.append(("on_disconnect", "a run goes on when its client disconnects"))
         return found

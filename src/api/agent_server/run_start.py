@@ -1,10 +1,13 @@
 """Starting an Agent Server run: the request checked whole (nothing is stored for a bad
 one), its thread found (or made, `if_not_exists=create`), then the run started on the turn
 runner under the thread's lease (`SessionBusyError`, a 409, when a `/chat` turn or another
-run holds it), admitted as every turn is (`routes.chat.admitted`)."""
+run holds it), admitted as every turn is (`routes.chat.admitted`); or, with
+`multitask_strategy: "enqueue"`, stored `pending` and started when its turn comes
+(`run_queue.py`)."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from typing import Any, cast
@@ -17,6 +20,7 @@ from src.api.agent_server.graphs import assistant_id_of, graph_id_for
 from src.api.agent_server.records import ThreadBook, thread_config
 from src.api.agent_server.run_book import RunBook
 from src.api.agent_server.run_play import RunPlay, RunSpec
+from src.api.agent_server.run_queue import LeftQueue, run_when_free
 from src.api.agent_server.run_shapes import CommandBody, GotoSend, RunCreate
 from src.api.errors import ApiError
 from src.api.routes.chat import admitted
@@ -52,9 +56,10 @@ def invalid(field: str, message: str) -> ApiError:
 
 @dataclass
 class StartedRun:
-    """A run just started: its turn (its events) and its row as stored."""
+    """A run just started: its turn (its events; `None` for a queued run, whose events are
+    read from the turn event log) and its row as stored."""
 
-    turn: Turn
+    turn: Turn | None
     run: dict[str, Any]
 
 
@@ -139,20 +144,34 @@ async def start_run(
     run_id = uuid.uuid4()
     kwargs = body.model_dump(mode="json", include=set(KWARGS_FIELDS), exclude_none=True)
     kwargs["stream_mode"] = list(spec.stream_modes)
+    strategy = body.multitask_strategy or "reject"
+    plan = TurnPlan(kind="new", turn_id=str(run_id))
+    if strategy == "enqueue":
+        run = await runs.insert(
+            run_id, thread_id, assistant_id, body.metadata or {}, kwargs, strategy
+        )
+
+        async def claim() -> tuple[TurnPlan, Play]:
+            if not await runs.dequeue(run_id, "running"):
+                raise LeftQueue
+            return plan, RunPlay(runner.graph, runs, spec)
+
+        async def start() -> Turn:
+            return await admitted(
+                admission, lambda on_end: runner.launch(thread_id, run_id, claim, on_end)
+            )
+
+        runner.track(asyncio.create_task(run_when_free(thread_id, run_id, runs, start)))
+        return StartedRun(None, run)
     stored: dict[str, Any] = {}
 
     async def prepare() -> tuple[TurnPlan, Play]:
         stored.update(
             await runs.insert(
-                run_id,
-                thread_id,
-                assistant_id,
-                body.metadata or {},
-                kwargs,
-                body.multitask_strategy or "reject",
+                run_id, thread_id, assistant_id, body.metadata or {}, kwargs, strategy
             )
         )
-        return TurnPlan(kind="new", turn_id=str(run_id)), RunPlay(runner.graph, runs, spec)
+        return plan, RunPlay(runner.graph, runs, spec)
 
     turn = await admitted(
         admission, lambda on_end: runner.launch(thread_id, run_id, prepare, on_end)

@@ -7,24 +7,25 @@ replays them after a `Last-Event-ID`). Another principal's thread is an unknown 
 
 from __future__ import annotations
 
-import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from src.api.agent_server.records import thread_config
-from src.api.agent_server.responses import AgentServerJSONResponse, replace_unpaired_surrogates
+from src.api.agent_server.records import ThreadBook, thread_config
+from src.api.agent_server.responses import AgentServerJSONResponse
 from src.api.agent_server.run_book import RunBook
+from src.api.agent_server.run_follow import RunFollower
 from src.api.agent_server.run_shapes import Run, RunCreate, RunStatus
 from src.api.agent_server.run_start import StartedRun, start_run
 from src.api.agent_server.shapes import MAX_PAGE
 from src.api.agent_server.snapshots import as_json
+from src.api.agent_server.sse import sse_data
 from src.api.agent_server.threads import BookDep, OwnedThreadDep
 from src.api.auth import PrincipalDep
-from src.api.deps import AdmissionDep, RunnerDep, SettingsDep, StoreDep
+from src.api.deps import AdmissionDep, EventLogDep, LeasesDep, RunnerDep, SettingsDep, StoreDep
 from src.api.schemas import BODY_ERRORS, READ_ERRORS, ErrorBody
 from src.api.turn_stream import Turn
 
@@ -43,6 +44,15 @@ async def get_runs(store: StoreDep) -> RunBook:
 RunsDep = Annotated[RunBook, Depends(get_runs)]
 
 
+async def get_follower(
+    thread_id: uuid.UUID, log: EventLogDep, leases: LeasesDep, runs: RunsDep
+) -> RunFollower:
+    return RunFollower(log, leases, runs, thread_id)
+
+
+FollowerDep = Annotated[RunFollower, Depends(get_follower)]
+
+
 async def _start(
     thread_id: uuid.UUID,
     body: RunCreate,
@@ -56,17 +66,6 @@ async def _start(
 
 
 StartedDep = Annotated[StartedRun, Depends(_start)]
-
-
-def sse_data(data: Any) -> str:
-    """An event's data as one line of JSON that `langgraph_sdk` (orjson) parses: only
-    Unicode text (an unpaired surrogate is sent as U+FFFD, as the door's answers)."""
-    text = json.dumps(data, ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = json.dumps(replace_unpaired_surrogates(data), ensure_ascii=False)
-    return text
 
 
 async def _events(turn: Turn) -> AsyncIterator[ServerSentEvent]:
@@ -90,28 +89,33 @@ def _where(thread_id: uuid.UUID, run_id: uuid.UUID, then: str) -> dict[str, str]
     },
 )
 async def stream_run(
-    thread_id: uuid.UUID, started: StartedDep, settings: SettingsDep
+    thread_id: uuid.UUID, started: StartedDep, settings: SettingsDep, follower: FollowerDep
 ) -> EventSourceResponse:
     """Start a run and stream its events: `metadata` (`run_id`, `attempt`), then the
     requested `stream_mode`s' parts (`values`, `updates`, `messages`, ...; a subgraph's as
     `<mode>|<namespace>`), and `error` if it fails. A client that disconnects does not stop
     the run."""
+    run_id = started.run["run_id"]
+    events = _events(started.turn) if started.turn else follower.sse(run_id)
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return EventSourceResponse(
-        _events(started.turn),
+        events,
         ping=settings.sse_ping_seconds,
-        headers=headers | _where(thread_id, started.turn.run_id, "stream"),
+        headers=headers | _where(thread_id, run_id, "stream"),
     )
 
 
-async def final_values(turn: Turn, threads: BookDep) -> Any:
-    """What `runs/wait` answers: the last `values` part, or the part holding the run's
-    interrupts (merged when there are several), or `{"__error__": ...}` when the run
-    failed; the thread's values when the run streamed none of those."""
+async def final_values(
+    events: AsyncIterable[Any], thread_id: uuid.UUID, threads: ThreadBook
+) -> Any:
+    """What `runs/wait` (and `join`) answers of a run's `events`: the last `values` part,
+    or the part holding the run's interrupts (merged when there are several), or
+    `{"__error__": ...}` when the run failed; the thread's values when the run streamed
+    none of those."""
     latest: Any = None
     interrupts: list[Any] = []
     errored = False
-    async for event in turn.events():
+    async for event in events:
         data = event.data
         if event.event == "error":
             latest, errored = {"__error__": data}, True
@@ -127,7 +131,7 @@ async def final_values(turn: Turn, threads: BookDep) -> Any:
         return {"__interrupt__": [i for chunk in interrupts for i in chunk["__interrupt__"]]}
     if latest is not None:
         return latest
-    state = await threads.graph.aget_state(thread_config(turn.session_id))
+    state = await threads.graph.aget_state(thread_config(thread_id))
     return as_json(state.values)
 
 
@@ -138,17 +142,24 @@ WAITED = {
 
 
 @router.post("/{thread_id}/runs/wait", responses={200: WAITED, **RUN_ERRORS})
-async def wait_run(thread_id: uuid.UUID, started: StartedDep, threads: BookDep) -> Response:
+async def wait_run(
+    thread_id: uuid.UUID, started: StartedDep, threads: BookDep, follower: FollowerDep
+) -> Response:
     """Start a run and answer its final values once it ends (see `final_values`)."""
-    values = await final_values(started.turn, threads)
-    headers = _where(thread_id, started.turn.run_id, "join")
+    run_id = started.run["run_id"]
+    if started.turn is not None:
+        values = await final_values(started.turn.events(), thread_id, threads)
+    else:
+        values = await final_values(follower.events(run_id), thread_id, threads)
+        await follower.settled(run_id)
+    headers = _where(thread_id, run_id, "join")
     return AgentServerJSONResponse(values, headers=headers)
 
 
 @router.post("/{thread_id}/runs", response_model=Run, responses=RUN_ERRORS)
 async def create_run(thread_id: uuid.UUID, started: StartedDep, response: Response) -> Run:
     """Start a run in the background: the run as created (`pending`); it runs on."""
-    response.headers["Content-Location"] = f"/threads/{thread_id}/runs/{started.turn.run_id}"
+    response.headers["Content-Location"] = f"/threads/{thread_id}/runs/{started.run['run_id']}"
     return Run.of(started.run)
 
 

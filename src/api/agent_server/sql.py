@@ -107,3 +107,27 @@ SELECT {_RUN_COLUMNS} FROM thread_runs
 WHERE session_id = $1 AND ($2::text IS NULL OR status = $2)
 ORDER BY created_at DESC, run_id DESC
 LIMIT $3 OFFSET $4"""  # noqa: S608 (constant SQL)
+
+# The oldest run of thread $1 waiting in its queue (`multitask_strategy` enqueue).
+FIRST_QUEUED_RUN = """
+SELECT run_id FROM thread_runs
+WHERE session_id = $1 AND status = 'pending' AND multitask_strategy = 'enqueue'
+ORDER BY created_at, run_id LIMIT 1"""
+
+# Queued run $1 leaves its queue with status $2 (`running`, `interrupted`, `timeout`),
+# unless it already left it; the run id when it did.
+DEQUEUE_RUN = """
+UPDATE thread_runs SET status = $2, updated_at = NOW()
+WHERE run_id = $1 AND status = 'pending' AND multitask_strategy = 'enqueue'
+RETURNING run_id"""
+
+# Run $1 is asked to roll back once stopped (`migrations/0007_run_rollback.sql`).
+MARK_ROLLBACK = "UPDATE thread_runs SET rollback = TRUE WHERE run_id = $1"
+
+# Whether run $1 was asked to roll back.
+ROLLBACK_ASKED = "SELECT rollback FROM thread_runs WHERE run_id = $1"
+
+# Run $2 of thread $1 rolled back: its row goes, and the lease it held in the same statement.
+DROP_RUN = """
+WITH released AS (DELETE FROM turn_leases WHERE session_id = $1 AND run_id = $2)
+DELETE FROM thread_runs WHERE run_id = $2"""

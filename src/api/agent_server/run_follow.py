@@ -1,0 +1,76 @@
+"""`RunFollower`: one run's events read from the turn event log (in PostgreSQL, so on any
+worker), followed live while the run is queued or runs."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+from sse_starlette import ServerSentEvent
+
+from src.api.agent_server.run_book import RunBook
+from src.api.agent_server.run_queue import ENQUEUE_WAIT_SECONDS
+from src.api.agent_server.sse import sse_data
+from src.api.errors import ApiError
+from src.api.turn_events import StoredEvent, TurnEventLog
+from src.api.turn_leases import TurnLeases
+
+ACTIVE = frozenset({"pending", "running"})
+SETTLE_SECONDS = 10.0
+QUEUED_AT_MOST = timedelta(seconds=ENQUEUE_WAIT_SECONDS + 60)
+SETTLE_POLL_SECONDS = 0.02
+
+
+class RunFollower:
+    """Reads one run's events from the turn event log, following it while it runs."""
+
+    def __init__(
+        self, log: TurnEventLog, leases: TurnLeases, runs: RunBook, thread_id: uuid.UUID
+    ) -> None:
+        self.log, self.leases, self.runs, self.thread_id = log, leases, runs, thread_id
+
+    async def status(self, run_id: uuid.UUID) -> str | None:
+        """The run's status, `None` once it is gone."""
+        try:
+            return str((await self.runs.get(self.thread_id, run_id))["status"])
+        except ApiError:
+            return None
+
+    async def active(self, run_id: uuid.UUID) -> bool:
+        """Whether the run may still write events: queued (it starts, or times out), or
+        running with its thread leased (a worker that died leaves its run `running` but its
+        lease expires)."""
+        try:
+            run = await self.runs.get(self.thread_id, run_id)
+        except ApiError:
+            return False
+        if run["status"] == "pending":  # a queue left behind by a worker that died ends too
+            return bool(datetime.now(UTC) - run["created_at"] < QUEUED_AT_MOST)
+        return run["status"] == "running" and await self.leases.held_by_any(self.thread_id)
+
+    async def settled(self, run_id: uuid.UUID) -> None:
+        """Return once the run's row says it ended: its last event is stored just before
+        its status (and lease) are, so a reader of that event waits this moment out
+        (bounded: a worker that died leaves a run `running`)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(SETTLE_SECONDS):
+                while await self.active(run_id):  # noqa: ASYNC110 (a row, maybe another worker's)
+                    await asyncio.sleep(SETTLE_POLL_SECONDS)
+
+    def events(self, run_id: uuid.UUID, after: int = 0) -> AsyncIterator[StoredEvent]:
+        """The run's events after number `after`, then live until it ended."""
+
+        async def running() -> bool:
+            return await self.active(run_id)
+
+        return self.log.follow(self.thread_id, str(run_id), after, running=running)
+
+    async def sse(self, run_id: uuid.UUID, after: int = 0) -> AsyncIterator[ServerSentEvent]:
+        """The run's events as `runs/stream` sends them (ids `<run_id>:<n>`)."""
+        async for event in self.events(run_id, after):
+            yield ServerSentEvent(
+                data=sse_data(event.data), event=event.event, id=f"{run_id}:{event.seq}"
+            )

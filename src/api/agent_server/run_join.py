@@ -1,0 +1,173 @@
+"""Joining and stopping a run of a thread: `GET /threads/{id}/runs/{run_id}/join` (its final
+values once it ended), `GET .../stream` (its events from the turn event log, after a
+`Last-Event-ID`, then live until it ends) and `POST .../cancel`. The log and the run's row
+are in PostgreSQL, so any worker answers for a run any worker runs. Another principal's
+thread is an unknown id (404)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query, Response
+from sse_starlette import EventSourceResponse
+
+from src.api.agent_server.records import thread_config
+from src.api.agent_server.responses import AgentServerJSONResponse
+from src.api.agent_server.run_follow import ACTIVE, RunFollower
+from src.api.agent_server.runs import RunsDep, final_values
+from src.api.agent_server.snapshots import as_json
+from src.api.agent_server.threads import BookDep, OwnedThreadDep
+from src.api.deps import EventLogDep, LeasesDep, RunnerDep, SettingsDep
+from src.api.errors import ApiError
+from src.api.schemas import BODY_ERRORS, READ_ERRORS
+
+router = APIRouter(prefix="/threads", tags=["agent server"])
+
+LAST_EVENT_ID_CHARS = 36 + 1 + 9  # the run id, ':', the event's number
+
+
+def _invalid(field: str, message: str) -> ApiError:
+    return ApiError(422, "invalid_request", message, details=[{"field": field, "message": message}])
+
+
+def _where(thread_id: uuid.UUID, run_id: uuid.UUID, then: str) -> dict[str, str]:
+    path = f"/threads/{thread_id}/runs/{run_id}"
+    return {"Location": f"{path}/{then}", "Content-Location": path}
+
+
+def _after(run_id: uuid.UUID, last_event_id: str | None) -> int:
+    """The event number a `Last-Event-ID` of this run names (0 without one)."""
+    if last_event_id is None:
+        return 0
+    prefix, _, number = last_event_id.rpartition(":")
+    if prefix != str(run_id) or not number.isdigit() or len(number) > 9:
+        raise _invalid(
+            "Last-Event-ID",
+            f"Last-Event-ID must be '<run_id>:<n>' of run {run_id}, as this run's events carry it.",
+        )
+    return int(number)
+
+
+def _no_cancel_on_disconnect(cancel_on_disconnect: bool) -> None:
+    if cancel_on_disconnect:
+        raise _invalid(
+            "cancel_on_disconnect",
+            "cancel_on_disconnect is not served by this server: a run runs on when a "
+            "client disconnects.",
+        )
+
+
+CancelOnDisconnect = Annotated[bool, Query(description="Only `false` is served")]
+
+
+@router.get("/{thread_id}/runs/{run_id}/join", responses={200: {"content": {}}, **READ_ERRORS})
+async def join_run(
+    thread_id: OwnedThreadDep,
+    run_id: uuid.UUID,
+    runs: RunsDep,
+    threads: BookDep,
+    log: EventLogDep,
+    leases: LeasesDep,
+    cancel_on_disconnect: CancelOnDisconnect = False,
+) -> Response:
+    """Wait for the run to end and answer its final values, as `runs/wait` does (at once
+    for a run that already ended)."""
+    _no_cancel_on_disconnect(cancel_on_disconnect)
+    await runs.get(thread_id, run_id)  # 404 for a run of no such id
+    follower = RunFollower(log, leases, runs, thread_id)
+    values = await final_values(follower.events(run_id), thread_id, threads)
+    await follower.settled(run_id)
+    return AgentServerJSONResponse(values, headers=_where(thread_id, run_id, "join"))
+
+
+@router.get(
+    "/{thread_id}/runs/{run_id}/stream",
+    response_class=EventSourceResponse,
+    responses={
+        200: {"description": "The run's events", "content": {"text/event-stream": {}}},
+        **READ_ERRORS,
+    },
+)
+async def join_run_stream(
+    thread_id: OwnedThreadDep,
+    run_id: uuid.UUID,
+    runs: RunsDep,
+    log: EventLogDep,
+    leases: LeasesDep,
+    settings: SettingsDep,
+    last_event_id: Annotated[
+        str | None,
+        Header(
+            max_length=LAST_EVENT_ID_CHARS,
+            description="The `id:` of the last event received, `<run_id>:<n>`, to resume "
+            "after it (what `langgraph_sdk`'s `join_stream(last_event_id=...)` sends).",
+        ),
+    ] = None,
+    stream_mode: Annotated[
+        str | None, Query(description="Not served: every event of the run is sent")
+    ] = None,
+    cancel_on_disconnect: CancelOnDisconnect = False,
+) -> EventSourceResponse:
+    """The run's events, as `POST /threads/{id}/runs/stream` sent them (same names, data
+    and ids), after `Last-Event-ID` or from the start, then live until the run ends."""
+    _no_cancel_on_disconnect(cancel_on_disconnect)
+    if stream_mode:  # the SDK sends an empty one
+        raise _invalid("stream_mode", "stream_mode is not served here: all events are sent.")
+    after = _after(run_id, last_event_id)
+    await runs.get(thread_id, run_id)
+    follower = RunFollower(log, leases, runs, thread_id)
+
+    headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+    return EventSourceResponse(
+        follower.sse(run_id, after),
+        ping=settings.sse_ping_seconds,
+        headers=headers | _where(thread_id, run_id, "stream"),
+    )
+
+
+@router.post(
+    "/{thread_id}/runs/{run_id}/cancel",
+    status_code=202,
+    responses={200: {"content": {}}, 202: {"content": {}}, **BODY_ERRORS},
+)
+async def cancel_run(
+    thread_id: OwnedThreadDep,
+    run_id: uuid.UUID,
+    runs: RunsDep,
+    threads: BookDep,
+    log: EventLogDep,
+    leases: LeasesDep,
+    runner: RunnerDep,
+    wait: bool = False,
+    action: Literal["interrupt", "rollback"] = "interrupt",
+) -> Response:
+    """Stop the run: its worker, whichever it is, stops it within about a second.
+    `action=interrupt`: what it stored stays and it ends `interrupted`. `action=rollback`:
+    its worker then deletes, under the thread's lease, the checkpoints it wrote and the run
+    itself (the thread as it was before it). A queued run leaves its queue and never
+    starts. 202 at once, or with `wait=1` once it stopped: its final values (after a
+    rollback, the thread's). A run that already ended: 404, as `langgraph dev` answers."""
+    follower = RunFollower(log, leases, runs, thread_id)
+    status = (await runs.get(thread_id, run_id))["status"]
+    if status not in ACTIVE:
+        raise ApiError(
+            404,
+            "not_found",
+            f"Run {run_id} already ended ({status}): no matching run to cancel.",
+        )
+    if status == "pending" and await runs.dequeue(run_id, "interrupted"):
+        if action == "rollback":
+            await runs.drop(thread_id, run_id)
+    else:
+        if action == "rollback":
+            await runs.mark_rollback(run_id)
+        await runner.cancels.request(thread_id, str(run_id), run_id)
+    if not wait:
+        return Response(status_code=202, headers=_where(thread_id, run_id, "join"))
+    values = await final_values(follower.events(run_id), thread_id, threads)
+    await follower.settled(run_id)
+    if await follower.status(run_id) is None:  # rolled back: the thread as it was before
+        state = await threads.graph.aget_state(thread_config(thread_id))
+        values = as_json(state.values)
+    return AgentServerJSONResponse(values, headers=_where(thread_id, run_id, "join"))
