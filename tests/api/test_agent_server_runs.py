@@ -117,11 +117,20 @@ async def test_wait_answers_the_final_values_and_background_runs_on(
     await wait_until(ended)
     runs = await sdk.runs.list(tid)
     assert runs[0]["run_id"] == run_id  # newest first
-    assert len(runs) == 2 and runs[1]["metadata"] == {"k": "v"}
+    # The metadata as langgraph dev merges it: the assistant's, the graph's, the request's.
+    vera = {
+        "created_by": "system",
+        "graph_id": "vera",
+        "assistant_id": str(assistant_id_of("vera")),
+    }
+    assert len(runs) == 2 and runs[1]["metadata"] == {**vera, "k": "v"}
     assert [r["run_id"] for r in await sdk.runs.list(tid, limit=1, offset=1)] == [runs[1]["run_id"]]
     assert await sdk.runs.list(tid, status="error") == []
     state = await sdk.threads.get_state(tid)
     assert len(state["values"]["messages"]) == 2 + 5
+    # The run's config metadata is its checkpoints' (as langgraph dev's).
+    expected = {**vera, "k": "v", "run_id": run_id} | {"k": None}  # the last run's
+    assert {key: state["metadata"].get(key) for key in expected} == expected
     thread = await sdk.threads.get(tid)
     assert thread["status"] == "idle"
 

@@ -95,19 +95,13 @@ def run_answers(servers: tuple[str, str]) -> tuple[dict, dict]:
     return asyncio.run(both())
 
 
-RUN_OBJECT_DEFECT = pytest.mark.xfail(
-    strict=True,
-    reason="Vera's Run object is not langgraph dev's: no langsmith_session_name; kwargs has "
-    "stream_resumable (and others) where langgraph dev's has command, config, context, "
-    "checkpoint_during...",
-)
 COMPARED_RUN_CALLS = [
     "runs.stream",
     "runs.wait",
-    pytest.param("runs.create", marks=RUN_OBJECT_DEFECT),
+    "runs.create",
     "runs.join",
-    pytest.param("runs.get", marks=RUN_OBJECT_DEFECT),
-    pytest.param("runs.list", marks=RUN_OBJECT_DEFECT),
+    "runs.get",
+    "runs.list",
 ]
 
 

@@ -207,11 +207,6 @@ def test_the_runs_script_encodes_what_langgraph_dev_answers(
     check_runs(run_script(node_sdk, langgraph_dev, ""))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Vera's thread state after runs.stream has no metadata.run_id (langgraph dev's "
-    "checkpoint metadata carries the run's id): KeyError 'run_id'",
-)
 def test_the_javascript_sdk_streams_and_waits_on_runs(node_sdk: Path, server: str) -> None:
     openapi = httpx.get(f"{server}/openapi.json", headers={"X-API-Key": KEY}).json()
     if not all(serves(openapi, call) for call in ("runs.stream", "runs.wait", "runs.list")):

@@ -132,6 +132,7 @@ class Run(BaseModel):
     multitask_strategy: MultitaskStrategy
     # `kwargs` in JSON (a field of that name would shadow pydantic's `__init__(**kwargs)`).
     run_kwargs: dict[str, Any] = Field(serialization_alias="kwargs")
+    langsmith_session_name: str | None = None  # LangSmith tracing is not served
 
     @classmethod
     def of(cls, run: dict[str, Any]) -> Run:

@@ -16,7 +16,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Send
 
 from src.api.admission import TurnAdmission
-from src.api.agent_server.graphs import assistant_id_of, graph_id_for
+from src.api.agent_server.graphs import assistant_id_of, assistant_of, graph_id_for
 from src.api.agent_server.records import ThreadBook, thread_config
 from src.api.agent_server.run_book import RunBook
 from src.api.agent_server.run_play import RunPlay, RunSpec
@@ -30,24 +30,37 @@ from src.api.turn_play import Play
 from src.api.turn_stream import Turn
 from src.api.turns import TurnRunner
 
-# What a run's `kwargs` records of its request.
-KWARGS_FIELDS = frozenset(
-    {
-        "input",
-        "command",
-        "config",
-        "context",
-        "stream_mode",
-        "stream_subgraphs",
-        "stream_resumable",
-        "interrupt_before",
-        "interrupt_after",
-        "checkpoint_id",
-        "checkpoint",
-        "durability",
-        "if_not_exists",
+
+def run_metadata(body: RunCreate, graph_id: str, assistant_id: uuid.UUID) -> dict[str, Any]:
+    """The run's metadata as langgraph dev merges it: the assistant's, the graph's, the
+    config's and the request's (the assistant id cannot be overridden)."""
+    config_metadata = (body.config.model_dump().get("metadata") if body.config else None) or {}
+    metadata = {**assistant_of(graph_id)["metadata"], "graph_id": graph_id, **config_metadata}
+    return {**metadata, **(body.metadata or {}), "assistant_id": str(assistant_id)}
+
+
+def run_kwargs(body: RunCreate, spec: RunSpec, identity: dict[str, str]) -> dict[str, Any]:
+    """What a run's `kwargs` records of its request, in langgraph dev's keys: the config as
+    the graph runs it (its configurable with the run's identity, its metadata)."""
+    config = dict(spec.config)
+    config["configurable"] = {**spec.config["configurable"], **identity}
+    command = body.command.model_dump(mode="json", exclude_none=True) if body.command else None
+    return {
+        "input": body.input,
+        "command": command,
+        "config": config,
+        "context": body.context or {},
+        "stream_mode": list(spec.stream_modes),
+        "interrupt_before": body.interrupt_before,
+        "interrupt_after": body.interrupt_after,
+        "webhook": None,
+        "feedback_keys": None,
+        "temporary": False,
+        "subgraphs": body.stream_subgraphs,
+        "resumable": body.stream_resumable,
+        "checkpoint_during": True,  # every step's checkpoint is stored (`run_play`)
+        "durability": body.durability or "sync",
     }
-)
 
 
 def invalid(field: str, message: str) -> ApiError:
@@ -77,7 +90,7 @@ def command_of(body: CommandBody) -> Command:
     return Command(resume=body.resume, update=body.update, goto=goto)
 
 
-def checked(body: RunCreate) -> tuple[uuid.UUID, RunSpec]:
+def checked(body: RunCreate) -> tuple[str, RunSpec]:
     """The run's assistant and what it runs; `ApiError` (422, 404) for a bad request."""
     unserved = body.unserved()
     if unserved:
@@ -116,7 +129,7 @@ def checked(body: RunCreate) -> tuple[uuid.UUID, RunSpec]:
             kwargs[name] = getattr(body, name)
     graph_input: Any = command_of(body.command) if body.command is not None else body.input
     spec = RunSpec(graph_input, cast(RunnableConfig, config), modes, body.stream_subgraphs, kwargs)
-    return assistant_id_of(graph_id), spec
+    return graph_id, spec
 
 
 async def start_run(
@@ -129,7 +142,8 @@ async def start_run(
     runs: RunBook,
 ) -> StartedRun:
     """Check the request, find (or make) the caller's thread, and start the run."""
-    assistant_id, spec = checked(body)
+    graph_id, spec = checked(body)
+    assistant_id = assistant_id_of(graph_id)
     if body.if_not_exists == "create":
         await threads.create(principal, thread_id, {}, None, "do_nothing")
     else:
@@ -142,14 +156,20 @@ async def start_run(
         if found is None:
             raise ApiError(404, "not_found", f"Checkpoint {checkpoint_id} not found.")
     run_id = uuid.uuid4()
-    kwargs = body.model_dump(mode="json", include=set(KWARGS_FIELDS), exclude_none=True)
-    kwargs["stream_mode"] = list(spec.stream_modes)
+    metadata = run_metadata(body, graph_id, assistant_id)
+    identity = {
+        "run_id": str(run_id),
+        "thread_id": str(thread_id),
+        "graph_id": graph_id,
+        "assistant_id": str(assistant_id),
+    }
+    # Through the config's metadata into every checkpoint's (as langgraph dev's runs).
+    spec.config["metadata"] = {**metadata, **identity}
+    kwargs = run_kwargs(body, spec, identity)
     strategy = body.multitask_strategy or "reject"
     plan = TurnPlan(kind="new", turn_id=str(run_id))
     if strategy == "enqueue":
-        run = await runs.insert(
-            run_id, thread_id, assistant_id, body.metadata or {}, kwargs, strategy
-        )
+        run = await runs.insert(run_id, thread_id, assistant_id, metadata, kwargs, strategy)
 
         async def claim() -> tuple[TurnPlan, Play]:
             if not await runs.dequeue(run_id, "running"):
@@ -167,9 +187,7 @@ async def start_run(
 
     async def prepare() -> tuple[TurnPlan, Play]:
         stored.update(
-            await runs.insert(
-                run_id, thread_id, assistant_id, body.metadata or {}, kwargs, strategy
-            )
+            await runs.insert(run_id, thread_id, assistant_id, metadata, kwargs, strategy)
         )
         return plan, RunPlay(runner.graph, runs, spec)
 
