@@ -6,6 +6,7 @@ answer is parsed by the SDK itself; the assertions check what the thread holds."
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import time
 import uuid
@@ -63,7 +64,7 @@ async def settled(client: Any, thread_id: str, run_id: str) -> dict[str, Any]:
         if run["status"] not in ("pending", "running"):
             return run
         assert time.monotonic() < deadline, run
-        time.sleep(0.05)
+        await asyncio.sleep(0.05)
 
 
 @pytest.mark.parametrize("kind", ["async", "sync"])
@@ -154,7 +155,8 @@ async def test_the_python_sdk_drives_a_thread_end_to_end(server: str, kind: str)
     # The thread is a Vera session, found by search; a copy holds the same state.
     found = await done(client.threads.search(metadata={"scenario": tag}))
     assert [t["thread_id"] for t in found] == [tid]
-    listed = httpx.get(f"{server}/sessions", headers={"X-API-Key": KEY}, timeout=30).json()
+    async with httpx.AsyncClient(base_url=server, headers={"X-API-Key": KEY}) as http:
+        listed = (await http.get("/sessions")).json()
     assert tid in [s["session_id"] for s in listed["sessions"]]
     copy = await done(client.threads.copy(tid))
     copied = await done(client.threads.get_state(copy["thread_id"]))
