@@ -119,3 +119,29 @@ async def test_builtin_array_types_are_what_the_server_says(
     assert len(introspections) == len(BUILTIN_ARRAY_TYPES)
     for expected in BUILTIN_ARRAY_TYPES:
         assert {k: found[expected["oid"]][k] for k in expected} == expected
+
+
+def test_the_copies_a_cold_read_keeps_share_nothing_with_the_messages_handed_out() -> None:
+    """The stored copies a cold read (`take_whole`) keeps share nothing with the messages
+    it hands out, empty values included: a message changed in place is told apart."""
+    from langchain_core.messages import AIMessage, HumanMessage
+    from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+
+    from src.agent.memory.jsonb import dumps_jsonb
+    from src.agent.memory.message_log import MessageLogCache
+    from src.agent.memory.transcript import message_to_element
+
+    serde = JsonPlusSerializer()
+    messages = [HumanMessage("hi", id="h1"), AIMessage("yes", id="a1")]
+    shown = dumps_jsonb([message_to_element(m, serde) for m in messages])
+    row = {"conversation_id": uuid.uuid4(), "shown": shown, "seqs": [0, 1]}
+    row |= {"other_seqs": None, "others": None}
+    log = MessageLogCache(serde).take_whole(uuid.uuid4(), row)  # type: ignore[arg-type]
+    assert log is not None
+    human, ai = log.message_at(0, serde), log.message_at(1, serde)
+    assert [human, ai] == messages
+    human.additional_kwargs["changed"] = True
+    ai.tool_calls.append({"name": "f", "args": {}, "id": "c1", "type": "tool_call"})
+    assert log.messages[0] != human and log.messages[1] != ai
+    fresh = [log.message_at(0, serde), log.message_at(1, serde)]
+    assert fresh == messages and fresh[0] is not human

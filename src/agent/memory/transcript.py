@@ -137,6 +137,11 @@ def copy_value(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
+# A stored copy's empty values, shared: a copy is never given out, so nothing changes them.
+_EMPTY_DICT: dict[Any, Any] = {}
+_EMPTY_LIST: list[Any] = []
+
+
 class MessageSnapshot:
     """A message as it was stored, for comparisons only: its class and a deep copy of its
     field values (a few us, where building a message costs ~10 us and a deep model copy
@@ -152,8 +157,10 @@ class MessageSnapshot:
             kind = type(value)
             if value is None or kind is str:
                 fields[key] = value
-            elif not value and (kind is dict or kind is list):
-                fields[key] = kind()
+            elif not value and kind is dict:
+                fields[key] = _EMPTY_DICT
+            elif not value and kind is list:
+                fields[key] = _EMPTY_LIST
             else:
                 fields[key] = copy_value(value)
         self.fields = fields
