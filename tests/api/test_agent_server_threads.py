@@ -273,4 +273,5 @@ async def test_the_readme_sdk_example_runs_as_written(database_dsn: str) -> None
         code = example.replace("http://127.0.0.1:8000", url)
         printed: list[object] = []
         await asyncio.to_thread(exec, code, {"print": printed.append})
-    assert printed == [{}]  # a new thread's values
+    assert printed[0] == "metadata" and printed[-1] == "ai"  # a run streamed, then its answer
+    assert set(printed[1:-1]) == {"updates"} and len(printed) >= 4
