@@ -56,6 +56,24 @@ def contents(values: dict[str, Any]) -> list[tuple[str, str]]:
     return [(m["type"], m["content"]) for m in values["messages"]]
 
 
+async def first_parts(stream: Any, n: int) -> list[Any]:
+    """The first `n` parts of a stream, then the connection dropped."""
+    got: list[Any] = []
+    if hasattr(stream, "__aiter__"):
+        async for part in stream:
+            got.append(part)
+            if len(got) == n:
+                break
+        await stream.aclose()
+        return got
+    for part in stream:
+        got.append(part)
+        if len(got) == n:
+            break
+    stream.close()
+    return got
+
+
 async def settled(client: Any, thread_id: str, run_id: str) -> dict[str, Any]:
     """The background run once it has ended (the SDK's `get`, asked until then)."""
     deadline = time.monotonic() + 60
@@ -148,8 +166,22 @@ async def test_the_python_sdk_drives_a_thread_end_to_end(server: str, kind: str)
     assert ended["status"] == "success"
     after = await done(client.threads.get_state(tid))
     assert "Paris" in after["values"]["messages"][-1]["content"]
+    # join_stream, dropped after two parts and joined again after the last id it got:
+    # nothing lost, nothing doubled, in order.
+    joined = await done(
+        client.runs.create(tid, "vera", input=user("Weather in Madrid?"), stream_mode=MODES)
+    )
+    whole = await parts(client.runs.join_stream(tid, joined["run_id"]))
+    head = await first_parts(client.runs.join_stream(tid, joined["run_id"]), 2)
+    rest = await parts(client.runs.join_stream(tid, joined["run_id"], last_event_id=head[-1].id))
+    assert [(p.id, p.event, p.data) for p in head + rest] == [
+        (p.id, p.event, p.data) for p in whole
+    ]
+    assert whole[0].event == "metadata" and len(whole) > 4
+    assert "Madrid" in [p.data for p in whole if p.event == "values"][-1]["messages"][-1]["content"]
     runs = await done(client.runs.list(tid, limit=100))
-    assert len(runs) == 8 and runs[0]["run_id"] == run["run_id"]  # newest first
+    assert len(runs) == 9 and runs[0]["run_id"] == joined["run_id"]  # newest first
+    assert runs[1]["run_id"] == run["run_id"]
     assert {r["status"] for r in runs} == {"success", "interrupted"}
 
     # The thread is a Vera session, found by search; a copy holds the same state.
@@ -160,7 +192,7 @@ async def test_the_python_sdk_drives_a_thread_end_to_end(server: str, kind: str)
     assert tid in [s["session_id"] for s in listed["sessions"]]
     copy = await done(client.threads.copy(tid))
     copied = await done(client.threads.get_state(copy["thread_id"]))
-    assert copied["values"] == after["values"]
+    assert copied["values"] == (await done(client.threads.get_state(tid)))["values"]
 
     for doomed in (copy["thread_id"], tid):
         await done(client.threads.delete(doomed))
