@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 async def server(database_dsn: str) -> AsyncIterator[str]:
-    settings = settings_for(database_dsn, api_key=KEY, api_keys=f"other:{OTHER}")
+    settings = settings_for(database_dsn, api_key=KEY, api_keys=f"threads-other:{OTHER}")
     async with serve(create_app(settings, model=FakeModel())) as url:
         yield url
 
