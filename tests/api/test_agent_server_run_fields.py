@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from typing import get_args
 
 import asyncpg
 import httpx
@@ -15,8 +14,6 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import NotFoundError, UnprocessableEntityError
 
-from src.api.agent_server.run_events import RUN_MODES
-from src.api.agent_server.run_shapes import StreamMode
 from src.api.app import create_app
 from tests.agent_server_runs import KEY, OTHER, QUESTION, runs_of, transcript, user
 from tests.api_harness import serve, settings_for
@@ -41,10 +38,6 @@ async def sdk(server: str) -> AsyncIterator[LangGraphClient]:
 async def http(server: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server, headers={"X-API-Key": KEY}, timeout=30) as c:
         yield c
-
-
-def test_the_stream_modes_offered_are_those_run_events_makes() -> None:
-    assert set(get_args(StreamMode)) == RUN_MODES
 
 
 async def test_bad_or_unserved_fields_are_422_naming_them_and_store_nothing(

@@ -11,27 +11,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any, cast, get_args
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import StreamMode
 
+from src.api.agent_server.run_shapes import StreamMode as RunStreamMode
 from src.api.agent_server.snapshots import as_json
 
-RUN_MODES = frozenset(
-    {
-        "values",
-        "updates",
-        "messages",
-        "messages-tuple",
-        "custom",
-        "events",
-        "debug",
-        "checkpoints",
-        "tasks",
-    }
-)
+# The modes a run may ask for: the request's `stream_mode` values (`run_shapes`).
+RUN_MODES = frozenset(get_args(RunStreamMode))
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from src.api.agent_server.shapes import CheckpointRef, Request
 ASSISTANT_ID = (
     "^(" + "|".join(GRAPH_IDS) + "|[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12})$"
 )
-# `run_events.RUN_MODES` (a test holds the two equal).
+# The Agent Server's stream modes (`run_events` makes each).
 StreamMode = Literal[
     "values",
     "updates",
