@@ -13,12 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.errors import EmptyInputError, GraphBubbleUp, InvalidUpdateError
 from langgraph.graph.state import CompiledStateGraph
 
 from src.api import tracing
 from src.api.agent_server.run_book import RunBook
 from src.api.agent_server.run_events import run_events
+from src.api.agent_server.snapshots import TOLD_ERRORS
 from src.api.error_catalogue import message_of
 from src.api.schemas import ErrorCode
 from src.api.turn_messages import TurnRecord
@@ -26,20 +26,6 @@ from src.api.turn_resume import WAITING
 from src.api.turn_stream import Turn, TurnEvent
 
 logger = logging.getLogger("vera.runs")
-
-# Errors whose text `langgraph-api` sends as they are (others: a fixed message).
-TOLD_ERRORS = (
-    ValueError,
-    TypeError,
-    KeyError,
-    AttributeError,
-    RuntimeError,
-    RecursionError,
-    TimeoutError,
-    InvalidUpdateError,
-    GraphBubbleUp,
-    EmptyInputError,
-)
 
 
 def error_data(code: ErrorCode, exc: BaseException | None) -> dict[str, str]:

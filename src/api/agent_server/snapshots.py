@@ -3,25 +3,60 @@ JSON (messages as their `model_dump()`), checkpoints named by thread, namespace 
 
 from __future__ import annotations
 
+import dataclasses
+from collections import deque
+from enum import Enum
+from pathlib import PurePath
 from typing import Any
 
-from fastapi.encoders import jsonable_encoder
+from fastapi.encoders import ENCODERS_BY_TYPE, jsonable_encoder
 from langchain_core.runnables import RunnableConfig
+from langgraph.errors import EmptyInputError, GraphBubbleUp, InvalidUpdateError
 from langgraph.types import Interrupt, Send, StateSnapshot
+
+# Errors whose text `langgraph-api` sends as they are (others: a fixed message).
+TOLD_ERRORS = (
+    ValueError,
+    TypeError,
+    KeyError,
+    AttributeError,
+    RuntimeError,
+    RecursionError,
+    TimeoutError,
+    InvalidUpdateError,
+    GraphBubbleUp,
+    EmptyInputError,
+)
+# Values with a JSON form of their own (dates, UUIDs, decimals, enums, paths, ...).
+SCALARS = (str, int, float, bool, Enum, PurePath, *ENCODERS_BY_TYPE)
 
 
 def as_json(value: Any) -> Any:
-    """A state value as JSON: models by `model_dump()` (a message's every field, as
-    `langgraph dev` sends it), a `Send` as its node and argument."""
+    """A value of the graph's as JSON, as `langgraph-api`'s serde sends it: models by
+    `model_dump()` (a message's every field), a `Send` as its node and argument, a
+    dataclass by its fields, an error by its type and (if told) message; a value with no
+    JSON form (a pool, a lock) as null, never the object's insides."""
     if isinstance(value, Send):
         return {"node": value.node, "args": as_json(value.arg)}
     if isinstance(value, dict):
         return {str(key): as_json(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
+    if isinstance(value, list | tuple | set | frozenset | deque):
         return [as_json(item) for item in value]
-    if hasattr(value, "model_dump") and not isinstance(value, type):
+    if isinstance(value, type):
+        return None
+    if hasattr(value, "model_dump"):
         return as_json(value.model_dump())
-    return jsonable_encoder(value)
+    if dataclasses.is_dataclass(value):
+        return {f.name: as_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, BaseException):
+        told = isinstance(value, TOLD_ERRORS)
+        return {
+            "error": type(value).__name__,
+            "message": str(value) if told else "An internal error occurred",
+        }
+    if value is None or isinstance(value, SCALARS):
+        return jsonable_encoder(value)
+    return None
 
 
 def checkpoint_of(config: RunnableConfig | None) -> dict[str, str] | None:
