@@ -22,6 +22,11 @@ RUN_ROUTES: dict[str, tuple[str, str]] = {
 # The tool turn every runs scenario plays (the offline model calls get_weather on it).
 TOOL_TURN = {"messages": [{"role": "user", "content": "What's the weather in Paris?"}]}
 STREAM_MODES = ["values", "messages-tuple", "updates"]
+# Every stream mode of the Agent Server API (`langgraph_sdk.schema.StreamMode`).
+EVERY_STREAM_MODE = [
+    *("values", "updates", "messages", "messages-tuple", "events"),
+    *("debug", "checkpoints", "tasks", "custom"),
+]
 # Its events with each streak counted once, as `langgraph dev` streams them: the run's
 # metadata, the input, then per step (model, tools, model) its messages, its update and
 # the state after it.

@@ -9,7 +9,7 @@ from typing import Any
 
 from langgraph_sdk.client import LangGraphClient
 
-from tests.agent_runs import STREAM_MODES, TOOL_TURN, streaks
+from tests.agent_runs import EVERY_STREAM_MODE, STREAM_MODES, TOOL_TURN, streaks
 
 Turn = Callable[[str, str], Awaitable[None]]
 
@@ -64,9 +64,7 @@ async def run_calls(client: LangGraphClient, served: frozenset[str]) -> dict[str
         parts = client.runs.stream(thread_id, "vera", input=TOOL_TURN, stream_mode=STREAM_MODES)
         async for part in parts:
             stream["names"].append(part.event)
-            data = part.data
-            if part.event == "messages":
-                data = {"chunk": data[0], "metadata": data[1]}
+            data = comparable(part.event, part.data)
             stream.setdefault(f"event {part.event}", []).append(data)
         stream["names"] = streaks(stream["names"])
         got["runs.stream"] = stream
@@ -84,6 +82,38 @@ async def run_calls(client: LangGraphClient, served: frozenset[str]) -> dict[str
         got["runs.list"] = await client.runs.list(thread_id)
     if "runs.join" in served or "runs.create" not in served:  # else a run may still run
         await client.threads.delete(thread_id)
+    return got
+
+
+def comparable(event: str, data: Any) -> Any:
+    """An event's data with the parts keyed by ids made comparable: a `messages` event's
+    (chunk, metadata) as a dict, a `messages/metadata` event's {id: ...} as a list."""
+    if event == "messages" or event.startswith("messages|"):
+        return {"chunk": data[0], "metadata": data[1]}
+    if event == "messages/metadata":
+        return [{"id": key, **value} for key, value in data.items()]
+    return data
+
+
+async def stream_mode_calls(client: LangGraphClient) -> dict[str, Any]:
+    """The tool turn streamed in each stream mode (`EVERY_STREAM_MODE`), without and with
+    subgraphs, each on a new thread: {"runs.stream <mode> (subgraphs=<b>)": {"names": its
+    events' streaks, "event <name>": its events' data}}."""
+    got: dict[str, Any] = {}
+    for subgraphs in (False, True):
+        for mode in EVERY_STREAM_MODE:
+            thread_id = (await client.threads.create())["thread_id"]
+            stream: dict[str, Any] = {"names": []}
+            parts = client.runs.stream(
+                thread_id, "vera", input=TOOL_TURN, stream_mode=mode, stream_subgraphs=subgraphs
+            )
+            async for part in parts:
+                stream["names"].append(part.event)
+                data = comparable(part.event, part.data)
+                stream.setdefault(f"event {part.event}", []).append(data)
+            stream["names"] = streaks(stream["names"])
+            got[f"runs.stream {mode} (subgraphs={subgraphs})"] = stream
+            await client.threads.delete(thread_id)
     return got
 
 

@@ -4,7 +4,8 @@ same scenario (`tests/agent_scenario.py`) against both, on one database, every a
 key set and JSON types compared, ids, times and free-form parts aside
 (`tests/agent_shapes.py`). The run calls likewise (`runs.stream` of a tool turn, `wait`,
 `create`, `join`, `get`, `list`): the Run objects' keys and types, the stream's event
-names in order and each event's data. Then, on the real server: a Studio-made thread is
+names in order and each event's data; and the tool turn streamed in every stream mode,
+without and with subgraphs, likewise. Then, on the real server: a Studio-made thread is
 a session listed by `GET /sessions`, and the sync client works too."""
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ import httpx
 import pytest
 from langgraph_sdk import get_client, get_sync_client
 
-from tests.agent_runs import RUN_ROUTES, TOOL_TURN_EVENTS, serves
-from tests.agent_scenario import run_calls, thread_calls
+from tests.agent_runs import EVERY_STREAM_MODE, RUN_ROUTES, TOOL_TURN, TOOL_TURN_EVENTS, serves
+from tests.agent_scenario import run_calls, stream_mode_calls, thread_calls
 from tests.agent_shapes import differences
 from tests.processes import server_processes
 from tests.studio_harness import LANGGRAPH_DEV_MARKS, langgraph_dev_server
@@ -35,7 +36,10 @@ def servers(
     """(Vera's URL, langgraph dev's URL), both on the run's database."""
     logs = tmp_path_factory.mktemp("conformance")
     with (
-        server_processes(database_dsn, [logs / "vera.log"], API_KEY=KEY) as [vera],
+        # Each scenario makes many calls, more than a minute's default rate.
+        server_processes(
+            database_dsn, [logs / "vera.log"], API_KEY=KEY, RATE_LIMIT_PER_MINUTE="10000"
+        ) as [vera],
         langgraph_dev_server(database_dsn, logs / "langgraph-dev.log") as (studio, _),
     ):
         yield vera, studio
@@ -141,6 +145,48 @@ def check_run_answer(got: dict, call: str) -> None:
         )
         if "runs.join" in got:
             assert {r["status"] for r in answer} == {"success"}
+
+
+@pytest.fixture(scope="module")
+def stream_mode_answers(servers: tuple[str, str]) -> tuple[dict, dict]:
+    """The tool turn streamed in every mode: Vera's answers, langgraph dev's."""
+    vera_url, studio_url = servers
+
+    async def both() -> tuple[dict, dict]:
+        vera = get_client(url=vera_url, api_key=KEY)
+        studio = get_client(url=studio_url)
+        return await stream_mode_calls(vera), await stream_mode_calls(studio)
+
+    return asyncio.run(both())
+
+
+@pytest.mark.parametrize("subgraphs", [False, True])
+@pytest.mark.parametrize("mode", EVERY_STREAM_MODE)
+def test_every_stream_mode_streams_langgraph_devs_events(
+    stream_mode_answers: tuple[dict, dict], mode: str, subgraphs: bool
+) -> None:
+    ours, theirs = (
+        got[f"runs.stream {mode} (subgraphs={subgraphs})"] for got in stream_mode_answers
+    )
+    assert theirs["names"][0] == "metadata" and "error" not in theirs["names"]
+    if mode != "custom":  # Vera's graph writes no custom data: the run's metadata only
+        assert len(theirs["names"]) > 1
+    assert ours["names"] == theirs["names"]
+    assert not differences(ours, theirs)
+
+
+def test_a_stream_mode_neither_serves_is_refused_by_both(servers: tuple[str, str]) -> None:
+    """`tools` and `lifecycle` (in the SDK's modes, for the v2 event streaming that
+    `langgraph dev`'s runs do not serve): a 422 from both, naming the field."""
+    for url, headers in ((servers[0], {"X-API-Key": KEY}), (servers[1], {})):
+        with httpx.Client(base_url=url, headers=headers, timeout=30) as http:
+            thread_id = http.post("/threads", json={}).json()["thread_id"]
+            for mode in ("tools", "lifecycle"):
+                body = {"assistant_id": "vera", "input": TOOL_TURN, "stream_mode": mode}
+                answer = http.post(f"/threads/{thread_id}/runs/stream", json=body)
+                assert answer.status_code == 422, (url, mode, answer.text)
+                assert "stream_mode" in answer.text
+            http.delete(f"/threads/{thread_id}")
 
 
 def test_a_studio_thread_is_a_session_of_the_real_server(servers: tuple[str, str]) -> None:
