@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
@@ -123,3 +124,30 @@ async def test_a_background_runs_event_log_replays_every_mode(sdk: LangGraphClie
     }
     again = [p async for p in sdk.runs.join_stream(tid, run["run_id"])]
     assert [(p.event, p.data) for p in again] == [(p.event, p.data) for p in joined]
+
+
+async def test_a_join_stream_filters_by_stream_mode(sdk: LangGraphClient) -> None:
+    tid = (await sdk.threads.create())["thread_id"]
+    modes = ["messages", "values", "updates"]
+    run = await sdk.runs.create(tid, "vera", input=user(QUESTION), stream_mode=modes)
+    whole = [p async for p in sdk.runs.join_stream(tid, run["run_id"])]
+
+    async def joined(stream_mode: str | list[str]) -> list[StreamPart]:
+        parts = sdk.runs.join_stream(tid, run["run_id"], stream_mode=stream_mode)  # type: ignore[arg-type]
+        return [p async for p in parts]
+
+    # As langgraph-api filters a join: `messages` (or `messages-tuple`) its messages/* events.
+    for asked in ("messages", "messages-tuple"):
+        messages = await joined(asked)
+        assert [p.id for p in messages] == [p.id for p in whole if p.event.startswith("messages/")]
+    both = await joined(["values", "updates"])
+    assert [p.id for p in both] == [p.id for p in whole if p.event in ("values", "updates")]
+    assert {p.event for p in both} == {"values", "updates"}
+    after = await sdk.runs.join_stream(
+        tid, run["run_id"], stream_mode="updates", last_event_id=both[0].id
+    ).__anext__()
+    assert after.event == "updates" and after.id == both[1].id
+    with pytest.raises(httpx.HTTPStatusError) as refused:
+        await joined("nonsense")
+    assert refused.value.response.status_code == 422
+    assert "stream_mode" in refused.value.response.text

@@ -96,6 +96,15 @@ def checkpoint_payload(payload: dict[str, Any], debug: bool) -> dict[str, Any]:
     }
 
 
+def joined(event: str, modes: frozenset[str]) -> bool:
+    """Whether a join asking for `modes` gets a run's event of this name, as
+    `langgraph-api` filters a join: by its mode (a subgraph's `<mode>|<ns>` too), any
+    `messages*` event for `messages` or `messages-tuple`; every event without modes."""
+    if not modes or event in modes or event.split("|", 1)[0] in modes:
+        return True
+    return event.startswith("messages") and bool({"messages", "messages-tuple"} & modes)
+
+
 async def graph_parts(
     graph: CompiledStateGraph,
     graph_input: Any,

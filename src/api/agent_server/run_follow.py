@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from sse_starlette import ServerSentEvent
 
 from src.api.agent_server.run_book import RunBook
+from src.api.agent_server.run_events import joined
 from src.api.agent_server.run_queue import ENQUEUE_WAIT_SECONDS
 from src.api.agent_server.sse import sse_data
 from src.api.errors import ApiError
@@ -68,9 +69,14 @@ class RunFollower:
 
         return self.log.follow(self.thread_id, str(run_id), after, running=running)
 
-    async def sse(self, run_id: uuid.UUID, after: int = 0) -> AsyncIterator[ServerSentEvent]:
-        """The run's events as `runs/stream` sends them (ids `<run_id>:<n>`)."""
+    async def sse(
+        self, run_id: uuid.UUID, after: int = 0, modes: frozenset[str] = frozenset()
+    ) -> AsyncIterator[ServerSentEvent]:
+        """The run's events as `runs/stream` sent them (ids `<run_id>:<n>`); with `modes`,
+        only those of these stream modes (`run_events.joined`)."""
         async for event in self.events(run_id, after):
+            if not joined(event.event, modes):
+                continue
             yield ServerSentEvent(
                 data=sse_data(event.data), event=event.event, id=f"{run_id}:{event.seq}"
             )

@@ -6,14 +6,16 @@ thread is an unknown id (404)."""
 
 from __future__ import annotations
 
+import json
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response
 from sse_starlette import EventSourceResponse
 
 from src.api.agent_server.records import thread_config
 from src.api.agent_server.responses import AgentServerJSONResponse
+from src.api.agent_server.run_events import RUN_MODES
 from src.api.agent_server.run_follow import ACTIVE, RunFollower
 from src.api.agent_server.runs import RunsDep, final_values
 from src.api.agent_server.snapshots import as_json
@@ -47,6 +49,25 @@ def _after(run_id: uuid.UUID, last_event_id: str | None) -> int:
             f"Last-Event-ID must be '<run_id>:<n>' of run {run_id}, as this run's events carry it.",
         )
     return int(number)
+
+
+def _modes(values: list[str]) -> frozenset[str]:
+    """The stream modes a join asks for: each value a mode or a JSON array of them (as
+    `langgraph-api` reads them; the SDK sends an empty one for none)."""
+    modes: list[Any] = []
+    for value in values:
+        try:
+            found = json.loads(value) if value.startswith("[") else [value]
+        except json.JSONDecodeError:
+            found = [value]
+        modes += found if isinstance(found, list) else [value]
+    unknown = [m for m in modes if m and m not in RUN_MODES]
+    if unknown:
+        raise _invalid(
+            "stream_mode",
+            f"Unknown stream mode {unknown[0]!r}: one of {', '.join(sorted(RUN_MODES))}.",
+        )
+    return frozenset(m for m in modes if m)
 
 
 def _no_cancel_on_disconnect(cancel_on_disconnect: bool) -> None:
@@ -105,22 +126,26 @@ async def join_run_stream(
         ),
     ] = None,
     stream_mode: Annotated[
-        str | None, Query(description="Not served: every event of the run is sent")
+        list[str] | None,
+        Query(
+            max_length=len(RUN_MODES),
+            description="Only the events of these stream modes (repeated, or a JSON "
+            "array); without it, every event of the run",
+        ),
     ] = None,
     cancel_on_disconnect: CancelOnDisconnect = False,
 ) -> EventSourceResponse:
     """The run's events, as `POST /threads/{id}/runs/stream` sent them (same names, data
     and ids), after `Last-Event-ID` or from the start, then live until the run ends."""
     _no_cancel_on_disconnect(cancel_on_disconnect)
-    if stream_mode:  # the SDK sends an empty one
-        raise _invalid("stream_mode", "stream_mode is not served here: all events are sent.")
+    modes = _modes(stream_mode or [])
     after = _after(run_id, last_event_id)
     await runs.get(thread_id, run_id)
     follower = RunFollower(log, leases, runs, thread_id)
 
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return EventSourceResponse(
-        follower.sse(run_id, after),
+        follower.sse(run_id, after, modes),
         ping=settings.sse_ping_seconds,
         headers=headers | _where(thread_id, run_id, "stream"),
     )
