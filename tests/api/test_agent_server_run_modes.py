@@ -6,6 +6,7 @@ background run's event log replays them as they were."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -151,3 +152,25 @@ async def test_a_join_stream_filters_by_stream_mode(sdk: LangGraphClient) -> Non
         await joined("nonsense")
     assert refused.value.response.status_code == 422
     assert "stream_mode" in refused.value.response.text
+
+
+async def test_a_run_streaming_events_stops_when_cancelled(database_dsn: str) -> None:
+    model = FakeModel(gate=asyncio.Event(), started=asyncio.Event(), gate_from_call=2)
+    settings = settings_for(database_dsn, api_key=KEY)
+    async with serve(create_app(settings, model=model)) as url:
+        sdk = get_client(url=url, api_key=KEY)
+        tid = (await sdk.threads.create())["thread_id"]
+        run = await sdk.runs.create(
+            tid, "vera", input=user(QUESTION), stream_mode=["events", "messages"]
+        )
+        assert model.started is not None and model.gate is not None
+        await model.started.wait()  # inside astream_events: the second model call waits
+        await sdk.runs.cancel(tid, run["run_id"], wait=True)
+        assert (await sdk.runs.get(tid, run["run_id"]))["status"] == "interrupted"
+        parts = [p async for p in sdk.runs.join_stream(tid, run["run_id"])]
+        assert parts[-1].event == "error" and parts[-1].data["error"] == "UserInterrupt"
+        assert "on_tool_end" in {p.data["event"] for p in parts if p.event == "events"}
+        model.gate.set()
+        again = await sdk.runs.wait(tid, "vera", input=user("Hello"))  # the thread is free
+        assert again["messages"][-1]["type"] == "ai"
+        await sdk.http.client.aclose()

@@ -13,7 +13,8 @@ the run, not here.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, cast, get_args
 
@@ -117,29 +118,37 @@ async def graph_parts(
     every event but the run's own stream (the parts) is a part of mode `events`."""
     modes = graph_modes(stream_modes)
     if "events" not in stream_modes:
-        parts = graph.astream(
-            graph_input, config, stream_mode=modes, subgraphs=subgraphs, **astream_kwargs
+        parts = cast(
+            AsyncGenerator[Any, None],
+            graph.astream(
+                graph_input, config, stream_mode=modes, subgraphs=subgraphs, **astream_kwargs
+            ),
         )
-        async for part in parts:
-            yield part if subgraphs else ((), *part)
+        async with aclosing(parts):  # a run stopped mid-stream closes the graph's at once
+            async for part in parts:
+                yield part if subgraphs else ((), *part)
         return
     run_id = str(config["run_id"])
-    events = graph.astream_events(
-        graph_input,
-        config,
-        version="v2",
-        stream_mode=modes,
-        subgraphs=subgraphs,
-        **astream_kwargs,
+    events = cast(
+        AsyncGenerator[dict[str, Any], None],
+        graph.astream_events(
+            graph_input,
+            config,
+            version="v2",
+            stream_mode=modes,
+            subgraphs=subgraphs,
+            **astream_kwargs,
+        ),
     )
-    async for event in events:
-        if HIDDEN_TAG in (event.get("tags") or ()):
-            continue
-        if event["event"] == "on_chain_stream" and event["run_id"] == run_id:
-            chunk = cast(Any, event["data"])["chunk"]
-            yield chunk if subgraphs else ((), *chunk)
-        else:
-            yield (), "events", event
+    async with aclosing(events):
+        async for event in events:
+            if HIDDEN_TAG in (event.get("tags") or ()):
+                continue
+            if event["event"] == "on_chain_stream" and event["run_id"] == run_id:
+                chunk = event["data"]["chunk"]
+                yield chunk if subgraphs else ((), *chunk)
+            else:
+                yield (), "events", event
 
 
 async def run_events(
