@@ -172,6 +172,9 @@ def test_every_stream_mode_streams_langgraph_devs_events(
     if mode != "custom":  # Vera's graph writes no custom data: the run's metadata only
         assert len(theirs["names"]) > 1
     assert ours["names"] == theirs["names"]
+    # As many events of each name (a token each, the same offline model on both).
+    counts = [{k: len(v) for k, v in got.items() if k != "names"} for got in (ours, theirs)]
+    assert counts[0] == counts[1]
     assert not differences(ours, theirs)
 
 
