@@ -15,6 +15,11 @@ import asyncpg
 import pytest
 
 from src.agent.memory import sql
+from src.agent.memory.fencing import (
+    LEASE_LOST_SQLSTATE,
+    SESSION_LEASED_SQLSTATE,
+    STALE_RUN_SQLSTATE,
+)
 from src.agent.memory.schema import upgrade_schema
 from tests.support import fresh_database
 
@@ -32,7 +37,11 @@ SEQ_SCANS = "SELECT COALESCE(SUM(seq_scan), 0) FROM pg_stat_user_tables WHERE re
 
 
 def checkpoint_args(
-    session: uuid.UUID, conversation: uuid.UUID, step: int, lease: uuid.UUID | None
+    session: uuid.UUID,
+    conversation: uuid.UUID,
+    step: int,
+    lease: uuid.UUID | None,
+    run_parent: str | None = None,
 ) -> list[object]:
     """`vera_put_checkpoint`'s arguments for step `step` of `session`: a new transcript
     message at every step, so the statements that store and show messages run too."""
@@ -56,7 +65,7 @@ def checkpoint_args(
         next_seq=step,
         conversation_id=conversation,
         lease=lease,
-        run_parent=None,
+        run_parent=run_parent,
         run_goes_on=step % 2 == 0,  # every other step waits for the end of its run
     )
 
@@ -165,3 +174,62 @@ async def test_writes_planned_on_empty_tables_look_rows_up_by_key(
     finally:
         await writer.close()
         await reader.close()
+
+
+STORED = """SELECT (SELECT count(*) FROM checkpoints WHERE session_id = $1),
+    (SELECT count(*) FROM checkpoint_writes WHERE session_id = $1),
+    (SELECT row(h.*)::text FROM transcript_heads h WHERE session_id = $1),
+    (SELECT messages::text FROM conversations WHERE session_id = $1)"""
+
+
+async def refused(
+    conn: asyncpg.Connection, sqlstate: str, statement: str, args: list[object]
+) -> None:
+    with pytest.raises(asyncpg.PostgresError) as raised:
+        await conn.fetchrow(statement, *args)
+    assert raised.value.sqlstate == sqlstate
+
+
+async def test_plans_cached_at_the_first_call_still_refuse_every_stale_writer(
+    empty_database: str,
+) -> None:
+    """Each fencing check is a parameter of the cached plan, not of the first call's: once
+    the connection has planned everything, a writer whose lease another run took (VR001), a
+    lease-less writer while a turn holds the session (VR002) and a run whose last
+    checkpoint is no longer the latest (VR003) are refused, and nothing is stored."""
+    writer = await asyncpg.connect(empty_database)
+    other = await asyncpg.connect(empty_database)
+    try:
+        session, lease = uuid.uuid4(), uuid.uuid4()
+        await other.execute(
+            "INSERT INTO turn_leases VALUES ($1, $2, now() + interval '1 hour')", session, lease
+        )
+        await write(writer, session, range(8), lease)
+        conversation = await other.fetchval(
+            "SELECT id FROM conversations WHERE session_id = $1", session
+        )
+        before = await other.fetchrow(STORED, session)
+
+        await other.execute(
+            "UPDATE turn_leases SET run_id = $2 WHERE session_id = $1", session, uuid.uuid4()
+        )
+        calls = (
+            (
+                sql.PUT_CHECKPOINT.text,
+                lambda lease: checkpoint_args(session, conversation, 8, lease),
+            ),
+            (sql.PUT_WRITES.text, lambda lease: writes_args(session, 8, lease)),
+        )
+        for statement, args_with in calls:
+            await refused(writer, LEASE_LOST_SQLSTATE, statement, args_with(lease))
+            await refused(writer, SESSION_LEASED_SQLSTATE, statement, args_with(None))
+        await other.execute("UPDATE turn_leases SET expires_at = now() - interval '1 second'")
+        stale = checkpoint_args(session, conversation, 8, None, run_parent="c0003")
+        await refused(writer, STALE_RUN_SQLSTATE, sql.PUT_CHECKPOINT.text, stale)
+        assert await other.fetchrow(STORED, session) == before
+
+        current = checkpoint_args(session, conversation, 8, None, run_parent="c0007")
+        assert (await writer.fetchrow(sql.PUT_CHECKPOINT.text, *current))["stored"]
+    finally:
+        await writer.close()
+        await other.close()
