@@ -36,6 +36,7 @@ from bench.report import (
     targets,
 )
 from bench.savers import SAVERS, SERVER
+from bench.statement_cost import statement_cost_section
 from bench.workload import write_cost
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -166,6 +167,7 @@ async def main(quick: bool) -> str:
     )
     print(heading + "\n\n" + writes + "\n", flush=True)
     sections += [heading, writes]
+    sections += await statement_cost_section([10] if quick else [25, 100, 200], 2 if quick else 5)
     if not quick:
         rows = []
         for kind in SAVERS:

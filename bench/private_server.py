@@ -15,7 +15,7 @@ import os
 import signal
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,15 +97,34 @@ async def _shutdown(postgres: EmbeddedPostgres | None, data: Path) -> None:
         await asyncio.to_thread(_stop_leftover, data)
 
 
+async def _configure(postgres: EmbeddedPostgres, dsn: str, settings: Mapping[str, str]) -> str:
+    """`ALTER SYSTEM` each of `settings`, then restart (a preloaded library needs one)."""
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        for name, value in settings.items():
+            # A setting's name cannot be a parameter; these are the caller's constants.
+            await conn.execute(f"ALTER SYSTEM SET {name} = '{value}'")
+    finally:
+        await conn.close()
+    await asyncio.to_thread(postgres.stop)
+    return await asyncio.to_thread(postgres.start)
+
+
 @asynccontextmanager
-async def default_settings_server() -> AsyncIterator[BenchServer]:
-    """A private PostgreSQL with default settings for the block, stopped and its folder
-    removed afterwards (even on error); the shared server if it cannot start."""
+async def default_settings_server(
+    settings: Mapping[str, str] | None = None,
+) -> AsyncIterator[BenchServer]:
+    """A private PostgreSQL with default settings (but `settings`) for the block, stopped
+    and its folder removed afterwards (even on error); the shared server if it cannot
+    start."""
     with tempfile.TemporaryDirectory(prefix="vera-bench-pg-") as tmp:
         data = Path(tmp) / "data"
-        postgres: EmbeddedPostgres | None = EmbeddedPostgres(data)
+        embedded = EmbeddedPostgres(data)
+        postgres: EmbeddedPostgres | None = embedded
         try:
-            dsn = await asyncio.to_thread(postgres.start)
+            dsn = await asyncio.to_thread(embedded.start)
+            if settings:
+                dsn = await _configure(embedded, dsn, settings)
             server = await _describe(dsn, private=True)
         except Exception as exc:  # any failure to start: fall back, and say why
             reason = f"{type(exc).__name__}: {exc}".splitlines()[0][:160]

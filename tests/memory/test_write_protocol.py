@@ -7,9 +7,11 @@ import asyncio
 import uuid
 
 import asyncpg
+import pytest
 from langchain_core.messages import HumanMessage
 
 from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore, session_id_for
+from src.agent.memory.fencing import LEASE_CONFIG_KEY, LeaseLostError, SessionLeasedError
 from tests.support import chat_graph
 
 TAKE = """
@@ -64,3 +66,54 @@ async def test_a_tasks_first_write_of_an_index_stays_and_special_writes_replace(
         (r["idx"], r["channel"]): saver.serde.loads_typed((r["type"], r["blob"])) for r in rows
     }
     assert values == {(-1, "__error__"): "boom, again", (0, "messages"): "first"}
+
+
+async def test_a_sessions_row_is_committed_before_its_first_write(
+    saver: ConversationCheckpointer, db: asyncpg.Connection
+) -> None:
+    """LangGraph stores a turn's first checkpoint and its pending writes concurrently: the
+    conversation row both need is created in a transaction of its own, so that neither
+    waits for the end of the other's whole write (issue 28)."""
+    thread = str(uuid.uuid4())
+    config = {"configurable": {"thread_id": thread, "checkpoint_ns": "", "checkpoint_id": "c1"}}
+    await saver.aput_writes(config, [("messages", "first")], "task")
+    row = await db.fetchrow(
+        """SELECT c.xmin::text AS created,
+            (SELECT w.xmin::text FROM checkpoint_writes w WHERE w.session_id = c.session_id)
+                AS written
+        FROM conversations c WHERE c.session_id = $1""",
+        session_id_for(thread),
+    )
+    assert row["written"] is not None
+    assert row["created"] != row["written"]
+
+
+async def test_a_fenced_first_write_creates_no_conversation(
+    saver: ConversationCheckpointer, db: asyncpg.Connection
+) -> None:
+    """The row made ahead of a session's first write is made only for a writer that may
+    write: a run whose lease is not the session's brings no deleted session back."""
+    thread = str(uuid.uuid4())
+    sid = session_id_for(thread)
+    await db.execute(
+        "INSERT INTO turn_leases VALUES ($1, $2, now() + interval '1 hour')", sid, uuid.uuid4()
+    )
+    try:
+        config = {
+            "configurable": {
+                "thread_id": thread,
+                "checkpoint_ns": "",
+                "checkpoint_id": "c1",
+                LEASE_CONFIG_KEY: str(uuid.uuid4()),
+            }
+        }
+        with pytest.raises(LeaseLostError):
+            await saver.aput_writes(config, [("messages", "stale")], "task")
+        config["configurable"].pop(LEASE_CONFIG_KEY)
+        with pytest.raises(SessionLeasedError):
+            await saver.aput_writes(config, [("messages", "no lease")], "task")
+        assert not await db.fetchval(
+            "SELECT count(*) FROM conversations WHERE session_id = $1", sid
+        )
+    finally:
+        await db.execute("DELETE FROM turn_leases WHERE session_id = $1", sid)

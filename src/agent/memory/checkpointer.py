@@ -228,6 +228,7 @@ class ConversationCheckpointer(SyncBridge):
         )
         lease = lease_of(conf)
         run = run_of(conf) if ns == "" and lease is None else None  # fenced otherwise
+        await self._create_row(sid, lease)
         async with self.writers.lock(sid):
             put = CheckpointPut(
                 session_id=sid,
@@ -252,6 +253,12 @@ class ConversationCheckpointer(SyncBridge):
             }
         }
 
+    async def _create_row(self, sid: uuid.UUID, lease: uuid.UUID | None) -> None:
+        if not self.writers.has_row(sid):
+            await self._run(
+                lambda conn: self.writers.create_row(conn, sid, lease, self.message_logs)
+            )
+
     async def aput_writes(
         self,
         config: RunnableConfig,
@@ -264,6 +271,7 @@ class ConversationCheckpointer(SyncBridge):
         conf = config["configurable"]
         sid = session_id_for(conf["thread_id"])
         rows = encode_writes(writes, self.serde)
+        await self._create_row(sid, lease_of(conf))
         args = sql.PUT_WRITES.args(
             session_id=sid,
             checkpoint_ns=conf.get("checkpoint_ns", ""),

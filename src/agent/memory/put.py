@@ -123,7 +123,30 @@ class SessionWriters:
         )
         # The run object itself: it has no weak reference, and its id could be reused.
         self._written: OrderedDict[uuid.UUID, tuple[Any, str]] = OrderedDict()
+        self._rows: OrderedDict[uuid.UUID, None] = OrderedDict()  # conversation rows seen
         self.remembered = remembered
+
+    def has_row(self, session_id: uuid.UUID) -> bool:
+        """Whether this saver saw the session's conversation row (it may be deleted since:
+        the write functions create it again, at worst waiting for a concurrent write)."""
+        return session_id in self._rows
+
+    async def create_row(
+        self,
+        conn: asyncpg.Connection,
+        session_id: uuid.UUID,
+        lease: uuid.UUID | None,
+        logs: MessageLogCache,
+    ) -> None:
+        """Create the session's conversation row on its own (`sql.CREATE_CONVERSATION`),
+        before this saver's first write of the session; a row created here is empty."""
+        created = await conn.fetchval(sql.CREATE_CONVERSATION, session_id, lease)
+        if created is not None:
+            logs.seed(session_id, created)
+        self._rows[session_id] = None
+        self._rows.move_to_end(session_id)
+        if len(self._rows) > self.remembered:
+            self._rows.popitem(last=False)
 
     def lock(self, session_id: uuid.UUID) -> asyncio.Lock:
         lock = self._locks.get(session_id)

@@ -86,6 +86,21 @@ PUT_CHECKPOINT = FunctionCall(
         conversation_id uuid, lease uuid, run_parent text, run_goes_on boolean""",
 )
 
+# A session's conversation row, created in a transaction of its own before this saver's
+# first write of the session (`SessionWriters.create_row`): LangGraph stores a turn's first
+# checkpoint and pending writes concurrently, and each would otherwise wait for the end of
+# the other's whole write, which created the row (issue 28). Created only for a writer
+# `vera_check_writer` lets write (this is its check, without the error: the write raises
+# it), so a fenced writer brings back no deleted session; the id when created here.
+CREATE_CONVERSATION = """
+INSERT INTO conversations (session_id)
+SELECT $1 WHERE CASE WHEN $2::uuid IS NULL
+    THEN NOT EXISTS (SELECT FROM turn_leases l
+        WHERE l.session_id = $1 AND l.expires_at > clock_timestamp())
+    ELSE EXISTS (SELECT FROM turn_leases l WHERE l.session_id = $1 AND l.run_id = $2) END
+ON CONFLICT (session_id) DO NOTHING
+RETURNING id"""
+
 # The session's conversation row, created if missing, locked until the transaction ends.
 LOCK_CONVERSATION = FunctionCall(
     "vera_ensure_conversation",

@@ -8,7 +8,14 @@ unchanged function is left alone and one a migration dropped (a signature change
 drop: `CREATE OR REPLACE` can't change a signature) is created again.
 
 They are PL/pgSQL so that each session plans their statements once and reuses the plans (a
-SQL function that cannot be inlined is planned again at every call).
+SQL function that cannot be inlined is planned again at every call). The two write entry
+points (`vera_put_checkpoint`, `vera_put_writes`) run, with everything they call, under
+`plan_cache_mode = force_generic_plan`: by default a connection plans each statement anew
+at its first five executions and keeps planning one whose generic plan looks dearer, which
+was most of a short conversation's server time (issue 28). And under `enable_seqscan =
+off`: every statement of a write looks its rows up by key, and a plan made while the tables
+were nearly empty (a new database, or autovacuum off) would otherwise stay a sequential scan
+for the connection's life (`tests/memory/test_write_plans.py`).
 """
 
 from __future__ import annotations

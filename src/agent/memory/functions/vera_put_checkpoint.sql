@@ -9,6 +9,8 @@
 -- stores nothing and answers `stored` false: the caller catches its copy up under the row
 -- lock and calls again. No plan (`p_seqs` NULL): the transcript channel did not change, or
 -- is not a message list.
+--
+-- Its settings hold for the functions it calls (`__init__.py` says why).
 CREATE OR REPLACE FUNCTION vera_put_checkpoint(
     p_session_id UUID, p_checkpoint_ns TEXT, p_checkpoint_id TEXT,
     p_parent_checkpoint_id TEXT, p_thread_id TEXT, p_checkpoint JSONB, p_metadata JSONB,
@@ -16,7 +18,8 @@ CREATE OR REPLACE FUNCTION vera_put_checkpoint(
     p_transcript_channel TEXT, p_seqs INTEGER[], p_new_messages JSONB, p_next_seq INTEGER,
     p_conversation_id UUID, p_lease UUID, p_run_parent TEXT, p_run_goes_on BOOLEAN,
     OUT conversation_id UUID, OUT stored BOOLEAN
-) LANGUAGE plpgsql AS $$
+) LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
 DECLARE
     v_taken RECORD;
     v_head transcript_heads;

@@ -3,13 +3,14 @@
 -- (LangGraph's special channels: errors, interrupts), else the first write of an index
 -- stays. `p_run_stops`: the run stops here (an error or an interrupt), so the transcript
 -- shows what waits for the run's end. Returns the conversation's id and whether this call
--- created its row.
+-- created its row. Its settings hold for the functions it calls (`__init__.py` says why).
 CREATE OR REPLACE FUNCTION vera_put_writes(
     p_session_id UUID, p_checkpoint_ns TEXT, p_checkpoint_id TEXT, p_task_id TEXT,
     p_task_path TEXT, p_idxs INTEGER[], p_channels TEXT[], p_types TEXT[], p_blobs BYTEA[],
     p_replace BOOLEAN, p_lease UUID, p_run_stops BOOLEAN,
     OUT conversation_id UUID, OUT created BOOLEAN
-) LANGUAGE plpgsql AS $$
+) LANGUAGE plpgsql
+SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
 DECLARE
     v_conversation RECORD;
 BEGIN

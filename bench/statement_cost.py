@@ -1,0 +1,141 @@
+"""Server time of a whole conversation (issue 28, "never slower"): what PostgreSQL spends
+executing each saver's statements, from `pg_stat_statements`.
+
+A private server (`bench.private_server`, default settings otherwise) preloads the
+extension with `track = top`: a call of one of our PL/pgSQL functions counts once, its
+inner statements inside it. Each sample is one conversation of `turns` turns on a fresh
+database, after a warm-up that opens the pool's connections and prepares their
+statements; the statistics are reset right before the conversation and summed over that
+database's statements right after (the measuring connection is on another database).
+Ours and the official `AsyncPostgresSaver` alternate, sample by sample, so the machine's
+load falls on both alike.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import uuid
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from bench.checkpointers import warm_up
+from bench.private_server import BenchServer, default_settings_server
+from bench.report import simple_table
+from bench.savers import SAVERS, ask, chat_graph, fresh_database, saver_for
+
+STATISTICS = {
+    "shared_preload_libraries": "pg_stat_statements",
+    "pg_stat_statements.track": "top",
+}
+RESET = "SELECT pg_stat_statements_reset()"
+# Milliseconds executing, and calls, of the top-level statements run on database $1.
+SPENT = """SELECT COALESCE(SUM(s.total_exec_time), 0)::float8 AS ms,
+    COALESCE(SUM(s.calls), 0)::bigint AS calls
+FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+WHERE d.datname = $1 AND s.toplevel"""
+
+
+@dataclass
+class Samples:
+    """One saver's conversations of one length: server ms and statements, each sample."""
+
+    ms: list[float] = field(default_factory=list)
+    calls: list[int] = field(default_factory=list)
+
+
+async def one_conversation(
+    kind: str, turns: int, admin: asyncpg.Connection, server: str
+) -> tuple[float, int]:
+    """Server ms and statement count of one conversation of `turns` turns on a fresh
+    database of `server` (`admin`: a connection to its database `postgres`)."""
+    rng = random.Random(1)
+    async with fresh_database(server) as dsn, saver_for(kind, dsn) as saver:
+        graph = chat_graph(saver)
+        await warm_up(graph, saver, threads=20, turns=2)
+        database = urlsplit(dsn).path.lstrip("/")
+        thread = str(uuid.uuid4())
+        await admin.execute(RESET)
+        for _ in range(turns):
+            await ask(graph, thread, rng)
+        row = await admin.fetchrow(SPENT, database)
+    return float(row["ms"]), int(row["calls"])
+
+
+async def statement_cost(
+    sizes: list[int], repeats: int
+) -> tuple[BenchServer, dict[int, dict[str, Samples]]]:
+    """`repeats` conversations of each size per saver, interleaved, on a private server."""
+    results: dict[int, dict[str, Samples]] = {n: {k: Samples() for k in SAVERS} for n in sizes}
+    async with default_settings_server(STATISTICS) as server:
+        admin = await asyncpg.connect(server.dsn)
+        try:
+            preloaded = await admin.fetchval("SHOW shared_preload_libraries")
+            if "pg_stat_statements" not in preloaded:
+                raise RuntimeError(f"pg_stat_statements is not preloaded on {server.heading()}")
+            await admin.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            for _ in range(repeats):
+                for turns in sizes:
+                    for kind in SAVERS:
+                        ms, calls = await one_conversation(kind, turns, admin, server.dsn)
+                        results[turns][kind].ms.append(ms)
+                        results[turns][kind].calls.append(calls)
+        finally:
+            await admin.close()
+    return server, results
+
+
+def _spent(samples: Samples) -> str:
+    return f"{statistics.median(samples.ms):.1f} ms / {statistics.median(samples.calls):.0f}"
+
+
+def statement_cost_table(results: dict[int, dict[str, Samples]], goal: float = 0.8) -> str:
+    """Ours/official server ms per conversation: min, median, max of the per-sample ratios
+    (each pair run back to back), with each saver's median ms and statements."""
+    rows = []
+    for turns, by_kind in results.items():
+        ours, official = by_kind["ours"], by_kind["official"]
+        ratios = sorted(a / b for a, b in zip(ours.ms, official.ms, strict=True))
+        median = statistics.median(ratios)
+        rows.append(
+            (
+                f"{turns} turns ({len(ratios)} pairs)",
+                _spent(ours),
+                _spent(official),
+                f"{ratios[0]:.2f} / {median:.2f} / {ratios[-1]:.2f}",
+                ("yes" if median <= goal else "**MISSED**") if turns == min(results) else "-",
+            )
+        )
+    return simple_table(
+        (
+            "conversation",
+            "ours: server time / statements",
+            "official: server time / statements",
+            "ours/official min / median / max",
+            f"median <= {goal}x (issue 28)",
+        ),
+        rows,
+    )
+
+
+def statement_cost_heading(server: BenchServer) -> str:
+    return (
+        "### Targets of issue 28: server time of a whole conversation (pg_stat_statements, "
+        "top-level `total_exec_time` summed over the saver's statements; ours and official "
+        f"interleaved), on {server.heading()}"
+    )
+
+
+async def statement_cost_section(sizes: list[int], repeats: int) -> list[str]:
+    """The section of `python -m bench`: its heading and table, printed too."""
+    try:
+        server, results = await statement_cost(sizes, repeats)
+    except RuntimeError as exc:  # no private server with the extension: say so
+        note = f"### Targets of issue 28: server time not measured ({exc})"
+        print(note + "\n", flush=True)
+        return [note]
+    heading, table = statement_cost_heading(server), statement_cost_table(results)
+    print(heading + "\n\n" + table + "\n", flush=True)
+    return [heading, table]
