@@ -227,11 +227,17 @@ class TupleBuilder:
         ns = conf.get("checkpoint_ns", "")
         if checkpoint_id := conf.get("checkpoint_id"):
             row = await conn.fetchrow(sql.SELECT_TUPLE_BY_ID, sid, ns, checkpoint_id)
-        elif ns == "" and sid not in self.logs and self.message_logs.peek(sid) is None:
-            # Nothing of the session cached: its whole log comes with the checkpoint.
-            row = await conn.fetchrow(sql.SELECT_LATEST_TUPLE_WITH_LOG, sid, ns)
-            if row is not None:
-                self.logs[sid] = self.message_logs.take_whole(sid, row)
+        elif ns == "" and sid not in self.logs:
+            cached = self.message_logs.peek(sid)
+            if cached is None:  # nothing of the session cached: its whole log comes along
+                row = await conn.fetchrow(sql.SELECT_LATEST_TUPLE_WITH_LOG, sid, ns)
+                if row is not None:
+                    self.logs[sid] = self.message_logs.take_whole(sid, row)
+            else:  # what the copy lacks (another process wrote meanwhile) comes along
+                seen = len(cached.messages)
+                row = await conn.fetchrow(sql.SELECT_LATEST_TUPLE_WITH_TAIL, sid, ns, seen)
+                if row is not None and (log := self.message_logs.take_tail(sid, seen, row)):
+                    self.logs[sid] = log
         else:
             row = await conn.fetchrow(sql.SELECT_LATEST_TUPLE, sid, ns)
         if row is None:
