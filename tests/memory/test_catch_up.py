@@ -5,6 +5,7 @@ cold read's, after forks, edits, rollbacks, prunes, retention and a thread recre
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -205,3 +206,21 @@ async def test_catch_up_after_the_thread_was_deleted_and_recreated(
     await assert_as_cold(other, store, thread)
     assert _messages(await stale.aget_state(cfg(thread)))[0] == ("n1", "anew")
     assert len(_state_messages(await stale.aget_state(cfg(thread)))) == 2
+
+
+async def test_concurrent_reads_of_a_worker_that_missed_turns_catch_up_once_and_exactly(
+    saver: ConversationCheckpointer,
+    store: PostgresMemoryStore,
+    other_store: PostgresMemoryStore,
+) -> None:
+    """Reads of one saver, concurrent on a pool of several connections, each with the
+    tail from the copy's length: the copy is extended once, as a cold read holds it."""
+    stale = ConversationCheckpointer(store)  # the fixture store's pool: 10 connections
+    thread = str(uuid.uuid4())
+    await run_turns(chat_graph(stale), thread, 2)
+    for _ in range(3):
+        await run_turns(chat_graph(ConversationCheckpointer(other_store)), thread, 2)
+        reads = await asyncio.gather(*(stale.aget_tuple(cfg(thread)) for _ in range(6)))
+        assert len({id(t) for t in reads}) == 6
+        assert all(t is not None and t.checkpoint == reads[0].checkpoint for t in reads)
+        await assert_as_cold(stale, store, thread)
