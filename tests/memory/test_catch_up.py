@@ -95,6 +95,27 @@ async def test_a_worker_that_missed_turns_reads_them_with_its_checkpoint_in_one_
     assert sum(again.values()) == sum(after.values()) + 1
 
 
+async def test_a_time_travel_read_of_a_worker_that_missed_turns_is_one_statement(
+    saver: ConversationCheckpointer,
+    other: ConversationCheckpointer,
+    other_store: PostgresMemoryStore,
+) -> None:
+    """A read by checkpoint id (a fork starts from one) brings the missed messages too."""
+    thread = str(uuid.uuid4())
+    await run_turns(chat_graph(other), thread, 1)
+    await run_turns(chat_graph(saver), thread, 2)
+    latest = await saver.aget_tuple(cfg(thread))
+    assert latest is not None
+    before = await _runs(other_store)
+
+    read = await other.aget_tuple(latest.config)
+
+    after = await _runs(other_store)
+    ran = {q: after[q] - before.get(q, 0) for q in after if after[q] != before.get(q, 0)}
+    assert ran == {sql.SELECT_TUPLE_BY_ID_WITH_TAIL: 1}
+    assert read is not None and read.checkpoint == latest.checkpoint
+
+
 async def test_alternating_turns_read_as_cold(
     saver: ConversationCheckpointer,
     store: PostgresMemoryStore,

@@ -151,17 +151,20 @@ SELECT_LATEST_TUPLE = (
 ) AS c"""
 )
 
-# The latest checkpoint with the messages of its session from seq $3 on (`tail`, as
-# `MESSAGES_FROM`): a worker whose cached copy holds seqs [0, $3) reads what it missed
-# with the checkpoint, one statement and one snapshot (nothing more when it missed none).
+
+def _tail_column(start: str) -> str:
+    """The column `tail`: the session's messages from seq `start` on, as `MESSAGES_FROM`."""
+    tail = _TAIL_FROM.format(start=start)
+    return f", (SELECT ({tail})::text\n{_CONVERSATION_AND_HEAD}) AS tail\n"
+
+
+# The latest checkpoint with the messages of its session from seq $3 on: a worker whose
+# cached copy holds seqs [0, $3) reads what it missed (another process's turns) with the
+# checkpoint, one statement and one snapshot (nothing more when it missed none).
 SELECT_LATEST_TUPLE_WITH_TAIL = (
     _TUPLE_COLUMNS  # noqa: S608 (constant SQL joined to constant SQL)
-    + ", (SELECT ("
-    + _TAIL_FROM.format(start="$3")
-    + ")::text\n"
-    + _CONVERSATION_AND_HEAD
-    + """) AS tail
-FROM (
+    + _tail_column("$3")
+    + """FROM (
     SELECT * FROM checkpoints WHERE session_id = $1 AND checkpoint_ns = $2
     ORDER BY checkpoint_id DESC LIMIT 1
 ) AS c"""
@@ -194,14 +197,14 @@ WARM_READS: tuple[tuple[str, tuple[Any, ...]], ...] = (
     (SELECT_LATEST_TUPLE_WITH_TAIL, ("", 0)),
 )
 
-SELECT_TUPLE_BY_ID = (
-    _TUPLE_COLUMNS  # noqa: S608 (constant SQL joined to constant SQL)
-    + """FROM (
+_BY_ID = """FROM (
     SELECT * FROM checkpoints
     WHERE session_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3
     LIMIT 1
 ) AS c"""
-)
+SELECT_TUPLE_BY_ID = _TUPLE_COLUMNS + _BY_ID
+# The same with the messages from seq $4 on (as `SELECT_LATEST_TUPLE_WITH_TAIL`).
+SELECT_TUPLE_BY_ID_WITH_TAIL = _TUPLE_COLUMNS + _tail_column("$4") + _BY_ID
 
 # A page of `alist`: "{where}" and "{limit}" are filled by `list_query` (below) with
 # placeholders only (never with values).
