@@ -37,6 +37,7 @@ from bench.report import (
 )
 from bench.savers import SAVERS, SERVER
 from bench.statement_cost import statement_cost_section
+from bench.two_processes import LABEL, alternating, alternating_table
 from bench.workload import write_cost
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -124,6 +125,11 @@ async def main(quick: bool) -> str:
     )
     print(first_heading + "\n\n" + first + "\n", flush=True)
     sections += [first_heading, first]
+    turns_each = alternating(20, 3) if quick else alternating(60, 7)
+    alternate = alternating_table(await turns_each)
+    alternate_heading = f"### Targets of issue 28: {LABEL} (each worker a process)"
+    print(alternate_heading + "\n\n" + alternate + "\n", flush=True)
+    sections += [alternate_heading, alternate]
     ours, official = costs["ours"], costs["official"]
     on_disk = (
         "bytes on disk, autovacuum only"

@@ -248,7 +248,7 @@ async def test_by_id_read_is_not_quadratic_with_a_plan_cached_on_empty_tables(
     check_row(row, data, data.middle_id)
 
 
-@pytest.mark.parametrize("read", ["latest", "by_id"])
+@pytest.mark.parametrize("read", ["latest", "by_id", "latest_with_tail", "by_id_with_tail"])
 @pytest.mark.parametrize("analyzed", [False, True], ids=["vacuumed-empty-stats", "analyzed"])
 @pytest.mark.parametrize("mode", ["force_generic_plan", "force_custom_plan"])
 async def test_reads_are_key_lookups_when_planned_on_loaded_tables(
@@ -263,6 +263,13 @@ async def test_reads_are_key_lookups_when_planned_on_loaded_tables(
     if read == "latest":
         await prepare(conn, "q", latest_query(), "uuid, text")
         args, expected = [literal(data.long_session), "''"], data.latest_id
+    elif read == "latest_with_tail":  # a worker whose copy holds seqs [0, 2)
+        await prepare(conn, "q", sql.SELECT_LATEST_TUPLE_WITH_TAIL, "uuid, text, integer")
+        args, expected = [literal(data.long_session), "''", "2"], data.latest_id
+    elif read == "by_id_with_tail":
+        await prepare(conn, "q", sql.SELECT_TUPLE_BY_ID_WITH_TAIL, "uuid, text, text, integer")
+        args = [literal(data.long_session), "''", literal(data.middle_id), "2"]
+        expected = data.middle_id
     else:
         await prepare(conn, "q", by_id_query(), "uuid, text, text")
         args = [literal(data.long_session), "''", literal(data.middle_id)]

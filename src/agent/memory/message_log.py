@@ -176,6 +176,26 @@ class MessageLogCache:
         self._install(session_id, current)
         return current
 
+    def take_tail(self, session_id: uuid.UUID, seen: int, row: asyncpg.Record) -> SessionLog | None:
+        """The session's copy, extended by the `tail` that `row` read from seq `seen` on
+        (`SELECT_LATEST_TUPLE_WITH_TAIL`); None when that cannot be (the copy is gone or
+        shorter than `seen` now: `catch_up` reads what is needed). A copy of another
+        conversation row (the thread was deleted and made again) is dropped."""
+        conversation_id = row["conversation_id"]
+        current = self._logs.get(session_id)
+        if current is None or conversation_id is None or len(current.messages) < seen:
+            return None
+        if current.conversation_id != conversation_id:
+            self.invalidate(session_id)
+            return None
+        tail = row["tail"]
+        if tail:
+            current.extend_from(seen, loads_jsonb(tail), self._build, len(tail))
+            self._install(session_id, current)
+        else:
+            self._logs.move_to_end(session_id)
+        return current
+
     def _build(self, element: dict[str, Any]) -> BaseMessage:
         return element_to_message(element, self.serde)
 

@@ -224,11 +224,21 @@ class TupleBuilder:
         """The checkpoint of `config` (the namespace's latest without a `checkpoint_id`)."""
         conf = config["configurable"]
         sid = session_id_for(conf["thread_id"])
-        ns = conf.get("checkpoint_ns", "")
-        if checkpoint_id := conf.get("checkpoint_id"):
+        ns, checkpoint_id = conf.get("checkpoint_ns", ""), conf.get("checkpoint_id")
+        cached = self.message_logs.peek(sid) if ns == "" and sid not in self.logs else None
+        if cached is not None:  # what the copy lacks (another process wrote) comes along
+            seen = len(cached.messages)
+            if checkpoint_id:
+                row = await conn.fetchrow(
+                    sql.SELECT_TUPLE_BY_ID_WITH_TAIL, sid, ns, checkpoint_id, seen
+                )
+            else:
+                row = await conn.fetchrow(sql.SELECT_LATEST_TUPLE_WITH_TAIL, sid, ns, seen)
+            if row is not None and (log := self.message_logs.take_tail(sid, seen, row)):
+                self.logs[sid] = log
+        elif checkpoint_id:
             row = await conn.fetchrow(sql.SELECT_TUPLE_BY_ID, sid, ns, checkpoint_id)
-        elif ns == "" and sid not in self.logs and self.message_logs.peek(sid) is None:
-            # Nothing of the session cached: its whole log comes with the checkpoint.
+        elif ns == "" and sid not in self.logs:  # nothing cached: the whole log comes along
             row = await conn.fetchrow(sql.SELECT_LATEST_TUPLE_WITH_LOG, sid, ns)
             if row is not None:
                 self.logs[sid] = self.message_logs.take_whole(sid, row)

@@ -42,24 +42,32 @@ class FunctionCall:
         return [values[name] for name in self.params]
 
 
-# The session's messages from seq $2 on (transcript or other branches), with the
-# conversation row's identity. When the transcript shows seqs 0, 1, ... in order and no
-# other branch holds a seq from $2 on (a linear conversation), that is the transcript's
-# slice from position $2, cut in C; `vera_messages_from` (which expands the whole array and
-# joins it to the seqs) answers any other case.
-MESSAGES_FROM = """
-SELECT c.id AS conversation_id, (CASE
-    WHEN l.linear AND l.n > $2 THEN
-        jsonb_path_query_array(c.messages, format('$[%s to last]', $2)::jsonpath)
-    WHEN l.linear THEN NULL
-    ELSE vera_messages_from(p_session_id => $1, p_from => $2) END)::text AS tail
-FROM conversations c LEFT JOIN transcript_heads h ON h.session_id = c.session_id
-CROSS JOIN LATERAL (SELECT cardinality(h.seqs) AS n,
-    h.seqs IS NOT NULL
-    AND h.seqs = ARRAY(SELECT generate_series(0, cardinality(h.seqs) - 1))
-    AND NOT EXISTS (SELECT FROM conversation_messages m
-        WHERE m.session_id = $1 AND m.seq >= $2) AS linear) AS l
-WHERE c.session_id = $1"""
+# The session's messages (`$1`) from seq `{start}` on (transcript or other branches), as
+# JSONB, in a scope where `cv` is its conversation row and `h` its head (NULL: nothing
+# there). Nothing when no seq from there on was handed out (`next_seq`: one lookup, the
+# usual case of a copy that is current); when the transcript shows seqs 0, 1, ... in order
+# and no other branch holds a seq from there on (a linear conversation), the transcript's
+# slice from that position, cut in C; `vera_messages_from` (which expands the whole array
+# and joins it to the seqs) answers any other case.
+_TAIL_FROM = """CASE
+    WHEN h.next_seq <= {start} THEN NULL
+    WHEN h.seqs = ARRAY(SELECT generate_series(0, cardinality(h.seqs) - 1))
+        AND NOT EXISTS (SELECT FROM conversation_messages m
+            WHERE m.session_id = $1 AND m.seq >= {start})
+    THEN (CASE WHEN cardinality(h.seqs) > {start} THEN
+        jsonb_path_query_array(cv.messages, format('$[%s to last]', {start})::jsonpath) END)
+    ELSE vera_messages_from(p_session_id => $1, p_from => {start}) END"""
+_CONVERSATION_AND_HEAD = """FROM conversations cv
+LEFT JOIN transcript_heads h ON h.session_id = cv.session_id
+WHERE cv.session_id = $1"""
+
+# The session's messages from seq $2 on, with the conversation row's identity.
+MESSAGES_FROM = (
+    "SELECT cv.id AS conversation_id, ("
+    + _TAIL_FROM.format(start="$2")
+    + ")::text AS tail\n"
+    + _CONVERSATION_AND_HEAD
+)
 
 # All the session's messages (`vera_messages_from($1, 0)` without its server-side walk):
 # the transcript as stored, the seqs it shows, and the other branches' messages, merged
@@ -158,6 +166,25 @@ SELECT_LATEST_TUPLE = (
 ) AS c"""
 )
 
+
+def _tail_column(start: str) -> str:
+    """The column `tail`: the session's messages from seq `start` on, as `MESSAGES_FROM`."""
+    tail = _TAIL_FROM.format(start=start)
+    return f", (SELECT ({tail})::text\n{_CONVERSATION_AND_HEAD}) AS tail\n"
+
+
+# The latest checkpoint with the messages of its session from seq $3 on: a worker whose
+# cached copy holds seqs [0, $3) reads what it missed (another process's turns) with the
+# checkpoint, one statement and one snapshot (nothing more when it missed none).
+SELECT_LATEST_TUPLE_WITH_TAIL = (
+    _TUPLE_COLUMNS  # noqa: S608 (constant SQL joined to constant SQL)
+    + _tail_column("$3")
+    + """FROM (
+    SELECT * FROM checkpoints WHERE session_id = $1 AND checkpoint_ns = $2
+    ORDER BY checkpoint_id DESC LIMIT 1
+) AS c"""
+)
+
 # The latest checkpoint with the whole message log of its session (the columns of
 # `MESSAGES_ALL`), for a saver that caches nothing of the session yet: a cold read in one
 # round trip, checkpoint and log from one snapshot.
@@ -177,17 +204,22 @@ LEFT JOIN transcript_heads h ON h.session_id = c.session_id"""
 )
 
 # The reads a pooled connection prepares when it opens (run once for a session that
-# does not exist), so that a new process's first read is one round trip.
-WARM_READS = (SELECT_LATEST_TUPLE, SELECT_LATEST_TUPLE_WITH_LOG)
+# does not exist, with these arguments after the session id), so that a new process's
+# first read is one round trip, and so are its reads once it caches the session.
+WARM_READS: tuple[tuple[str, tuple[Any, ...]], ...] = (
+    (SELECT_LATEST_TUPLE, ("",)),
+    (SELECT_LATEST_TUPLE_WITH_LOG, ("",)),
+    (SELECT_LATEST_TUPLE_WITH_TAIL, ("", 0)),
+)
 
-SELECT_TUPLE_BY_ID = (
-    _TUPLE_COLUMNS  # noqa: S608 (constant SQL joined to constant SQL)
-    + """FROM (
+_BY_ID = """FROM (
     SELECT * FROM checkpoints
     WHERE session_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3
     LIMIT 1
 ) AS c"""
-)
+SELECT_TUPLE_BY_ID = _TUPLE_COLUMNS + _BY_ID
+# The same with the messages from seq $4 on (as `SELECT_LATEST_TUPLE_WITH_TAIL`).
+SELECT_TUPLE_BY_ID_WITH_TAIL = _TUPLE_COLUMNS + _tail_column("$4") + _BY_ID
 
 # A page of `alist`: "{where}" and "{limit}" are filled by `list_query` (below) with
 # placeholders only (never with values).

@@ -192,8 +192,8 @@ class PostgresMemoryStore:
         then one round trip, not a prepare and an execute per statement. Skipped with the
         statement cache off (behind a pooler): nothing would be kept."""
         if self.statement_cache:
-            for query in sql.WARM_READS:
-                await conn.fetchrow(query, _NO_SESSION, "")
+            for query, args in sql.WARM_READS:
+                await conn.fetchrow(query, _NO_SESSION, *args)
 
     async def _prepare_idle(self, pool: asyncpg.Pool) -> None:
         """`_prepare_reads` on the connections opened before the schema was there."""
