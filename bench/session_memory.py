@@ -149,9 +149,9 @@ def session_memory_table(run: SessionMemory) -> str:
     for name, key in rows:
         a = [figure(s, key) for s in ours]
         b = [figure(s, key) for s in official]
+        ratio = statistics.median(a) / statistics.median(b) if key == "after" else None
         lines.append(
-            f"| {name} | {_spread(a)} | {_spread(b)} "
-            f"| {statistics.median(a) / statistics.median(b):.2f} |"
+            f"| {name} | {_spread(a)} | {_spread(b)} | {'-' if ratio is None else f'{ratio:.2f}'} |"
         )
     accounted = [s["accounted"] / MIB for s in ours]
     cached = statistics.median(s["cached_sessions"] for s in ours)
