@@ -36,6 +36,7 @@ from bench.report import (
     targets,
 )
 from bench.savers import SAVERS, SERVER
+from bench.session_memory import session_memory, session_memory_table
 from bench.statement_cost import statement_cost_section
 from bench.two_processes import LABEL, alternating, alternating_table
 from bench.workload import write_cost
@@ -114,6 +115,13 @@ async def main(quick: bool) -> str:
     memory = cache_table(caches)
     print(memory + "\n", flush=True)
     sections += ["### The in-process message cache, bounded by bytes (issue 17)", memory]
+    rss_run = await session_memory(*((200, 100, 5, 2) if quick else (1000, 500, 20, 3)))
+    rss_heading = (
+        f"### Targets of issue 28: RSS after turns on {rss_run.active:,} of "
+        f"{rss_run.sessions:,} sessions ({rss_run.turns} turns each), each sample a new process"
+    )
+    print(rss_heading + "\n\n" + session_memory_table(rss_run) + "\n", flush=True)
+    sections += [rss_heading, session_memory_table(rss_run)]
     many, tool_turns = (4, 10) if quick else (30, 150)
     async with default_settings_server() as server:  # both savers on it, one after the other
         fresh = await first_reads([100, 200], repeats=5 if quick else 15, server=server.dsn)

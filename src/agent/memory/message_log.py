@@ -28,7 +28,7 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 
 from src.agent.memory import sql
 from src.agent.memory.jsonb import loads_jsonb
-from src.agent.memory.session_log import SessionLog, TranscriptPlan, plan_transcript
+from src.agent.memory.session_log import SessionLog, TranscriptPlan, plan_transcript, text_bytes
 from src.agent.memory.transcript import element_to_message
 
 DEFAULT_CACHE_MAX_BYTES = 64 * 2**20
@@ -38,7 +38,7 @@ async def _read_messages(
     conn: asyncpg.Connection, session_id: uuid.UUID, start: int
 ) -> tuple[uuid.UUID, list[dict[str, Any]], int] | None:
     """The conversation row's id, the session's elements of seqs `start`, `start + 1`,
-    ... in seq order, and the length of the JSON text read (None if the row is missing).
+    ... in seq order, and the `text_bytes` of the JSON text read (None if the row is missing).
 
     A tail is cut on the server; the whole log (a cold read) is the stored transcript as
     text plus the other branches' messages, merged here: a plain read of the row costs the
@@ -50,19 +50,19 @@ async def _read_messages(
         if row is None:
             return None
         tail = row["tail"]
-        return row["conversation_id"], loads_jsonb(tail) if tail else [], len(tail or "")
+        return row["conversation_id"], loads_jsonb(tail) if tail else [], text_bytes(tail)
     row = await conn.fetchrow(sql.MESSAGES_ALL, session_id)
     return None if row is None else whole_log(row)
 
 
 def whole_log(row: asyncpg.Record) -> tuple[uuid.UUID, list[dict[str, Any]], int]:
-    """The conversation row's id, every element of the session in seq order and the length
-    of the JSON text, from the columns of `MESSAGES_ALL` (`SELECT_LATEST_TUPLE_WITH_LOG`
-    has them too)."""
+    """The conversation row's id, every element of the session in seq order and the
+    `text_bytes` of the JSON text, from the columns of `MESSAGES_ALL`
+    (`SELECT_LATEST_TUPLE_WITH_LOG` has them too)."""
     shown = loads_jsonb(row["shown"]) if row["shown"] else []
     seqs: list[int] = row["seqs"] or []
     other_seqs: list[int] = row["other_seqs"] or []
-    chars = len(row["shown"] or "") + len(row["others"] or "")
+    chars = text_bytes(row["shown"]) + text_bytes(row["others"])
     if not other_seqs and len(seqs) == len(shown) and seqs == list(range(len(seqs))):
         return row["conversation_id"], shown, chars
     by_seq: dict[int, dict[str, Any]] = {}

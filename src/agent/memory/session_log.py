@@ -14,6 +14,7 @@ plan's new messages (`record`) once the write has committed.
 from __future__ import annotations
 
 import gc
+import sys
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,10 +26,41 @@ from langgraph.checkpoint.serde.base import SerializerProtocol
 from src.agent.memory.jsonb import dumps_jsonb
 from src.agent.memory.transcript import MessageSnapshot, element_to_message, message_to_element
 
-# What a cached message costs beyond its JSON text (its element dict, the message given
-# out, the stored copy's dict, index entries): ~2.5 KiB measured with tracemalloc for the
-# bench's chat messages (strings are shared by the three).
-MESSAGE_OVERHEAD_BYTES = 2560
+# What a cached message really holds, fitted to tracemalloc (tests/memory/test_cache_bytes.py
+# checks it): its element dict, the message given out and the stored copy (`MessageSnapshot`)
+# with their index entries cost MESSAGE_BYTES; the strings, shared by the three, about what
+# the JSON text does as a string (`text_bytes`); every dict or list below the element
+# (metadata, tool calls, content blocks) exists three times: CONTAINER_BYTES each, plus
+# ITEM_BYTES per item.
+MESSAGE_BYTES = 1750
+CONTAINER_BYTES = 80
+ITEM_BYTES = 76
+_NESTED = ("content", "tool_calls", "data")
+
+
+def text_bytes(text: str | None) -> int:
+    """The memory of a JSON text as a Python string (1, 2 or 4 bytes per character)."""
+    return sys.getsizeof(text) if text else 0
+
+
+def structure_bytes(value: Any) -> int:
+    """What the dicts and lists in `value` cost, all three copies (strings excluded)."""
+    kind = type(value)
+    if kind is dict:
+        return CONTAINER_BYTES + ITEM_BYTES * len(value) + sum(map(structure_bytes, value.values()))
+    if kind is list:
+        return CONTAINER_BYTES + ITEM_BYTES * len(value) + sum(map(structure_bytes, value))
+    return 0
+
+
+def element_bytes(element: dict[str, Any], text: int) -> int:
+    """The memory one cached message holds, `text` its share of `text_bytes`."""
+    nested = 0
+    for key in _NESTED:
+        value = element.get(key)
+        if value is not None and type(value) is not str:
+            nested += structure_bytes(value)
+    return MESSAGE_BYTES + text + nested
 
 
 @dataclass(frozen=True)
@@ -61,7 +93,7 @@ class SessionLog:
     handed: dict[int, BaseMessage] = field(default_factory=dict)  # last objects given out
     unread: set[int] = field(default_factory=set)  # of `handed`: built, not given out yet
     last_seqs: list[int] = field(default_factory=list)  # the last checkpoint written
-    nbytes: int = 0  # estimated memory: JSON text of the elements plus a per-message overhead
+    nbytes: int = 0  # the memory it holds, as `element_bytes` counts it
 
     def message_at(self, pos: int, serde: SerializerProtocol) -> BaseMessage:
         """A message object for seq `pos`, for a checkpoint being read.
@@ -80,8 +112,8 @@ class SessionLog:
         return given
 
     def add(self, element: dict[str, Any], message: MessageSnapshot, chars: int) -> None:
-        """Hold one more message (`chars`: the length of its JSON text, for `nbytes`)."""
-        self.nbytes += chars + MESSAGE_OVERHEAD_BYTES
+        """Hold one more message (`chars`: its share of its JSON text's `text_bytes`)."""
+        self.nbytes += element_bytes(element, chars)
         if message.id is not None:
             self.by_id.setdefault(message.id, []).append(len(self.messages))
         self.elements.append(element)
@@ -94,7 +126,7 @@ class SessionLog:
         build: Callable[[dict[str, Any]], BaseMessage],
         chars: int = 0,
     ) -> None:
-        """Add elements read from seq `start` on (`chars`: the length of their JSON text),
+        """Add elements read from seq `start` on (`chars`: their JSON text's `text_bytes`),
         skipping the ones already held. Each is built once: the message is kept as the one
         to give out next, beside its stored copy."""
         share = chars // len(elements) if elements else 0
@@ -131,7 +163,7 @@ class SessionLog:
         not follow on from this copy (it was behind: the next read catches up)."""
         if len(self.messages) < plan.next_seq:
             return False
-        share = len(plan.new_messages or "") // max(1, len(plan.new_elements))
+        share = text_bytes(plan.new_messages) // max(1, len(plan.new_elements))
         pairs = zip(plan.new_elements, plan.new_snapshots, strict=True)
         for seq, (element, snapshot) in enumerate(pairs, plan.next_seq):
             if seq == len(self.messages):
