@@ -113,18 +113,25 @@ class RunSweeper:
         """One look: take over the orphaned runs, then start the queues' first runs."""
         for row in await self.runs.orphaned(SWEEP_BATCH):
             lease_id = uuid.uuid4()
-            await self._launch(row["session_id"], lease_id, self._take_over(row, lease_id))
+            await self._launch(row, lease_id, self._take_over(row, lease_id))
         for row in await self.runs.queue_heads(SWEEP_BATCH):
             await self._start_queued(row)
 
-    async def _launch(self, thread_id: uuid.UUID, lease_id: uuid.UUID, prepare: Prepare) -> None:
-        """Start a turn under lease `lease_id`, unless the thread or this worker is busy or
-        another worker got there first."""
-        with contextlib.suppress(SessionBusyError, OverloadedError, LeftQueue):
+    async def _launch(self, row: asyncpg.Record, lease_id: uuid.UUID, prepare: Prepare) -> None:
+        """Start a turn of `row`'s thread under lease `lease_id`, unless the thread or this
+        worker is busy or another worker got there first. A run that cannot be started is
+        logged and looked at again (a taken-over one used an attempt: it ends, bounded)."""
+        try:
             await admitted(
                 self.admission,
-                lambda on_end: self.runner.launch(thread_id, lease_id, prepare, on_end),
+                lambda on_end: self.runner.launch(row["session_id"], lease_id, prepare, on_end),
             )
+        except (SessionBusyError, OverloadedError, LeftQueue):
+            return
+        except (StorageUnavailableError, asyncpg.PostgresError):
+            raise
+        except Exception as exc:
+            logger.error("run %s not started by the sweep", row["run_id"], exc_info=exc)
 
     def _take_over(self, row: asyncpg.Record, lease_id: uuid.UUID) -> Prepare:
         run_id, thread_id, seen = row["run_id"], row["session_id"], row["lease_id"]
@@ -163,8 +170,10 @@ class RunSweeper:
             attempt,
             recovery.how,
         )
-        spec = spec_of(kwargs, resume=recovery.how == "resume")
         refusal: Exception | None = None
+        spec = RunSpec(None, {}, [], False)  # what an attempt that runs nothing "runs"
+        if recovery.how in ("rerun", "resume"):
+            spec = spec_of(kwargs, resume=recovery.how == "resume")
         if cancelled:  # stopped as the dead attempt would have been (a rollback too)
             refusal = TurnStopped()
         elif recovery.how == "exceeded":
@@ -179,7 +188,7 @@ class RunSweeper:
     async def _start_queued(self, row: asyncpg.Record) -> None:
         """Start a queue's first run (its accepting worker may be gone), or end it
         `timeout` once it waited `ENQUEUE_WAIT_SECONDS`."""
-        run_id, thread_id = row["run_id"], row["session_id"]
+        run_id = row["run_id"]
         if datetime.now(UTC) - row["created_at"] > timedelta(seconds=ENQUEUE_WAIT_SECONDS):
             if await self.runs.dequeue(run_id, "timeout"):
                 logger.warning("queued run %s timed out", run_id)
@@ -191,7 +200,7 @@ class RunSweeper:
                 raise LeftQueue
             return TurnPlan("new", str(run_id)), RunPlay(self.runner.graph, self.runs, spec, run_id)
 
-        await self._launch(thread_id, run_id, claim)
+        await self._launch(row, run_id, claim)
 
 
 @contextlib.asynccontextmanager
