@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,7 @@ from langgraph_sdk.client import LangGraphClient
 from tests.api_harness import wait_until
 from tests.fake_openai import KEY as MODEL_KEY
 from tests.fake_openai import MODEL, FakeOpenAI, Reply
+from tests.fake_tools import FakeToolApis
 from tests.processes import Worker, workers
 
 KEY = "run-recovery-key-0123456789abcdefghij"
@@ -32,21 +34,33 @@ def user(text: str) -> dict[str, Any]:
     return {"messages": [{"role": "user", "content": text}]}
 
 
+@dataclass
+class Services:
+    """The scripted model (its call number `hold_call` held: `asked` is set once it came,
+    and it answers once `release` is), the tools' APIs, and two workers using them."""
+
+    model: FakeOpenAI
+    tools: FakeToolApis
+    asked: asyncio.Event
+    release: asyncio.Event
+    workers: list[Worker]
+
+
 @contextlib.asynccontextmanager
 async def services(
-    database_dsn: str, tmp_path: Path
-) -> AsyncIterator[tuple[FakeOpenAI, asyncio.Event, asyncio.Event, list[Worker]]]:
-    """The scripted model (its first answer held: `asked` is set once it is asked, and it
-    answers once `release` is), and two workers using it."""
-    model, asked, release = FakeOpenAI(), asyncio.Event(), asyncio.Event()
+    database_dsn: str, tmp_path: Path, hold_call: int = 1
+) -> AsyncIterator[Services]:
+    model, tools, asked, release = FakeOpenAI(), FakeToolApis(), asyncio.Event(), asyncio.Event()
 
     async def hold() -> None:
-        asked.set()
-        await release.wait()
+        if len(model.received) == hold_call:
+            asked.set()
+            await release.wait()
 
     model.gate = hold
-    async with model.serve() as url:
+    async with model.serve() as url, tools.serve() as tool_env:
         env = {
+            **tool_env,
             "API_KEY": KEY,
             "OPENAI_API_KEY": MODEL_KEY,
             "OPENAI_BASE_URL": url,
@@ -57,7 +71,7 @@ async def services(
         logs = [tmp_path / "a.log", tmp_path / "b.log"]
         with workers(database_dsn, logs, **env) as pair:
             try:
-                yield model, asked, release, pair
+                yield Services(model, tools, asked, release, pair)
             finally:
                 release.set()
 
@@ -75,7 +89,8 @@ async def stored(url: str, tid: str) -> list[tuple[str, str]]:
 async def test_a_run_whose_worker_is_killed_is_finished_once_by_the_other_worker(
     database_dsn: str, tmp_path: Path
 ) -> None:
-    async with services(database_dsn, tmp_path) as (model, asked, release, (a, b)):
+    async with services(database_dsn, tmp_path) as up:
+        model, asked, release, (a, b) = up.model, up.asked, up.release, up.workers
         on_a, on_b = sdk(a.url), sdk(b.url)
         tid = (await on_a.threads.create())["thread_id"]
         model.add(Reply(text="the lost answer"))
@@ -120,7 +135,8 @@ async def test_a_run_whose_worker_is_killed_is_finished_once_by_the_other_worker
 async def test_a_queued_run_whose_worker_died_is_started_by_the_other_worker(
     database_dsn: str, tmp_path: Path
 ) -> None:
-    async with services(database_dsn, tmp_path) as (model, asked, release, (a, b)):
+    async with services(database_dsn, tmp_path) as up:
+        model, asked, release, (a, b) = up.model, up.asked, up.release, up.workers
         on_a, on_b = sdk(a.url), sdk(b.url)
         tid = (await on_a.threads.create())["thread_id"]
         # A /chat turn on B holds the thread while A queues a run behind it.
@@ -155,5 +171,39 @@ async def test_a_queued_run_whose_worker_died_is_started_by_the_other_worker(
             ("user", "Queued on A"),
             ("assistant", "the queued answer"),
         ]
+        await on_b.http.client.aclose()
+        await on_a.http.client.aclose()
+
+
+async def test_a_run_killed_after_its_tools_ran_does_not_run_them_again(
+    database_dsn: str, tmp_path: Path
+) -> None:
+    async with services(database_dsn, tmp_path, hold_call=2) as up:
+        model, tools, (a, b) = up.model, up.tools, up.workers
+        on_a, on_b = sdk(a.url), sdk(b.url)
+        tid = (await on_a.threads.create())["thread_id"]
+        model.add(
+            Reply(
+                tool_calls=[
+                    ("call_w", "get_weather", '{"city": "Oslo"}'),
+                    ("call_s", "get_stock_price", '{"ticker": "AAPL"}'),
+                ]
+            ),
+            Reply(text="the lost answer"),
+        )
+        run = await on_a.runs.create(tid, "vera", input=user("Weather in Oslo, AAPL?"))
+        await up.asked.wait()  # both tools ran; the model's next call waits
+        a.kill()
+        model.gate = None
+        model.add(Reply(text="Snow in Oslo; AAPL at 187.5."))
+        up.release.set()
+
+        values = await on_b.runs.join(tid, run["run_id"])
+        assert values["messages"][-1]["content"] == "Snow in Oslo; AAPL at 187.5."
+        assert (await on_b.runs.get(tid, run["run_id"]))["status"] == "success"
+        assert (tools.calls["weather"], tools.calls["stocks"]) == (1, 1)
+        assert tools.unkeyed == 0 and set(tools.keys.values()) == {1}, tools.keys
+        kinds = [m["type"] for m in values["messages"]]
+        assert kinds == ["human", "ai", "tool", "tool", "ai"], kinds
         await on_b.http.client.aclose()
         await on_a.http.client.aclose()
