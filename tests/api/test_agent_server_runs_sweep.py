@@ -137,3 +137,26 @@ async def test_a_run_past_its_attempts_ends_error_saying_so(
         assert parts[-1].event == "error"
         assert "exceeded max attempts" in parts[-1].data["message"]
         assert [p.data["attempt"] for p in parts if p.event == "metadata"] == [1, MAX_ATTEMPTS + 1]
+
+
+async def test_a_run_paused_at_a_breakpoint_is_not_taken_past_it(
+    database_dsn: str, db: asyncpg.Connection
+) -> None:
+    model = FakeModel()
+    async with serve(create_app(settings_for(database_dsn, api_key=KEY), model=model)) as url:
+        sdk = get_client(url=url, api_key=KEY)
+        tid = (await sdk.threads.create())["thread_id"]
+        question = user("What's the weather in Montevideo and the price of AAPL?")
+        await sdk.runs.wait(tid, "vera", input=question, interrupt_before=["tools"])
+        assert (await sdk.threads.get_state(tid))["next"] == ["tools"]
+        run = (await sdk.runs.list(tid))[0]
+        assert run["status"] == "interrupted"
+        # Its worker died as the graph stopped at the breakpoint, before recording it.
+        await db.execute(STATUS, uuid.UUID(run["run_id"]), "running")
+
+        async def ended() -> bool:
+            return (await sdk.runs.get(tid, run["run_id"]))["status"] != "running"
+
+        await wait_until(ended)
+        assert (await sdk.runs.get(tid, run["run_id"]))["status"] == "interrupted"
+        assert (await sdk.threads.get_state(tid))["next"] == ["tools"]  # no tool ran

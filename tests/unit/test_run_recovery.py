@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 from langgraph.types import Command
 
-from src.api.agent_server.run_recovery import MAX_ATTEMPTS, Recovery, recovery_of, spec_of
+from src.api.agent_server.run_recovery import (
+    MAX_ATTEMPTS,
+    Recovery,
+    paused_at,
+    recovery_of,
+    spec_of,
+)
 
 
 @pytest.mark.parametrize(
@@ -23,6 +29,31 @@ def test_a_taken_over_run_goes_on_from_what_it_stored(
     ran: bool, latest: bool, unfinished: bool, expected: Recovery
 ) -> None:
     assert recovery_of(2, ran, latest, unfinished) == expected
+
+
+def test_a_run_that_stopped_for_the_user_ends_interrupted_instead_of_going_past_the_stop() -> None:
+    assert recovery_of(2, True, True, True, paused=True) == Recovery("ended", "interrupted")
+    assert recovery_of(2, True, False, True, paused=True) == Recovery("ended", "error")
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "next_nodes", "step", "asked", "expected"),
+    [
+        (None, None, ["model"], 1, True, True),  # an interrupt() asked the user
+        (None, None, ["model"], 1, False, False),  # killed mid-run
+        (["tools"], None, ["tools"], 2, False, True),
+        (["tools"], None, ["model"], 2, False, False),
+        ("*", None, ["model"], 0, False, True),
+        (None, "*", ["model"], 0, False, True),
+        (None, "*", ["__start__"], -1, False, False),  # only its input stored yet
+        ("*", None, [], 3, False, False),
+    ],
+)
+def test_a_breakpoint_or_an_interrupt_is_where_a_run_stopped_for_the_user(
+    before: object, after: object, next_nodes: list[str], step: int, asked: bool, expected: bool
+) -> None:
+    kwargs = {"interrupt_before": before, "interrupt_after": after}
+    assert paused_at(kwargs, next_nodes, step, asked) is expected
 
 
 def test_past_the_attempts_langgraph_api_allows_a_run_ends_error() -> None:

@@ -11,7 +11,8 @@ do not run again, a tool call that was under way runs again under the same idemp
 off by the lease. Taking a run over is a compare-and-set on the lease its row names
 (`RunBook.reclaim`), so one worker does it, once; only the attempt holding that lease may
 record how the run ended. A run with no checkpoint yet runs again from its input; one whose
-last checkpoint has nothing left to run ends `success` without running."""
+last checkpoint has nothing left to run ends `success`, and one that stopped there for the
+user (an interrupt, a breakpoint) `interrupted`, without running."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, cast
@@ -61,17 +62,30 @@ class Recovery:
     status: str | None = None
 
 
-def recovery_of(attempt: int, ran: bool, latest: bool, unfinished: bool) -> Recovery:
+def recovery_of(
+    attempt: int, ran: bool, latest: bool, unfinished: bool, paused: bool = False
+) -> Recovery:
     """How attempt `attempt` of a run goes on: `ran`, the run stored a checkpoint;
-    `latest`, its last one is the thread's last; `unfinished`, that one has steps to run."""
+    `latest`, its last one is the thread's last; `unfinished`, that one has steps to run;
+    `paused`, the run stopped there for the user (going on would pass that stop)."""
     if attempt > MAX_ATTEMPTS:
         return Recovery("exceeded")
     if not ran:
         return Recovery("rerun")
     if unfinished and latest:
-        return Recovery("resume")
+        return Recovery("ended", "interrupted") if paused else Recovery("resume")
     # It finished before its worker died; or another turn wrote on top of it mid-run.
     return Recovery("ended", "error" if unfinished else "success")
+
+
+def paused_at(kwargs: dict[str, Any], next_nodes: Sequence[str], step: int, asked: bool) -> bool:
+    """Whether a run stopped at its checkpoint (next `next_nodes`, step `step`) for the user:
+    an `interrupt()` asked (`asked`), or a breakpoint (`interrupt_before` a next node, or
+    `interrupt_after: "*"` past its input). A resume would pass it, as a resume does."""
+    before, after = kwargs.get("interrupt_before"), kwargs.get("interrupt_after")
+    if asked or (after == "*" and step >= 0):
+        return True
+    return bool(next_nodes) and (before == "*" or any(n in (before or ()) for n in next_nodes))
 
 
 def spec_of(kwargs: dict[str, Any], resume: bool) -> RunSpec:
@@ -162,7 +176,13 @@ class RunSweeper:
         state = await graph.aget_state(config)
         latest = (state.metadata or {}).get(TURN_ID_KEY) == str(run_id)
         unfinished = bool(history) and bool(history[0].next or history[0].tasks)
-        recovery = recovery_of(attempt, bool(history), latest, unfinished)
+        paused = bool(history) and paused_at(
+            kwargs,
+            history[0].next,
+            int((history[0].metadata or {}).get("step", -1)),
+            bool(history[0].interrupts),
+        )
+        recovery = recovery_of(attempt, bool(history), latest, unfinished, paused)
         logger.warning(
             "run %s of thread %s taken over: attempt %d, %s",
             run_id,
