@@ -19,6 +19,8 @@ from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore
 from src.agent.model import build_chat_model, model_label
 from src.api import agent_server, metrics, tracing
 from src.api.admission import TurnAdmission
+from src.api.agent_server.run_book import RunBook
+from src.api.agent_server.run_recovery import RunSweeper, sweeping_runs
 from src.api.auth import AuthMiddleware
 from src.api.checkpoint_retention import CheckpointRetention
 from src.api.errors import SafeJSONResponse, install_error_handlers
@@ -111,8 +113,9 @@ def create_app(
         docs_note = f" (docs at {base}/docs)" if settings.docs_enabled else ""
         logger.info("Vera API on %s%s", base, docs_note)
         try:
-            async with metrics.running(store, settings), sweeping(sweeper):
-                yield  # (pool gauges, METRICS_PORT; the TTL sweep of this worker)
+            runs = RunSweeper(app.state.runner, app.state.admission, RunBook(store))
+            async with metrics.running(store, settings), sweeping(sweeper), sweeping_runs(runs):
+                yield  # (pool gauges, METRICS_PORT; this worker's TTL and runs' sweeps)
         finally:
             await app.state.runner.drain(grace_seconds=settings.shutdown_grace_seconds)
             await cancels.close()

@@ -82,6 +82,11 @@ class TurnCancels:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
 
+    async def asked(self, run_id: uuid.UUID) -> bool:
+        """Whether someone asked `run_id` to stop (a request its worker may never have seen)."""
+        rows = await self.store.run(lambda conn: conn.fetch(sql.CANCELS_REQUESTED, [run_id]))
+        return bool(rows)
+
     async def done(self, run_id: uuid.UUID) -> None:
         """Drop the request of a run that stopped (best effort: an hour on, it goes anyway)."""
         with contextlib.suppress(StorageUnavailableError, asyncpg.PostgresError):

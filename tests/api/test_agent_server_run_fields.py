@@ -50,7 +50,7 @@ async def test_bad_or_unserved_fields_are_422_naming_them_and_store_nothing(
         "on_completion": {**ok, "on_completion": "keep"},
         "after_seconds": {**ok, "after_seconds": 5},
         "feedback_keys": {**ok, "feedback_keys": ["x"]},
-        "multitask_strategy": {**ok, "multitask_strategy": "rollback"},
+        "multitask_strategy": {**ok, "multitask_strategy": "nonsense"},
         "stream_mode": {**ok, "stream_mode": ["values", "nonsense"]},
         "assistant_id": {**ok, "assistant_id": "not-a-graph"},
         "config": {**ok, "config": {"configurable": 3}},
@@ -62,7 +62,7 @@ async def test_bad_or_unserved_fields_are_422_naming_them_and_store_nothing(
             assert answer.status_code == 422, (field, route, answer.text)
             assert field in answer.text, (field, answer.text)
     with pytest.raises(UnprocessableEntityError):
-        await sdk.runs.create(tid, "vera", input=user("Hi"), multitask_strategy="interrupt")
+        await sdk.runs.create(tid, "vera", input=user("Hi"), webhook="http://example.invalid/x")
     unknown = await http.post(
         f"/threads/{tid}/runs", json={**ok, "assistant_id": str(uuid.uuid4())}
     )

@@ -53,9 +53,13 @@ class RunBook:
     async def set_status(self, run_id: uuid.UUID, status: str) -> None:
         await self.store.run(lambda conn: conn.execute(sql.SET_RUN_STATUS, run_id, status))
 
-    async def end(self, thread_id: uuid.UUID, run_id: uuid.UUID, status: str) -> None:
-        """Record how the run ended and release its lease of the thread, at once."""
-        await self.store.run(lambda conn: conn.execute(sql.END_RUN, thread_id, run_id, status))
+    async def end(
+        self, thread_id: uuid.UUID, run_id: uuid.UUID, lease_id: uuid.UUID, status: str
+    ) -> None:
+        """Record how the run ended and release its lease of the thread, at once (nothing is
+        recorded by an attempt that lost the run to another: `lease_id` is not its own)."""
+        args = (thread_id, run_id, status, lease_id)
+        await self.store.run(lambda conn: conn.execute(sql.END_RUN, *args))
 
     async def first_queued(self, thread_id: uuid.UUID) -> uuid.UUID | None:
         """The thread's oldest run waiting in its queue."""
@@ -72,9 +76,28 @@ class RunBook:
     async def rollback_asked(self, run_id: uuid.UUID) -> bool:
         return bool(await self.store.run(lambda conn: conn.fetchval(sql.ROLLBACK_ASKED, run_id)))
 
-    async def drop(self, thread_id: uuid.UUID, run_id: uuid.UUID) -> None:
+    async def drop(self, thread_id: uuid.UUID, run_id: uuid.UUID, lease_id: uuid.UUID) -> None:
         """Delete the run's row and release its lease of the thread, at once."""
-        await self.store.run(lambda conn: conn.execute(sql.DROP_RUN, thread_id, run_id))
+        args = (thread_id, run_id, lease_id)
+        await self.store.run(lambda conn: conn.execute(sql.DROP_RUN, *args))
+
+    async def active(self, thread_id: uuid.UUID) -> list[asyncpg.Record]:
+        """The thread's runs that have not ended (queued, or started), oldest first."""
+        return list(await self.store.run(lambda conn: conn.fetch(sql.ACTIVE_RUNS, thread_id)))
+
+    async def orphaned(self, limit: int) -> list[asyncpg.Record]:
+        """Runs that started, have not ended and whose thread nothing holds."""
+        return list(await self.store.run(lambda conn: conn.fetch(sql.ORPHANED_RUNS, limit)))
+
+    async def reclaim(self, run_id: uuid.UUID, seen: uuid.UUID, lease_id: uuid.UUID) -> int | None:
+        """Take run `run_id` over from its attempt under lease `seen` for one under
+        `lease_id`: the new attempt's number, `None` when another took it first."""
+        args = (run_id, seen, lease_id)
+        return await self.store.run(lambda conn: conn.fetchval(sql.RECLAIM_RUN, *args))
+
+    async def queue_heads(self, limit: int) -> list[asyncpg.Record]:
+        """The first queued run of each thread that could start it now."""
+        return list(await self.store.run(lambda conn: conn.fetch(sql.QUEUE_HEADS, limit)))
 
     async def get(self, thread_id: uuid.UUID, run_id: uuid.UUID) -> dict[str, Any]:
         row = await self.store.run(lambda conn: conn.fetchrow(sql.SELECT_RUN, thread_id, run_id))

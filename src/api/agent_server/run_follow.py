@@ -7,13 +7,11 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 
 from sse_starlette import ServerSentEvent
 
 from src.api.agent_server.run_book import RunBook
 from src.api.agent_server.run_events import joined
-from src.api.agent_server.run_queue import ENQUEUE_WAIT_SECONDS
 from src.api.agent_server.sse import sse_data
 from src.api.errors import ApiError
 from src.api.turn_events import StoredEvent, TurnEventLog
@@ -21,7 +19,6 @@ from src.api.turn_leases import TurnLeases
 
 ACTIVE = frozenset({"pending", "running"})
 SETTLE_SECONDS = 10.0
-QUEUED_AT_MOST = timedelta(seconds=ENQUEUE_WAIT_SECONDS + 60)
 SETTLE_POLL_SECONDS = 0.02
 
 
@@ -41,21 +38,14 @@ class RunFollower:
             return None
 
     async def active(self, run_id: uuid.UUID) -> bool:
-        """Whether the run may still write events: queued (it starts, or times out), or
-        running with its thread leased (a worker that died leaves its run `running` but its
-        lease expires)."""
-        try:
-            run = await self.runs.get(self.thread_id, run_id)
-        except ApiError:
-            return False
-        if run["status"] == "pending":  # a queue left behind by a worker that died ends too
-            return bool(datetime.now(UTC) - run["created_at"] < QUEUED_AT_MOST)
-        return run["status"] == "running" and await self.leases.held_by_any(self.thread_id)
+        """Whether the run may still write events: queued or running (one whose worker
+        died is taken over by a live worker's sweep, `run_recovery`, so it ends too)."""
+        return await self.status(run_id) in ACTIVE
 
     async def settled(self, run_id: uuid.UUID) -> None:
         """Return once the run's row says it ended: its last event is stored just before
         its status (and lease) are, so a reader of that event waits this moment out
-        (bounded: a worker that died leaves a run `running`)."""
+        (bounded: a run whose worker died is `running` until it is taken over)."""
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(SETTLE_SECONDS):
                 while await self.active(run_id):  # noqa: ASYNC110 (a row, maybe another worker's)

@@ -174,7 +174,8 @@ async def cancel_run(
     starts. 202 at once, or with `wait=1` once it stopped: its final values (after a
     rollback, the thread's). A run that already ended: 404, as `langgraph dev` answers."""
     follower = RunFollower(log, leases, runs, thread_id)
-    status = (await runs.get(thread_id, run_id))["status"]
+    run = await runs.get(thread_id, run_id)
+    status = run["status"]
     if status not in ACTIVE:
         raise ApiError(
             404,
@@ -183,11 +184,11 @@ async def cancel_run(
         )
     if status == "pending" and await runs.dequeue(run_id, "interrupted"):
         if action == "rollback":
-            await runs.drop(thread_id, run_id)
+            await runs.drop(thread_id, run_id, run_id)  # never leased
     else:
         if action == "rollback":
             await runs.mark_rollback(run_id)
-        await runner.cancels.request(thread_id, str(run_id), run_id)
+        await runner.cancels.request(thread_id, str(run_id), run["lease_id"])
     if not wait:
         return Response(status_code=202, headers=_where(thread_id, run_id, "join"))
     values = await final_values(follower.events(run_id), thread_id, threads)

@@ -8,6 +8,7 @@ the run was stopped) or `error`."""
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -50,16 +51,33 @@ class RunSpec:
 
 
 class RunPlay:
-    """One run of a thread (its run id is the turn's `run_id` and turn id)."""
+    """One attempt at run `run_id` of a thread (the turn's id; the turn's `run_id` is the
+    attempt's lease, the run id on a first attempt). A later attempt (`run_recovery`) may
+    be told the run already `ended` (nothing runs, it ends with that status), or to fail at
+    once with `refusal`."""
 
-    def __init__(self, graph: CompiledStateGraph, book: RunBook, spec: RunSpec) -> None:
+    def __init__(
+        self,
+        graph: CompiledStateGraph,
+        book: RunBook,
+        spec: RunSpec,
+        run_id: uuid.UUID,
+        attempt: int = 1,
+        ended: str | None = None,
+        refusal: Exception | None = None,
+    ) -> None:
         self.graph = graph
         self.book = book
         self.spec = spec
+        self.run_id = run_id
+        self.attempt = attempt
+        self.ended_as = ended
+        self.refusal = refusal
         self.status = "running"
 
     def opening(self, turn: Turn) -> TurnEvent:
-        return turn.record_event("metadata", {"run_id": str(turn.run_id), "attempt": 1})
+        data = {"run_id": str(self.run_id), "attempt": self.attempt}
+        return turn.record_event("metadata", data)
 
     def _config(self, config: RunnableConfig) -> RunnableConfig:
         """The caller's config under the runner's: the runner's configurable keys (thread,
@@ -68,7 +86,8 @@ class RunPlay:
         configurable = {**(mine.pop("configurable", None) or {}), **config["configurable"]}
         metadata = {**(mine.pop("metadata", None) or {}), **(config.get("metadata") or {})}
         # Each checkpoint names its run (as langgraph-api's): a rollback deletes them by it.
-        metadata["run_id"] = str(config["run_id"])
+        metadata["run_id"] = str(self.run_id)
+        metadata["run_attempt"] = self.attempt
         theirs, ours = mine.pop("callbacks", None), config.get("callbacks") or []
         callbacks = (
             [*theirs, *ours] if isinstance(theirs, list) and isinstance(ours, list) else ours
@@ -78,7 +97,12 @@ class RunPlay:
         return merged  # type: ignore[return-value]
 
     async def play(self, turn: Turn, record: TurnRecord, config: RunnableConfig) -> None:
-        await self.book.set_status(turn.run_id, "running")
+        await self.book.set_status(self.run_id, "running")
+        if self.refusal is not None:
+            raise self.refusal
+        if self.ended_as is not None:
+            self.status = self.ended_as
+            return
         stream = run_events(
             self.graph,
             self.spec.graph_input,
@@ -102,12 +126,12 @@ class RunPlay:
         self.status = "interrupted"
         # Still under the lease: no other turn has written on top of the run's checkpoints.
         try:
-            if await self.book.rollback_asked(turn.run_id):
+            if await self.book.rollback_asked(self.run_id):
                 saver = self.graph.checkpointer
-                await saver.adelete_for_runs([str(turn.run_id)])  # type: ignore[union-attr]
+                await saver.adelete_for_runs([str(self.run_id)])  # type: ignore[union-attr]
                 self.status = "rolled_back"
         except Exception as exc:  # the run stays, `interrupted`, with what it stored
-            logger.error("run not rolled back run_id=%s", turn.run_id, exc_info=exc)
+            logger.error("run not rolled back run_id=%s", self.run_id, exc_info=exc)
         stopped = {"error": "UserInterrupt", "message": "The run was cancelled."}
         return turn.record_event("error", stopped)
 
@@ -120,8 +144,8 @@ class RunPlay:
             # With the lease: whoever sees the thread free finds the run ended, and whoever
             # sees it ended may start the next run at once.
             if self.status == "rolled_back":
-                await self.book.drop(turn.session_id, turn.run_id)
+                await self.book.drop(turn.session_id, self.run_id, turn.run_id)
             else:
-                await self.book.end(turn.session_id, turn.run_id, self.status)
-        except Exception as exc:  # the run ended all the same; its row says `running`
-            logger.error("run status not stored run_id=%s", turn.run_id, exc_info=exc)
+                await self.book.end(turn.session_id, self.run_id, turn.run_id, self.status)
+        except Exception as exc:  # its row says `running`: a live worker's sweep ends it
+            logger.error("run status not stored run_id=%s", self.run_id, exc_info=exc)

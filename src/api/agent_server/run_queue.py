@@ -2,13 +2,13 @@
 a background task of the accepting worker starts it once it is the thread's oldest queued
 run and the thread's lease is free (whichever worker's turn held it). Runs of a thread
 thus run one at a time, in the order they came. A run still queued after
-`ENQUEUE_WAIT_SECONDS` ends `timeout`; one cancelled while queued never starts; one whose
-worker shuts down before it started ends `error`."""
+`ENQUEUE_WAIT_SECONDS` ends `timeout`; one cancelled while queued never starts. A queue
+whose accepting worker shuts down or dies stays: a live worker's sweep starts its runs in
+their turn (`run_recovery.py`)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -47,10 +47,6 @@ async def run_when_free(
     except TimeoutError:
         if await runs.dequeue(run_id, "timeout"):
             logger.warning("queued run %s timed out after %g s", run_id, wait_seconds)
-    except asyncio.CancelledError:  # the worker shuts down: the run will not start
-        with contextlib.suppress(StorageUnavailableError, asyncpg.PostgresError):
-            await asyncio.shield(runs.dequeue(run_id, "error"))
-        raise
     except Exception as exc:  # claimed (`running`) or not, it will not run
         logger.error("queued run %s did not start", run_id, exc_info=exc)
         await runs.set_status(run_id, "error")

@@ -89,10 +89,8 @@ class RunCreate(Request):
     interrupt_after: Interrupts | None = None
     checkpoint_id: str | None = Field(None, max_length=64)
     checkpoint: CheckpointRef | None = None
-    # Those not served are refused by `unserved`, with why (so not in the OpenAPI document).
-    multitask_strategy: (
-        Literal["reject", "enqueue"] | SkipJsonSchema[Literal["interrupt", "rollback"]] | None
-    ) = None
+    # Absent: `enqueue`, langgraph-api's default (`run_start.DEFAULT_STRATEGY`).
+    multitask_strategy: MultitaskStrategy | None = None
     if_not_exists: Literal["create", "reject"] | None = None
     on_disconnect: Literal["continue"] | SkipJsonSchema[Literal["cancel"]] | None = None
     durability: Literal["sync", "async", "exit"] | None = None
@@ -112,8 +110,6 @@ class RunCreate(Request):
     def unserved(self) -> list[tuple[str, str]]:
         """The fields sent that this server does not serve, with why."""
         found = [(name, why) for name, why in UNSERVED.items() if getattr(self, name) is not None]
-        if self.multitask_strategy in ("interrupt", "rollback"):
-            found.append(("multitask_strategy", f"{self.multitask_strategy} is not served"))
         if self.on_disconnect == "cancel":
             found.append(("on_disconnect", "a run goes on when its client disconnects"))
         return found

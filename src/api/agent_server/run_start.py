@@ -8,6 +8,7 @@ run holds it), admitted as every turn is (`routes.chat.admitted`); or, with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from dataclasses import dataclass
 from typing import Any, cast
@@ -15,7 +16,7 @@ from typing import Any, cast
 from langchain_core.runnables import RunnableConfig
 from langgraph.types import Command, Send
 
-from src.api.admission import TurnAdmission
+from src.api.admission import OverloadedError, TurnAdmission
 from src.api.agent_server.graphs import assistant_id_of, assistant_of, graph_id_for
 from src.api.agent_server.records import ThreadBook, thread_config
 from src.api.agent_server.run_book import RunBook
@@ -26,6 +27,7 @@ from src.api.errors import ApiError
 from src.api.routes.chat import admitted
 from src.api.security import Principal
 from src.api.turn_identity import TurnPlan
+from src.api.turn_leases import SessionBusyError
 from src.api.turn_play import Play
 from src.api.turn_stream import Turn
 from src.api.turns import TurnRunner
@@ -61,6 +63,10 @@ def run_kwargs(body: RunCreate, spec: RunSpec, identity: dict[str, str]) -> dict
         "checkpoint_during": True,  # every step's checkpoint is stored (`run_play`)
         "durability": body.durability or "sync",
     }
+
+
+# langgraph-api's default (`models/run.py`: a run on a busy thread waits its turn).
+DEFAULT_STRATEGY = "enqueue"
 
 
 def invalid(field: str, message: str) -> ApiError:
@@ -166,21 +172,26 @@ async def start_run(
     # Through the config's metadata into every checkpoint's (as langgraph dev's runs).
     spec.config["metadata"] = {**metadata, **identity}
     kwargs = run_kwargs(body, spec, identity)
-    strategy = body.multitask_strategy or "reject"
+    strategy = body.multitask_strategy or DEFAULT_STRATEGY
     plan = TurnPlan(kind="new", turn_id=str(run_id))
-    if strategy == "enqueue":
+    if strategy != "reject":
         run = await runs.insert(run_id, thread_id, assistant_id, metadata, kwargs, strategy)
+        if strategy in ("interrupt", "rollback"):
+            await supersede(thread_id, run_id, strategy, runs, runner)
 
         async def claim() -> tuple[TurnPlan, Play]:
             if not await runs.dequeue(run_id, "running"):
                 raise LeftQueue
-            return plan, RunPlay(runner.graph, runs, spec)
+            return plan, RunPlay(runner.graph, runs, spec, run_id)
 
         async def start() -> Turn:
             return await admitted(
                 admission, lambda on_end: runner.launch(thread_id, run_id, claim, on_end)
             )
 
+        with contextlib.suppress(SessionBusyError, OverloadedError, LeftQueue):
+            if await runs.first_queued(thread_id) == run_id:  # its turn came: at once
+                return StartedRun(await start(), run)
         runner.track(asyncio.create_task(run_when_free(thread_id, run_id, runs, start)))
         return StartedRun(None, run)
     stored: dict[str, Any] = {}
@@ -189,9 +200,29 @@ async def start_run(
         stored.update(
             await runs.insert(run_id, thread_id, assistant_id, metadata, kwargs, strategy)
         )
-        return plan, RunPlay(runner.graph, runs, spec)
+        return plan, RunPlay(runner.graph, runs, spec, run_id)
 
     turn = await admitted(
         admission, lambda on_end: runner.launch(thread_id, run_id, prepare, on_end)
     )
     return StartedRun(turn, stored)
+
+
+async def supersede(
+    thread_id: uuid.UUID, run_id: uuid.UUID, strategy: str, runs: RunBook, runner: TurnRunner
+) -> None:
+    """Stop the thread's other runs for new run `run_id` (`multitask_strategy` `interrupt`
+    or `rollback`, as langgraph-api's): a queued one leaves its queue, a running one is
+    cancelled (`interrupted`, what it stored kept; on `rollback` its checkpoints and row
+    removed, under the lease, before the new run can take it)."""
+    for other in await runs.active(thread_id):
+        if other["run_id"] == run_id:
+            continue
+        queued = other["status"] == "pending" and other["multitask_strategy"] != "reject"
+        if queued and await runs.dequeue(other["run_id"], "interrupted"):
+            if strategy == "rollback":
+                await runs.drop(thread_id, other["run_id"], other["run_id"])
+            continue
+        if strategy == "rollback":
+            await runs.mark_rollback(other["run_id"])
+        await runner.cancels.request(thread_id, str(other["run_id"]), other["lease_id"])

@@ -83,7 +83,8 @@ WHERE o.session_id = $1 AND NOT EXISTS (SELECT FROM conversations WHERE session_
 # -- runs (`run_book.py`; top-level `migrations/0006_thread_runs.sql`) --
 
 _RUN_COLUMNS = """run_id, session_id AS thread_id, assistant_id, status, metadata::text AS metadata,
-    kwargs::text AS kwargs, multitask_strategy, created_at, updated_at"""
+    kwargs::text AS kwargs, multitask_strategy, created_at, updated_at, attempt,
+    COALESCE(lease_id, run_id) AS lease_id"""
 
 # Run $1 of thread $2 (assistant $3), pending, with metadata $4, kwargs $5 and strategy $6.
 INSERT_RUN = f"""
@@ -93,10 +94,12 @@ RETURNING {_RUN_COLUMNS}"""  # noqa: S608 (constant SQL)
 
 SET_RUN_STATUS = "UPDATE thread_runs SET status = $2, updated_at = NOW() WHERE run_id = $1"
 
-# Run $2 of thread $1 ended with status $3; the lease it held goes in the same statement.
+# Run $2 of thread $1 ended with status $3, as told by its attempt holding lease $4 (one
+# that lost the run to another attempt changes nothing); the lease goes in the same statement.
 END_RUN = """
-WITH released AS (DELETE FROM turn_leases WHERE session_id = $1 AND run_id = $2)
-UPDATE thread_runs SET status = $3, updated_at = NOW() WHERE run_id = $2"""
+WITH released AS (DELETE FROM turn_leases WHERE session_id = $1 AND run_id = $4)
+UPDATE thread_runs SET status = $3, updated_at = NOW()
+WHERE run_id = $2 AND COALESCE(lease_id, run_id) = $4"""
 
 # Run $2 of thread $1.
 SELECT_RUN = f"SELECT {_RUN_COLUMNS} FROM thread_runs WHERE session_id = $1 AND run_id = $2"  # noqa: S608
@@ -108,18 +111,26 @@ WHERE session_id = $1 AND ($2::text IS NULL OR status = $2)
 ORDER BY created_at DESC, run_id DESC
 LIMIT $3 OFFSET $4"""  # noqa: S608 (constant SQL)
 
-# The oldest run of thread $1 waiting in its queue (`multitask_strategy` enqueue).
-FIRST_QUEUED_RUN = """
+# A run in its thread's queue: pending, waiting for the thread (every strategy but `reject`,
+# whose run is stored pending only under the thread's lease, just before it runs).
+_QUEUED = "{r}status = 'pending' AND {r}multitask_strategy <> 'reject'"
+# A run that started (or is about to, under the lease) and has not ended.
+_STARTED = "({r}status = 'running' OR ({r}status = 'pending' AND {r}multitask_strategy = 'reject'))"
+
+# The oldest run of thread $1 waiting in its queue, none while a run of the thread started
+# and has not ended (one whose worker died waits to be taken over first, `run_recovery`).
+FIRST_QUEUED_RUN = f"""
 SELECT run_id FROM thread_runs
-WHERE session_id = $1 AND status = 'pending' AND multitask_strategy = 'enqueue'
-ORDER BY created_at, run_id LIMIT 1"""
+WHERE session_id = $1 AND {_QUEUED.format(r="")}
+    AND NOT EXISTS (SELECT FROM thread_runs WHERE session_id = $1 AND {_STARTED.format(r="")})
+ORDER BY created_at, run_id LIMIT 1"""  # noqa: S608 (constant SQL)
 
 # Queued run $1 leaves its queue with status $2 (`running`, `interrupted`, `timeout`),
 # unless it already left it; the run id when it did.
-DEQUEUE_RUN = """
+DEQUEUE_RUN = f"""
 UPDATE thread_runs SET status = $2, updated_at = NOW()
-WHERE run_id = $1 AND status = 'pending' AND multitask_strategy = 'enqueue'
-RETURNING run_id"""
+WHERE run_id = $1 AND {_QUEUED.format(r="")}
+RETURNING run_id"""  # noqa: S608 (constant SQL)
 
 # Run $1 is asked to roll back once stopped (`migrations/0007_run_rollback.sql`).
 MARK_ROLLBACK = "UPDATE thread_runs SET rollback = TRUE WHERE run_id = $1"
@@ -128,6 +139,47 @@ MARK_ROLLBACK = "UPDATE thread_runs SET rollback = TRUE WHERE run_id = $1"
 ROLLBACK_ASKED = "SELECT rollback FROM thread_runs WHERE run_id = $1"
 
 # Run $2 of thread $1 rolled back: its row goes, and the lease it held in the same statement.
+# ($3: the lease of the attempt that rolls it back.)
 DROP_RUN = """
-WITH released AS (DELETE FROM turn_leases WHERE session_id = $1 AND run_id = $2)
-DELETE FROM thread_runs WHERE run_id = $2"""
+WITH released AS (DELETE FROM turn_leases WHERE session_id = $1 AND run_id = $3)
+DELETE FROM thread_runs WHERE run_id = $2 AND COALESCE(lease_id, run_id) = $3"""
+
+# Thread $1's runs that have not ended, oldest first (`multitask_strategy` interrupt, rollback).
+ACTIVE_RUNS = """
+SELECT run_id, status, multitask_strategy, COALESCE(lease_id, run_id) AS lease_id
+FROM thread_runs WHERE session_id = $1 AND status IN ('pending', 'running')
+ORDER BY created_at, run_id"""
+
+# -- runs whose worker died, and queues it left (`run_recovery.py`) --
+
+# No turn holds the thread of run `r` now (a lease that expired holds nothing).
+_THREAD_FREE = """NOT EXISTS (SELECT FROM turn_leases AS l
+    WHERE l.session_id = r.session_id AND l.expires_at > clock_timestamp())"""
+
+# Runs that started and have not ended while nothing holds their thread: their worker died
+# (or lost the lease); at most $1, oldest first.
+ORPHANED_RUNS = f"""
+SELECT r.run_id, r.session_id, r.attempt, COALESCE(r.lease_id, r.run_id) AS lease_id,
+    r.kwargs::text AS kwargs
+FROM thread_runs AS r
+WHERE {_STARTED.format(r="r.")}
+    AND {_THREAD_FREE}
+ORDER BY r.created_at LIMIT $1"""  # noqa: S608 (constant SQL)
+
+# Run $1's next attempt, under lease $3, taken from the attempt that held lease $2; its
+# number, none when another worker took it over first (or it ended meanwhile).
+RECLAIM_RUN = f"""
+UPDATE thread_runs SET attempt = attempt + 1, lease_id = $3, updated_at = NOW()
+WHERE run_id = $1 AND COALESCE(lease_id, run_id) = $2 AND {_STARTED.format(r="")}
+RETURNING attempt"""  # noqa: S608 (constant SQL)
+
+# The first queued run of each thread that nothing holds and no started run waits on
+# (its accepting worker may be gone); at most $1.
+QUEUE_HEADS = f"""
+SELECT DISTINCT ON (r.session_id) r.run_id, r.session_id, r.created_at, r.kwargs::text AS kwargs
+FROM thread_runs AS r
+WHERE {_QUEUED.format(r="r.")}
+    AND {_THREAD_FREE}
+    AND NOT EXISTS (SELECT FROM thread_runs AS o
+        WHERE o.session_id = r.session_id AND {_STARTED.format(r="o.")})
+ORDER BY r.session_id, r.created_at, r.run_id LIMIT $1"""  # noqa: S608 (constant SQL)

@@ -1,0 +1,209 @@
+"""A run whose worker dies is taken over by a live worker (issue 26): two `python -m src.api`
+processes on one database, the real `ChatOpenAI` against a scripted OpenAI-protocol server
+that holds its answer until the test lets it go. Worker A is SIGKILLed while its run waits
+on the model; once A's lease of the thread expires, worker B resumes the run from its last
+checkpoint (as a retried `/chat` turn resumes), so it ends exactly once: `join` and
+`join_stream` end with its values, the user message is stored once, cancel says it ended.
+A run A queued behind it is started by B too, in its turn."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from langgraph_sdk import get_client
+from langgraph_sdk.client import LangGraphClient
+
+from tests.api_harness import wait_until
+from tests.fake_openai import KEY as MODEL_KEY
+from tests.fake_openai import MODEL, FakeOpenAI, Reply
+from tests.fake_tools import FakeToolApis
+from tests.processes import Worker, workers
+
+KEY = "run-recovery-key-0123456789abcdefghij"
+LEASE_SECONDS = "2"
+
+
+def user(text: str) -> dict[str, Any]:
+    return {"messages": [{"role": "user", "content": text}]}
+
+
+@dataclass
+class Services:
+    """The scripted model (its call number `hold_call` held: `asked` is set once it came,
+    and it answers once `release` is), the tools' APIs, and two workers using them."""
+
+    model: FakeOpenAI
+    tools: FakeToolApis
+    asked: asyncio.Event
+    release: asyncio.Event
+    workers: list[Worker]
+
+
+@contextlib.asynccontextmanager
+async def services(
+    database_dsn: str, tmp_path: Path, hold_call: int = 1
+) -> AsyncIterator[Services]:
+    model, tools, asked, release = FakeOpenAI(), FakeToolApis(), asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        if len(model.received) == hold_call:
+            asked.set()
+            await release.wait()
+
+    model.gate = hold
+    async with model.serve() as url, tools.serve() as tool_env:
+        env = {
+            **tool_env,
+            "API_KEY": KEY,
+            "OPENAI_API_KEY": MODEL_KEY,
+            "OPENAI_BASE_URL": url,
+            "AGENT_MODEL": MODEL,
+            "RATE_LIMIT_PER_MINUTE": "10000",
+            "SESSION_LEASE_SECONDS": LEASE_SECONDS,
+        }
+        logs = [tmp_path / "a.log", tmp_path / "b.log"]
+        with workers(database_dsn, logs, **env) as pair:
+            try:
+                yield Services(model, tools, asked, release, pair)
+            finally:
+                release.set()
+
+
+def sdk(url: str) -> LangGraphClient:
+    return get_client(url=url, api_key=KEY, timeout=120)
+
+
+async def stored(url: str, tid: str) -> list[tuple[str, str]]:
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": KEY}, timeout=60) as http:
+        messages = (await http.get(f"/sessions/{tid}/messages")).json()["messages"]
+    return [(m["role"], m["content"]) for m in messages]
+
+
+async def test_a_run_whose_worker_is_killed_is_finished_once_by_the_other_worker(
+    database_dsn: str, tmp_path: Path
+) -> None:
+    async with services(database_dsn, tmp_path) as up:
+        model, asked, release, (a, b) = up.model, up.asked, up.release, up.workers
+        on_a, on_b = sdk(a.url), sdk(b.url)
+        tid = (await on_a.threads.create())["thread_id"]
+        model.add(Reply(text="the lost answer"))
+        run = await on_a.runs.create(tid, "vera", input=user("Will it survive?"))
+        await asked.wait()  # A's run waits on the model
+        queued = await on_a.runs.create(
+            tid, "vera", input=user("And the next one?"), multitask_strategy="enqueue"
+        )
+        assert queued["status"] == "pending"
+        a.kill()
+        model.gate = None
+        model.add(Reply(text="the answer"), Reply(text="the next answer"))
+        release.set()
+
+        parts = [part async for part in on_b.runs.join_stream(tid, run["run_id"])]
+        values = await on_b.runs.join(tid, run["run_id"])
+        assert values["messages"][-1]["content"] == "the answer"
+        assert parts[-1].event == "values", parts
+        assert parts[-1].data["messages"][-1]["content"] == "the answer"
+        ended = await on_b.runs.get(tid, run["run_id"])
+        assert ended["status"] == "success", ended
+        with pytest.raises(httpx.HTTPStatusError) as gone:  # it ended: nothing to cancel
+            await on_b.runs.cancel(tid, run["run_id"])
+        assert gone.value.response.status_code == 404
+
+        # The queued run A accepted starts on B in its turn, after the first.
+        await on_b.runs.join(tid, queued["run_id"])
+        assert (await on_b.runs.get(tid, queued["run_id"]))["status"] == "success"
+        assert await stored(b.url, tid) == [
+            ("user", "Will it survive?"),
+            ("assistant", "the answer"),
+            ("user", "And the next one?"),
+            ("assistant", "the next answer"),
+        ]
+        state = await on_b.threads.get_state(tid)
+        ids = [m["id"] for m in state["values"]["messages"]]
+        assert len(ids) == len(set(ids)) == 4
+        await on_b.http.client.aclose()
+        await on_a.http.client.aclose()
+
+
+async def test_a_queued_run_whose_worker_died_is_started_by_the_other_worker(
+    database_dsn: str, tmp_path: Path
+) -> None:
+    async with services(database_dsn, tmp_path) as up:
+        model, asked, release, (a, b) = up.model, up.asked, up.release, up.workers
+        on_a, on_b = sdk(a.url), sdk(b.url)
+        tid = (await on_a.threads.create())["thread_id"]
+        # A /chat turn on B holds the thread while A queues a run behind it.
+        model.add(Reply(text="the chat answer"))
+        async with httpx.AsyncClient(base_url=b.url, headers={"X-API-Key": KEY}) as http:
+            turn = asyncio.create_task(
+                http.post(
+                    "/chat/complete",
+                    json={"session_id": tid, "message": "a slow question"},
+                    timeout=120,
+                )
+            )
+            await asked.wait()
+            queued = await on_a.runs.create(
+                tid, "vera", input=user("Queued on A"), multitask_strategy="enqueue"
+            )
+            a.kill()
+            model.gate = None
+            model.add(Reply(text="the queued answer"))
+            release.set()
+            assert (await turn).status_code == 200
+
+        async def ended() -> bool:
+            run = await on_b.runs.get(tid, queued["run_id"])
+            return run["status"] not in ("pending", "running")
+
+        await wait_until(ended, limit=60)
+        assert (await on_b.runs.get(tid, queued["run_id"]))["status"] == "success"
+        assert await stored(b.url, tid) == [
+            ("user", "a slow question"),
+            ("assistant", "the chat answer"),
+            ("user", "Queued on A"),
+            ("assistant", "the queued answer"),
+        ]
+        await on_b.http.client.aclose()
+        await on_a.http.client.aclose()
+
+
+async def test_a_run_killed_after_its_tools_ran_does_not_run_them_again(
+    database_dsn: str, tmp_path: Path
+) -> None:
+    async with services(database_dsn, tmp_path, hold_call=2) as up:
+        model, tools, (a, b) = up.model, up.tools, up.workers
+        on_a, on_b = sdk(a.url), sdk(b.url)
+        tid = (await on_a.threads.create())["thread_id"]
+        model.add(
+            Reply(
+                tool_calls=[
+                    ("call_w", "get_weather", '{"city": "Oslo"}'),
+                    ("call_s", "get_stock_price", '{"ticker": "AAPL"}'),
+                ]
+            ),
+            Reply(text="the lost answer"),
+        )
+        run = await on_a.runs.create(tid, "vera", input=user("Weather in Oslo, AAPL?"))
+        await up.asked.wait()  # both tools ran; the model's next call waits
+        a.kill()
+        model.gate = None
+        model.add(Reply(text="Snow in Oslo; AAPL at 187.5."))
+        up.release.set()
+
+        values = await on_b.runs.join(tid, run["run_id"])
+        assert values["messages"][-1]["content"] == "Snow in Oslo; AAPL at 187.5."
+        assert (await on_b.runs.get(tid, run["run_id"]))["status"] == "success"
+        assert (tools.calls["weather"], tools.calls["stocks"]) == (1, 1)
+        assert tools.unkeyed == 0 and set(tools.keys.values()) == {1}, tools.keys
+        kinds = [m["type"] for m in values["messages"]]
+        assert kinds == ["human", "ai", "tool", "tool", "ai"], kinds
+        await on_b.http.client.aclose()
+        await on_a.http.client.aclose()
