@@ -22,6 +22,7 @@ from src.api.agent_server.run_book import RunBook
 from src.api.agent_server.run_play import RunPlay, RunSpec
 from src.api.agent_server.run_queue import LeftQueue, run_when_free
 from src.api.agent_server.run_shapes import CommandBody, GotoSend, RunCreate
+from src.api.agent_server.state_values import check_values
 from src.api.errors import ApiError
 from src.api.routes.chat import admitted
 from src.api.security import Principal
@@ -143,6 +144,9 @@ async def start_run(
 ) -> StartedRun:
     """Check the request, find (or make) the caller's thread, and start the run."""
     graph_id, spec = checked(body)
+    check_values(runner.graph, "input", body.input)
+    if body.command is not None:
+        check_values(runner.graph, "command.update", body.command.update)
     assistant_id = assistant_id_of(graph_id)
     if body.if_not_exists == "create":
         await threads.create(principal, thread_id, {}, None, "do_nothing")

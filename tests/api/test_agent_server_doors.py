@@ -1,0 +1,116 @@
+"""Defects an outside test found with the real SDKs (issue 26): a run's input is checked
+before anything is stored and no thread makes a reader fail; `on_disconnect: "cancel"`
+(what `useStream` sends) stops the run when its stream is dropped; `history`'s `before` in
+the shapes the JS and Python SDKs send; the tools an SDK run calls are counted and logged
+as a `/chat` turn's; a resume with nothing to resume is refused."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from fastapi import FastAPI
+from langgraph_sdk import get_client
+from langgraph_sdk.client import LangGraphClient
+
+from src.api.app import create_app
+from tests.agent_server_runs import KEY, runs_of, transcript, user
+from tests.api_harness import chat, serve, settings_for
+from tests.fakes import FakeModel
+
+BAD_INPUTS = [
+    {"messages": 5},
+    {"messages": [42]},
+    {"messages": [{"type": "alien", "content": "x"}]},
+    {"messages": [{"role": "user"}]},
+    {"messages": "not a list of messages", "extra": 1} | {"messages": {"content": 3}},
+]
+
+
+@pytest.fixture
+def model() -> FakeModel:
+    return FakeModel()
+
+
+@pytest.fixture
+def app(database_dsn: str, model: FakeModel) -> FastAPI:
+    return create_app(settings_for(database_dsn, api_key=KEY), model=model)
+
+
+@pytest.fixture
+async def server(app: FastAPI) -> AsyncIterator[str]:
+    async with serve(app) as url:
+        yield url
+
+
+@pytest.fixture
+async def sdk(server: str) -> AsyncIterator[LangGraphClient]:
+    client = get_client(url=server, api_key=KEY)
+    yield client
+    await client.http.client.aclose()
+
+
+@pytest.fixture
+async def http(server: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=server, headers={"X-API-Key": KEY}, timeout=30) as c:
+        yield c
+
+
+async def readers_answer(http: httpx.AsyncClient, tid: str) -> None:
+    """Every reader of the thread answers 200."""
+    for path in (f"/threads/{tid}", f"/threads/{tid}/state", f"/sessions/{tid}/messages"):
+        assert (await http.get(path)).status_code == 200, path
+    assert (await http.post("/threads/search", json={"limit": 1000})).status_code == 200
+    assert (await http.post(f"/threads/{tid}/history", json={})).status_code == 200
+
+
+@pytest.mark.parametrize("bad", BAD_INPUTS)
+async def test_a_malformed_input_is_422_naming_the_field_and_stores_nothing(
+    sdk: LangGraphClient, http: httpx.AsyncClient, db: asyncpg.Connection, bad: dict[str, Any]
+) -> None:
+    tid = (await sdk.threads.create())["thread_id"]
+    for path in ("runs/wait", "runs/stream", "runs"):
+        answer = await http.post(
+            f"/threads/{tid}/{path}", json={"assistant_id": "vera", "input": bad}
+        )
+        assert answer.status_code == 422, answer.text
+        assert [d["field"] for d in answer.json()["details"]] == ["input.messages"]
+    command = {"assistant_id": "vera", "command": {"update": bad}}
+    answer = await http.post(f"/threads/{tid}/runs/wait", json=command)
+    assert answer.status_code == 422, answer.text
+    assert [d["field"] for d in answer.json()["details"]] == ["command.update.messages"]
+    answer = await http.post(f"/threads/{tid}/state", json={"values": bad})
+    assert answer.status_code == 422, answer.text
+    assert [d["field"] for d in answer.json()["details"]] == ["values.messages"]
+    # A new thread (`if_not_exists`) is not made for a refused run either.
+    fresh = str(uuid.uuid4())
+    body = {"assistant_id": "vera", "input": bad, "if_not_exists": "create"}
+    assert (await http.post(f"/threads/{fresh}/runs/wait", json=body)).status_code == 422
+    assert (await http.get(f"/threads/{fresh}")).status_code == 404
+    assert await runs_of(db, tid) == 0
+    assert (await sdk.threads.get_state(tid))["checkpoint"] is None
+    values = await sdk.runs.wait(tid, "vera", input=user("Hello"))
+    assert [m["type"] for m in values["messages"]] == ["human", "ai"]
+    await readers_answer(http, tid)
+    assert (await chat(http, tid, "And now?"))[-1].event == "done"
+    assert [t for t, _ in await transcript(db, tid)] == ["human", "ai"] * 2
+
+
+async def test_a_thread_whose_state_can_not_be_read_fails_no_reader(
+    app: FastAPI, sdk: LangGraphClient, http: httpx.AsyncClient
+) -> None:
+    """A checkpoint holding writes its channel refuses (stored before inputs were checked)
+    answers as the thread before them, with status `error`."""
+    tid = (await sdk.threads.create())["thread_id"]
+    await sdk.runs.wait(tid, "vera", input=user("Hello"))
+    graph = app.state.runner.graph  # as a run did before its input was checked
+    with pytest.raises(NotImplementedError):
+        await graph.ainvoke({"messages": 5}, {"configurable": {"thread_id": tid}})
+    thread = await sdk.threads.get(tid)
+    assert thread["status"] == "error" and "refuses" in (thread["error"] or "")
+    await readers_answer(http, tid)
+    assert len((await sdk.threads.get_state(tid))["values"]["messages"]) == 2
