@@ -114,3 +114,33 @@ async def test_a_thread_whose_state_can_not_be_read_fails_no_reader(
     assert thread["status"] == "error" and "refuses" in (thread["error"] or "")
     await readers_answer(http, tid)
     assert len((await sdk.threads.get_state(tid))["values"]["messages"]) == 2
+
+
+def _before(shape: str, state: dict[str, Any]) -> Any:
+    """`before` naming `state`'s checkpoint as each SDK may send it."""
+    checkpoint = state["checkpoint"]
+    if shape == "id":  # Python `get_history(before="<id>")`
+        return checkpoint["checkpoint_id"]
+    if shape == "checkpoint":  # Python `before=state["checkpoint"]`
+        return checkpoint
+    return {"configurable": checkpoint}  # JS `getHistory(id, { before: config })`
+
+
+@pytest.mark.parametrize("shape", ["id", "checkpoint", "config"])
+async def test_history_pages_with_before_in_each_sdks_shape(
+    sdk: LangGraphClient, shape: str
+) -> None:
+    tid = (await sdk.threads.create())["thread_id"]
+    await sdk.runs.wait(tid, "vera", input=user("Hello"))
+    await sdk.runs.wait(tid, "vera", input=user("Again"))
+    every = await sdk.threads.get_history(tid, limit=100)
+    assert len(every) >= 6
+    pages, before = [], None
+    while True:
+        page = await sdk.threads.get_history(tid, limit=2, before=before)
+        if not page:
+            break
+        assert len(page) <= 2
+        pages.extend(page)
+        before = _before(shape, page[-1])
+    assert [s["checkpoint_id"] for s in pages] == [s["checkpoint_id"] for s in every]

@@ -13,6 +13,7 @@ from src.agent.memory.fencing import LEASE_CONFIG_KEY
 from src.api.agent_server.records import readable_state, thread_config
 from src.api.agent_server.shapes import (
     MAX_PAGE,
+    CheckpointConfig,
     CheckpointRef,
     HistoryQuery,
     StateAt,
@@ -115,13 +116,15 @@ async def _history(
     book: BookDep,
     thread_id: uuid.UUID,
     limit: int,
-    before: str | CheckpointRef | None,
+    before: str | CheckpointRef | CheckpointConfig | None,
     metadata: dict[str, Any] | None,
     start: CheckpointRef | None,
 ) -> list[dict[str, Any]]:
     config = thread_config(thread_id, start.checkpoint_id if start else None)
     if start is not None and start.checkpoint_ns:
         config["configurable"]["checkpoint_ns"] = start.checkpoint_ns
+    if isinstance(before, CheckpointConfig):
+        before = before.configurable
     before_id = before.checkpoint_id if isinstance(before, CheckpointRef) else before
     states = book.graph.aget_state_history(
         config,
