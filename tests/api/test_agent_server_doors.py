@@ -144,3 +144,27 @@ async def test_history_pages_with_before_in_each_sdks_shape(
         pages.extend(page)
         before = _before(shape, page[-1])
     assert [s["checkpoint_id"] for s in pages] == [s["checkpoint_id"] for s in every]
+
+
+async def test_a_resume_with_nothing_to_resume_is_409_and_stores_nothing(
+    sdk: LangGraphClient, http: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    resume = {"assistant_id": "vera", "command": {"resume": "yes"}}
+    fresh = str(uuid.uuid4())
+    answer = await http.post(
+        f"/threads/{fresh}/runs/wait", json=resume | {"if_not_exists": "create"}
+    )
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["code"] == "nothing_to_resume"
+    assert (await http.get(f"/threads/{fresh}")).status_code == 404
+    tid = (await sdk.threads.create())["thread_id"]
+    for path in ("runs/wait", "runs/stream", "runs"):
+        answer = await http.post(f"/threads/{tid}/{path}", json=resume)
+        assert answer.status_code == 409, answer.text
+    assert await runs_of(db, tid) == 0
+    assert (await sdk.threads.get_state(tid))["checkpoint"] is None
+    await sdk.runs.wait(tid, "vera", input=user("Hello"))
+    answer = await http.post(f"/threads/{tid}/runs/wait", json=resume)
+    assert answer.status_code == 409, answer.text
+    assert [t for t, _ in await transcript(db, tid)] == ["human", "ai"]
+    assert await runs_of(db, tid) == 1

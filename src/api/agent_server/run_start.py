@@ -22,7 +22,7 @@ from src.api.agent_server.run_book import RunBook
 from src.api.agent_server.run_play import RunPlay, RunSpec
 from src.api.agent_server.run_queue import LeftQueue, run_when_free
 from src.api.agent_server.run_shapes import CommandBody, GotoSend, RunCreate
-from src.api.agent_server.state_values import check_values
+from src.api.agent_server.state_values import check_resumable, check_values
 from src.api.errors import ApiError
 from src.api.routes.chat import admitted
 from src.api.security import Principal
@@ -145,8 +145,11 @@ async def start_run(
     """Check the request, find (or make) the caller's thread, and start the run."""
     graph_id, spec = checked(body)
     check_values(runner.graph, "input", body.input)
+    resumes = body.command is not None and body.command.resume is not None
     if body.command is not None:
         check_values(runner.graph, "command.update", body.command.update)
+    if resumes and body.multitask_strategy != "enqueue":  # a queued one: once it starts
+        await check_resumable(runner.graph, thread_id, spec.config)
     assistant_id = assistant_id_of(graph_id)
     if body.if_not_exists == "create":
         await threads.create(principal, thread_id, {}, None, "do_nothing")
@@ -178,6 +181,8 @@ async def start_run(
         async def claim() -> tuple[TurnPlan, Play]:
             if not await runs.dequeue(run_id, "running"):
                 raise LeftQueue
+            if resumes:  # refused now, the run ends `error` having stored nothing
+                await check_resumable(runner.graph, thread_id, spec.config)
             return plan, RunPlay(runner.graph, runs, spec)
 
         async def start() -> Turn:
@@ -190,6 +195,8 @@ async def start_run(
     stored: dict[str, Any] = {}
 
     async def prepare() -> tuple[TurnPlan, Play]:
+        if resumes:  # again under the lease: another resume may have just ended it
+            await check_resumable(runner.graph, thread_id, spec.config)
         stored.update(
             await runs.insert(run_id, thread_id, assistant_id, metadata, kwargs, strategy)
         )

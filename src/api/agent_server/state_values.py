@@ -1,18 +1,23 @@
-"""State values a request writes (a run's `input`, a command's `update`, `update_state`'s
+"""What a request writes to a thread's state, checked before anything is stored. State values
+(a run's `input`, a command's `update`, `update_state`'s `values`) (a run's `input`, a command's `update`, `update_state`'s
 `values`), checked before anything is stored: each value goes through its channel's own
 reducer on an empty channel (for `messages`, LangGraph's `add_messages`, which refuses what
 it can not turn into messages). Unchecked, a refused value is stored as a pending write of
 the thread's checkpoint, and every later read of the thread fails on it. Keys that are no
-channel of the graph are left to LangGraph (which ignores them)."""
+channel of the graph are left to LangGraph (which ignores them). A command's `resume` needs
+a paused thread (`check_resumable`)."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from typing import Any
 
+from langchain_core.runnables import RunnableConfig
 from langgraph.channels.base import BaseChannel
 from langgraph.graph.state import CompiledStateGraph
 
+from src.api.agent_server.records import readable_state
 from src.api.errors import ApiError
 
 MESSAGE_CHARS = 300  # of a reducer's error, in the answer
@@ -56,4 +61,21 @@ def check_values(graph: CompiledStateGraph, where: str, values: Any) -> None:
             "invalid_request",
             f"The state can not take {names}: {details[0]['message']}",
             details=details,
+        )
+
+
+async def check_resumable(
+    graph: CompiledStateGraph, thread_id: uuid.UUID, config: RunnableConfig
+) -> None:
+    """409 `nothing_to_resume` unless the thread, at the run's checkpoint, has steps left
+    (an interrupt, or a pause at `interrupt_before`/`after`): else LangGraph would start the
+    graph on no input and store an empty answer."""
+    configurable = {**config["configurable"], "thread_id": str(thread_id)}
+    snapshot, _ = await readable_state(graph, {"configurable": configurable})
+    if not snapshot.next:
+        raise ApiError(
+            409,
+            "nothing_to_resume",
+            f"Thread {thread_id} has nothing to resume: no run of it is interrupted. "
+            "Send the message as input instead of command.resume.",
         )
