@@ -1,11 +1,10 @@
-"""What a request writes to a thread's state, checked before anything is stored. State values
-(a run's `input`, a command's `update`, `update_state`'s `values`) (a run's `input`, a command's `update`, `update_state`'s
-`values`), checked before anything is stored: each value goes through its channel's own
-reducer on an empty channel (for `messages`, LangGraph's `add_messages`, which refuses what
-it can not turn into messages). Unchecked, a refused value is stored as a pending write of
-the thread's checkpoint, and every later read of the thread fails on it. Keys that are no
-channel of the graph are left to LangGraph (which ignores them). A command's `resume` needs
-a paused thread (`check_resumable`)."""
+"""What a request writes to a thread's state, checked before anything is stored. State
+values (a run's `input`, a command's `update`, `update_state`'s `values`): each value goes
+through its channel's own reducer on an empty channel (for `messages`, LangGraph's
+`add_messages`, which refuses what it can not turn into messages). Unchecked, a refused
+value is stored as a pending write of the thread's checkpoint, and every later read of the
+thread fails on it. Keys that are no channel of the graph are left to LangGraph (which
+ignores them). A command's `resume` needs a paused thread (`check_resumable`)."""
 
 from __future__ import annotations
 
