@@ -6,6 +6,8 @@ as a `/chat` turn's; a resume with nothing to resume is refused."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,8 +20,8 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
 from src.api.app import create_app
-from tests.agent_server_runs import KEY, runs_of, transcript, user
-from tests.api_harness import chat, serve, settings_for
+from tests.agent_server_runs import KEY, QUESTION, runs_of, transcript, user
+from tests.api_harness import chat, serve, settings_for, wait_until
 from tests.fakes import FakeModel
 
 BAD_INPUTS = [
@@ -168,3 +170,69 @@ async def test_a_resume_with_nothing_to_resume_is_409_and_stores_nothing(
     assert answer.status_code == 409, answer.text
     assert [t for t, _ in await transcript(db, tid)] == ["human", "ai"]
     assert await runs_of(db, tid) == 1
+
+
+async def _drop_mid_run(url: str, tid: str, model: FakeModel, on_disconnect: str) -> str:
+    """Stream a tool run, and drop the connection once its second model call waits."""
+    body = {
+        "assistant_id": "vera",
+        "input": user(QUESTION),
+        "stream_mode": ["values"],
+        "on_disconnect": on_disconnect,
+    }
+    assert model.started is not None
+    headers = {"X-API-Key": KEY}
+    async with (
+        httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client,
+        client.stream("POST", f"/threads/{tid}/runs/stream", json=body) as response,
+    ):
+        assert response.status_code == 200
+        # Read with `anext`: leaving an `async for` would close the stream at once.
+        lines = response.aiter_lines()
+        line = ""
+        while not line.startswith("data: ") or '"run_id"' not in line:
+            line = await anext(lines)
+        run_id = json.loads(line[6:])["run_id"]
+        await model.started.wait()  # the tools ran; the model's second call waits
+    return run_id  # the connection is closed here, mid-run
+
+
+@pytest.mark.parametrize("on_disconnect", ["cancel", "continue"])
+async def test_a_dropped_stream_cancels_the_run_only_when_asked(
+    database_dsn: str, db: asyncpg.Connection, on_disconnect: str
+) -> None:
+    model = FakeModel(gate=asyncio.Event(), started=asyncio.Event(), gate_from_call=2)
+    async with serve(create_app(settings_for(database_dsn, api_key=KEY), model=model)) as url:
+        sdk = get_client(url=url, api_key=KEY)
+        tid = (await sdk.threads.create())["thread_id"]
+        run_id = await _drop_mid_run(url, tid, model, on_disconnect)
+        assert model.gate is not None
+        if on_disconnect == "cancel":
+
+            async def stopped() -> bool:
+                return (await sdk.runs.get(tid, run_id))["status"] == "interrupted"
+
+            await wait_until(stopped)
+            parts = [p async for p in sdk.runs.join_stream(tid, run_id)]
+            assert parts[-1].event == "error" and parts[-1].data["error"] == "UserInterrupt"
+            # What the run stored stays, whole: the question, the tool calls, their results.
+            kinds = ["human", "ai", "tool", "tool"]
+            # Steps left, as `langgraph dev` says of a cancelled run's thread (not `busy`).
+            assert (await sdk.threads.get(tid))["status"] == "interrupted"
+            model.gate.set()
+        else:
+            model.gate.set()
+            assert (await sdk.runs.join(tid, run_id))["messages"][-1]["type"] == "ai"
+            assert (await sdk.runs.get(tid, run_id))["status"] == "success"
+            kinds = ["human", "ai", "tool", "tool", "ai"]
+        stored = (await sdk.threads.get_state(tid))["values"]["messages"]
+        assert [m["type"] for m in stored] == kinds
+        assert [t for t, _ in await transcript(db, tid)] == kinds
+        again = await sdk.runs.wait(tid, "vera", input=user("Hello"))  # the thread is free
+        assert [m["type"] for m in again["messages"]] == [*kinds, "human", "ai"]
+        # Waiting has no stream to drop: `on_disconnect: cancel` is not served there.
+        wait = {"assistant_id": "vera", "input": user("x"), "on_disconnect": "cancel"}
+        refused = await sdk.http.client.post(f"/threads/{tid}/runs/wait", json=wait)
+        assert refused.status_code == 422 and "on_disconnect" in refused.text
+        assert await runs_of(db, tid) == 2
+        await sdk.http.client.aclose()

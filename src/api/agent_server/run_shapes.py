@@ -94,7 +94,8 @@ class RunCreate(Request):
         Literal["reject", "enqueue"] | SkipJsonSchema[Literal["interrupt", "rollback"]] | None
     ) = None
     if_not_exists: Literal["create", "reject"] | None = None
-    on_disconnect: Literal["continue"] | SkipJsonSchema[Literal["cancel"]] | None = None
+    # A streamed run's: `cancel` stops it when its client disconnects (not served by `wait`).
+    on_disconnect: Literal["continue", "cancel"] | None = None
     durability: Literal["sync", "async", "exit"] | None = None
     # Not served (answered 422 naming them), so not in the OpenAPI document.
     webhook: SkipJsonSchema[Any] = None
@@ -114,8 +115,6 @@ class RunCreate(Request):
         found = [(name, why) for name, why in UNSERVED.items() if getattr(self, name) is not None]
         if self.multitask_strategy in ("interrupt", "rollback"):
             found.append(("multitask_strategy", f"{self.multitask_strategy} is not served"))
-        if self.on_disconnect == "cancel":
-            found.append(("on_disconnect", "a run goes on when its client disconnects"))
         return found
 
 

@@ -71,10 +71,12 @@ def invalid(field: str, message: str) -> ApiError:
 @dataclass
 class StartedRun:
     """A run just started: its turn (its events; `None` for a queued run, whose events are
-    read from the turn event log) and its row as stored."""
+    read from the turn event log), its row as stored, and whether a dropped stream stops
+    it (`on_disconnect`)."""
 
     turn: Turn | None
     run: dict[str, Any]
+    cancel_on_disconnect: bool = False  # the client's stream dropped stops the run
 
 
 def _goto(goto: str | GotoSend) -> str | Send:
@@ -191,7 +193,7 @@ async def start_run(
             )
 
         runner.track(asyncio.create_task(run_when_free(thread_id, run_id, runs, start)))
-        return StartedRun(None, run)
+        return StartedRun(None, run, body.on_disconnect == "cancel")
     stored: dict[str, Any] = {}
 
     async def prepare() -> tuple[TurnPlan, Play]:
@@ -205,4 +207,4 @@ async def start_run(
     turn = await admitted(
         admission, lambda on_end: runner.launch(thread_id, run_id, prepare, on_end)
     )
-    return StartedRun(turn, stored)
+    return StartedRun(turn, stored, body.on_disconnect == "cancel")
