@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,7 +22,7 @@ from langgraph_sdk.client import LangGraphClient
 
 from src.api.app import create_app
 from tests.agent_server_runs import KEY, QUESTION, runs_of, transcript, user
-from tests.api_harness import chat, serve, settings_for, wait_until
+from tests.api_harness import chat, samples, serve, settings_for, value, wait_until
 from tests.fakes import FakeModel
 
 BAD_INPUTS = [
@@ -236,3 +237,36 @@ async def test_a_dropped_stream_cancels_the_run_only_when_asked(
         assert refused.status_code == 422 and "on_disconnect" in refused.text
         assert await runs_of(db, tid) == 2
         await sdk.http.client.aclose()
+
+
+async def test_an_sdk_runs_tools_are_counted_and_logged_as_a_chat_turns(
+    sdk: LangGraphClient, http: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="vera.turns")
+    tools = ("get_weather", "get_stock_price")
+
+    async def counted() -> list[float]:
+        scrape = samples((await http.get("/metrics")).text)
+        return [value(scrape, "vera_tool_calls_total", tool=t, status="ok") for t in tools]
+
+    def turn_line(run_id: str) -> str:
+        [line] = [
+            r.getMessage()
+            for r in caplog.records
+            if r.name == "vera.turns" and f"run_id={run_id}" in r.getMessage()
+        ]
+        return line
+
+    lines, counts = [], [await counted()]
+    events = await chat(http, str(uuid.uuid4()), QUESTION)
+    lines.append(turn_line(events[0].data["run_id"]))
+    counts.append(await counted())
+    tid = (await sdk.threads.create())["thread_id"]
+    parts = [p async for p in sdk.runs.stream(tid, "vera", input=user(QUESTION))]
+    lines.append(turn_line(parts[0].data["run_id"]))
+    counts.append(await counted())
+    assert [after - before for before, after in zip(counts[0], counts[1], strict=True)] == [1, 1]
+    assert [after - before for before, after in zip(counts[1], counts[2], strict=True)] == [1, 1]
+    for line in lines:
+        assert "tool_calls=get_weather,get_stock_price" in line and "tool_errors=0" in line
+        assert "output_tokens=0" not in line
