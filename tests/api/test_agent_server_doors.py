@@ -30,7 +30,7 @@ BAD_INPUTS = [
     {"messages": [42]},
     {"messages": [{"type": "alien", "content": "x"}]},
     {"messages": [{"role": "user"}]},
-    {"messages": "not a list of messages", "extra": 1} | {"messages": {"content": 3}},
+    {"messages": {"content": 3}, "other": 1},
 ]
 
 
