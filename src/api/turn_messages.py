@@ -57,29 +57,44 @@ class TurnRecord:
                 self.usage[key] += value
 
 
-def emit_message(turn: Turn, message: Any, record: TurnRecord) -> None:
-    """Emit the events of one message the graph stored (or a replay found stored) and add
-    it to `record`; other kinds of message (the user's) emit nothing."""
+def tool_status(message: ToolMessage) -> str:
+    """A tool result's status: `ok`, `error` or `declined` (by the user's approval)."""
+    if is_declined(message):
+        return "declined"
+    return "error" if message.status == "error" else "ok"
+
+
+def tally(message: Any, record: TurnRecord, replayed: bool = False) -> None:
+    """Add one message the graph stored to `record` (usage, tools called, failures, the
+    last answer's id) and count a tool result in the metrics, unless `replayed` (it ran
+    in an earlier attempt). Both doors' turns are counted by it: `/chat`'s through
+    `emit_message`, an Agent Server run's (`run_play`) from the messages it stored."""
     if isinstance(message, AIMessage):
         record.add_usage(message)
         record.message_id = message.id
+        record.tool_calls.extend(call["name"] for call in message.tool_calls)
+    elif isinstance(message, ToolMessage):
+        status = tool_status(message)
+        record.tool_errors += status == "error"
+        if not replayed:
+            metrics.tool_call(message.name, status)
+
+
+def emit_message(turn: Turn, message: Any, record: TurnRecord) -> None:
+    """Emit the events of one message the graph stored (or a replay found stored) and add
+    it to `record` (`tally`); other kinds of message (the user's) emit nothing."""
+    tally(message, record, replayed=turn.plan.kind == "replay")
+    if isinstance(message, AIMessage):
         turn.answer = text_of(message.content)
         turn.streamed = ""
         for call in message.tool_calls:
-            record.tool_calls.append(call["name"])
             turn.emit(ToolCallEvent(id=call["id"] or "", tool=call["name"], args=call["args"]))
     elif isinstance(message, ToolMessage):
-        status = (
-            "declined" if is_declined(message) else "error" if message.status == "error" else "ok"
-        )
-        record.tool_errors += status == "error"
-        if turn.plan.kind != "replay":  # a replayed tool result ran in an earlier attempt
-            metrics.tool_call(message.name, status)
         turn.emit(
             ToolResultEvent(
                 id=message.tool_call_id,
                 tool=message.name or "",
-                status=status,
+                status=tool_status(message),
                 result=tool_result(message.content),
             )
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 
+import asyncpg
 import httpx
 import pytest
 from langgraph_sdk import get_client
@@ -18,7 +19,7 @@ from langgraph_sdk.schema import StreamPart
 from src.agent.tool_guard import TOOL_GUARD_KEY
 from src.api.app import create_app
 from tests.agent_runs import streaks
-from tests.agent_server_runs import KEY, user
+from tests.agent_server_runs import KEY, transcript, user
 from tests.api_harness import serve, settings_for
 from tests.fakes import FakeModel
 
@@ -174,3 +175,26 @@ async def test_a_run_streaming_events_stops_when_cancelled(database_dsn: str) ->
         again = await sdk.runs.wait(tid, "vera", input=user("Hello"))  # the thread is free
         assert again["messages"][-1]["type"] == "ai"
         await sdk.http.client.aclose()
+
+
+@pytest.mark.parametrize("modes", [["values"], ["events"], ["messages-tuple", "updates"]])
+async def test_a_cancelled_runs_messages_are_in_the_transcript_whatever_its_modes(
+    database_dsn: str, db: asyncpg.Connection, modes: list[str]
+) -> None:
+    model = FakeModel(gate=asyncio.Event(), started=asyncio.Event(), gate_from_call=2)
+    assert model.gate is not None and model.started is not None
+    async with serve(create_app(settings_for(database_dsn, api_key=KEY), model=model)) as url:
+        sdk = get_client(url=url, api_key=KEY)
+        tid = (await sdk.threads.create())["thread_id"]
+        run = await sdk.runs.create(tid, "vera", input=user(QUESTION), stream_mode=modes)  # type: ignore[arg-type]
+        try:
+            await model.started.wait()  # the tools ran; the model's second call waits
+            await sdk.runs.cancel(tid, run["run_id"], wait=True)
+        finally:
+            model.gate.set()
+        stored = (await sdk.threads.get_state(tid))["values"]["messages"]
+        kinds = [m["type"] for m in stored]
+        assert kinds[0] == "human" and kinds[-1] == "tool"
+        # GET /sessions's transcript shows what the state holds (main lost it: a run
+        # streamed without subgraphs left LangGraph's cancelled-task write unstored).
+        assert [kind for kind, _ in await transcript(db, tid)] == kinds

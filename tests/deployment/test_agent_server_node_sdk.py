@@ -82,6 +82,10 @@ const streamed = client.runs.stream(id, "vera", {
 for await (const { event, data } of streamed) out.events.push({ event, data });
 out.state = await client.threads.getState(id);
 out.history = await client.threads.getHistory(id, { limit: 10 });
+out.older = await client.threads.getHistory(id, {
+  limit: 2,
+  before: { configurable: { checkpoint_id: out.history[1].checkpoint_id } },
+});
 out.waited = await client.runs.wait(id, "vera", {
   input: { messages: [{ role: "user", content: "And in Rome?" }] },
 });
@@ -193,6 +197,8 @@ def check_runs(out: dict) -> None:
     history = out["history"]
     assert history[0]["checkpoint_id"] == out["state"]["checkpoint_id"]
     assert [len(h["values"].get("messages", [])) for h in history][:4] == [4, 3, 2, 1]
+    # The next page: `before` as the SDK's `Config` (`{configurable: {checkpoint_id}}`).
+    assert [h["checkpoint_id"] for h in out["older"]] == [h["checkpoint_id"] for h in history[2:4]]
     waited = out["waited"]["messages"]
     assert waited == out["after"]["values"]["messages"] and waited[:4] == messages
     assert [m["type"] for m in waited[4:]][:1] == ["human"] and waited[-1]["type"] == "ai"

@@ -5,6 +5,7 @@ the graph's state read through the checkpointer."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from typing import Any
 
@@ -23,6 +24,8 @@ from src.api.errors import ApiError
 from src.api.security import DEFAULT_PRINCIPAL, Principal
 from src.api.session_directory import SessionDirectory, not_found
 
+logger = logging.getLogger("vera.threads")
+
 _IMPLIED = dumps_jsonb(IMPLIED_METADATA)
 # What a copy's answer holds (as `langgraph dev`'s: no values yet).
 COPY_FIELDS = frozenset(
@@ -35,6 +38,36 @@ def thread_config(thread_id: uuid.UUID, checkpoint_id: str | None = None) -> Run
     if checkpoint_id is not None:
         configurable["checkpoint_id"] = checkpoint_id
     return {"configurable": configurable}
+
+
+async def readable_state(
+    graph: CompiledStateGraph, config: RunnableConfig, subgraphs: bool = False
+) -> tuple[StateSnapshot, Exception | None]:
+    """The state at `config`, or, when its checkpoint holds writes the graph refuses
+    (stored before inputs were checked), the nearest ancestor's that reads, with the
+    error: no thread makes a reader fail. Before any checkpoint: the empty state."""
+    try:
+        return await graph.aget_state(config, subgraphs=subgraphs), None
+    except Exception as exc:
+        error = exc
+    logger.warning("unreadable checkpoint %s (%s)", config["configurable"], type(error).__name__)
+    saver = graph.checkpointer
+    found = await saver.aget_tuple(config)  # type: ignore[union-attr]
+    while found is not None and found.parent_config is not None:
+        try:
+            return await graph.aget_state(found.parent_config, subgraphs=subgraphs), error
+        except Exception:  # an ancestor as unreadable: its parent, then
+            found = await saver.aget_tuple(found.parent_config)  # type: ignore[union-attr]
+    return StateSnapshot({}, (), config, None, None, None, (), ()), error
+
+
+def unreadable(error: Exception) -> str:
+    """A thread's `error` when its latest checkpoint does not read."""
+    text = str(error).split("\n", 1)[0][:300]
+    return (
+        f"The thread's latest checkpoint holds writes its state refuses ({text}); "
+        "its values are shown as before them."
+    )
 
 
 def thread_exists(thread_id: uuid.UUID) -> ApiError:
@@ -145,8 +178,10 @@ class ThreadBook:
             raise
         return await self.thread(target, COPY_FIELDS)
 
-    async def state(self, thread_id: uuid.UUID, checkpoint_id: str | None = None) -> StateSnapshot:
-        return await self.graph.aget_state(thread_config(thread_id, checkpoint_id))
+    async def state(
+        self, thread_id: uuid.UUID, checkpoint_id: str | None = None
+    ) -> tuple[StateSnapshot, Exception | None]:
+        return await readable_state(self.graph, thread_config(thread_id, checkpoint_id))
 
     async def _answer(self, row: asyncpg.Record, fields: frozenset[str] | None) -> dict[str, Any]:
         answer: dict[str, Any] = {
@@ -160,13 +195,15 @@ class ThreadBook:
             "values": None,
         }
         if row["stored"] and (fields is None or fields & {"values", "status", "interrupts"}):
-            snapshot = await self.state(row["session_id"])
+            snapshot, error = await self.state(row["session_id"])
             interrupts = thread_interrupts(snapshot)
             # A run that paused at interrupt_before/after leaves steps to run, no interrupt.
             paused = bool(snapshot.next) and row["last_run_status"] == "interrupted"
             if (interrupts or paused) and not row["busy"]:
                 answer["status"] = "interrupted"
             answer |= {"values": as_json(snapshot.values), "error": None, "interrupts": interrupts}
+            if error is not None:
+                answer |= {"status": "error", "error": unreadable(error)}
         if fields is not None:
             answer = {key: value for key, value in answer.items() if key in fields}
         return answer

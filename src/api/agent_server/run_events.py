@@ -117,6 +117,11 @@ async def graph_parts(
     """The graph's stream parts; with `events` asked for, from `astream_events` v2, whose
     every event but the run's own stream (the parts) is a part of mode `events`."""
     modes = graph_modes(stream_modes)
+    if not graph.stream_eager:
+        # Eager streaming runs each step's tasks apart from this generator, so a run stopped
+        # mid-step has LangGraph store each cancelled task's error, which ends the run's
+        # turn in the transcript; it is on by itself for messages/custom/subgraphs only.
+        graph = graph.copy({"stream_eager": True})
     if "events" not in stream_modes:
         parts = cast(
             AsyncGenerator[Any, None],

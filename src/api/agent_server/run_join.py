@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
 from sse_starlette import EventSourceResponse
@@ -17,6 +17,7 @@ from src.api.agent_server.records import thread_config
 from src.api.agent_server.responses import AgentServerJSONResponse
 from src.api.agent_server.run_events import RUN_MODES
 from src.api.agent_server.run_follow import ACTIVE, RunFollower
+from src.api.agent_server.run_stop import Action, cancelling, stop_run
 from src.api.agent_server.runs import RunsDep, final_values
 from src.api.agent_server.snapshots import as_json
 from src.api.agent_server.threads import BookDep, OwnedThreadDep
@@ -79,7 +80,7 @@ def _no_cancel_on_disconnect(cancel_on_disconnect: bool) -> None:
         )
 
 
-CancelOnDisconnect = Annotated[bool, Query(description="Only `false` is served")]
+CancelOnDisconnect = Annotated[bool, Query(description="Only `false` is served here")]
 
 
 @router.get("/{thread_id}/runs/{run_id}/join", responses={200: {"content": {}}, **READ_ERRORS})
@@ -117,6 +118,7 @@ async def join_run_stream(
     log: EventLogDep,
     leases: LeasesDep,
     settings: SettingsDep,
+    runner: RunnerDep,
     last_event_id: Annotated[
         str | None,
         Header(
@@ -133,19 +135,23 @@ async def join_run_stream(
             "array); without it, every event of the run",
         ),
     ] = None,
-    cancel_on_disconnect: CancelOnDisconnect = False,
+    cancel_on_disconnect: Annotated[
+        bool, Query(description="Cancel the run (as `.../cancel`) if the client disconnects")
+    ] = False,
 ) -> EventSourceResponse:
     """The run's events, as `POST /threads/{id}/runs/stream` sent them (same names, data
-    and ids), after `Last-Event-ID` or from the start, then live until the run ends."""
-    _no_cancel_on_disconnect(cancel_on_disconnect)
+    and ids), after `Last-Event-ID` or from the start, then live until the run ends; with
+    `cancel_on_disconnect`, a client that disconnects first cancels the run."""
     modes = _modes(stream_mode or [])
     after = _after(run_id, last_event_id)
     await runs.get(thread_id, run_id)
     follower = RunFollower(log, leases, runs, thread_id)
-
+    events = follower.sse(run_id, after, modes)
+    if cancel_on_disconnect:
+        events = cancelling(events, runs, runner, thread_id, run_id)
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return EventSourceResponse(
-        follower.sse(run_id, after, modes),
+        events,
         ping=settings.sse_ping_seconds,
         headers=headers | _where(thread_id, run_id, "stream"),
     )
@@ -165,7 +171,7 @@ async def cancel_run(
     leases: LeasesDep,
     runner: RunnerDep,
     wait: bool = False,
-    action: Literal["interrupt", "rollback"] = "interrupt",
+    action: Action = "interrupt",
 ) -> Response:
     """Stop the run: its worker, whichever it is, stops it within about a second.
     `action=interrupt`: what it stored stays and it ends `interrupted`. `action=rollback`:
@@ -182,13 +188,7 @@ async def cancel_run(
             "not_found",
             f"Run {run_id} already ended ({status}): no matching run to cancel.",
         )
-    if status == "pending" and await runs.dequeue(run_id, "interrupted"):
-        if action == "rollback":
-            await runs.drop(thread_id, run_id, run_id)  # never leased
-    else:
-        if action == "rollback":
-            await runs.mark_rollback(run_id)
-        await runner.cancels.request(thread_id, str(run_id), run["lease_id"])
+    await stop_run(runs, runner, thread_id, run, action)
     if not wait:
         return Response(status_code=202, headers=_where(thread_id, run_id, "join"))
     values = await final_values(follower.events(run_id), thread_id, threads)

@@ -22,7 +22,7 @@ from src.api.agent_server.run_events import run_events
 from src.api.agent_server.snapshots import TOLD_ERRORS
 from src.api.error_catalogue import message_of
 from src.api.schemas import ErrorCode
-from src.api.turn_messages import TurnRecord
+from src.api.turn_messages import TurnRecord, tally
 from src.api.turn_resume import WAITING
 from src.api.turn_stream import Turn, TurnEvent
 
@@ -74,6 +74,8 @@ class RunPlay:
         self.ended_as = ended
         self.refusal = refusal
         self.status = "running"
+        self.record: TurnRecord | None = None
+        self.seen: set[str | None] = set()
 
     def opening(self, turn: Turn) -> TurnEvent:
         data = {"run_id": str(self.run_id), "attempt": self.attempt}
@@ -96,6 +98,10 @@ class RunPlay:
         merged |= {"configurable": configurable, "metadata": metadata, "callbacks": callbacks}
         return merged  # type: ignore[return-value]
 
+    async def _messages(self, turn: Turn) -> list[Any]:
+        state = await self.graph.aget_state({"configurable": {"thread_id": str(turn.session_id)}})
+        return list(state.values.get("messages") or [])
+
     async def play(self, turn: Turn, record: TurnRecord, config: RunnableConfig) -> None:
         await self.book.set_status(self.run_id, "running")
         if self.refusal is not None:
@@ -103,6 +109,8 @@ class RunPlay:
         if self.ended_as is not None:
             self.status = self.ended_as
             return
+        self.record = record
+        self.seen = {message.id for message in await self._messages(turn)}
         stream = run_events(
             self.graph,
             self.spec.graph_input,
@@ -139,7 +147,20 @@ class RunPlay:
         self.status = "error"
         return turn.record_event("error", error_data(code, exc))
 
+    async def _tally(self, turn: Turn) -> None:
+        """Count what the run stored as a `/chat` turn's messages are counted (its log
+        line, the tool metrics): the messages new since it started."""
+        if self.record is None or self.status == "rolled_back":
+            return
+        try:
+            for message in await self._messages(turn):
+                if message.id not in self.seen:
+                    tally(message, self.record)
+        except Exception as exc:  # the run ended all the same; its counts are short
+            logger.warning("run not counted run_id=%s", turn.run_id, exc_info=exc)
+
     async def ended(self, turn: Turn, outcome: str) -> None:
+        await self._tally(turn)
         try:
             # With the lease: whoever sees the thread free finds the run ended, and whoever
             # sees it ended may start the next run at once.

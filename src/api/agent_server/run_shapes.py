@@ -92,7 +92,8 @@ class RunCreate(Request):
     # Absent: `enqueue`, langgraph-api's default (`run_start.DEFAULT_STRATEGY`).
     multitask_strategy: MultitaskStrategy | None = None
     if_not_exists: Literal["create", "reject"] | None = None
-    on_disconnect: Literal["continue"] | SkipJsonSchema[Literal["cancel"]] | None = None
+    # A streamed run's: `cancel` stops it when its client disconnects (not served by `wait`).
+    on_disconnect: Literal["continue", "cancel"] | None = None
     durability: Literal["sync", "async", "exit"] | None = None
     # Not served (answered 422 naming them), so not in the OpenAPI document.
     webhook: SkipJsonSchema[Any] = None
@@ -110,8 +111,6 @@ class RunCreate(Request):
     def unserved(self) -> list[tuple[str, str]]:
         """The fields sent that this server does not serve, with why."""
         found = [(name, why) for name, why in UNSERVED.items() if getattr(self, name) is not None]
-        if self.on_disconnect == "cancel":
-            found.append(("on_disconnect", "a run goes on when its client disconnects"))
         return found
 
 

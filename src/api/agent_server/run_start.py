@@ -23,6 +23,8 @@ from src.api.agent_server.run_book import RunBook
 from src.api.agent_server.run_play import RunPlay, RunSpec
 from src.api.agent_server.run_queue import LeftQueue, run_when_free
 from src.api.agent_server.run_shapes import CommandBody, GotoSend, RunCreate
+from src.api.agent_server.run_stop import Action, stop_run
+from src.api.agent_server.state_values import check_resumable, check_values
 from src.api.errors import ApiError
 from src.api.routes.chat import admitted
 from src.api.security import Principal
@@ -76,10 +78,12 @@ def invalid(field: str, message: str) -> ApiError:
 @dataclass
 class StartedRun:
     """A run just started: its turn (its events; `None` for a queued run, whose events are
-    read from the turn event log) and its row as stored."""
+    read from the turn event log), its row as stored, and whether a dropped stream stops
+    it (`on_disconnect`)."""
 
     turn: Turn | None
     run: dict[str, Any]
+    cancel_on_disconnect: bool = False  # the client's stream dropped stops the run
 
 
 def _goto(goto: str | GotoSend) -> str | Send:
@@ -149,6 +153,14 @@ async def start_run(
 ) -> StartedRun:
     """Check the request, find (or make) the caller's thread, and start the run."""
     graph_id, spec = checked(body)
+    check_values(runner.graph, "input", body.input)
+    resumes = body.command is not None and body.command.resume is not None
+    if body.command is not None:
+        check_values(runner.graph, "command.update", body.command.update)
+    strategy = body.multitask_strategy or DEFAULT_STRATEGY
+    # A resume queued behind a run is checked once it starts (that run may pause for it).
+    if resumes and (strategy == "reject" or not await runs.active(thread_id)):
+        await check_resumable(runner.graph, thread_id, spec.config)
     assistant_id = assistant_id_of(graph_id)
     if body.if_not_exists == "create":
         await threads.create(principal, thread_id, {}, None, "do_nothing")
@@ -172,7 +184,6 @@ async def start_run(
     # Through the config's metadata into every checkpoint's (as langgraph dev's runs).
     spec.config["metadata"] = {**metadata, **identity}
     kwargs = run_kwargs(body, spec, identity)
-    strategy = body.multitask_strategy or DEFAULT_STRATEGY
     plan = TurnPlan(kind="new", turn_id=str(run_id))
     if strategy != "reject":
         run = await runs.insert(run_id, thread_id, assistant_id, metadata, kwargs, strategy)
@@ -182,6 +193,8 @@ async def start_run(
         async def claim() -> tuple[TurnPlan, Play]:
             if not await runs.dequeue(run_id, "running"):
                 raise LeftQueue
+            if resumes:  # refused now, the run ends `error` having stored nothing
+                await check_resumable(runner.graph, thread_id, spec.config)
             return plan, RunPlay(runner.graph, runs, spec, run_id)
 
         async def start() -> Turn:
@@ -191,12 +204,14 @@ async def start_run(
 
         with contextlib.suppress(SessionBusyError, OverloadedError, LeftQueue):
             if await runs.first_queued(thread_id) == run_id:  # its turn came: at once
-                return StartedRun(await start(), run)
+                return StartedRun(await start(), run, body.on_disconnect == "cancel")
         runner.track(asyncio.create_task(run_when_free(thread_id, run_id, runs, start)))
-        return StartedRun(None, run)
+        return StartedRun(None, run, body.on_disconnect == "cancel")
     stored: dict[str, Any] = {}
 
     async def prepare() -> tuple[TurnPlan, Play]:
+        if resumes:  # again under the lease: another resume may have just ended it
+            await check_resumable(runner.graph, thread_id, spec.config)
         stored.update(
             await runs.insert(run_id, thread_id, assistant_id, metadata, kwargs, strategy)
         )
@@ -205,7 +220,7 @@ async def start_run(
     turn = await admitted(
         admission, lambda on_end: runner.launch(thread_id, run_id, prepare, on_end)
     )
-    return StartedRun(turn, stored)
+    return StartedRun(turn, stored, body.on_disconnect == "cancel")
 
 
 async def supersede(
@@ -216,13 +231,5 @@ async def supersede(
     cancelled (`interrupted`, what it stored kept; on `rollback` its checkpoints and row
     removed, under the lease, before the new run can take it)."""
     for other in await runs.active(thread_id):
-        if other["run_id"] == run_id:
-            continue
-        queued = other["status"] == "pending" and other["multitask_strategy"] != "reject"
-        if queued and await runs.dequeue(other["run_id"], "interrupted"):
-            if strategy == "rollback":
-                await runs.drop(thread_id, other["run_id"], other["run_id"])
-            continue
-        if strategy == "rollback":
-            await runs.mark_rollback(other["run_id"])
-        await runner.cancels.request(thread_id, str(other["run_id"]), other["lease_id"])
+        if other["run_id"] != run_id:
+            await stop_run(runs, runner, thread_id, other, cast(Action, strategy))

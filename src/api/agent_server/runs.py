@@ -20,12 +20,14 @@ from src.api.agent_server.run_book import RunBook
 from src.api.agent_server.run_follow import RunFollower
 from src.api.agent_server.run_shapes import Run, RunCreate, RunStatus
 from src.api.agent_server.run_start import StartedRun, start_run
+from src.api.agent_server.run_stop import cancelling
 from src.api.agent_server.shapes import MAX_PAGE
 from src.api.agent_server.snapshots import as_json
 from src.api.agent_server.sse import sse_data
 from src.api.agent_server.threads import BookDep, OwnedThreadDep
 from src.api.auth import PrincipalDep
 from src.api.deps import AdmissionDep, EventLogDep, LeasesDep, RunnerDep, SettingsDep, StoreDep
+from src.api.errors import ApiError
 from src.api.schemas import BODY_ERRORS, READ_ERRORS, ErrorBody
 from src.api.turn_stream import Turn
 
@@ -68,6 +70,30 @@ async def _start(
 StartedDep = Annotated[StartedRun, Depends(_start)]
 
 
+async def _start_waited(
+    thread_id: uuid.UUID,
+    body: RunCreate,
+    principal: PrincipalDep,
+    runner: RunnerDep,
+    admission: AdmissionDep,
+    threads: BookDep,
+    runs: RunsDep,
+) -> StartedRun:
+    """`_start` for `runs/wait`, which has no stream whose drop could stop the run."""
+    if body.on_disconnect == "cancel":
+        message = "on_disconnect=cancel is served by runs/stream only: a waited run goes on."
+        raise ApiError(
+            422,
+            "invalid_request",
+            message,
+            details=[{"field": "on_disconnect", "message": message}],
+        )
+    return await start_run(thread_id, body, principal, runner, admission, threads, runs)
+
+
+WaitedDep = Annotated[StartedRun, Depends(_start_waited)]
+
+
 async def _events(turn: Turn) -> AsyncIterator[ServerSentEvent]:
     async for event in turn.events():
         yield ServerSentEvent(
@@ -89,14 +115,22 @@ def _where(thread_id: uuid.UUID, run_id: uuid.UUID, then: str) -> dict[str, str]
     },
 )
 async def stream_run(
-    thread_id: uuid.UUID, started: StartedDep, settings: SettingsDep, follower: FollowerDep
+    thread_id: uuid.UUID,
+    started: StartedDep,
+    settings: SettingsDep,
+    follower: FollowerDep,
+    runner: RunnerDep,
+    runs: RunsDep,
 ) -> EventSourceResponse:
     """Start a run and stream its events: `metadata` (`run_id`, `attempt`), then the
     requested `stream_mode`s' parts (`values`, `updates`, `messages`, ...; a subgraph's as
     `<mode>|<namespace>`), and `error` if it fails. A client that disconnects does not stop
-    the run."""
+    the run, unless it sent `on_disconnect: "cancel"`: then the run is cancelled as
+    `POST .../cancel` cancels it (`action=interrupt`)."""
     run_id = started.run["run_id"]
     events = _events(started.turn) if started.turn else follower.sse(run_id)
+    if started.cancel_on_disconnect:
+        events = cancelling(events, runs, runner, thread_id, run_id)
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return EventSourceResponse(
         events,
@@ -143,7 +177,7 @@ WAITED = {
 
 @router.post("/{thread_id}/runs/wait", responses={200: WAITED, **RUN_ERRORS})
 async def wait_run(
-    thread_id: uuid.UUID, started: StartedDep, threads: BookDep, follower: FollowerDep
+    thread_id: uuid.UUID, started: WaitedDep, threads: BookDep, follower: FollowerDep
 ) -> Response:
     """Start a run and answer its final values once it ends (see `final_values`)."""
     run_id = started.run["run_id"]

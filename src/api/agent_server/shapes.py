@@ -225,6 +225,15 @@ class CheckpointRef(Request):
     checkpoint_map: dict[str, Any] | None = None
 
 
+class CheckpointConfig(Request):
+    """A checkpoint as a `RunnableConfig` names it (the JS SDK's `before`); the config's
+    other keys (`tags`, `recursion_limit`, ...) are not read."""
+
+    model_config = ConfigDict(extra="allow")
+
+    configurable: CheckpointRef
+
+
 class Checkpoint(BaseModel):
     """A checkpoint of a thread, as answers name it."""
 
@@ -291,10 +300,11 @@ class StateUpdated(BaseModel):
 
 class HistoryQuery(Request):
     """Body of `POST /threads/{id}/history`: checkpoints newest first, `limit` at a time,
-    those before `before` (an id or a checkpoint), with `metadata` (containment)."""
+    those before `before` (an id, a checkpoint or a config naming one: what the Python and
+    JS SDKs send), with `metadata` (containment)."""
 
     limit: int = Field(10, ge=1, le=MAX_PAGE, strict=True)
-    before: str | CheckpointRef | None = None
+    before: str | CheckpointRef | CheckpointConfig | None = None
     metadata: dict[str, Any] | None = None
     checkpoint: CheckpointRef | None = None
 

@@ -8,12 +8,12 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from langgraph.errors import InvalidUpdateError
-from langgraph.types import StateSnapshot
 
 from src.agent.memory.fencing import LEASE_CONFIG_KEY
-from src.api.agent_server.records import thread_config
+from src.api.agent_server.records import readable_state, thread_config
 from src.api.agent_server.shapes import (
     MAX_PAGE,
+    CheckpointConfig,
     CheckpointRef,
     HistoryQuery,
     StateAt,
@@ -22,6 +22,7 @@ from src.api.agent_server.shapes import (
     ThreadState,
 )
 from src.api.agent_server.snapshots import checkpoint_of, thread_state
+from src.api.agent_server.state_values import check_values
 from src.api.agent_server.threads import WRITE_ERRORS, BookDep, OwnedThreadDep
 from src.api.deps import LeasesDep
 from src.api.errors import ApiError
@@ -41,7 +42,7 @@ async def _state_at(
     book: BookDep, thread_id: uuid.UUID, checkpoint_id: str | None, subgraphs: bool
 ) -> dict[str, Any]:
     config = thread_config(thread_id, checkpoint_id)
-    snapshot: StateSnapshot = await book.graph.aget_state(config, subgraphs=subgraphs)
+    snapshot, _ = await readable_state(book.graph, config, subgraphs)
     if checkpoint_id is not None and snapshot.metadata is None:
         raise no_checkpoint(thread_id, checkpoint_id)
     return thread_state(snapshot)
@@ -83,6 +84,7 @@ async def update_state(
     checkpoint_id = body.checkpoint_id or (
         body.checkpoint.checkpoint_id if body.checkpoint else None
     )
+    check_values(book.graph, "values", body.values)
     if checkpoint_id is not None:
         await _state_at(book, thread_id, checkpoint_id, False)  # 404 for an unknown one
     run_id = uuid.uuid4()
@@ -114,13 +116,15 @@ async def _history(
     book: BookDep,
     thread_id: uuid.UUID,
     limit: int,
-    before: str | CheckpointRef | None,
+    before: str | CheckpointRef | CheckpointConfig | None,
     metadata: dict[str, Any] | None,
     start: CheckpointRef | None,
 ) -> list[dict[str, Any]]:
     config = thread_config(thread_id, start.checkpoint_id if start else None)
     if start is not None and start.checkpoint_ns:
         config["configurable"]["checkpoint_ns"] = start.checkpoint_ns
+    if isinstance(before, CheckpointConfig):
+        before = before.configurable
     before_id = before.checkpoint_id if isinstance(before, CheckpointRef) else before
     states = book.graph.aget_state_history(
         config,
