@@ -1,7 +1,9 @@
 """`langgraph_sdk`, async and sync, drives a thread end to end on the real server
 (`python -m src.api`, issue 26): a tool turn streamed in each stream mode, state and
 history, a fork from a checkpoint, `update_state`, an approval interrupt resumed with
-`Command(resume)`, `interrupt_before`, a background run, search, copy and delete. Every
+`Command(resume)`, `interrupt_before`, a background run, one cancelled mid-turn (`interrupt`,
+then `rollback`; on a second server on the same database, whose real `ChatOpenAI` asks a
+scripted OpenAI-protocol server that the test holds), search, copy and delete. Every
 answer is parsed by the SDK itself; the assertions check what the thread holds."""
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import asyncio
 import inspect
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -18,6 +20,9 @@ import pytest
 from langgraph_sdk import get_client, get_sync_client
 from langgraph_sdk.errors import NotFoundError
 
+from tests.fake_openai import KEY as MODEL_KEY
+from tests.fake_openai import MODEL, Reply
+from tests.held_openai import HeldModel, threaded
 from tests.processes import server_processes
 
 KEY = "sdk-scenario-key-0123456789abcdefghij"
@@ -35,6 +40,26 @@ def server(database_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
     }
     with server_processes(database_dsn, [log], **env) as [url]:
         yield url
+
+
+@pytest.fixture(scope="module")
+def held_server(
+    database_dsn: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, HeldModel]]:
+    """A second server on the scenario's database, its model the real `ChatOpenAI`."""
+    log = tmp_path_factory.mktemp("sdk-scenario-held") / "vera.log"
+    model = HeldModel()
+    with threaded(model.fake) as openai_url:
+        env = {
+            "API_KEY": KEY,
+            "OPENAI_API_KEY": MODEL_KEY,
+            "OPENAI_BASE_URL": openai_url,
+            "AGENT_MODEL": MODEL,
+            "AGENT_CONFIRM_TOOLS": "get_stock_price",
+            "RATE_LIMIT_PER_MINUTE": "1000",
+        }
+        with server_processes(database_dsn, [log], **env) as [url]:
+            yield url, model
 
 
 def user(text: str) -> dict[str, Any]:
@@ -74,6 +99,21 @@ async def first_parts(stream: Any, n: int) -> list[Any]:
     return got
 
 
+async def first_part(stream: Any, wanted: Callable[[Any], bool]) -> Any:
+    """The first part of a stream that `wanted` accepts, then the connection dropped."""
+    if hasattr(stream, "__aiter__"):
+        async for part in stream:
+            if wanted(part):
+                await stream.aclose()
+                return part
+    else:
+        for part in stream:
+            if wanted(part):
+                stream.close()
+                return part
+    raise AssertionError("the stream ended without the part")
+
+
 async def settled(client: Any, thread_id: str, run_id: str) -> dict[str, Any]:
     """The background run once it has ended (the SDK's `get`, asked until then)."""
     deadline = time.monotonic() + 60
@@ -86,8 +126,12 @@ async def settled(client: Any, thread_id: str, run_id: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize("kind", ["async", "sync"])
-async def test_the_python_sdk_drives_a_thread_end_to_end(server: str, kind: str) -> None:
-    client: Any = (get_client if kind == "async" else get_sync_client)(url=server, api_key=KEY)
+async def test_the_python_sdk_drives_a_thread_end_to_end(
+    server: str, held_server: tuple[str, HeldModel], kind: str
+) -> None:
+    sdk = get_client if kind == "async" else get_sync_client
+    client: Any = sdk(url=server, api_key=KEY)
+    held: Any = sdk(url=held_server[0], api_key=KEY)
     [assistant] = await done(client.assistants.search(graph_id="vera"))
     tag = str(uuid.uuid4())
     thread = await done(client.threads.create(metadata={"scenario": tag}))
@@ -184,6 +228,9 @@ async def test_the_python_sdk_drives_a_thread_end_to_end(server: str, kind: str)
     assert runs[1]["run_id"] == run["run_id"]
     assert {r["status"] for r in runs} == {"success", "interrupted"}
 
+    # A background run cancelled in its model call, then one rolled back.
+    await cancel_mid_turn(held, held_server[1], tid)
+
     # The thread is a Vera session, found by search; a copy holds the same state.
     found = await done(client.threads.search(metadata={"scenario": tag}))
     assert [t["thread_id"] for t in found] == [tid]
@@ -200,3 +247,57 @@ async def test_the_python_sdk_drives_a_thread_end_to_end(server: str, kind: str)
             await done(client.threads.get(doomed))
     if kind == "async":
         await client.http.client.aclose()
+        await held.http.client.aclose()
+
+
+async def cancel_mid_turn(client: Any, model: HeldModel, tid: str) -> None:
+    """`interrupt`: the run ends `interrupted` with each step it finished stored (though it
+    asked `durability="exit"`: runs are always durable), the thread is free and the next
+    run goes on from there. `rollback`: the run and what it stored are gone."""
+    bergen = Reply(tool_calls=[("call_bergen", "get_weather", '{"city": "Bergen"}')])
+    # The answer stalls after its first pieces, its connection open: the run is mid-turn.
+    model.fake.add(bergen, Reply(text="Drizzle and grey skies", pieces=4, stall_after=3))
+    run = await done(
+        client.runs.create(
+            tid, "vera", input=user("Weather in Bergen?"), stream_mode=MODES, durability="exit"
+        )
+    )
+    half = await first_part(
+        client.runs.join_stream(tid, run["run_id"]),
+        lambda part: part.event == "messages" and part.data[0]["content"] == "Drizzl",
+    )
+    assert half.data[1]["langgraph_node"] == "model"
+    assert (await done(client.runs.get(tid, run["run_id"])))["status"] == "running"
+    ended = await done(client.runs.cancel(tid, run["run_id"], wait=True, action="interrupt"))
+    # The run's last event, as langgraph-api answers a wait on a cancelled run.
+    assert ended["__error__"]["error"] == "UserInterrupt", ended
+    stopped = await done(client.runs.get(tid, run["run_id"]))
+    assert stopped["status"] == "interrupted"
+    assert stopped["kwargs"]["durability"] == "sync"  # what the run used
+    assert await done(client.runs.join(tid, run["run_id"])) == ended
+    state = await done(client.threads.get_state(tid))
+    assert state["next"] == ["model"]
+    tail = state["values"]["messages"][-3:]
+    assert [m["type"] for m in tail] == ["human", "ai", "tool"]
+    assert tail[1]["tool_calls"][0]["id"] == "call_bergen" and "Bergen" in tail[2]["content"]
+    assert "Drizz" not in str(state["values"])  # nothing of the answer it was streaming
+    # Not busy: `interrupted`, as langgraph-api marks a thread with steps left.
+    assert (await done(client.threads.get(tid)))["status"] == "interrupted"
+    model.fake.add(Reply(text="Bergen is rainy."))
+    went_on = await done(client.runs.wait(tid, "vera", input=None))
+    assert went_on["messages"][-1]["content"] == "Bergen is rainy."
+    assert (await done(client.threads.get(tid)))["status"] == "idle"
+
+    before = await done(client.threads.get_state(tid))
+    history = await done(client.threads.get_history(tid, limit=1000))
+    with model.holding([], hold=1):
+        doomed = await done(client.runs.create(tid, "vera", input=user("Weather in Lyon?")))
+        assert await asyncio.to_thread(model.asked.wait, 60)
+        assert "Lyon" in str((await done(client.threads.get_state(tid)))["values"])
+        values = await done(client.runs.cancel(tid, doomed["run_id"], wait=True, action="rollback"))
+    with pytest.raises(NotFoundError):
+        await done(client.runs.get(tid, doomed["run_id"]))
+    assert values == before["values"]
+    assert await done(client.threads.get_state(tid)) == before
+    assert await done(client.threads.get_history(tid, limit=1000)) == history
+    assert (await done(client.threads.get(tid)))["status"] == "idle"

@@ -94,7 +94,9 @@ class RunCreate(Request):
     if_not_exists: Literal["create", "reject"] | None = None
     # A streamed run's: `cancel` stops it when its client disconnects (not served by `wait`).
     on_disconnect: Literal["continue", "cancel"] | None = None
-    durability: Literal["sync", "async", "exit"] | None = None
+    durability: Literal["sync", "async", "exit"] | None = Field(
+        None, description='Accepted; every run is durable ("sync", as its kwargs say): docs/api.md'
+    )
     # Not served (answered 422 naming them), so not in the OpenAPI document.
     webhook: SkipJsonSchema[Any] = None
     feedback_keys: SkipJsonSchema[Any] = None
