@@ -7,13 +7,14 @@ thread is an unknown id (404)."""
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Literal
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
 from sse_starlette import EventSourceResponse
 
 from src.api.agent_server.records import thread_config
 from src.api.agent_server.responses import AgentServerJSONResponse
+from src.api.agent_server.run_cancel import CancelAction, stop
 from src.api.agent_server.run_follow import ACTIVE, RunFollower
 from src.api.agent_server.runs import RunsDep, final_values
 from src.api.agent_server.snapshots import as_json
@@ -140,7 +141,7 @@ async def cancel_run(
     leases: LeasesDep,
     runner: RunnerDep,
     wait: bool = False,
-    action: Literal["interrupt", "rollback"] = "interrupt",
+    action: CancelAction = "interrupt",
 ) -> Response:
     """Stop the run: its worker, whichever it is, stops it within about a second.
     `action=interrupt`: what it stored stays and it ends `interrupted`. `action=rollback`:
@@ -156,13 +157,7 @@ async def cancel_run(
             "not_found",
             f"Run {run_id} already ended ({status}): no matching run to cancel.",
         )
-    if status == "pending" and await runs.dequeue(run_id, "interrupted"):
-        if action == "rollback":
-            await runs.drop(thread_id, run_id)
-    else:
-        if action == "rollback":
-            await runs.mark_rollback(run_id)
-        await runner.cancels.request(thread_id, str(run_id), run_id)
+    await stop(thread_id, run_id, status, action, runs, runner)
     if not wait:
         return Response(status_code=202, headers=_where(thread_id, run_id, "join"))
     values = await final_values(follower.events(run_id), thread_id, threads)

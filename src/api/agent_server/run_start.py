@@ -39,7 +39,9 @@ def run_metadata(body: RunCreate, graph_id: str, assistant_id: uuid.UUID) -> dic
     return {**metadata, **(body.metadata or {}), "assistant_id": str(assistant_id)}
 
 
-def run_kwargs(body: RunCreate, spec: RunSpec, identity: dict[str, str]) -> dict[str, Any]:
+def run_kwargs(
+    body: RunCreate, spec: RunSpec, identity: dict[str, str], temporary: bool = False
+) -> dict[str, Any]:
     """What a run's `kwargs` records of its request, in langgraph dev's keys: the config as
     the graph runs it (its configurable with the run's identity, its metadata)."""
     config = dict(spec.config)
@@ -55,7 +57,7 @@ def run_kwargs(body: RunCreate, spec: RunSpec, identity: dict[str, str]) -> dict
         "interrupt_after": body.interrupt_after,
         "webhook": None,
         "feedback_keys": None,
-        "temporary": False,
+        "temporary": temporary,  # a threadless run's thread, deleted once it ended
         "subgraphs": body.stream_subgraphs,
         "resumable": body.stream_resumable,
         "checkpoint_during": True,  # every step's checkpoint is stored (`run_play`)
@@ -140,8 +142,10 @@ async def start_run(
     admission: TurnAdmission,
     threads: ThreadBook,
     runs: RunBook,
+    temporary: bool = False,
 ) -> StartedRun:
-    """Check the request, find (or make) the caller's thread, and start the run."""
+    """Check the request, find (or make) the caller's thread, and start the run
+    (`temporary`: on a thread made for it, `run_threadless.py`)."""
     graph_id, spec = checked(body)
     assistant_id = assistant_id_of(graph_id)
     if body.if_not_exists == "create":
@@ -165,7 +169,7 @@ async def start_run(
     }
     # Through the config's metadata into every checkpoint's (as langgraph dev's runs).
     spec.config["metadata"] = {**metadata, **identity}
-    kwargs = run_kwargs(body, spec, identity)
+    kwargs = run_kwargs(body, spec, identity, temporary)
     strategy = body.multitask_strategy or "reject"
     plan = TurnPlan(kind="new", turn_id=str(run_id))
     if strategy == "enqueue":

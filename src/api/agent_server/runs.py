@@ -68,7 +68,8 @@ async def _start(
 StartedDep = Annotated[StartedRun, Depends(_start)]
 
 
-async def _events(turn: Turn) -> AsyncIterator[ServerSentEvent]:
+async def turn_sse(turn: Turn) -> AsyncIterator[ServerSentEvent]:
+    """A live run's events as `runs/stream` sends them (ids `<run_id>:<n>`)."""
     async for event in turn.events():
         yield ServerSentEvent(
             data=sse_data(event.data), event=event.event, id=f"{turn.plan.turn_id}:{event.seq}"
@@ -96,7 +97,7 @@ async def stream_run(
     `<mode>|<namespace>`), and `error` if it fails. A client that disconnects does not stop
     the run."""
     run_id = started.run["run_id"]
-    events = _events(started.turn) if started.turn else follower.sse(run_id)
+    events = turn_sse(started.turn) if started.turn else follower.sse(run_id)
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
     return EventSourceResponse(
         events,

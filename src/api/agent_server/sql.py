@@ -131,3 +131,19 @@ ROLLBACK_ASKED = "SELECT rollback FROM thread_runs WHERE run_id = $1"
 DROP_RUN = """
 WITH released AS (DELETE FROM turn_leases WHERE session_id = $1 AND run_id = $2)
 DELETE FROM thread_runs WHERE run_id = $2"""
+
+# -- stopping runs in bulk (`run_cancel.py`) --
+
+# The active runs ($3: their statuses) of principal $1's (end user $2's) threads.
+PRINCIPALS_ACTIVE_RUNS = """
+SELECT r.session_id AS thread_id, r.run_id, r.status
+FROM thread_runs AS r
+JOIN session_owners AS o ON o.session_id = r.session_id
+WHERE o.principal = $1 AND o.user_id = $2 AND r.status = ANY($3::text[])
+ORDER BY r.created_at, r.run_id"""
+
+# The runs of thread $1 among ids $2 (any status).
+THREADS_RUNS = """
+SELECT session_id AS thread_id, run_id, status FROM thread_runs
+WHERE session_id = $1 AND run_id = ANY($2::uuid[])
+ORDER BY created_at, run_id"""
