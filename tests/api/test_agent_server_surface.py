@@ -227,3 +227,38 @@ async def test_a_threadless_run_checks_its_request_and_stores_nothing_for_a_bad_
     assert [r.status_code for r in bad] == [422, 422, 422, 422, 404, 400], [r.text for r in bad]
     assert "thread_id" in bad[-1].json()["message"]
     assert await db.fetchval(made, since) == 0
+
+
+async def test_run_and_thread_metadata_and_config_hold_what_langgraph_devs_do(
+    sdk: LangGraphClient,
+) -> None:
+    """The values `langgraph dev` (langgraph_api 0.16) answers for the same calls, its own
+    fields (auth, request ids, plan, URL) aside."""
+    thread = await sdk.threads.create(metadata={"who": "me"})
+    assert thread["config"] == {}
+    tid = thread["thread_id"]
+    config = {"configurable": {"x": 1}, "tags": ["a"]}
+    await sdk.runs.wait(tid, "vera", input=user("Hi"), metadata={"m": 1}, config=config)
+    run = (await sdk.runs.list(tid))[0]
+    assert run["metadata"] == {
+        "created_by": "system",
+        "who": "me",
+        "graph_id": "vera",
+        "assistant_id": ASSISTANT,
+        "m": 1,
+    }
+    identity = {"run_id": run["run_id"], "thread_id": tid, "graph_id": "vera", "user_id": ""}
+    ran = run["kwargs"]["config"]
+    assert ran["configurable"] == {"x": 1, "assistant_id": ASSISTANT, **identity}
+    assert ran["tags"] == ["a"] and run["kwargs"]["context"] == {"x": 1}
+    assert ran["metadata"]["run_attempt"] == 1 and ran["metadata"]["who"] == "me"
+    assert (await sdk.threads.get(tid))["config"] == {"configurable": {}, "tags": ["a"]}
+    checkpoint = (await sdk.threads.get_state(tid))["metadata"]
+    assert {"who": "me", "user_id": "", "run_attempt": 1}.items() <= checkpoint.items()
+    # A threadless run's: no thread's metadata in the run's; the thread's its graph's.
+    alone = await sdk.runs.create(None, "vera", input=user("Hi"), on_completion="keep")
+    assert alone["metadata"] == {"created_by": "system", "assistant_id": ASSISTANT}
+    await sdk.runs.join(alone["thread_id"], alone["run_id"])
+    kept = await sdk.threads.get(alone["thread_id"])
+    assert kept["metadata"] == {"graph_id": "vera", "assistant_id": ASSISTANT}
+    assert kept["config"] == {"configurable": {}}

@@ -10,6 +10,7 @@ from typing import Any, Literal, Self
 
 from fastapi import APIRouter, Response
 from pydantic import ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from src.api.agent_server import sql
 from src.api.agent_server.run_book import RunBook
@@ -64,9 +65,10 @@ class RunsCancel(Request):
         }
     )
 
-    status: Literal["pending", "running", "all"] | None = None
-    thread_id: uuid.UUID | None = None
-    run_ids: list[uuid.UUID] | None = Field(None, max_length=MAX_CANCELLED)
+    # Not nullable in the schema: a field sent is one of the two selections.
+    status: Literal["pending", "running", "all"] | SkipJsonSchema[None] = None
+    thread_id: uuid.UUID | SkipJsonSchema[None] = None
+    run_ids: list[uuid.UUID] | SkipJsonSchema[None] = Field(None, max_length=MAX_CANCELLED)
 
     @model_validator(mode="after")
     def _one_selection(self) -> Self:

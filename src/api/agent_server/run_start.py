@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass
+from importlib import metadata as package_metadata
 from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
@@ -31,12 +32,27 @@ from src.api.turn_stream import Turn
 from src.api.turns import TurnRunner
 
 
-def run_metadata(body: RunCreate, graph_id: str, assistant_id: uuid.UUID) -> dict[str, Any]:
-    """The run's metadata as langgraph dev merges it: the assistant's, the graph's, the
-    config's and the request's (the assistant id cannot be overridden)."""
+def run_metadata(
+    body: RunCreate, graph_id: str, assistant_id: uuid.UUID, thread: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The run's metadata as langgraph dev merges it: the assistant's, the thread's (with
+    its graph and assistant; none for a thread made for the run), the config's and the
+    request's (the assistant id cannot be overridden)."""
     config_metadata = (body.config.model_dump().get("metadata") if body.config else None) or {}
-    metadata = {**assistant_of(graph_id)["metadata"], "graph_id": graph_id, **config_metadata}
-    return {**metadata, **(body.metadata or {}), "assistant_id": str(assistant_id)}
+    metadata = dict(assistant_of(graph_id)["metadata"])
+    if thread is not None:
+        metadata |= {**thread, "graph_id": graph_id, "assistant_id": str(assistant_id)}
+    metadata |= {**config_metadata, **(body.metadata or {})}
+    return {**metadata, "assistant_id": str(assistant_id)}
+
+
+# What langgraph dev adds to a run's config metadata as the run starts (its checkpoints'
+# metadata carry it too); the server's own fields (plan, URL, API version) are its own.
+RUN_START_METADATA = {
+    "run_attempt": 1,
+    "langgraph_version": package_metadata.version("langgraph"),
+    "langgraph_host": "self-hosted",
+}
 
 
 def run_kwargs(
@@ -51,7 +67,8 @@ def run_kwargs(
         "input": body.input,
         "command": command,
         "config": config,
-        "context": body.context or {},
+        # langgraph dev's: the request's context, else its configurable as the context.
+        "context": body.context or (body.config and body.config.configurable) or {},
         "stream_mode": list(spec.stream_modes),
         "interrupt_before": body.interrupt_before,
         "interrupt_after": body.interrupt_after,
@@ -143,15 +160,18 @@ async def start_run(
     threads: ThreadBook,
     runs: RunBook,
     temporary: bool = False,
+    made_for_it: bool = False,
 ) -> StartedRun:
     """Check the request, find (or make) the caller's thread, and start the run
-    (`temporary`: on a thread made for it, `run_threadless.py`)."""
+    (`made_for_it`: on a thread made for the run, deleted once it ended when `temporary`:
+    `run_threadless.py`)."""
     graph_id, spec = checked(body)
     assistant_id = assistant_id_of(graph_id)
     if body.if_not_exists == "create":
-        await threads.create(principal, thread_id, {}, None, "do_nothing")
+        thread = await threads.create(principal, thread_id, {}, None, "do_nothing")
     else:
         await threads.require(thread_id, principal)
+        thread = await threads.thread(thread_id, frozenset({"metadata"}))
     checkpoint_id = spec.config["configurable"].get("checkpoint_id")
     if checkpoint_id is not None:
         found = await runner.graph.checkpointer.aget_tuple(  # type: ignore[union-attr]
@@ -160,15 +180,18 @@ async def start_run(
         if found is None:
             raise ApiError(404, "not_found", f"Checkpoint {checkpoint_id} not found.")
     run_id = uuid.uuid4()
-    metadata = run_metadata(body, graph_id, assistant_id)
+    metadata = run_metadata(
+        body, graph_id, assistant_id, None if made_for_it else thread["metadata"]
+    )
     identity = {
         "run_id": str(run_id),
         "thread_id": str(thread_id),
         "graph_id": graph_id,
         "assistant_id": str(assistant_id),
+        "user_id": principal.user_id,  # the end user's ("" for none), as langgraph dev's
     }
     # Through the config's metadata into every checkpoint's (as langgraph dev's runs).
-    spec.config["metadata"] = {**metadata, **identity}
+    spec.config["metadata"] = {**metadata, **identity, **RUN_START_METADATA}
     kwargs = run_kwargs(body, spec, identity, temporary)
     strategy = body.multitask_strategy or "reject"
     plan = TurnPlan(kind="new", turn_id=str(run_id))

@@ -138,7 +138,7 @@ async def _start(
     await threads.create(principal, thread_id, thread_metadata(body, graph_id), None, "raise")
     try:
         started = await start_run(
-            thread_id, body, principal, runner, admission, threads, runs, temporary
+            thread_id, body, principal, runner, admission, threads, runs, temporary, True
         )
     except BaseException:
         await asyncio.shield(_drop_thread(threads, thread_id))

@@ -3,9 +3,9 @@
 
 # What a thread answer shows of a session: its metadata, its times (`updated_at` the later
 # of its last turn's end and its transcript's last change; `state_updated_at` the latter),
-# whether a turn holds its lease now, and how its last Agent Server run ended. The metadata
-# shown holds, once the thread has a checkpoint, its graph and assistant (`{implied}`), as
-# `langgraph dev` records them at a thread's first run.
+# whether a turn holds its lease now, and how its last Agent Server run ended (and its
+# config). The metadata shown holds, once the thread has a checkpoint, its graph and
+# assistant (`{implied}`), as `langgraph dev` records them at a thread's first run.
 _THREAD_COLUMNS = """
     o.session_id, {shown}::text AS metadata, o.created_at,
     GREATEST(o.updated_at, c.updated_at::timestamptz) AS updated_at,
@@ -13,6 +13,8 @@ _THREAD_COLUMNS = """
     c.session_id IS NOT NULL AS stored,
     (SELECT r.status FROM thread_runs AS r WHERE r.session_id = o.session_id
      ORDER BY r.created_at DESC LIMIT 1) AS last_run_status,
+    (SELECT (r.kwargs -> 'config')::text FROM thread_runs AS r WHERE r.session_id = o.session_id
+     ORDER BY r.created_at DESC LIMIT 1) AS last_run_config,
     EXISTS (SELECT FROM turn_leases AS l
             WHERE l.session_id = o.session_id AND l.expires_at > clock_timestamp()) AS busy"""
 
