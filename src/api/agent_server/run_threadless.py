@@ -23,7 +23,7 @@ from src.api.agent_server.records import ThreadBook
 from src.api.agent_server.responses import AgentServerJSONResponse
 from src.api.agent_server.run_book import RunBook
 from src.api.agent_server.run_follow import RunFollower
-from src.api.agent_server.run_shapes import Run, RunCreate
+from src.api.agent_server.run_shapes import CommandBody, Run, RunCreate
 from src.api.agent_server.run_start import StartedRun, checked, start_run
 from src.api.agent_server.runs import RUN_ERRORS, WAITED, RunsDep, final_values, turn_sse
 from src.api.agent_server.threads import BookDep
@@ -48,12 +48,20 @@ ENDED_POLL_SECONDS = 0.1
 THREADLESS = "a threadless run's thread is made for it"
 
 
+class ThreadlessCommand(CommandBody):
+    """A threadless run's command: no `resume` (a new thread has nothing to resume: 400, as
+    langgraph_api answers), so not in the OpenAPI document."""
+
+    resume: SkipJsonSchema[Any] = None
+
+
 class ThreadlessRunCreate(RunCreate):
     """Body of `POST /runs/stream`, `/runs/wait` and `/runs` (langgraph_api's
     `RunCreateStateless`): a thread's run's, with `on_completion`, without what names a
     thread's checkpoint or how to find the thread."""
 
     on_completion: Literal["delete", "keep"] | None = None
+    command: ThreadlessCommand | None = None
     if_not_exists: SkipJsonSchema[Literal["create", "reject"] | None] = None
     checkpoint_id: SkipJsonSchema[str | None] = None
     checkpoint: SkipJsonSchema[Any] = None
