@@ -3,7 +3,7 @@ with `thread_id=None`): as langgraph_api, each runs on a new thread of the calle
 for it with the run's metadata, on the same turn runner as a thread's run
 (`run_start.start_run`). With `on_completion: "delete"` (the default) the thread is deleted
 once the run ended, by a task of the worker that accepted the run (one that shuts down
-first leaves it, with its TTL); with `"keep"` it stays, a thread like any other."""
+first leaves it, a thread of the caller's); with `"keep"` it stays, a thread like any other."""
 
 from __future__ import annotations
 
@@ -97,7 +97,7 @@ async def delete_when_ended(
     to it meanwhile is waited out)."""
     try:
         await _delete_when_ended(thread_id, run_id, follower, leases, eraser)
-    except Exception as exc:  # the thread stays, as a thread of the caller's (its TTL holds)
+    except Exception as exc:  # the thread stays, a thread of the caller's
         logger.error("thread %s of threadless run %s not deleted", thread_id, run_id, exc_info=exc)
 
 
