@@ -14,6 +14,7 @@ RUN_ROUTES: dict[str, tuple[str, str]] = {
     "runs.create": ("POST", "/threads/{thread_id}/runs"),
     "runs.list": ("GET", "/threads/{thread_id}/runs"),
     "runs.get": ("GET", "/threads/{thread_id}/runs/{run_id}"),
+    "runs.delete": ("DELETE", "/threads/{thread_id}/runs/{run_id}"),
     "runs.join": ("GET", "/threads/{thread_id}/runs/{run_id}/join"),
     "runs.join_stream": ("GET", "/threads/{thread_id}/runs/{run_id}/stream"),
     "runs.cancel": ("POST", "/threads/{thread_id}/runs/{run_id}/cancel"),

@@ -1,6 +1,7 @@
 """Scenarios of the LangGraph SDK's calls, played against Vera or `langgraph dev`, returning
 every answer by the call's name: the thread calls (`turn` runs one chat turn on a thread:
-`/chat` on Vera, `runs.wait` on `langgraph dev`) and the run calls."""
+`/chat` on Vera, `runs.wait` on `langgraph dev`), the run calls and the rest of the
+surface (subgraphs, threadless runs, deletes and bulk cancels)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langgraph_sdk.client import LangGraphClient
+from langgraph_sdk.errors import APIStatusError
 
 from tests.agent_runs import EVERY_STREAM_MODE, STREAM_MODES, TOOL_TURN, streaks
 
@@ -120,3 +122,53 @@ async def stream_mode_calls(client: LangGraphClient) -> dict[str, Any]:
 def text_input(text: str) -> dict[str, Any]:
     """A run's input of one user message."""
     return {"messages": [{"role": "user", "content": text}]}
+
+
+async def status_of(call: Awaitable[Any]) -> int:
+    """The HTTP status a call is answered with (200 for one that returned)."""
+    try:
+        await call
+    except APIStatusError as exc:
+        return exc.status_code
+    return 200
+
+
+async def surface_calls(client: LangGraphClient, assistant_id: str) -> dict[str, Any]:
+    """The rest of what the SDK calls: an assistant's subgraphs; threadless runs (wait,
+    stream, a background one kept and joined); a run deleted; bulk cancels; and, on a
+    thread with metadata, a run with metadata and config (what each holds of which)."""
+    got: dict[str, Any] = {}
+    got["assistants.get_subgraphs"] = await client.assistants.get_subgraphs(assistant_id)
+    got["assistants.get_subgraphs (recurse)"] = await client.assistants.get_subgraphs(
+        assistant_id, namespace="model", recurse=True
+    )
+    got["runs.wait (threadless)"] = await client.runs.wait(None, "vera", input=TOOL_TURN)
+    parts = client.runs.stream(None, "vera", input=TOOL_TURN, stream_mode=STREAM_MODES)
+    got["runs.stream (threadless)"] = streaks([part.event async for part in parts])
+    kept = got["runs.create (threadless)"] = await client.runs.create(
+        None, "vera", input=text_input("Hi"), on_completion="keep"
+    )
+    await client.runs.join(kept["thread_id"], kept["run_id"])
+    got["runs.get (threadless)"] = await client.runs.get(kept["thread_id"], kept["run_id"])
+    got["threads.get (threadless)"] = await client.threads.get(kept["thread_id"])
+    thread_id = (await client.threads.create(metadata={"who": "me"}))["thread_id"]
+    config = {"configurable": {"x": 1}, "tags": ["a"]}
+    await client.runs.wait(
+        thread_id, "vera", input=text_input("Hi"), metadata={"m": 1}, config=config
+    )
+    got["runs.get (metadata)"] = (await client.runs.list(thread_id))[0]
+    got["threads.get (after a run)"] = await client.threads.get(thread_id)
+    got["threads.get_state (after a run)"] = await client.threads.get_state(thread_id)
+    run_id = got["runs.get (metadata)"]["run_id"]
+    got["runs.delete"] = await client.runs.delete(thread_id, run_id)
+    got["runs.list (after delete)"] = await client.runs.list(thread_id)
+    got["runs.delete (again)"] = await status_of(client.runs.delete(thread_id, run_id))
+    got["runs.cancel_many (none running)"] = await status_of(
+        client.runs.cancel_many(thread_id=thread_id, run_ids=[run_id])
+    )
+    got["runs.cancel_many (status and ids)"] = await status_of(
+        client.runs.cancel_many(status="all", thread_id=thread_id)
+    )
+    for thread in (thread_id, kept["thread_id"]):
+        await client.threads.delete(thread)
+    return got

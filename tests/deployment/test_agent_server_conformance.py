@@ -6,20 +6,25 @@ key set and JSON types compared, ids, times and free-form parts aside
 `create`, `join`, `get`, `list`): the Run objects' keys and types, the stream's event
 names in order and each event's data; and the tool turn streamed in every stream mode,
 without and with subgraphs, likewise. Then, on the real server: a Studio-made thread is
-a session listed by `GET /sessions`, and the sync client works too."""
+a session listed by `GET /sessions`, and the sync client works too. And the rest of the
+surface (`surface_calls`: subgraphs, threadless runs, deletes, bulk cancels), with the keys
+of runs' and threads' metadata and config."""
 
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
 from langgraph_sdk import get_client, get_sync_client
 
+from src.api.agent_server.graphs import assistant_id_of
 from tests.agent_runs import EVERY_STREAM_MODE, RUN_ROUTES, TOOL_TURN, TOOL_TURN_EVENTS, serves
-from tests.agent_scenario import run_calls, stream_mode_calls, thread_calls
+from tests.agent_scenario import run_calls, stream_mode_calls, surface_calls, thread_calls
 from tests.agent_shapes import differences
 from tests.processes import server_processes
 from tests.studio_harness import LANGGRAPH_DEV_MARKS, langgraph_dev_server
@@ -227,3 +232,97 @@ def test_ok_answers_without_a_key_and_pings_the_database(servers: tuple[str, str
     pinged = httpx.get(f"{vera_url}/ok", params={"check_db": 1}).json()
     assert pinged["services"] == {"database": "healthy"}
     assert httpx.get(f"{vera_url}/assistants/vera").status_code == 401  # the rest needs a key
+
+
+@pytest.fixture(scope="module")
+def surface_answers(servers: tuple[str, str]) -> tuple[dict, dict]:
+    """The rest of the surface's answers (`surface_calls`), Vera's and langgraph dev's."""
+    vera_url, studio_url = servers
+    assistant_id = str(assistant_id_of("vera"))  # langgraph dev's subgraphs take no graph id
+
+    async def both() -> tuple[dict, dict]:
+        vera = get_client(url=vera_url, api_key=KEY)
+        studio = get_client(url=studio_url)
+        return await surface_calls(vera, assistant_id), await surface_calls(studio, assistant_id)
+
+    return asyncio.run(both())
+
+
+def test_the_rest_of_the_surface_answers_in_langgraph_devs_shapes(
+    surface_answers: tuple[dict, dict],
+) -> None:
+    ours, theirs = surface_answers
+    assert ours.keys() == theirs.keys()
+    found = {call: differences(ours[call], theirs[call]) for call in ours}
+    assert not {call: lines for call, lines in found.items() if lines}
+    same = [
+        "assistants.get_subgraphs",
+        "assistants.get_subgraphs (recurse)",
+        "runs.stream (threadless)",
+        "runs.delete",
+        "runs.list (after delete)",
+        "runs.delete (again)",
+        "runs.cancel_many (none running)",
+        "runs.cancel_many (status and ids)",
+    ]
+    assert {call: ours[call] for call in same} == {call: theirs[call] for call in same}
+    assert ours["runs.stream (threadless)"] == TOOL_TURN_EVENTS
+    assert ours["runs.get (threadless)"]["status"] == "success"
+
+
+# langgraph_api's own fields: its auth, request ids and timing, its plan, URL and version.
+SERVER_OWN = re.compile(r"^(langgraph_(auth_\w+|request_id|plan|api_url|api_version)|__\w+)$")
+
+
+def dig(answer: Any, *path: str) -> dict[str, Any]:
+    for key in path:
+        answer = answer[key]
+    return answer
+
+
+def keys(part: dict[str, Any]) -> set[str]:
+    return {key for key in part if not SERVER_OWN.match(key)}
+
+
+@pytest.mark.parametrize(
+    ("call", "path"),
+    [
+        ("runs.get (metadata)", ("metadata",)),
+        ("runs.get (metadata)", ("kwargs",)),
+        ("runs.get (metadata)", ("kwargs", "config")),
+        ("runs.get (metadata)", ("kwargs", "config", "configurable")),
+        ("runs.get (metadata)", ("kwargs", "context")),
+        ("runs.get (threadless)", ("metadata",)),
+        ("runs.get (threadless)", ("kwargs", "config", "configurable")),
+        ("threads.get (after a run)", ("metadata",)),
+        ("threads.get (after a run)", ("config",)),
+        ("threads.get (threadless)", ("metadata",)),
+        ("threads.get (threadless)", ("config",)),
+    ],
+)
+def test_run_and_thread_metadata_and_config_hold_langgraph_devs_keys(
+    surface_answers: tuple[dict, dict], call: str, path: tuple[str, ...]
+) -> None:
+    """The keys of a run's and a thread's metadata and config, langgraph_api's own aside
+    (issue 26: found different by an outside diff)."""
+    ours, theirs = surface_answers
+    assert keys(dig(ours[call], *path)) == keys(dig(theirs[call], *path))
+
+
+@pytest.mark.parametrize(
+    ("call", "path"),
+    [
+        ("runs.get (metadata)", ("kwargs", "config", "metadata")),
+        ("threads.get_state (after a run)", ("metadata",)),
+    ],
+)
+def test_run_config_and_checkpoint_metadata_hold_langgraph_devs_keys_and_verass(
+    surface_answers: tuple[dict, dict], call: str, path: tuple[str, ...]
+) -> None:
+    """What a run's config and its checkpoints' metadata hold: langgraph dev's keys (its
+    own aside), and Vera's (the run and turn ids its turn runner records). A checkpoint's
+    `thread_id` is langgraph dev's checkpointer's: LangGraph's (`get_checkpoint_metadata`,
+    as langgraph-checkpoint-postgres stores it) leaves it out."""
+    ours, theirs = surface_answers
+    expected = keys(dig(theirs[call], *path)) - ({"thread_id"} if "state" in call else set())
+    assert expected <= keys(dig(ours[call], *path))

@@ -14,6 +14,7 @@ from src.api.agent_server.shapes import (
     Assistant,
     AssistantSearch,
     DrawableGraph,
+    GraphSchemaPart,
     GraphSchemas,
     Info,
     Ok,
@@ -147,19 +148,71 @@ def _state_schema(graph: Any) -> dict[str, Any]:
     return create_model(graph.get_name("State"), **fields).model_json_schema()
 
 
+def graph_schemas(graph: Any) -> dict[str, Any]:
+    """JSON schemas of a graph's input, output, state and context (no configurable: a
+    run's is the server's settings)."""
+    return {
+        "input_schema": graph.get_input_jsonschema(),
+        "output_schema": graph.get_output_jsonschema(),
+        "state_schema": _state_schema(graph),
+        "config_schema": None,
+        "context_schema": graph.get_context_jsonschema(),
+    }
+
+
 @router.get(
     "/assistants/{assistant_id}/schemas", response_model=GraphSchemas, responses=READ_ERRORS
 )
 async def get_assistant_schemas(request: Request, assistant_id: AssistantIdPath) -> GraphSchemas:
     """JSON schemas of the graph's input, output, state and context."""
     graph_id = _assistant(assistant_id)
-    graph = request.app.state.runner.graph
-    context = graph.get_context_jsonschema()
-    return GraphSchemas(
-        graph_id=graph_id,
-        input_schema=graph.get_input_jsonschema(),
-        output_schema=graph.get_output_jsonschema(),
-        state_schema=_state_schema(graph),
-        config_schema=None,
-        context_schema=context,
-    )
+    return GraphSchemas(graph_id=graph_id, **graph_schemas(request.app.state.runner.graph))
+
+
+async def subgraph_schemas(graph: Any, namespace: str | None, recurse: bool) -> dict[str, Any]:
+    """Each subgraph's schemas by its namespace (`parent|child` when nested), as
+    langgraph_api answers them: those under `namespace` only when given, nested ones with
+    `recurse`."""
+    return {
+        name: graph_schemas(subgraph)
+        async for name, subgraph in graph.aget_subgraphs(namespace=namespace, recurse=recurse)
+    }
+
+
+SUBGRAPHS = {
+    "description": "Each subgraph's schemas by its namespace (`{}`: the graph has none)",
+    "content": {"application/json": {"schema": {"type": "object"}}},
+}
+Recurse = Annotated[bool, Query(description="Subgraphs of subgraphs too")]
+NamespacePath = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9_.|:-]{1,200}$", description="A subgraph's namespace")
+]
+
+
+@router.get(
+    "/assistants/{assistant_id}/subgraphs",
+    response_model=dict[str, GraphSchemaPart],
+    responses={200: SUBGRAPHS, **READ_ERRORS},
+)
+async def get_assistant_subgraphs(
+    request: Request, assistant_id: AssistantIdPath, recurse: Recurse = False
+) -> dict[str, Any]:
+    """The schemas of the graph's subgraphs, by namespace."""
+    _assistant(assistant_id)
+    return await subgraph_schemas(request.app.state.runner.graph, None, recurse)
+
+
+@router.get(
+    "/assistants/{assistant_id}/subgraphs/{namespace}",
+    response_model=dict[str, GraphSchemaPart],
+    responses={200: SUBGRAPHS, **READ_ERRORS},
+)
+async def get_assistant_subgraphs_of(
+    request: Request,
+    assistant_id: AssistantIdPath,
+    namespace: NamespacePath,
+    recurse: Recurse = False,
+) -> dict[str, Any]:
+    """The schemas of the subgraph at `namespace` (and, with `recurse`, those under it)."""
+    _assistant(assistant_id)
+    return await subgraph_schemas(request.app.state.runner.graph, namespace, recurse)

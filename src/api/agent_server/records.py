@@ -82,6 +82,16 @@ def ttl_minutes(ttl: TTL | None) -> float | None:
     return None if ttl is None else ttl.ttl
 
 
+def shown_config(stored: bool, run_config: str | None) -> dict[str, Any]:
+    """A thread's `config` as langgraph dev shows it: `{}` until it has run, then its last
+    run's config without the run's own parts (`configurable`, `metadata`)."""
+    if not stored and run_config is None:
+        return {}
+    config = loads_jsonb(run_config) if run_config is not None else {}
+    kept = {key: value for key, value in (config or {}).items() if key != "metadata"}
+    return {**kept, "configurable": {}}
+
+
 class ThreadBook:
     """Creates, reads, lists, changes and copies threads (deletion: `SessionEraser`)."""
 
@@ -191,7 +201,7 @@ class ThreadBook:
             "state_updated_at": row["state_updated_at"],
             "metadata": loads_jsonb(row["metadata"]),
             "status": "busy" if row["busy"] else "idle",
-            "config": {},
+            "config": shown_config(row["stored"], row["last_run_config"]),
             "values": None,
         }
         if row["stored"] and (fields is None or fields & {"values", "status", "interrupts"}):

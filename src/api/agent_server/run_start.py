@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import uuid
 from dataclasses import dataclass
+from importlib import metadata as package_metadata
 from typing import Any, cast
 
 from langchain_core.runnables import RunnableConfig
@@ -35,15 +36,32 @@ from src.api.turn_stream import Turn
 from src.api.turns import TurnRunner
 
 
-def run_metadata(body: RunCreate, graph_id: str, assistant_id: uuid.UUID) -> dict[str, Any]:
-    """The run's metadata as langgraph dev merges it: the assistant's, the graph's, the
-    config's and the request's (the assistant id cannot be overridden)."""
+def run_metadata(
+    body: RunCreate, graph_id: str, assistant_id: uuid.UUID, thread: dict[str, Any] | None
+) -> dict[str, Any]:
+    """The run's metadata as langgraph dev merges it: the assistant's, the thread's (with
+    its graph and assistant; none for a thread made for the run), the config's and the
+    request's (the assistant id cannot be overridden)."""
     config_metadata = (body.config.model_dump().get("metadata") if body.config else None) or {}
-    metadata = {**assistant_of(graph_id)["metadata"], "graph_id": graph_id, **config_metadata}
-    return {**metadata, **(body.metadata or {}), "assistant_id": str(assistant_id)}
+    metadata = dict(assistant_of(graph_id)["metadata"])
+    if thread is not None:
+        metadata |= {**thread, "graph_id": graph_id, "assistant_id": str(assistant_id)}
+    metadata |= {**config_metadata, **(body.metadata or {})}
+    return {**metadata, "assistant_id": str(assistant_id)}
 
 
-def run_kwargs(body: RunCreate, spec: RunSpec, identity: dict[str, str]) -> dict[str, Any]:
+# What langgraph dev adds to a run's config metadata as the run starts (its checkpoints'
+# metadata carry it too); the server's own fields (plan, URL, API version) are its own.
+RUN_START_METADATA = {
+    "run_attempt": 1,
+    "langgraph_version": package_metadata.version("langgraph"),
+    "langgraph_host": "self-hosted",
+}
+
+
+def run_kwargs(
+    body: RunCreate, spec: RunSpec, identity: dict[str, str], temporary: bool = False
+) -> dict[str, Any]:
     """What a run's `kwargs` records of its request, in langgraph dev's keys: the config as
     the graph runs it (its configurable with the run's identity, its metadata)."""
     config = dict(spec.config)
@@ -53,13 +71,14 @@ def run_kwargs(body: RunCreate, spec: RunSpec, identity: dict[str, str]) -> dict
         "input": body.input,
         "command": command,
         "config": config,
-        "context": body.context or {},
+        # langgraph dev's: the request's context, else its configurable as the context.
+        "context": body.context or (body.config and body.config.configurable) or {},
         "stream_mode": list(spec.stream_modes),
         "interrupt_before": body.interrupt_before,
         "interrupt_after": body.interrupt_after,
         "webhook": None,
         "feedback_keys": None,
-        "temporary": False,
+        "temporary": temporary,  # a threadless run's thread, deleted once it ended
         "subgraphs": body.stream_subgraphs,
         "resumable": body.stream_resumable,
         "checkpoint_during": True,  # every step's checkpoint is stored (`run_play`)
@@ -151,8 +170,12 @@ async def start_run(
     admission: TurnAdmission,
     threads: ThreadBook,
     runs: RunBook,
+    temporary: bool = False,
+    made_for_it: bool = False,
 ) -> StartedRun:
-    """Check the request, find (or make) the caller's thread, and start the run."""
+    """Check the request, find (or make) the caller's thread, and start the run
+    (`made_for_it`: on a thread made for the run, deleted once it ended when `temporary`:
+    `run_threadless.py`)."""
     graph_id, spec = checked(body)
     check_values(runner.graph, "input", body.input)
     resumes = body.command is not None and body.command.resume is not None
@@ -164,9 +187,10 @@ async def start_run(
         await check_resumable(runner.graph, thread_id, spec.config)
     assistant_id = assistant_id_of(graph_id)
     if body.if_not_exists == "create":
-        await threads.create(principal, thread_id, {}, None, "do_nothing")
+        thread = await threads.create(principal, thread_id, {}, None, "do_nothing")
     else:
         await threads.require(thread_id, principal)
+        thread = await threads.thread(thread_id, frozenset({"metadata"}))
     checkpoint_id = spec.config["configurable"].get("checkpoint_id")
     if checkpoint_id is not None:
         found = await runner.graph.checkpointer.aget_tuple(  # type: ignore[union-attr]
@@ -175,16 +199,19 @@ async def start_run(
         if found is None:
             raise ApiError(404, "not_found", f"Checkpoint {checkpoint_id} not found.")
     run_id = uuid.uuid4()
-    metadata = run_metadata(body, graph_id, assistant_id)
+    metadata = run_metadata(
+        body, graph_id, assistant_id, None if made_for_it else thread["metadata"]
+    )
     identity = {
         "run_id": str(run_id),
         "thread_id": str(thread_id),
         "graph_id": graph_id,
         "assistant_id": str(assistant_id),
+        "user_id": principal.user_id,  # the end user's ("" for none), as langgraph dev's
     }
     # Through the config's metadata into every checkpoint's (as langgraph dev's runs).
-    spec.config["metadata"] = {**metadata, **identity}
-    kwargs = run_kwargs(body, spec, identity)
+    spec.config["metadata"] = {**metadata, **identity, **RUN_START_METADATA}
+    kwargs = run_kwargs(body, spec, identity, temporary)
     plan = TurnPlan(kind="new", turn_id=str(run_id))
     if strategy != "reject":
         run = await runs.insert(run_id, thread_id, assistant_id, metadata, kwargs, strategy)

@@ -70,6 +70,18 @@ async def _start(
 StartedDep = Annotated[StartedRun, Depends(_start)]
 
 
+def no_cancel_on_disconnect(body: RunCreate) -> None:
+    """422 for `on_disconnect: "cancel"` on a waited run (served by the streamed ones)."""
+    if body.on_disconnect == "cancel":
+        message = "on_disconnect=cancel is served by runs/stream only: a waited run goes on."
+        raise ApiError(
+            422,
+            "invalid_request",
+            message,
+            details=[{"field": "on_disconnect", "message": message}],
+        )
+
+
 async def _start_waited(
     thread_id: uuid.UUID,
     body: RunCreate,
@@ -80,21 +92,15 @@ async def _start_waited(
     runs: RunsDep,
 ) -> StartedRun:
     """`_start` for `runs/wait`, which has no stream whose drop could stop the run."""
-    if body.on_disconnect == "cancel":
-        message = "on_disconnect=cancel is served by runs/stream only: a waited run goes on."
-        raise ApiError(
-            422,
-            "invalid_request",
-            message,
-            details=[{"field": "on_disconnect", "message": message}],
-        )
+    no_cancel_on_disconnect(body)
     return await start_run(thread_id, body, principal, runner, admission, threads, runs)
 
 
 WaitedDep = Annotated[StartedRun, Depends(_start_waited)]
 
 
-async def _events(turn: Turn) -> AsyncIterator[ServerSentEvent]:
+async def turn_sse(turn: Turn) -> AsyncIterator[ServerSentEvent]:
+    """A live run's events as `runs/stream` sends them (ids `<run_id>:<n>`)."""
     async for event in turn.events():
         yield ServerSentEvent(
             data=sse_data(event.data), event=event.event, id=f"{turn.plan.turn_id}:{event.seq}"
@@ -128,7 +134,7 @@ async def stream_run(
     the run, unless it sent `on_disconnect: "cancel"`: then the run is cancelled as
     `POST .../cancel` cancels it (`action=interrupt`)."""
     run_id = started.run["run_id"]
-    events = _events(started.turn) if started.turn else follower.sse(run_id)
+    events = turn_sse(started.turn) if started.turn else follower.sse(run_id)
     if started.cancel_on_disconnect:
         events = cancelling(events, runs, runner, thread_id, run_id)
     headers = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}

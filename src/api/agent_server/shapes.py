@@ -123,16 +123,21 @@ class AssistantSearch(Request):
     select: list[AssistantField] | None = Field(None, description="The fields sent")
 
 
-class GraphSchemas(BaseModel):
-    """Body of `GET /assistants/{id}/schemas`: JSON schemas of the graph's input, output,
-    state, configurable and context (null when the graph has none)."""
+class GraphSchemaPart(BaseModel):
+    """JSON schemas of a graph's input, output, state, configurable and context (null
+    when it has none): one subgraph's in `GET /assistants/{id}/subgraphs`."""
 
-    graph_id: str
     input_schema: dict[str, Any] | None
     output_schema: dict[str, Any] | None
     state_schema: dict[str, Any] | None
     config_schema: dict[str, Any] | None
     context_schema: dict[str, Any] | None
+
+
+class GraphSchemas(GraphSchemaPart):
+    """Body of `GET /assistants/{id}/schemas`: the graph's id and schemas."""
+
+    graph_id: str
 
 
 class DrawableGraph(BaseModel):

@@ -3,9 +3,9 @@
 
 # What a thread answer shows of a session: its metadata, its times (`updated_at` the later
 # of its last turn's end and its transcript's last change; `state_updated_at` the latter),
-# whether a turn holds its lease now, and how its last Agent Server run ended. The metadata
-# shown holds, once the thread has a checkpoint, its graph and assistant (`{implied}`), as
-# `langgraph dev` records them at a thread's first run.
+# whether a turn holds its lease now, and how its last Agent Server run ended (and its
+# config). The metadata shown holds, once the thread has a checkpoint, its graph and
+# assistant (`{implied}`), as `langgraph dev` records them at a thread's first run.
 _THREAD_COLUMNS = """
     o.session_id, {shown}::text AS metadata, o.created_at,
     GREATEST(o.updated_at, c.updated_at::timestamptz) AS updated_at,
@@ -13,6 +13,8 @@ _THREAD_COLUMNS = """
     c.session_id IS NOT NULL AS stored,
     (SELECT r.status FROM thread_runs AS r WHERE r.session_id = o.session_id
      ORDER BY r.created_at DESC LIMIT 1) AS last_run_status,
+    (SELECT (r.kwargs -> 'config')::text FROM thread_runs AS r WHERE r.session_id = o.session_id
+     ORDER BY r.created_at DESC LIMIT 1) AS last_run_config,
     EXISTS (SELECT FROM turn_leases AS l
             WHERE l.session_id = o.session_id AND l.expires_at > clock_timestamp()) AS busy"""
 
@@ -183,3 +185,22 @@ WHERE {_QUEUED.format(r="r.")}
     AND NOT EXISTS (SELECT FROM thread_runs AS o
         WHERE o.session_id = r.session_id AND {_STARTED.format(r="o.")})
 ORDER BY r.session_id, r.created_at, r.run_id LIMIT $1"""  # noqa: S608 (constant SQL)
+
+# -- stopping runs in bulk (`run_cancel.py`) --
+
+# The active runs ($3: their statuses) of principal $1's (end user $2's) threads.
+PRINCIPALS_ACTIVE_RUNS = """
+SELECT r.session_id AS thread_id, r.run_id, r.status, r.multitask_strategy,
+    COALESCE(r.lease_id, r.run_id) AS lease_id
+FROM thread_runs AS r
+JOIN session_owners AS o ON o.session_id = r.session_id
+WHERE o.principal = $1 AND o.user_id = $2 AND r.status = ANY($3::text[])
+ORDER BY r.created_at, r.run_id"""
+
+# The runs of thread $1 among ids $2 (any status).
+THREADS_RUNS = """
+SELECT session_id AS thread_id, run_id, status, multitask_strategy,
+    COALESCE(lease_id, run_id) AS lease_id
+FROM thread_runs
+WHERE session_id = $1 AND run_id = ANY($2::uuid[])
+ORDER BY created_at, run_id"""
