@@ -8,9 +8,15 @@ reversibly with a private-use character (`pg_encode` / `pg_decode`): U+E000 foll
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
+import orjson
+
 _ESC = "\ue000"
+# orjson reads integers beyond 64 bits as floats: text with 19 digits in a row anywhere
+# (in a string too: the cost of a false alarm is only the slower parse) goes to `json`.
+_LONG_DIGITS = re.compile(r"[0-9]{19}")
 
 
 def _needs_escape(text: str) -> bool:
@@ -102,7 +108,17 @@ def loads_jsonb(text: str) -> Any:
     `\\u` escape) holds no escaped string and is not walked: the walk costs more than the
     parse.
     """
-    value = json.loads(text)
+    value = _parse(text)
     if _ESC in text or "\\ue000" in text or "\\uE000" in text:
         return pg_decode(value)
     return value
+
+
+def _parse(text: str) -> Any:
+    """`json.loads(text)`, by orjson (twice as fast) where it gives the same value."""
+    if _LONG_DIGITS.search(text) is None:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass  # json's own answer (its value or its error)
+    return json.loads(text)
