@@ -38,20 +38,30 @@ class PlainBuilder:
             self.defaults[key] = value
         self.fresh = tuple(fresh)
 
-    def takes(self, fields: dict[str, str]) -> bool:
-        """Whether `fields` (strings) give every required field and only fields of the
-        class (validation would keep others as extras, or refuse the message)."""
-        return self.required <= fields.keys() <= self.defaults.keys()
-
-    def build(self, fields: dict[str, str]) -> BaseMessage:
-        """The message of `fields`: strings, and `takes(fields)`."""
+    def from_element(self, element: dict[str, Any]) -> BaseMessage | None:
+        """The message of a plain transcript element (a string `content`, any of
+        `PLAIN_FIELDS` as strings, every required one given, no other value), else None:
+        validation would keep another key as an extra, or refuse the message."""
+        content = element["content"]
+        if type(content) is not str or "data" in element or element.get("tool_calls") is not None:
+            return None
         values = self.defaults.copy()  # in the field order of validation
         for key, empty in self.fresh:
             values[key] = empty()
-        values.update(fields)
+        values["content"] = content
+        given = {"content"}
+        for key in PLAIN_FIELDS:
+            value = element.get(key)
+            if value is not None:
+                if type(value) is not str or key not in values:
+                    return None
+                values[key] = value
+                given.add(key)
+        if not self.required <= given:
+            return None
         message = self.cls.__new__(self.cls)
         object.__setattr__(message, "__dict__", values)
-        object.__setattr__(message, "__pydantic_fields_set__", set(fields))
+        object.__setattr__(message, "__pydantic_fields_set__", given)
         object.__setattr__(message, "__pydantic_extra__", {})
         object.__setattr__(message, "__pydantic_private__", None)
         return message
@@ -78,7 +88,8 @@ def _checked(cls: type[BaseMessage]) -> PlainBuilder | None:
     except TypeError:
         return None
     for fields in (least, every):
-        if not same_instance(builder.build(dict(fields)), cls(**fields)):
+        built = builder.from_element(fields | {"type": cls.model_fields["type"].default})
+        if built is None or not same_instance(built, cls(**fields)):
             return None
     return builder
 

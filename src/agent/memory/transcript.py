@@ -31,7 +31,7 @@ from langchain_core.messages import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
-from src.agent.memory.plain_messages import BUILDERS, PLAIN_FIELDS
+from src.agent.memory.plain_messages import BUILDERS
 
 _MESSAGE_CLASSES: dict[str, type[BaseMessage]] = {
     cls.model_fields["type"].default: cls
@@ -120,31 +120,14 @@ def element_to_message(element: dict[str, Any], serde: SerializerProtocol) -> Ba
         return message
     cls = _MESSAGE_CLASSES[element["type"]]
     plain = BUILDERS.get(cls)
-    if plain is not None and "data" not in element and element.get("tool_calls") is None:
-        fields = _plain_fields(element)
-        if fields is not None and plain.takes(fields):
-            return plain.build(fields)
+    if plain is not None and (built := plain.from_element(element)) is not None:
+        return built
     kwargs: dict[str, Any] = dict(element.get("data") or {})
     kwargs["content"] = element["content"]
     for key in ("id", "name", "tool_call_id", "tool_calls"):
         if element.get(key) is not None:
             kwargs[key] = element[key]
     return cls(**kwargs)
-
-
-def _plain_fields(element: dict[str, Any]) -> dict[str, str] | None:
-    """The fields of an element that holds only strings (None for any other)."""
-    content = element["content"]
-    if type(content) is not str:
-        return None
-    fields = {"content": content}
-    for key in PLAIN_FIELDS:
-        value = element.get(key)
-        if value is not None:
-            if type(value) is not str:
-                return None
-            fields[key] = value
-    return fields
 
 
 def copy_value(value: Any) -> Any:
