@@ -8,15 +8,17 @@ reversibly with a private-use character (`pg_encode` / `pg_decode`): U+E000 foll
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
 _ESC = "\ue000"
 # orjson reads integers beyond 64 bits as floats: text with 19 digits in a row anywhere
-# (in a string too: the cost of a false alarm is only the slower parse) goes to `json`.
-_LONG_DIGITS = re.compile(r"[0-9]{19}")
+# (in a string too: a false alarm costs only the slower parse) goes to `json`. They are
+# found by mapping every digit to "0" and anything else to " " (`bytes.translate`, ~0.1 ms
+# for 150 KB, where a regular expression takes ~15 ms).
+_DIGITS_AS_ZERO = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
+_LONG_RUN = b"0" * 19
 
 
 def _needs_escape(text: str) -> bool:
@@ -116,7 +118,8 @@ def loads_jsonb(text: str) -> Any:
 
 def _parse(text: str) -> Any:
     """`json.loads(text)`, by orjson (twice as fast) where it gives the same value."""
-    if _LONG_DIGITS.search(text) is None:
+    digits = text.encode("utf-8", "surrogatepass").translate(_DIGITS_AS_ZERO)
+    if _LONG_RUN not in digits:
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
