@@ -85,7 +85,7 @@ def _checked(cls: type[BaseMessage]) -> PlainBuilder | None:
     every = least | {"content": "probe", "id": "probe-id", "name": "probe-name"}
     try:
         builder = PlainBuilder(cls, cls(**least), set(least))
-    except TypeError:
+    except (TypeError, ValueError):  # a default that is not plain; a refused probe
         return None
     for fields in (least, every):
         built = builder.from_element(fields | {"type": cls.model_fields["type"].default})
