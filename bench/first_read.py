@@ -5,6 +5,7 @@ In the child (`python -m bench.first_read KIND DSN THREAD READS`): the saver ope
 pool (its connections just opened, nothing prepared, nothing cached), then times its
 first `aget_state`, then `aget_state` through `READS` fresh saver instances on the same
 pool (a worker that never saw the session; our in-process cache then holds nothing).
+Alone (`python -m bench.first_read --pairs 15`): the table on a private PostgreSQL.
 """
 
 from __future__ import annotations
@@ -116,9 +117,12 @@ def spread(ours: list[float], official: list[float]) -> str:
     return f"{ratios[0]:.2f} / **{statistics.median(ratios):.2f}** / {ratios[-1]:.2f}"
 
 
-if __name__ == "__main__":
-    kind, dsn, thread, reads = sys.argv[1:5]
-    print(json.dumps(asyncio.run(_child(kind, dsn, thread, int(reads)))))
+async def _table(sizes: list[int], pairs: int) -> str:
+    from bench.private_server import default_settings_server
+
+    async with default_settings_server() as server:
+        reads = await first_reads(sizes, repeats=pairs, server=server.dsn)
+        return f"On {server.heading()}, {pairs} pairs:\n\n{first_read_table(reads)}"
 
 
 def first_read_table(reads: FirstReads) -> str:
@@ -146,3 +150,18 @@ def first_read_table(reads: FirstReads) -> str:
                 f"{statistics.median(official) * 1e3:.2f} | {spread(ours, official)} | {met} |"
             )
     return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 5 and sys.argv[1] in SAVERS:  # a sample's child process
+        kind, dsn, thread, reads = sys.argv[1:5]
+        print(json.dumps(asyncio.run(_child(kind, dsn, thread, int(reads)))))
+    else:  # issue 28's read rows alone: python -m bench.first_read [--pairs N] [--sizes ...]
+        import argparse
+
+        parser = argparse.ArgumentParser(description=__doc__)
+        parser.add_argument("--pairs", type=int, default=15, help="samples per saver and size")
+        parser.add_argument("--sizes", default="100,200", help="conversation lengths, in turns")
+        args = parser.parse_args()
+        sizes = [int(n) for n in args.sizes.split(",")]
+        print(asyncio.run(_table(sizes, args.pairs)))

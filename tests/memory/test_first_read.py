@@ -4,6 +4,7 @@ connection prepared, and how often each ran) and at asyncpg's type introspection
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -145,3 +146,48 @@ def test_the_copies_a_cold_read_keeps_share_nothing_with_the_messages_handed_out
     assert log.messages[0] != human and log.messages[1] != ai
     fresh = [log.message_at(0, serde), log.message_at(1, serde)]
     assert fresh == messages and fresh[0] is not human
+
+
+async def test_a_cold_read_hands_out_the_messages_validation_builds(
+    saver: ConversationCheckpointer, new_process: PostgresMemoryStore
+) -> None:
+    """Plain messages (built without validation) and rich ones (validated) read cold
+    through a fresh saver: each is the very instance the validated rebuild of its stored
+    element gives, and equals the message written."""
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+
+    from src.agent.memory import transcript
+    from src.agent.memory.plain_messages import same_instance
+    from src.agent.memory.threads import session_id_for
+
+    thread = str(uuid.uuid4())
+    written = [
+        SystemMessage("be brief", id="s1"),
+        HumanMessage("hi", id="h1", name="ana"),
+        AIMessage(
+            "",
+            id="a1",
+            tool_calls=[{"name": "f", "args": {"q": 1}, "id": "c1", "type": "tool_call"}],
+        ),
+        ToolMessage("42", tool_call_id="c1", id="t1"),
+        AIMessage("it is 42", id="a2", response_metadata={"model": "m"}),
+        HumanMessage("thanks", id="h2"),
+    ]
+    await chat_graph(saver).aupdate_state(cfg(thread), {"messages": written})
+
+    state = await chat_graph(ConversationCheckpointer(new_process)).aget_state(cfg(thread))
+
+    read = state.values["messages"]
+    assert read == written
+    async with new_process.pool.acquire() as conn:
+        stored = await conn.fetchval(
+            "SELECT messages::text FROM conversations WHERE session_id = $1",
+            session_id_for(thread),
+        )
+    saved = dict(transcript.BUILDERS)
+    transcript.BUILDERS.clear()  # the validated path only
+    try:
+        validated = [transcript.element_to_message(e, saver.serde) for e in json.loads(stored)]
+    finally:
+        transcript.BUILDERS.update(saved)
+    assert all(same_instance(a, b) for a, b in zip(read, validated, strict=True))

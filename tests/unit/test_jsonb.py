@@ -76,3 +76,38 @@ def test_every_value_is_stored_as_jsonb_takes_it_and_reads_back_unchanged(value)
     text = dumps_jsonb(value)
     assert storable(text)
     assert loads_jsonb(text) == value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[-0, 0.0, -0.0, 1E+2, 1e-7, 5e-324, 1.7976931348623157e308, 0.1, 123.456]",
+        "[9223372036854775807, -9223372036854775808, 18446744073709551615]",
+        "[18446744073709551616, 123456789012345678901234567890, -99999999999999999999]",
+        '{"n": 1' + "0" * 400 + ', "f": 0.' + "0" * 300 + "1}",  # as PostgreSQL prints 1e400
+        '["NaN", NaN, Infinity, -Infinity]',  # json's literals: orjson refuses them
+        '{"s": "\\ud800 lone", "t": "\\u00e9t\\u00e9", "u": "\\ue0000"}',
+        '{"a": {"b": [true, false, null, "x", {"c": []}]}, "d": ""}',
+        '"a digit run 12345678901234567890 inside a string"',
+    ],
+)
+def test_loads_jsonb_reads_every_text_as_json_does(text: str) -> None:
+    """The fast parser (orjson) is used only where it gives json's value exactly: big
+    integers, literals and lone surrogates still read as `json.loads` reads them."""
+    expected = pg_decode(json.loads(text))
+    value = loads_jsonb(text)
+    assert repr(value) == repr(expected)  # also int vs float, -0.0 vs 0.0
+
+
+def test_loads_jsonb_refuses_what_json_refuses() -> None:
+    with pytest.raises(json.JSONDecodeError):
+        loads_jsonb('{"a": ')
+
+
+FLOATS = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@given(st.recursive(JSON_VALUES | FLOATS, lambda i: st.lists(i, max_size=4), max_leaves=12))
+def test_loads_jsonb_equals_json_on_any_value(value: object) -> None:
+    text = json.dumps(value)
+    assert repr(loads_jsonb(text)) == repr(pg_decode(json.loads(text)))

@@ -10,7 +10,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
+
 _ESC = "\ue000"
+# orjson reads integers beyond 64 bits as floats: text with 19 digits in a row anywhere
+# (in a string too: a false alarm costs only the slower parse) goes to `json`. They are
+# found by mapping every digit to "0" and anything else to " " (`bytes.translate`, ~0.1 ms
+# for 150 KB, where a regular expression takes ~15 ms).
+_DIGITS_AS_ZERO = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
+_LONG_RUN = b"0" * 19
 
 
 def _needs_escape(text: str) -> bool:
@@ -102,7 +110,18 @@ def loads_jsonb(text: str) -> Any:
     `\\u` escape) holds no escaped string and is not walked: the walk costs more than the
     parse.
     """
-    value = json.loads(text)
+    value = _parse(text)
     if _ESC in text or "\\ue000" in text or "\\uE000" in text:
         return pg_decode(value)
     return value
+
+
+def _parse(text: str) -> Any:
+    """`json.loads(text)`, by orjson (twice as fast) where it gives the same value."""
+    digits = text.encode("utf-8", "surrogatepass").translate(_DIGITS_AS_ZERO)
+    if _LONG_RUN not in digits:
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass  # json's own answer (its value or its error)
+    return json.loads(text)

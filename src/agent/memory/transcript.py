@@ -31,6 +31,8 @@ from langchain_core.messages import (
 )
 from langgraph.checkpoint.serde.base import SerializerProtocol
 
+from src.agent.memory.plain_messages import BUILDERS
+
 _MESSAGE_CLASSES: dict[str, type[BaseMessage]] = {
     cls.model_fields["type"].default: cls
     for cls in (
@@ -117,6 +119,9 @@ def element_to_message(element: dict[str, Any], serde: SerializerProtocol) -> Ba
         message: BaseMessage = serde.loads_typed((kind, base64.b64decode(payload)))
         return message
     cls = _MESSAGE_CLASSES[element["type"]]
+    plain = BUILDERS.get(cls)
+    if plain is not None and (built := plain.from_element(element)) is not None:
+        return built
     kwargs: dict[str, Any] = dict(element.get("data") or {})
     kwargs["content"] = element["content"]
     for key in ("id", "name", "tool_call_id", "tool_calls"):
