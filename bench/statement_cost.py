@@ -9,22 +9,38 @@ statements; the statistics are reset right before the conversation and summed ov
 database's statements right after (the measuring connection is on another database).
 Ours and the official `AsyncPostgresSaver` alternate, sample by sample, so the machine's
 load falls on both alike.
+
+What a conversation is (`--workload`): `chat`, the one-node chat graph (one checkpoint
+write of messages per turn), or `tool`, `bench.workload.tool_graph` (model, tool, model: a
+tool call and an answer per turn, the workload of the write-cost table). Counted: every
+top-level statement executed on the conversation's database between the reset and the
+sum: the savers' writes and the reads LangGraph makes at each turn's start. Not counted:
+the warm-up, the savers' set-up (migrations, `setup()`), planning of top-level statements.
+Pipelined and `executemany` statements of psycopg count as the separate executions they are.
+
+`python -m bench.statement_cost --profile` runs one conversation per saver with `track =
+all` and prints each statement's share (ours: the statements inside our functions too).
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import random
 import statistics
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import asyncpg
+from langchain_core.messages import HumanMessage
 
 from bench.checkpointers import warm_up
 from bench.private_server import BenchServer, default_settings_server
 from bench.report import simple_table
-from bench.savers import SAVERS, ask, chat_graph, fresh_database, saver_for
+from bench.savers import SAVERS, ask, chat_graph, fresh_database, saver_for, sentence
+from bench.workload import tool_graph
 
 STATISTICS = {
     "shared_preload_libraries": "pg_stat_statements",
@@ -36,6 +52,12 @@ SPENT = """SELECT COALESCE(SUM(s.total_exec_time), 0)::float8 AS ms,
     COALESCE(SUM(s.calls), 0)::bigint AS calls
 FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
 WHERE d.datname = $1 AND s.toplevel"""
+# Each statement's calls and ms, dearest first (with track = all: nested ones too).
+PROFILE = """SELECT s.toplevel, s.calls, s.total_exec_time::float8 AS ms,
+    left(regexp_replace(s.query, '\\s+', ' ', 'g'), 110) AS query
+FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+WHERE d.datname = $1 ORDER BY s.total_exec_time DESC"""
+WORKLOADS = ("chat", "tool")
 
 
 @dataclass
@@ -46,26 +68,40 @@ class Samples:
     calls: list[int] = field(default_factory=list)
 
 
+async def _tool_ask(graph: Any, thread_id: str, rng: random.Random) -> None:
+    config = {"configurable": {"thread_id": thread_id}}
+    await graph.ainvoke({"messages": [HumanMessage(f"price of {sentence(rng, 8)}")]}, config)
+
+
 async def one_conversation(
-    kind: str, turns: int, admin: asyncpg.Connection, server: str
+    kind: str,
+    turns: int,
+    admin: asyncpg.Connection,
+    server: str,
+    workload: str = "chat",
+    profile: list[asyncpg.Record] | None = None,
 ) -> tuple[float, int]:
     """Server ms and statement count of one conversation of `turns` turns on a fresh
-    database of `server` (`admin`: a connection to its database `postgres`)."""
+    database of `server` (`admin`: a connection to its database `postgres`); `profile`
+    gets each statement's row."""
     rng = random.Random(1)
     async with fresh_database(server) as dsn, saver_for(kind, dsn) as saver:
-        graph = chat_graph(saver)
+        graph = chat_graph(saver) if workload == "chat" else tool_graph(saver, seed=3)
+        turn = ask if workload == "chat" else _tool_ask
         await warm_up(graph, saver, threads=20, turns=2)
         database = urlsplit(dsn).path.lstrip("/")
         thread = str(uuid.uuid4())
         await admin.execute(RESET)
         for _ in range(turns):
-            await ask(graph, thread, rng)
+            await turn(graph, thread, rng)
         row = await admin.fetchrow(SPENT, database)
+        if profile is not None:
+            profile.extend(await admin.fetch(PROFILE, database))
     return float(row["ms"]), int(row["calls"])
 
 
 async def statement_cost(
-    sizes: list[int], repeats: int
+    sizes: list[int], repeats: int, workload: str = "chat"
 ) -> tuple[BenchServer, dict[int, dict[str, Samples]]]:
     """`repeats` conversations of each size per saver, interleaved, on a private server."""
     results: dict[int, dict[str, Samples]] = {n: {k: Samples() for k in SAVERS} for n in sizes}
@@ -79,7 +115,7 @@ async def statement_cost(
             for _ in range(repeats):
                 for turns in sizes:
                     for kind in SAVERS:
-                        ms, calls = await one_conversation(kind, turns, admin, server.dsn)
+                        ms, calls = await one_conversation(kind, turns, admin, server.dsn, workload)
                         results[turns][kind].ms.append(ms)
                         results[turns][kind].calls.append(calls)
         finally:
@@ -120,22 +156,72 @@ def statement_cost_table(results: dict[int, dict[str, Samples]], goal: float = 0
     )
 
 
-def statement_cost_heading(server: BenchServer) -> str:
+def statement_cost_heading(server: BenchServer, workload: str = "chat") -> str:
     return (
         "### Targets of issue 28: server time of a whole conversation (pg_stat_statements, "
         "top-level `total_exec_time` summed over the saver's statements; ours and official "
-        f"interleaved), on {server.heading()}"
+        f"interleaved; `{workload}` turns), on {server.heading()}"
     )
 
 
-async def statement_cost_section(sizes: list[int], repeats: int) -> list[str]:
+async def statement_cost_section(
+    sizes: list[int], repeats: int, workload: str = "chat"
+) -> list[str]:
     """The section of `python -m bench`: its heading and table, printed too."""
     try:
-        server, results = await statement_cost(sizes, repeats)
+        server, results = await statement_cost(sizes, repeats, workload)
     except RuntimeError as exc:  # no private server with the extension: say so
         note = f"### Targets of issue 28: server time not measured ({exc})"
         print(note + "\n", flush=True)
         return [note]
-    heading, table = statement_cost_heading(server), statement_cost_table(results)
+    heading = statement_cost_heading(server, workload)
+    table = statement_cost_table(results)
     print(heading + "\n\n" + table + "\n", flush=True)
     return [heading, table]
+
+
+async def statement_profile(turns: int, workload: str) -> str:
+    """One conversation per saver with `track = all`: each statement's calls, ms and
+    share of its saver's top-level ms (nested rows are inside their caller's ms)."""
+    tables = []
+    async with default_settings_server(STATISTICS | {"pg_stat_statements.track": "all"}) as server:
+        admin = await asyncpg.connect(server.dsn)
+        try:
+            await admin.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            for kind in SAVERS:
+                rows: list[asyncpg.Record] = []
+                ms, calls = await one_conversation(kind, turns, admin, server.dsn, workload, rows)
+                body = [
+                    (
+                        "top" if r["toplevel"] else "inner",
+                        str(r["calls"]),
+                        f"{r['ms']:.2f}",
+                        f"{100 * r['ms'] / ms:.0f}%",
+                        r["query"].replace("|", "\\|"),
+                    )
+                    for r in rows
+                    if r["ms"] >= 0.005 * ms
+                ]
+                heading = f"{kind}: {ms:.1f} ms, {calls} top-level statements"
+                table = simple_table(("level", "calls", "ms", "share", "statement"), body)
+                tables.append(f"{heading}\n\n{table}")
+        finally:
+            await admin.close()
+    return "\n\n".join(tables)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--turns", type=int, nargs="+", default=[25, 100])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--workload", choices=WORKLOADS, default="chat")
+    parser.add_argument("--profile", action="store_true", help="track = all, one sample each")
+    args = parser.parse_args()
+    if args.profile:
+        print(asyncio.run(statement_profile(args.turns[0], args.workload)))
+    else:
+        asyncio.run(statement_cost_section(args.turns, args.repeats, args.workload))
+
+
+if __name__ == "__main__":
+    main()
