@@ -18,16 +18,23 @@ BEGIN
             PERFORM vera_rebuild_transcript(p_head, p_next.seqs, p_new_messages);
         END IF;
     END IF;
-    -- The append's two changes and the insert touch disjoint cases (v_shows or not).
-    WITH shown AS (
-        UPDATE conversations c
-        SET messages = COALESCE(c.messages, '[]'::jsonb) || v_appended, updated_at = NOW()
-        WHERE v_appended IS NOT NULL AND c.session_id = p_head.session_id
-    ), no_longer_waiting AS (
-        DELETE FROM conversation_messages m
-        WHERE v_appended IS NOT NULL AND m.session_id = p_head.session_id
-            AND m.seq = ANY (p_next.seqs[cardinality(p_head.seqs) + 1:])
-    ), stored AS (
+    IF v_appended IS NOT NULL THEN  -- the head moves with the append: one statement
+        WITH shown AS (
+            UPDATE conversations c
+            SET messages = COALESCE(c.messages, '[]'::jsonb) || v_appended, updated_at = NOW()
+            WHERE c.session_id = p_head.session_id
+        ), no_longer_waiting AS (
+            DELETE FROM conversation_messages m
+            WHERE m.session_id = p_head.session_id
+                AND m.seq = ANY (p_next.seqs[cardinality(p_head.seqs) + 1:])
+        )
+        UPDATE transcript_heads h
+        SET (checkpoint_id, seqs, waiting, version, next_seq) = (p_next.checkpoint_id,
+            p_next.seqs, p_next.waiting, p_next.version, p_next.next_seq)
+        WHERE h.session_id = p_head.session_id;
+        RETURN;
+    END IF;
+    WITH stored AS (
         INSERT INTO conversation_messages (session_id, seq, element)
         SELECT p_head.session_id, n.seq, n.element
         FROM vera_numbered_messages(CASE WHEN NOT v_shows THEN p_new_messages END,
