@@ -19,7 +19,8 @@ the warm-up, the savers' set-up (migrations, `setup()`), planning of top-level s
 Pipelined and `executemany` statements of psycopg count as the separate executions they are.
 
 `python -m bench.statement_cost --profile` runs one conversation per saver with `track =
-all` and prints each statement's share (ours: the statements inside our functions too).
+all` and `track_planning = on` and prints each statement's share (ours: the statements
+inside our functions too) and its planning, which the sums above leave out.
 """
 
 from __future__ import annotations
@@ -53,7 +54,8 @@ SPENT = """SELECT COALESCE(SUM(s.total_exec_time), 0)::float8 AS ms,
 FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
 WHERE d.datname = $1 AND s.toplevel"""
 # Each statement's calls and ms, dearest first (with track = all: nested ones too).
-PROFILE = """SELECT s.toplevel, s.calls, s.total_exec_time::float8 AS ms,
+PROFILE = """SELECT s.toplevel, s.calls, s.total_exec_time::float8 AS ms, s.plans,
+    s.total_plan_time::float8 AS plan_ms,
     left(regexp_replace(s.query, '\\s+', ' ', 'g'), 110) AS query
 FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
 WHERE d.datname = $1 ORDER BY s.total_exec_time DESC"""
@@ -181,10 +183,12 @@ async def statement_cost_section(
 
 
 async def statement_profile(turns: int, workload: str) -> str:
-    """One conversation per saver with `track = all`: each statement's calls, ms and
-    share of its saver's top-level ms (nested rows are inside their caller's ms)."""
+    """One conversation per saver with `track = all` and `track_planning`: each statement's
+    calls, ms and share of its saver's top-level ms (nested rows are inside their caller's
+    ms), and its plans (a nested statement's planning is inside its caller's ms too)."""
     tables = []
-    async with default_settings_server(STATISTICS | {"pg_stat_statements.track": "all"}) as server:
+    settings = {"pg_stat_statements.track": "all", "pg_stat_statements.track_planning": "on"}
+    async with default_settings_server(STATISTICS | settings) as server:
         admin = await asyncpg.connect(server.dsn)
         try:
             await admin.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
@@ -197,13 +201,15 @@ async def statement_profile(turns: int, workload: str) -> str:
                         str(r["calls"]),
                         f"{r['ms']:.2f}",
                         f"{100 * r['ms'] / ms:.0f}%",
+                        f"{r['plans']} / {r['plan_ms']:.2f}",
                         r["query"].replace("|", "\\|"),
                     )
                     for r in rows
                     if r["ms"] >= 0.005 * ms
                 ]
                 heading = f"{kind}: {ms:.1f} ms, {calls} top-level statements"
-                table = simple_table(("level", "calls", "ms", "share", "statement"), body)
+                columns = ("level", "calls", "ms", "share", "plans / plan ms", "statement")
+                table = simple_table(columns, body)
                 tables.append(f"{heading}\n\n{table}")
         finally:
             await admin.close()
