@@ -17,6 +17,10 @@ top-level statement executed on the conversation's database between the reset an
 sum: the savers' writes and the reads LangGraph makes at each turn's start. Not counted:
 the warm-up, the savers' set-up (migrations, `setup()`), planning of top-level statements.
 Pipelined and `executemany` statements of psycopg count as the separate executions they are.
+A statement's `total_exec_time` leaves out its parsing, planning, executor start and end
+and its commit, which for our functions' inner statements it counts: the table adds the
+CPU time the database's backends ran during the conversation (`/proc/<pid>/schedstat`),
+which counts all of it for both savers alike.
 
 `python -m bench.statement_cost --profile` runs one conversation per saver with `track =
 all` and `track_planning = on` and prints each statement's share (ours: the statements
@@ -31,6 +35,7 @@ import random
 import statistics
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -60,6 +65,23 @@ PROFILE = """SELECT s.toplevel, s.calls, s.total_exec_time::float8 AS ms, s.plan
 FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
 WHERE d.datname = $1 ORDER BY s.total_exec_time DESC"""
 WORKLOADS = ("chat", "tool")
+BACKENDS = "SELECT pid FROM pg_stat_activity WHERE datname = $1"
+
+
+def _cpu_ns(pids: list[int]) -> dict[int, int]:
+    found = {}
+    for pid in pids:
+        try:
+            found[pid] = int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return {}
+    return found
+
+
+async def backends_cpu_ns(admin: asyncpg.Connection, database: str) -> dict[int, int]:
+    """CPU ns each backend connected to `database` has run so far (`/proc/<pid>/schedstat`:
+    the server runs on this machine); {} where that cannot be read."""
+    return _cpu_ns([row["pid"] for row in await admin.fetch(BACKENDS, database)])
 
 
 @dataclass
@@ -68,6 +90,7 @@ class Samples:
 
     ms: list[float] = field(default_factory=list)
     calls: list[int] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)  # the database's backends' CPU
 
 
 async def _tool_ask(graph: Any, thread_id: str, rng: random.Random) -> None:
@@ -82,10 +105,10 @@ async def one_conversation(
     server: str,
     workload: str = "chat",
     profile: list[asyncpg.Record] | None = None,
-) -> tuple[float, int]:
-    """Server ms and statement count of one conversation of `turns` turns on a fresh
-    database of `server` (`admin`: a connection to its database `postgres`); `profile`
-    gets each statement's row."""
+) -> tuple[float, int, float]:
+    """Server ms, statement count and backend CPU ms of one conversation of `turns` turns
+    on a fresh database of `server` (`admin`: a connection to its database `postgres`);
+    `profile` gets each statement's row."""
     rng = random.Random(1)
     async with fresh_database(server) as dsn, saver_for(kind, dsn) as saver:
         graph = chat_graph(saver) if workload == "chat" else tool_graph(saver, seed=3)
@@ -93,13 +116,16 @@ async def one_conversation(
         await warm_up(graph, saver, threads=20, turns=2)
         database = urlsplit(dsn).path.lstrip("/")
         thread = str(uuid.uuid4())
+        cpu_before = await backends_cpu_ns(admin, database)
         await admin.execute(RESET)
         for _ in range(turns):
             await turn(graph, thread, rng)
         row = await admin.fetchrow(SPENT, database)
+        cpu_after = await backends_cpu_ns(admin, database)
         if profile is not None:
             profile.extend(await admin.fetch(PROFILE, database))
-    return float(row["ms"]), int(row["calls"])
+    cpu_ns = sum(ns - cpu_before.get(pid, 0) for pid, ns in cpu_after.items())
+    return float(row["ms"]), int(row["calls"]), cpu_ns / 1e6
 
 
 async def statement_cost(
@@ -117,42 +143,62 @@ async def statement_cost(
             for _ in range(repeats):
                 for turns in sizes:
                     for kind in SAVERS:
-                        ms, calls = await one_conversation(kind, turns, admin, server.dsn, workload)
-                        results[turns][kind].ms.append(ms)
-                        results[turns][kind].calls.append(calls)
+                        sample = results[turns][kind]
+                        ms, calls, cpu_ms = await one_conversation(
+                            kind, turns, admin, server.dsn, workload
+                        )
+                        sample.ms.append(ms)
+                        sample.calls.append(calls)
+                        sample.cpu_ms.append(cpu_ms)
         finally:
             await admin.close()
     return server, results
 
 
 def _spent(samples: Samples) -> str:
-    return f"{statistics.median(samples.ms):.1f} ms / {statistics.median(samples.calls):.0f}"
+    return (
+        f"{statistics.median(samples.ms):.1f} ms / {statistics.median(samples.calls):.0f}"
+        f" / {statistics.median(samples.cpu_ms):.0f} ms"
+    )
+
+
+def _ratios(ours: list[float], official: list[float]) -> list[float]:
+    return sorted(a / b for a, b in zip(ours, official, strict=True) if b > 0)
+
+
+def _spread(ratios: list[float]) -> str:
+    if not ratios:
+        return "-"
+    return f"{ratios[0]:.2f} / {statistics.median(ratios):.2f} / {ratios[-1]:.2f}"
 
 
 def statement_cost_table(results: dict[int, dict[str, Samples]], goal: float = 0.8) -> str:
     """Ours/official server ms per conversation: min, median, max of the per-sample ratios
-    (each pair run back to back), with each saver's median ms and statements."""
+    (each pair run back to back), with each saver's median ms, statements and backend
+    CPU; and the ratios of backend CPU."""
     rows = []
     for turns, by_kind in results.items():
         ours, official = by_kind["ours"], by_kind["official"]
-        ratios = sorted(a / b for a, b in zip(ours.ms, official.ms, strict=True))
+        ratios = _ratios(ours.ms, official.ms)
         median = statistics.median(ratios)
         rows.append(
             (
                 f"{turns} turns ({len(ratios)} pairs)",
                 _spent(ours),
                 _spent(official),
-                f"{ratios[0]:.2f} / {median:.2f} / {ratios[-1]:.2f}",
+                _spread(ratios),
                 ("yes" if median <= goal else "**MISSED**") if turns == min(results) else "-",
+                _spread(_ratios(ours.cpu_ms, official.cpu_ms)),
             )
         )
     return simple_table(
         (
             "conversation",
-            "ours: server time / statements",
-            "official: server time / statements",
+            "ours: server time / statements / backend CPU",
+            "official: server time / statements / backend CPU",
             "ours/official min / median / max",
             f"median <= {goal}x (issue 28)",
+            "backend CPU ours/official",
         ),
         rows,
     )
@@ -194,7 +240,9 @@ async def statement_profile(turns: int, workload: str) -> str:
             await admin.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
             for kind in SAVERS:
                 rows: list[asyncpg.Record] = []
-                ms, calls = await one_conversation(kind, turns, admin, server.dsn, workload, rows)
+                ms, calls, _ = await one_conversation(
+                    kind, turns, admin, server.dsn, workload, rows
+                )
                 body = [
                     (
                         "top" if r["toplevel"] else "inner",
