@@ -182,6 +182,8 @@ async def main(quick: bool) -> str:
     print(heading + "\n\n" + writes + "\n", flush=True)
     sections += [heading, writes]
     sections += await statement_cost_section([10] if quick else [25, 100, 200], 2 if quick else 5)
+    if not quick:  # the write-cost table's tool turns too (issue 28's table names no graph)
+        sections += await statement_cost_section([25, 100], 5, workload="tool")
     if not quick:
         rows = []
         for kind in SAVERS:
