@@ -18,12 +18,9 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from bench.savers import SAVERS, ask, chat_graph, fresh_database, saver_for
-
-ROOT = Path(__file__).resolve().parents[1]
+from bench.savers import SAVERS, ask, chat_graph, child_sample, fresh_database, saver_for
 
 
 @dataclass
@@ -63,23 +60,7 @@ async def _child(kind: str, dsn: str, thread: str, reads: int) -> dict[str, Any]
 
 
 async def _sample(kind: str, dsn: str, thread: str, reads: int) -> dict[str, Any]:
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.first_read",
-        kind,
-        dsn,
-        thread,
-        str(reads),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=ROOT,
-    )
-    out, err = await child.communicate()
-    if child.returncode:
-        raise RuntimeError(f"first-read child failed: {err.decode()[-2000:]}")
-    result: dict[str, Any] = json.loads(out)
-    return result
+    return await child_sample("bench.first_read", kind, dsn, thread, str(reads))
 
 
 async def first_reads(sizes: list[int], repeats: int, server: str, reads: int = 5) -> FirstReads:

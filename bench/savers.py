@@ -1,12 +1,16 @@
 """What every benchmark shares: a fresh database per saver, the two savers, a chat graph
-with varied message text, and size queries."""
+with varied message text, size queries, and a sample taken in a process of its own."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import random
+import sys
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -15,6 +19,7 @@ from langchain_core.messages import AIMessage, HumanMessage
 from src.agent.memory import ConversationCheckpointer
 from tests import support
 
+ROOT = Path(__file__).resolve().parents[1]
 SERVER = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SAVERS = ("ours", "official")
 TABLES = {
@@ -143,3 +148,21 @@ async def stored_bytes(conn: asyncpg.Connection, kind: str) -> int:
             "SELECT SUM(pg_total_relation_size(t)) FROM unnest($1::regclass[]) t", TABLES[kind]
         )
     )
+
+
+async def child_sample(module: str, *args: str) -> dict[str, Any]:
+    """The JSON a `python -m <module> <args>` prints: a sample taken in a new process."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        module,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+    )
+    out, err = await child.communicate()
+    if child.returncode:
+        raise RuntimeError(f"{module} child failed: {err.decode()[-2000:]}")
+    result: dict[str, Any] = json.loads(out)
+    return result

@@ -19,12 +19,10 @@ import statistics
 import sys
 import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from bench.savers import SAVERS, ask, chat_graph, fresh_database, saver_for
+from bench.savers import SAVERS, ask, chat_graph, child_sample, fresh_database, saver_for
 
-ROOT = Path(__file__).resolve().parents[1]
 MIB = 2**20
 GOAL = 1.2  # RSS growth / cache_max_bytes (issue 28)
 
@@ -62,23 +60,7 @@ async def _child(kind: str, dsn: str, sessions: int, active: int) -> dict[str, A
 
 
 async def _sample(kind: str, dsn: str, sessions: int, active: int) -> dict[str, Any]:
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.session_memory",
-        kind,
-        dsn,
-        str(sessions),
-        str(active),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=ROOT,
-    )
-    out, err = await child.communicate()
-    if child.returncode:
-        raise RuntimeError(f"session-memory child failed: {err.decode()[-2000:]}")
-    result: dict[str, Any] = json.loads(out)
-    return result
+    return await child_sample("bench.session_memory", kind, dsn, str(sessions), str(active))
 
 
 async def _seed(graph: Any, sessions: int, turns: int, concurrency: int = 20) -> None:

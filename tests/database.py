@@ -13,6 +13,7 @@ import asyncio
 import os
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -86,17 +87,24 @@ def database_dsn(server_dsn: str) -> Iterator[str]:
         asyncio.run(drop_database(server_dsn, dsn))
 
 
+@asynccontextmanager
+async def initialized(store: PostgresMemoryStore) -> AsyncIterator[PostgresMemoryStore]:
+    """`store`, initialized, closed at the end of the block."""
+    await store.initialize()
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
 @pytest.fixture
 async def store(database_dsn: str) -> AsyncIterator[PostgresMemoryStore]:
     """An initialized store on the run's database (schema applied, the app's tables too)."""
     store = PostgresMemoryStore(
         database_dsn, min_size=1, max_size=10, extra_migrations=[app_migrations()]
     )
-    await store.initialize()
-    try:
+    async with initialized(store):
         yield store
-    finally:
-        await store.close()
 
 
 @pytest.fixture
@@ -155,12 +163,8 @@ def pooler(request: pytest.FixtureRequest, server_dsn: str) -> Iterator[Pooler]:
 @pytest.fixture
 async def pooled_store(pooler: Pooler, database_dsn: str) -> AsyncIterator[PostgresMemoryStore]:
     """`store`, through the test's pooler (migrations too)."""
-    store = pooler.store(database_dsn)
-    await store.initialize()
-    try:
+    async with initialized(pooler.store(database_dsn)) as store:
         yield store
-    finally:
-        await store.close()
 
 
 @pytest.fixture

@@ -31,6 +31,12 @@ KEY = "sk-test-key-0123456789"
 MODEL = "gpt-test"
 
 
+def chat_openai_environment(url: str) -> dict[str, str]:
+    """A server process's settings for the real `ChatOpenAI` on the scripted server at
+    `url`."""
+    return {"OPENAI_API_KEY": KEY, "OPENAI_BASE_URL": url, "AGENT_MODEL": MODEL}
+
+
 @dataclass
 class Reply:
     """One scripted answer: text and/or tool calls `(id, name, raw JSON arguments)`.

@@ -154,3 +154,10 @@ def redis_url() -> str | None:
     except OSError:
         pass
     return None
+
+
+async def stored(url: str, key: str, tid: str) -> list[tuple[str, str]]:
+    """The session's transcript as the server at `url` answers it: (role, content)s."""
+    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": key}, timeout=60) as http:
+        messages = (await http.get(f"/sessions/{tid}/messages")).json()["messages"]
+    return [(m["role"], m["content"]) for m in messages]

@@ -10,7 +10,6 @@ import asyncio
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -35,32 +34,9 @@ BAD_INPUTS = [
 
 
 @pytest.fixture
-def model() -> FakeModel:
-    return FakeModel()
-
-
-@pytest.fixture
-def app(database_dsn: str, model: FakeModel) -> FastAPI:
-    return create_app(settings_for(database_dsn, api_key=KEY), model=model)
-
-
-@pytest.fixture
-async def server(app: FastAPI) -> AsyncIterator[str]:
-    async with serve(app) as url:
-        yield url
-
-
-@pytest.fixture
-async def sdk(server: str) -> AsyncIterator[LangGraphClient]:
-    client = get_client(url=server, api_key=KEY)
-    yield client
-    await client.http.client.aclose()
-
-
-@pytest.fixture
-async def http(server: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server, headers={"X-API-Key": KEY}, timeout=30) as c:
-        yield c
+def api_keys() -> None:
+    """No other principals."""
+    return None
 
 
 async def readers_answer(http: httpx.AsyncClient, tid: str) -> None:

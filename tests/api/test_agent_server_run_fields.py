@@ -5,7 +5,6 @@ checkpoint, `interrupt_before` and `Command(resume=...)`, the error event of a f
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
@@ -18,26 +17,6 @@ from src.api.app import create_app
 from tests.agent_server_runs import KEY, OTHER, QUESTION, runs_of, transcript, user
 from tests.api_harness import serve, settings_for
 from tests.fakes import FakeModel
-
-
-@pytest.fixture
-async def server(database_dsn: str) -> AsyncIterator[str]:
-    settings = settings_for(database_dsn, api_key=KEY, api_keys=f"other:{OTHER}")
-    async with serve(create_app(settings, model=FakeModel())) as url:
-        yield url
-
-
-@pytest.fixture
-async def sdk(server: str) -> AsyncIterator[LangGraphClient]:
-    client = get_client(url=server, api_key=KEY)
-    yield client
-    await client.http.client.aclose()
-
-
-@pytest.fixture
-async def http(server: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server, headers={"X-API-Key": KEY}, timeout=30) as c:
-        yield c
 
 
 async def test_bad_or_unserved_fields_are_422_naming_them_and_store_nothing(

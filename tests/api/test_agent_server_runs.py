@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 
 import asyncpg
 import httpx
@@ -22,31 +21,6 @@ from src.api.app import create_app
 from tests.agent_server_runs import KEY, OTHER, QUESTION, runs_of, transcript, user
 from tests.api_harness import chat, parse_sse, serve, settings_for, wait_until
 from tests.fakes import FakeModel
-
-
-@pytest.fixture
-def model() -> FakeModel:
-    return FakeModel()
-
-
-@pytest.fixture
-async def server(database_dsn: str, model: FakeModel) -> AsyncIterator[str]:
-    settings = settings_for(database_dsn, api_key=KEY, api_keys=f"other:{OTHER}")
-    async with serve(create_app(settings, model=model)) as url:
-        yield url
-
-
-@pytest.fixture
-async def sdk(server: str) -> AsyncIterator[LangGraphClient]:
-    client = get_client(url=server, api_key=KEY)
-    yield client
-    await client.http.client.aclose()
-
-
-@pytest.fixture
-async def http(server: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server, headers={"X-API-Key": KEY}, timeout=30) as c:
-        yield c
 
 
 async def test_a_tool_turn_streams_in_values_updates_and_messages_tuple(

@@ -11,18 +11,25 @@ import uuid
 
 import asyncpg
 import pytest
-from langgraph_sdk import get_client
+from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import NotFoundError
 
-from src.api.app import create_app
-from tests.api_harness import serve, settings_for, wait_until
+from tests.agent_server_runs import user
+from tests.api_harness import wait_until
 from tests.fakes import FakeModel
 
 KEY = "multitask-key-0123456789abcdefghijklm"
 
 
-def user(text: str) -> dict:
-    return {"messages": [{"role": "user", "content": text}]}
+@pytest.fixture
+def model() -> FakeModel:
+    """A model whose calls wait for its gate."""
+    return FakeModel(gate=asyncio.Event(), started=asyncio.Event())
+
+
+@pytest.fixture
+def api_key() -> str:
+    return KEY
 
 
 def humans(values: dict) -> list[str]:
@@ -38,57 +45,49 @@ async def run_checkpoints(db: asyncpg.Connection, tid: str, run_id: str) -> int:
 
 
 async def test_a_run_without_a_strategy_waits_its_turn_as_langgraph_apis_default(
-    database_dsn: str,
+    sdk: LangGraphClient, model: FakeModel
 ) -> None:
-    model = FakeModel(gate=asyncio.Event(), started=asyncio.Event())
-    async with serve(create_app(settings_for(database_dsn, api_key=KEY), model=model)) as url:
-        sdk = get_client(url=url, api_key=KEY)
-        tid = (await sdk.threads.create())["thread_id"]
-        first = await sdk.runs.create(tid, "vera", input=user("First"))
-        assert model.started is not None and model.gate is not None
-        await model.started.wait()
-        second = await sdk.runs.create(tid, "vera", input=user("Second"))
-        assert (second["status"], second["multitask_strategy"]) == ("pending", "enqueue")
-        assert first["multitask_strategy"] == "enqueue"
-        model.gate.set()
-        values = await sdk.runs.join(tid, second["run_id"])
-        assert humans(values) == ["First", "Second"]
-        assert {r["status"] for r in await sdk.runs.list(tid)} == {"success"}
-        await sdk.http.client.aclose()
+    tid = (await sdk.threads.create())["thread_id"]
+    first = await sdk.runs.create(tid, "vera", input=user("First"))
+    assert model.started is not None and model.gate is not None
+    await model.started.wait()
+    second = await sdk.runs.create(tid, "vera", input=user("Second"))
+    assert (second["status"], second["multitask_strategy"]) == ("pending", "enqueue")
+    assert first["multitask_strategy"] == "enqueue"
+    model.gate.set()
+    values = await sdk.runs.join(tid, second["run_id"])
+    assert humans(values) == ["First", "Second"]
+    assert {r["status"] for r in await sdk.runs.list(tid)} == {"success"}
 
 
 @pytest.mark.parametrize("strategy", ["interrupt", "rollback"])
 async def test_a_run_that_supersedes_stops_the_running_one_first(
-    database_dsn: str, db: asyncpg.Connection, strategy: str
+    sdk: LangGraphClient, model: FakeModel, db: asyncpg.Connection, strategy: str
 ) -> None:
-    model = FakeModel(gate=asyncio.Event(), started=asyncio.Event())
-    async with serve(create_app(settings_for(database_dsn, api_key=KEY), model=model)) as url:
-        sdk = get_client(url=url, api_key=KEY)
-        tid = (await sdk.threads.create())["thread_id"]
-        old = await sdk.runs.create(tid, "vera", input=user("Old"))
-        assert model.started is not None and model.gate is not None
-        await model.started.wait()  # its input is stored; its model call waits
+    tid = (await sdk.threads.create())["thread_id"]
+    old = await sdk.runs.create(tid, "vera", input=user("Old"))
+    assert model.started is not None and model.gate is not None
+    await model.started.wait()  # its input is stored; its model call waits
+    assert await run_checkpoints(db, tid, old["run_id"]) > 0
+    new = await sdk.runs.create(tid, "vera", input=user("New"), multitask_strategy=strategy)
+    assert new["multitask_strategy"] == strategy
+
+    async def old_stopped() -> bool:
+        try:
+            return (await sdk.runs.get(tid, old["run_id"]))["status"] != "running"
+        except NotFoundError:
+            return True
+
+    await wait_until(old_stopped)
+    model.gate.set()
+    values = await sdk.runs.join(tid, new["run_id"])
+    assert (await sdk.runs.get(tid, new["run_id"]))["status"] == "success"
+    if strategy == "interrupt":
+        assert (await sdk.runs.get(tid, old["run_id"]))["status"] == "interrupted"
         assert await run_checkpoints(db, tid, old["run_id"]) > 0
-        new = await sdk.runs.create(tid, "vera", input=user("New"), multitask_strategy=strategy)
-        assert new["multitask_strategy"] == strategy
-
-        async def old_stopped() -> bool:
-            try:
-                return (await sdk.runs.get(tid, old["run_id"]))["status"] != "running"
-            except NotFoundError:
-                return True
-
-        await wait_until(old_stopped)
-        model.gate.set()
-        values = await sdk.runs.join(tid, new["run_id"])
-        assert (await sdk.runs.get(tid, new["run_id"]))["status"] == "success"
-        if strategy == "interrupt":
-            assert (await sdk.runs.get(tid, old["run_id"]))["status"] == "interrupted"
-            assert await run_checkpoints(db, tid, old["run_id"]) > 0
-            assert humans(values) == ["Old", "New"]
-        else:
-            with pytest.raises(NotFoundError):
-                await sdk.runs.get(tid, old["run_id"])
-            assert await run_checkpoints(db, tid, old["run_id"]) == 0
-            assert humans(values) == ["New"]
-        await sdk.http.client.aclose()
+        assert humans(values) == ["Old", "New"]
+    else:
+        with pytest.raises(NotFoundError):
+            await sdk.runs.get(tid, old["run_id"])
+        assert await run_checkpoints(db, tid, old["run_id"]) == 0
+        assert humans(values) == ["New"]

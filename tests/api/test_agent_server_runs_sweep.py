@@ -9,13 +9,14 @@ from __future__ import annotations
 import uuid
 
 import asyncpg
-from langgraph_sdk import get_client
+import pytest
+from langgraph_sdk.client import LangGraphClient
 
 from src.agent.memory import PostgresMemoryStore
 from src.api.agent_server.run_book import RunBook
 from src.api.agent_server.run_recovery import MAX_ATTEMPTS
-from src.api.app import create_app
-from tests.api_harness import serve, settings_for, wait_until
+from tests.agent_server_runs import QUESTION, user
+from tests.api_harness import wait_until
 from tests.fakes import FakeModel
 
 KEY = "sweep-key-0123456789abcdefghijklmnopq"
@@ -85,78 +86,67 @@ async def test_a_run_is_taken_over_once_and_its_dead_attempt_records_nothing(
     assert await book.reclaim(run_id, first, second) is None  # ended: nothing to take over
 
 
-def user(text: str) -> dict:
-    return {"messages": [{"role": "user", "content": text}]}
+@pytest.fixture
+def api_key() -> str:
+    return KEY
+
+
+async def ran(sdk: LangGraphClient) -> tuple[str, str, dict]:
+    """A new thread's run, waited for: (thread id, run id, its final values)."""
+    tid = (await sdk.threads.create())["thread_id"]
+    values = await sdk.runs.wait(tid, "vera", input=user("Hello"))
+    return tid, (await sdk.runs.list(tid))[0]["run_id"], values
+
+
+async def swept(sdk: LangGraphClient, tid: str, run_id: str) -> str:
+    """The run's status once the sweep ended it."""
+
+    async def ended() -> bool:
+        return (await sdk.runs.get(tid, run_id))["status"] != "running"
+
+    await wait_until(ended)
+    return (await sdk.runs.get(tid, run_id))["status"]
 
 
 async def test_a_run_whose_end_was_not_recorded_ends_success_without_running_again(
-    database_dsn: str, db: asyncpg.Connection
+    sdk: LangGraphClient, model: FakeModel, db: asyncpg.Connection
 ) -> None:
-    model = FakeModel()
-    async with serve(create_app(settings_for(database_dsn, api_key=KEY), model=model)) as url:
-        sdk = get_client(url=url, api_key=KEY)
-        tid = (await sdk.threads.create())["thread_id"]
-        values = await sdk.runs.wait(tid, "vera", input=user("Hello"))
-        run = (await sdk.runs.list(tid))[0]
-        calls = model.calls
-        # Its worker died between its last checkpoint and recording its status.
-        await db.execute(STATUS, uuid.UUID(run["run_id"]), "running")
-
-        async def ended() -> bool:
-            return (await sdk.runs.get(tid, run["run_id"]))["status"] != "running"
-
-        await wait_until(ended)
-        assert (await sdk.runs.get(tid, run["run_id"]))["status"] == "success"
-        assert model.calls == calls
-        assert await sdk.runs.join(tid, run["run_id"]) == values
-        attempt = "SELECT attempt FROM thread_runs WHERE run_id = $1"
-        assert await db.fetchval(attempt, uuid.UUID(run["run_id"])) == 2
+    tid, run_id, values = await ran(sdk)
+    calls = model.calls
+    # Its worker died between its last checkpoint and recording its status.
+    await db.execute(STATUS, uuid.UUID(run_id), "running")
+    assert await swept(sdk, tid, run_id) == "success"
+    assert model.calls == calls
+    assert await sdk.runs.join(tid, run_id) == values
+    attempt = "SELECT attempt FROM thread_runs WHERE run_id = $1"
+    assert await db.fetchval(attempt, uuid.UUID(run_id)) == 2
 
 
 async def test_a_run_past_its_attempts_ends_error_saying_so(
-    database_dsn: str, db: asyncpg.Connection
+    sdk: LangGraphClient, db: asyncpg.Connection
 ) -> None:
-    model = FakeModel()
-    async with serve(create_app(settings_for(database_dsn, api_key=KEY), model=model)) as url:
-        sdk = get_client(url=url, api_key=KEY)
-        tid = (await sdk.threads.create())["thread_id"]
-        await sdk.runs.wait(tid, "vera", input=user("Hello"))
-        run = (await sdk.runs.list(tid))[0]
-        await db.execute(
-            "UPDATE thread_runs SET status = 'running', attempt = $2 WHERE run_id = $1",
-            uuid.UUID(run["run_id"]),
-            MAX_ATTEMPTS,
-        )
-
-        async def ended() -> bool:
-            return (await sdk.runs.get(tid, run["run_id"]))["status"] != "running"
-
-        await wait_until(ended)
-        assert (await sdk.runs.get(tid, run["run_id"]))["status"] == "error"
-        parts = [p async for p in sdk.runs.join_stream(tid, run["run_id"])]
-        assert parts[-1].event == "error"
-        assert "exceeded max attempts" in parts[-1].data["message"]
-        assert [p.data["attempt"] for p in parts if p.event == "metadata"] == [1, MAX_ATTEMPTS + 1]
+    tid, run_id, _ = await ran(sdk)
+    await db.execute(
+        "UPDATE thread_runs SET status = 'running', attempt = $2 WHERE run_id = $1",
+        uuid.UUID(run_id),
+        MAX_ATTEMPTS,
+    )
+    assert await swept(sdk, tid, run_id) == "error"
+    parts = [p async for p in sdk.runs.join_stream(tid, run_id)]
+    assert parts[-1].event == "error"
+    assert "exceeded max attempts" in parts[-1].data["message"]
+    assert [p.data["attempt"] for p in parts if p.event == "metadata"] == [1, MAX_ATTEMPTS + 1]
 
 
 async def test_a_run_paused_at_a_breakpoint_is_not_taken_past_it(
-    database_dsn: str, db: asyncpg.Connection
+    sdk: LangGraphClient, db: asyncpg.Connection
 ) -> None:
-    model = FakeModel()
-    async with serve(create_app(settings_for(database_dsn, api_key=KEY), model=model)) as url:
-        sdk = get_client(url=url, api_key=KEY)
-        tid = (await sdk.threads.create())["thread_id"]
-        question = user("What's the weather in Montevideo and the price of AAPL?")
-        await sdk.runs.wait(tid, "vera", input=question, interrupt_before=["tools"])
-        assert (await sdk.threads.get_state(tid))["next"] == ["tools"]
-        run = (await sdk.runs.list(tid))[0]
-        assert run["status"] == "interrupted"
-        # Its worker died as the graph stopped at the breakpoint, before recording it.
-        await db.execute(STATUS, uuid.UUID(run["run_id"]), "running")
-
-        async def ended() -> bool:
-            return (await sdk.runs.get(tid, run["run_id"]))["status"] != "running"
-
-        await wait_until(ended)
-        assert (await sdk.runs.get(tid, run["run_id"]))["status"] == "interrupted"
-        assert (await sdk.threads.get_state(tid))["next"] == ["tools"]  # no tool ran
+    tid = (await sdk.threads.create())["thread_id"]
+    await sdk.runs.wait(tid, "vera", input=user(QUESTION), interrupt_before=["tools"])
+    assert (await sdk.threads.get_state(tid))["next"] == ["tools"]
+    run = (await sdk.runs.list(tid))[0]
+    assert run["status"] == "interrupted"
+    # Its worker died as the graph stopped at the breakpoint, before recording it.
+    await db.execute(STATUS, uuid.UUID(run["run_id"]), "running")
+    assert await swept(sdk, tid, run["run_id"]) == "interrupted"
+    assert (await sdk.threads.get_state(tid))["next"] == ["tools"]  # no tool ran

@@ -30,22 +30,13 @@ ASSISTANT = str(assistant_id_of("vera"))
 
 
 @pytest.fixture
-def model() -> FakeModel:
-    return FakeModel()
+def api_key() -> str:
+    return KEY
 
 
 @pytest.fixture
-async def server(database_dsn: str, model: FakeModel) -> AsyncIterator[str]:
-    settings = settings_for(database_dsn, api_key=KEY, api_keys=f"surface-other:{OTHER}")
-    async with serve(create_app(settings, model=model)) as url:
-        yield url
-
-
-@pytest.fixture
-async def sdk(server: str) -> AsyncIterator[LangGraphClient]:
-    client = get_client(url=server, api_key=KEY)
-    yield client
-    await client.http.client.aclose()
+def api_keys() -> str:
+    return f"surface-other:{OTHER}"
 
 
 @pytest.fixture

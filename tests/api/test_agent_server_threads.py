@@ -8,13 +8,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
 import httpx
 import pytest
-from langgraph_sdk import get_client, get_sync_client
+from langgraph_sdk import get_sync_client
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import ConflictError, NotFoundError, UnprocessableEntityError
 
@@ -29,23 +28,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-async def server(database_dsn: str) -> AsyncIterator[str]:
-    settings = settings_for(database_dsn, api_key=KEY, api_keys=f"threads-other:{OTHER}")
-    async with serve(create_app(settings, model=FakeModel())) as url:
-        yield url
+def api_key() -> str:
+    return KEY
 
 
 @pytest.fixture
-async def sdk(server: str) -> AsyncIterator[LangGraphClient]:
-    client = get_client(url=server, api_key=KEY)
-    yield client
-    await client.http.client.aclose()
-
-
-@pytest.fixture
-async def http(server: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server, headers={"X-API-Key": KEY}, timeout=30) as c:
-        yield c
+def api_keys() -> str:
+    return f"threads-other:{OTHER}"
 
 
 def texts(state: dict) -> list[str]:

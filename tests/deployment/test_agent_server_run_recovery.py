@@ -13,37 +13,35 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
+from tests.agent_server_runs import user
 from tests.api_harness import wait_until
-from tests.fake_openai import KEY as MODEL_KEY
-from tests.fake_openai import MODEL, FakeOpenAI, Reply
+from tests.fake_openai import FakeOpenAI, Reply, chat_openai_environment
 from tests.fake_tools import FakeToolApis
-from tests.processes import Worker, workers
+from tests.processes import Worker, stored, workers
 
 KEY = "run-recovery-key-0123456789abcdefghij"
 LEASE_SECONDS = "2"
 
 
-def user(text: str) -> dict[str, Any]:
-    return {"messages": [{"role": "user", "content": text}]}
-
-
 @dataclass
 class Services:
     """The scripted model (its call number `hold_call` held: `asked` is set once it came,
-    and it answers once `release` is), the tools' APIs, and two workers using them."""
+    and it answers once `release` is), the tools' APIs, two workers using them, an SDK
+    client of each and a thread made on the first."""
 
     model: FakeOpenAI
     tools: FakeToolApis
     asked: asyncio.Event
     release: asyncio.Event
     workers: list[Worker]
+    clients: list[LangGraphClient]
+    thread: str
 
 
 @contextlib.asynccontextmanager
@@ -61,41 +59,31 @@ async def services(
     async with model.serve() as url, tools.serve() as tool_env:
         env = {
             **tool_env,
+            **chat_openai_environment(url),
             "API_KEY": KEY,
-            "OPENAI_API_KEY": MODEL_KEY,
-            "OPENAI_BASE_URL": url,
-            "AGENT_MODEL": MODEL,
             "RATE_LIMIT_PER_MINUTE": "10000",
             "SESSION_LEASE_SECONDS": LEASE_SECONDS,
         }
         logs = [tmp_path / "a.log", tmp_path / "b.log"]
         with workers(database_dsn, logs, **env) as pair:
+            clients = [get_client(url=w.url, api_key=KEY, timeout=120) for w in pair]
             try:
-                yield Services(model, tools, asked, release, pair)
+                tid = (await clients[0].threads.create())["thread_id"]
+                yield Services(model, tools, asked, release, pair, clients, tid)
             finally:
                 release.set()
-
-
-def sdk(url: str) -> LangGraphClient:
-    return get_client(url=url, api_key=KEY, timeout=120)
-
-
-async def stored(url: str, tid: str) -> list[tuple[str, str]]:
-    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": KEY}, timeout=60) as http:
-        messages = (await http.get(f"/sessions/{tid}/messages")).json()["messages"]
-    return [(m["role"], m["content"]) for m in messages]
+                for client in clients:
+                    await client.http.client.aclose()
 
 
 async def test_a_run_whose_worker_is_killed_is_finished_once_by_the_other_worker(
     database_dsn: str, tmp_path: Path
 ) -> None:
     async with services(database_dsn, tmp_path) as up:
-        model, asked, release, (a, b) = up.model, up.asked, up.release, up.workers
-        on_a, on_b = sdk(a.url), sdk(b.url)
-        tid = (await on_a.threads.create())["thread_id"]
+        model, (a, b), (on_a, on_b), tid = up.model, up.workers, up.clients, up.thread
         model.add(Reply(text="the lost answer"))
         run = await on_a.runs.create(tid, "vera", input=user("Will it survive?"))
-        await asked.wait()  # A's run waits on the model
+        await up.asked.wait()  # A's run waits on the model
         queued = await on_a.runs.create(
             tid, "vera", input=user("And the next one?"), multitask_strategy="enqueue"
         )
@@ -103,7 +91,7 @@ async def test_a_run_whose_worker_is_killed_is_finished_once_by_the_other_worker
         a.kill()
         model.gate = None
         model.add(Reply(text="the answer"), Reply(text="the next answer"))
-        release.set()
+        up.release.set()
 
         parts = [part async for part in on_b.runs.join_stream(tid, run["run_id"])]
         values = await on_b.runs.join(tid, run["run_id"])
@@ -119,7 +107,7 @@ async def test_a_run_whose_worker_is_killed_is_finished_once_by_the_other_worker
         # The queued run A accepted starts on B in its turn, after the first.
         await on_b.runs.join(tid, queued["run_id"])
         assert (await on_b.runs.get(tid, queued["run_id"]))["status"] == "success"
-        assert await stored(b.url, tid) == [
+        assert await stored(b.url, KEY, tid) == [
             ("user", "Will it survive?"),
             ("assistant", "the answer"),
             ("user", "And the next one?"),
@@ -128,17 +116,13 @@ async def test_a_run_whose_worker_is_killed_is_finished_once_by_the_other_worker
         state = await on_b.threads.get_state(tid)
         ids = [m["id"] for m in state["values"]["messages"]]
         assert len(ids) == len(set(ids)) == 4
-        await on_b.http.client.aclose()
-        await on_a.http.client.aclose()
 
 
 async def test_a_queued_run_whose_worker_died_is_started_by_the_other_worker(
     database_dsn: str, tmp_path: Path
 ) -> None:
     async with services(database_dsn, tmp_path) as up:
-        model, asked, release, (a, b) = up.model, up.asked, up.release, up.workers
-        on_a, on_b = sdk(a.url), sdk(b.url)
-        tid = (await on_a.threads.create())["thread_id"]
+        model, (a, b), (on_a, on_b), tid = up.model, up.workers, up.clients, up.thread
         # A /chat turn on B holds the thread while A queues a run behind it.
         model.add(Reply(text="the chat answer"))
         async with httpx.AsyncClient(base_url=b.url, headers={"X-API-Key": KEY}) as http:
@@ -149,14 +133,14 @@ async def test_a_queued_run_whose_worker_died_is_started_by_the_other_worker(
                     timeout=120,
                 )
             )
-            await asked.wait()
+            await up.asked.wait()
             queued = await on_a.runs.create(
                 tid, "vera", input=user("Queued on A"), multitask_strategy="enqueue"
             )
             a.kill()
             model.gate = None
             model.add(Reply(text="the queued answer"))
-            release.set()
+            up.release.set()
             assert (await turn).status_code == 200
 
         async def ended() -> bool:
@@ -165,23 +149,19 @@ async def test_a_queued_run_whose_worker_died_is_started_by_the_other_worker(
 
         await wait_until(ended, limit=60)
         assert (await on_b.runs.get(tid, queued["run_id"]))["status"] == "success"
-        assert await stored(b.url, tid) == [
+        assert await stored(b.url, KEY, tid) == [
             ("user", "a slow question"),
             ("assistant", "the chat answer"),
             ("user", "Queued on A"),
             ("assistant", "the queued answer"),
         ]
-        await on_b.http.client.aclose()
-        await on_a.http.client.aclose()
 
 
 async def test_a_run_killed_after_its_tools_ran_does_not_run_them_again(
     database_dsn: str, tmp_path: Path
 ) -> None:
     async with services(database_dsn, tmp_path, hold_call=2) as up:
-        model, tools, (a, b) = up.model, up.tools, up.workers
-        on_a, on_b = sdk(a.url), sdk(b.url)
-        tid = (await on_a.threads.create())["thread_id"]
+        model, (a, _), (on_a, on_b), tid = up.model, up.workers, up.clients, up.thread
         model.add(
             Reply(
                 tool_calls=[
@@ -201,9 +181,7 @@ async def test_a_run_killed_after_its_tools_ran_does_not_run_them_again(
         values = await on_b.runs.join(tid, run["run_id"])
         assert values["messages"][-1]["content"] == "Snow in Oslo; AAPL at 187.5."
         assert (await on_b.runs.get(tid, run["run_id"]))["status"] == "success"
-        assert (tools.calls["weather"], tools.calls["stocks"]) == (1, 1)
-        assert tools.unkeyed == 0 and set(tools.keys.values()) == {1}, tools.keys
+        assert (up.tools.calls["weather"], up.tools.calls["stocks"]) == (1, 1)
+        assert up.tools.unkeyed == 0 and set(up.tools.keys.values()) == {1}, up.tools.keys
         kinds = [m["type"] for m in values["messages"]]
         assert kinds == ["human", "ai", "tool", "tool", "ai"], kinds
-        await on_b.http.client.aclose()
-        await on_a.http.client.aclose()

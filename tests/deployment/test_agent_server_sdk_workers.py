@@ -15,9 +15,8 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
-from tests.fake_openai import KEY as MODEL_KEY
-from tests.fake_openai import MODEL, FakeOpenAI, Reply
-from tests.processes import workers
+from tests.fake_openai import FakeOpenAI, Reply, chat_openai_environment
+from tests.processes import stored, workers
 
 KEY = "sdk-workers-key-0123456789abcdefghijk"
 
@@ -29,13 +28,7 @@ async def services(
     """The scripted model, and two workers using it through the real `ChatOpenAI`."""
     model = FakeOpenAI()
     async with model.serve() as url:
-        env = {
-            "API_KEY": KEY,
-            "OPENAI_API_KEY": MODEL_KEY,
-            "OPENAI_BASE_URL": url,
-            "AGENT_MODEL": MODEL,
-            "RATE_LIMIT_PER_MINUTE": "10000",
-        }
+        env = {**chat_openai_environment(url), "API_KEY": KEY, "RATE_LIMIT_PER_MINUTE": "10000"}
         logs = [tmp_path / "a.log", tmp_path / "b.log"]
         with workers(database_dsn, logs, **env) as pair:
             yield model, [worker.url for worker in pair]
@@ -48,12 +41,6 @@ def sdk(url: str) -> LangGraphClient:
 async def chat(url: str, tid: str, text: str) -> httpx.Response:
     async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": KEY}, timeout=60) as http:
         return await http.post("/chat/complete", json={"session_id": tid, "message": text})
-
-
-async def stored(url: str, tid: str) -> list[tuple[str, str]]:
-    async with httpx.AsyncClient(base_url=url, headers={"X-API-Key": KEY}, timeout=60) as http:
-        messages = (await http.get(f"/sessions/{tid}/messages")).json()["messages"]
-    return [(m["role"], m["content"]) for m in messages]
 
 
 async def test_sdk_runs_and_chat_turns_alternate_on_one_thread_across_two_workers(
@@ -80,7 +67,7 @@ async def alternate(model: FakeOpenAI, workers: list[str]) -> None:
             response = await chat(workers[turn % 4 == 1], tid, f"chat {turn}")
             assert response.status_code == 200, response.text
             expected += [("user", f"chat {turn}"), ("assistant", f"answer {turn}")]
-    assert await stored(workers[0], tid) == expected
+    assert await stored(workers[0], KEY, tid) == expected
     state = await second.threads.get_state(tid)
     ids = [m["id"] for m in state["values"]["messages"]]
     assert len(ids) == len(set(ids)) == len(expected)
@@ -129,7 +116,7 @@ async def refuse_while_busy(model: FakeOpenAI, workers: list[str]) -> None:
         model.gate = None
         release.set()
     assert (await turn).status_code == 200
-    assert await stored(workers[1], tid) == [
+    assert await stored(workers[1], KEY, tid) == [
         ("user", "a slow question"),
         ("assistant", "the slow answer"),
     ]

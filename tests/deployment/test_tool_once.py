@@ -27,8 +27,7 @@ import asyncpg
 import httpx
 
 from tests.api_harness import Event, wait_until
-from tests.fake_openai import KEY as OPENAI_KEY
-from tests.fake_openai import MODEL, FakeOpenAI, Reply
+from tests.fake_openai import FakeOpenAI, Reply, chat_openai_environment
 from tests.fake_tools import FakeToolApis
 from tests.processes import Worker, workers
 
@@ -129,9 +128,7 @@ async def services(tmp_path: Path, database_dsn: str) -> AsyncIterator[Any]:
     async with fake.serve() as openai_url, tools.serve() as tool_env:
         env = {
             **tool_env,
-            "OPENAI_API_KEY": OPENAI_KEY,
-            "OPENAI_BASE_URL": openai_url,
-            "AGENT_MODEL": MODEL,
+            **chat_openai_environment(openai_url),
             "SESSION_LEASE_SECONDS": LEASE_SECONDS,
             "RATE_LIMIT_PER_MINUTE": "10000",
         }

@@ -16,6 +16,7 @@ from langchain_core.messages import HumanMessage, RemoveMessage
 from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore, sql
 from src.agent.memory.retention import RetentionPolicy
 from src.agent.memory.threads import session_id_for
+from tests.database import initialized
 from tests.support import cfg, chat_graph, run_turns
 
 # This connection's own prepared statements and how often each ran.
@@ -26,12 +27,8 @@ FROM pg_prepared_statements WHERE statement NOT LIKE '%pg_prepared_statements%'"
 @pytest.fixture
 async def other_store(database_dsn: str) -> AsyncIterator[PostgresMemoryStore]:
     """The second worker's store: its own pool of one connection."""
-    store = PostgresMemoryStore(database_dsn, min_size=1, max_size=1)
-    await store.initialize()
-    try:
+    async with initialized(PostgresMemoryStore(database_dsn, min_size=1, max_size=1)) as store:
         yield store
-    finally:
-        await store.close()
 
 
 @pytest.fixture
@@ -130,15 +127,24 @@ async def test_alternating_turns_read_as_cold(
     assert len(state.values["messages"]) == 18
 
 
+async def cached(
+    saver: ConversationCheckpointer, other: ConversationCheckpointer, turns: int
+) -> tuple[str, Any, Any]:
+    """A new thread of `turns` turns by `saver`'s graph, which `other`'s graph then read (the
+    other worker caches the log): (the thread, `saver`'s graph, `other`'s)."""
+    thread = str(uuid.uuid4())
+    graph, stale = chat_graph(saver), chat_graph(other)
+    await run_turns(graph, thread, turns)
+    await stale.aget_state(cfg(thread))
+    return thread, graph, stale
+
+
 async def test_catch_up_after_forks_and_a_switched_branch(
     saver: ConversationCheckpointer,
     store: PostgresMemoryStore,
     other: ConversationCheckpointer,
 ) -> None:
-    thread = str(uuid.uuid4())
-    graph, stale = chat_graph(saver), chat_graph(other)
-    await run_turns(graph, thread, 3)
-    await stale.aget_state(cfg(thread))  # the other worker caches the log
+    thread, graph, stale = await cached(saver, other, 3)
     history = [s async for s in graph.aget_state_history(cfg(thread))]
     after_first = next(s for s in history if len(s.values.get("messages", [])) == 2)
     # A run from an older checkpoint (a fork), then an edit there, by the first worker.
@@ -185,10 +191,7 @@ async def test_catch_up_after_a_rollback_a_prune_and_retention(
     store: PostgresMemoryStore,
     other: ConversationCheckpointer,
 ) -> None:
-    thread = str(uuid.uuid4())
-    graph, stale = chat_graph(saver), chat_graph(other)
-    await run_turns(graph, thread, 2)
-    await stale.aget_state(cfg(thread))
+    thread, graph, stale = await cached(saver, other, 2)
     run_id = str(uuid.uuid4())
     question = {"messages": [HumanMessage("rolled back", id="r1")]}
     await graph.ainvoke(question, {**cfg(thread), "metadata": {"run_id": run_id}})
@@ -215,10 +218,7 @@ async def test_catch_up_after_the_thread_was_deleted_and_recreated(
     store: PostgresMemoryStore,
     other: ConversationCheckpointer,
 ) -> None:
-    thread = str(uuid.uuid4())
-    graph, stale = chat_graph(saver), chat_graph(other)
-    await run_turns(graph, thread, 3)
-    await stale.aget_state(cfg(thread))
+    thread, graph, stale = await cached(saver, other, 3)
     await saver.adelete_thread(thread)
     assert (await other.aget_tuple(cfg(thread))) is None
     await run_turns(stale, thread, 1)  # recreated by the worker that cached the old one

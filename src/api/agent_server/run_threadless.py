@@ -103,34 +103,24 @@ async def delete_when_ended(
 ) -> None:
     """Delete the run's thread once the run ended (under the thread's lease: a run sent
     to it meanwhile is waited out)."""
+    deleter = uuid.uuid4()
     try:
-        await _delete_when_ended(thread_id, run_id, follower, leases, eraser)
+        while True:
+            while await follower.active(run_id):  # noqa: ASYNC110 (a row, maybe another worker's)
+                await asyncio.sleep(ENDED_POLL_SECONDS)
+            try:
+                await leases.acquire(thread_id, deleter)
+            except SessionBusyError:
+                await asyncio.sleep(ENDED_POLL_SECONDS)
+                continue
+            try:
+                await eraser.erase([thread_id], deleter, "request")
+            finally:
+                with contextlib.suppress(Exception):
+                    await leases.release(thread_id, deleter)
+            return
     except Exception as exc:  # the thread stays, a thread of the caller's
         logger.error("thread %s of threadless run %s not deleted", thread_id, run_id, exc_info=exc)
-
-
-async def _delete_when_ended(
-    thread_id: uuid.UUID,
-    run_id: uuid.UUID,
-    follower: RunFollower,
-    leases: TurnLeases,
-    eraser: SessionEraser,
-) -> None:
-    deleter = uuid.uuid4()
-    while True:
-        while await follower.active(run_id):  # noqa: ASYNC110 (a row, maybe another worker's)
-            await asyncio.sleep(ENDED_POLL_SECONDS)
-        try:
-            await leases.acquire(thread_id, deleter)
-        except SessionBusyError:
-            await asyncio.sleep(ENDED_POLL_SECONDS)
-            continue
-        try:
-            await eraser.erase([thread_id], deleter, "request")
-        finally:
-            with contextlib.suppress(Exception):
-                await leases.release(thread_id, deleter)
-        return
 
 
 async def _start(

@@ -8,7 +8,7 @@ replays them after a `Last-Event-ID`). Another principal's thread is an unknown 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response
@@ -55,21 +55,6 @@ async def get_follower(
 FollowerDep = Annotated[RunFollower, Depends(get_follower)]
 
 
-async def _start(
-    thread_id: uuid.UUID,
-    body: RunCreate,
-    principal: PrincipalDep,
-    runner: RunnerDep,
-    admission: AdmissionDep,
-    threads: BookDep,
-    runs: RunsDep,
-) -> StartedRun:
-    return await start_run(thread_id, body, principal, runner, admission, threads, runs)
-
-
-StartedDep = Annotated[StartedRun, Depends(_start)]
-
-
 def no_cancel_on_disconnect(body: RunCreate) -> None:
     """422 for `on_disconnect: "cancel"` on a waited run (served by the streamed ones)."""
     if body.on_disconnect == "cancel":
@@ -82,21 +67,28 @@ def no_cancel_on_disconnect(body: RunCreate) -> None:
         )
 
 
-async def _start_waited(
-    thread_id: uuid.UUID,
-    body: RunCreate,
-    principal: PrincipalDep,
-    runner: RunnerDep,
-    admission: AdmissionDep,
-    threads: BookDep,
-    runs: RunsDep,
-) -> StartedRun:
-    """`_start` for `runs/wait`, which has no stream whose drop could stop the run."""
-    no_cancel_on_disconnect(body)
-    return await start_run(thread_id, body, principal, runner, admission, threads, runs)
+def _starter(waited: bool) -> Callable[..., Awaitable[StartedRun]]:
+    """The dependency starting a thread's run; a waited run (`runs/wait`) has no stream
+    whose drop could stop it."""
+
+    async def start(
+        thread_id: uuid.UUID,
+        body: RunCreate,
+        principal: PrincipalDep,
+        runner: RunnerDep,
+        admission: AdmissionDep,
+        threads: BookDep,
+        runs: RunsDep,
+    ) -> StartedRun:
+        if waited:
+            no_cancel_on_disconnect(body)
+        return await start_run(thread_id, body, principal, runner, admission, threads, runs)
+
+    return start
 
 
-WaitedDep = Annotated[StartedRun, Depends(_start_waited)]
+StartedDep = Annotated[StartedRun, Depends(_starter(waited=False))]
+WaitedDep = Annotated[StartedRun, Depends(_starter(waited=True))]
 
 
 async def turn_sse(turn: Turn) -> AsyncIterator[ServerSentEvent]:
