@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from typing import cast
 
 import asyncpg
 import pytest
 from langgraph_sdk.client import LangGraphClient
 from langgraph_sdk.errors import NotFoundError
 
+from src.agent.memory import PostgresMemoryStore
+from src.api.agent_server.run_book import RunBook
+from src.api.agent_server.run_start import supersede
+from src.api.turns import TurnRunner
 from tests.agent_server_runs import user
 from tests.api_harness import wait_until
 from tests.fakes import FakeModel
@@ -91,3 +96,20 @@ async def test_a_run_that_supersedes_stops_the_running_one_first(
             await sdk.runs.get(tid, old["run_id"])
         assert await run_checkpoints(db, tid, old["run_id"]) == 0
         assert humans(values) == ["New"]
+
+
+async def test_a_superseding_run_stops_the_runs_sent_before_it_never_one_sent_after(
+    store: PostgresMemoryStore,
+) -> None:
+    # Two `rollback` runs sent at once each supersede: the later must not be rolled back by
+    # the earlier, or both go and the thread keeps nothing (an outside test saw it, 3 in 18).
+    book = RunBook(store)
+    thread = uuid.uuid4()
+    ids = [uuid.uuid4() for _ in range(3)]
+    for run_id, strategy in zip(ids, ("enqueue", "rollback", "rollback"), strict=True):
+        await book.insert(run_id, thread, uuid.UUID(int=1), {}, {"input": None}, strategy)
+    before, mine, after = ids
+    # Queued runs only: a queued run leaves its queue without the runner.
+    await supersede(thread, mine, "rollback", book, cast(TurnRunner, None))
+    assert [r["run_id"] for r in await book.active(thread)] == [mine, after]
+    assert before not in [r["run_id"] for r in await book.active(thread)]

@@ -257,7 +257,9 @@ async def supersede(
     """Stop the thread's other runs for new run `run_id` (`multitask_strategy` `interrupt`
     or `rollback`, as langgraph-api's): a queued one leaves its queue, a running one is
     cancelled (`interrupted`, what it stored kept; on `rollback` its checkpoints and row
-    removed, under the lease, before the new run can take it)."""
-    for other in await runs.active(thread_id):
-        if other["run_id"] != run_id:
-            await stop_run(runs, runner, thread_id, other, cast(Action, strategy))
+    removed, under the lease, before the new run can take it). Only the runs that came
+    before it: two sent at once would otherwise stop (or roll back) each other."""
+    for other in await runs.active(thread_id):  # oldest first
+        if other["run_id"] == run_id:
+            return
+        await stop_run(runs, runner, thread_id, other, cast(Action, strategy))
