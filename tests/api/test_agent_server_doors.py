@@ -297,3 +297,17 @@ async def test_a_thread_holding_a_message_langchain_can_not_build_fails_no_reade
     values = await sdk.runs.wait(tid, "vera", input=user("Again"))
     assert values["messages"][-2]["content"] == "Again"
     assert (await chat(http, tid, "And now?"))[-1].event == "done"
+
+
+async def test_a_chat_turn_on_a_thread_holding_an_unbuildable_message_answers(
+    app: FastAPI, sdk: LangGraphClient, http: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    """`/chat` plans its turn from the thread's state: as before the refused write."""
+    tid = (await sdk.threads.create())["thread_id"]
+    graph = app.state.runner.graph  # as a run did before its input was checked
+    with pytest.raises(ValueError, match="content"):
+        await graph.ainvoke(
+            {"messages": [{"role": "user", "content": 5}]}, {"configurable": {"thread_id": tid}}
+        )
+    assert (await chat(http, tid, "And now?"))[-1].event == "done"
+    assert [t for t, _ in await transcript(db, tid)] == ["human", "ai"]

@@ -18,12 +18,13 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import StateSnapshot
 
 from src.api import tracing
-from src.api.agent_server.records import readable_state, thread_config
+from src.api.agent_server.records import thread_config
 from src.api.agent_server.run_book import RunBook
 from src.api.agent_server.run_events import run_events
 from src.api.agent_server.snapshots import TOLD_ERRORS
 from src.api.error_catalogue import message_of
 from src.api.schemas import ErrorCode
+from src.api.state_reads import readable_state
 from src.api.turn_messages import TurnRecord, tally
 from src.api.turn_resume import WAITING
 from src.api.turn_stream import Turn, TurnEvent
