@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from langchain_core.language_models import BaseChatModel
 from langchain_core.tools import BaseTool
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -24,6 +24,7 @@ from src.api.agent_server.run_recovery import RunSweeper, sweeping_runs
 from src.api.auth import AuthMiddleware
 from src.api.checkpoint_retention import CheckpointRetention
 from src.api.errors import SafeJSONResponse, install_error_handlers
+from src.api.json_body import finite_json_body
 from src.api.middleware import (
     HeaderLimitMiddleware,
     JSONCORSMiddleware,
@@ -134,6 +135,7 @@ def create_app(
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
         default_response_class=SafeJSONResponse,
+        dependencies=[Depends(finite_json_body)],  # every route's body: finite numbers only
     )
     app.state.settings = settings
     app.state.model_label = model_label(chat_model)

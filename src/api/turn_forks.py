@@ -21,6 +21,7 @@ from langgraph.graph.state import CompiledStateGraph
 
 from src.agent.memory import ConversationCheckpointer
 from src.api.errors import ApiError
+from src.api.state_reads import readable_state
 from src.api.turn_identity import TurnPlan, plan_turn
 
 
@@ -82,7 +83,7 @@ async def plan_fork(
 ) -> TurnPlan:
     """A fork's plan: the turn `turn_id` already names when it is one (a retry: resumed or
     replayed, never forked twice), else a new turn from the fork point."""
-    state = await graph.aget_state(config)
+    state, _ = await readable_state(graph, config)
     messages: list[BaseMessage] = state.values.get("messages") or []
     if turn_id is not None:
         text = _retry_text(messages, fork)

@@ -28,6 +28,8 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, StateSnapshot
 
+from src.api.state_reads import readable_state
+
 TURN_ID_KEY = "turn_id"
 STOPPED_KEY = "vera_stopped"  # in the metadata of the checkpoints a stop writes
 
@@ -97,7 +99,7 @@ async def plan_turn(
     graph: CompiledStateGraph, config: RunnableConfig, message: str, turn_id: str | None
 ) -> TurnPlan:
     """Decide whether a request starts, resumes or replays a turn (see the module doc)."""
-    state = await graph.aget_state(config)
+    state, _ = await readable_state(graph, config)
     messages = state.values.get("messages") or []
     # A run is unfinished while its last checkpoint has tasks: to run (`next`), or done but
     # not yet followed by a checkpoint (their writes are stored as pending writes).

@@ -30,6 +30,8 @@ BAD_INPUTS = [
     {"messages": [{"type": "alien", "content": "x"}]},
     {"messages": [{"role": "user"}]},
     {"messages": {"content": 3}, "other": 1},
+    {"messages": [{"role": "user", "content": 5}]},
+    {"messages": [{"role": "user", "content": "x"}, {"type": "human", "content": {"a": 1}}]},
 ]
 
 
@@ -246,3 +248,42 @@ async def test_an_sdk_runs_tools_are_counted_and_logged_as_a_chat_turns(
     for line in lines:
         assert "tool_calls=get_weather,get_stock_price" in line and "tool_errors=0" in line
         assert "output_tokens=0" not in line
+
+
+@pytest.mark.parametrize("first", [False, True], ids=["after a run", "first write"])
+async def test_a_thread_holding_a_message_langchain_can_not_build_fails_no_reader(
+    app: FastAPI, sdk: LangGraphClient, http: httpx.AsyncClient, first: bool
+) -> None:
+    """A pending input whose message has a non-string content (F1: `convert_to_messages`
+    raises in every reader of it): the thread reads as before it, and the caller's thread
+    search lists it."""
+    probe = {"probe": str(uuid.uuid4())}
+    tid = (await sdk.threads.create(metadata=probe))["thread_id"]
+    if not first:
+        await sdk.runs.wait(tid, "vera", input=user("Hello"))
+    graph = app.state.runner.graph  # as a run did before its input was checked
+    bad = {"messages": [{"role": "user", "content": 5}]}
+    with pytest.raises(ValueError, match="content"):
+        await graph.ainvoke(bad, {"configurable": {"thread_id": tid}})
+    await readers_answer(http, tid)
+    found = await http.post("/threads/search", json={"metadata": probe})
+    assert [t["thread_id"] for t in found.json()] == [tid]
+    state = await sdk.threads.get_state(tid)
+    assert len(state["values"].get("messages", [])) == (0 if first else 2)
+    values = await sdk.runs.wait(tid, "vera", input=user("Again"))
+    assert values["messages"][-2]["content"] == "Again"
+    assert (await chat(http, tid, "And now?"))[-1].event == "done"
+
+
+async def test_a_chat_turn_on_a_thread_holding_an_unbuildable_message_answers(
+    app: FastAPI, sdk: LangGraphClient, http: httpx.AsyncClient, db: asyncpg.Connection
+) -> None:
+    """`/chat` plans its turn from the thread's state: as before the refused write."""
+    tid = (await sdk.threads.create())["thread_id"]
+    graph = app.state.runner.graph  # as a run did before its input was checked
+    with pytest.raises(ValueError, match="content"):
+        await graph.ainvoke(
+            {"messages": [{"role": "user", "content": 5}]}, {"configurable": {"thread_id": tid}}
+        )
+    assert (await chat(http, tid, "And now?"))[-1].event == "done"
+    assert [t for t, _ in await transcript(db, tid)] == ["human", "ai"]

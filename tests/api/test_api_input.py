@@ -219,3 +219,52 @@ async def test_one_log_line_per_turn_without_secrets_or_prompt(
         "confidential-prompt-words",
     ):
         assert secret not in everything
+
+
+async def stored_rows(dsn: str) -> tuple[int, int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        owners = await conn.fetchval("SELECT count(*) FROM session_owners")
+        return owners, await conn.fetchval("SELECT count(*) FROM conversations")
+    finally:
+        await conn.close()
+
+
+FRESH = "5b1e4c2a-7d3f-4a9e-9c61-2f8d0e7a4b10"
+RUN = '{"assistant_id":"vera","input":{"messages":[{"role":"user","content":"hi"}]},'
+NON_FINITE = [
+    # (case, method, path, body, field named)
+    ("1e999 thread", "POST", "/threads", '{"metadata":{"n":1e999}}', "metadata.n"),
+    ("NaN thread", "POST", "/threads", '{"metadata":{"n":NaN}}', "metadata.n"),
+    ("-Infinity search", "POST", "/threads/search", '{"metadata":{"n":-Infinity}}', "metadata.n"),
+    (
+        "1e999 run",
+        "POST",
+        f"/threads/{FRESH}/runs/wait",
+        RUN + '"if_not_exists":"create","config":{"configurable":{"x":[1,2e999]}}}',
+        "config.configurable.x.1",
+    ),
+    ("NaN chat", "POST", "/chat", f'{{"session_id":"{SID}","message":NaN}}', "message"),
+    ("Infinity ttl", "PUT", f"/sessions/{SID}/ttl", '{"ttl_minutes":Infinity}', "ttl_minutes"),
+]
+
+
+@pytest.mark.parametrize(
+    ("case", "method", "path", "body", "named"), NON_FINITE, ids=[c[0] for c in NON_FINITE]
+)
+async def test_a_non_finite_number_is_invalid_json_422_on_every_route(
+    client: httpx.AsyncClient, database_dsn: str, case, method, path, body, named
+) -> None:
+    """`NaN`, `Infinity` and `1e999` (which Python's parser reads as infinity) are no JSON:
+    refused before any route runs, naming the field, on a connection that stays usable."""
+    before = await stored_rows(database_dsn)
+    response = await client.request(method, path, content=body.encode(), headers=JSON)
+    assert response.status_code == 422, response.text
+    answer = response.json()
+    assert answer["code"] == "invalid_request"
+    assert answer["message"].startswith("Invalid JSON in request body")
+    assert named in answer["message"]
+    assert [d["field"] for d in answer["details"]] == [named]
+    assert await stored_rows(database_dsn) == before
+    assert (await client.get(f"/threads/{FRESH}")).status_code == 404
+    assert (await client.post("/threads", json={"metadata": {"n": 1e300}})).status_code == 200

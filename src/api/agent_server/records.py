@@ -5,7 +5,6 @@ the graph's state read through the checkpointer."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import uuid
 from typing import Any
 
@@ -23,8 +22,7 @@ from src.api.agent_server.snapshots import as_json, thread_interrupts
 from src.api.errors import ApiError
 from src.api.security import DEFAULT_PRINCIPAL, Principal
 from src.api.session_directory import SessionDirectory, not_found
-
-logger = logging.getLogger("vera.threads")
+from src.api.state_reads import readable_state
 
 _IMPLIED = dumps_jsonb(IMPLIED_METADATA)
 # What a copy's answer holds (as `langgraph dev`'s: no values yet).
@@ -38,27 +36,6 @@ def thread_config(thread_id: uuid.UUID, checkpoint_id: str | None = None) -> Run
     if checkpoint_id is not None:
         configurable["checkpoint_id"] = checkpoint_id
     return {"configurable": configurable}
-
-
-async def readable_state(
-    graph: CompiledStateGraph, config: RunnableConfig, subgraphs: bool = False
-) -> tuple[StateSnapshot, Exception | None]:
-    """The state at `config`, or, when its checkpoint holds writes the graph refuses
-    (stored before inputs were checked), the nearest ancestor's that reads, with the
-    error: no thread makes a reader fail. Before any checkpoint: the empty state."""
-    try:
-        return await graph.aget_state(config, subgraphs=subgraphs), None
-    except Exception as exc:
-        error = exc
-    logger.warning("unreadable checkpoint %s (%s)", config["configurable"], type(error).__name__)
-    saver = graph.checkpointer
-    found = await saver.aget_tuple(config)  # type: ignore[union-attr]
-    while found is not None and found.parent_config is not None:
-        try:
-            return await graph.aget_state(found.parent_config, subgraphs=subgraphs), error
-        except Exception:  # an ancestor as unreadable: its parent, then
-            found = await saver.aget_tuple(found.parent_config)  # type: ignore[union-attr]
-    return StateSnapshot({}, (), config, None, None, None, (), ()), error
 
 
 def unreadable(error: Exception) -> str:

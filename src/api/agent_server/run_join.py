@@ -13,7 +13,6 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Header, Query, Response
 from sse_starlette import EventSourceResponse
 
-from src.api.agent_server.records import thread_config
 from src.api.agent_server.responses import AgentServerJSONResponse
 from src.api.agent_server.run_events import RUN_MODES
 from src.api.agent_server.run_follow import ACTIVE, RunFollower
@@ -194,6 +193,6 @@ async def cancel_run(
     values = await final_values(follower.events(run_id), thread_id, threads)
     await follower.settled(run_id)
     if await follower.status(run_id) is None:  # rolled back: the thread as it was before
-        state = await threads.graph.aget_state(thread_config(thread_id))
+        state, _ = await threads.state(thread_id)
         values = as_json(state.values)
     return AgentServerJSONResponse(values, headers=_where(thread_id, run_id, "join"))

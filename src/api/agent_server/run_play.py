@@ -15,13 +15,16 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import StateSnapshot
 
 from src.api import tracing
+from src.api.agent_server.records import thread_config
 from src.api.agent_server.run_book import RunBook
 from src.api.agent_server.run_events import run_events
 from src.api.agent_server.snapshots import TOLD_ERRORS
 from src.api.error_catalogue import message_of
 from src.api.schemas import ErrorCode
+from src.api.state_reads import readable_state
 from src.api.turn_messages import TurnRecord, tally
 from src.api.turn_resume import WAITING
 from src.api.turn_stream import Turn, TurnEvent
@@ -98,9 +101,14 @@ class RunPlay:
         merged |= {"configurable": configurable, "metadata": metadata, "callbacks": callbacks}
         return merged  # type: ignore[return-value]
 
+    async def _state(self, turn: Turn) -> StateSnapshot:
+        """The thread's state; as before a write it refuses (stored before inputs were
+        checked), so that such a thread still takes runs."""
+        snapshot, _ = await readable_state(self.graph, thread_config(turn.session_id))
+        return snapshot
+
     async def _messages(self, turn: Turn) -> list[Any]:
-        state = await self.graph.aget_state({"configurable": {"thread_id": str(turn.session_id)}})
-        return list(state.values.get("messages") or [])
+        return list((await self._state(turn)).values.get("messages") or [])
 
     async def play(self, turn: Turn, record: TurnRecord, config: RunnableConfig) -> None:
         await self.book.set_status(self.run_id, "running")
@@ -123,7 +131,7 @@ class RunPlay:
         )
         async for event in tracing.graph_run(stream):
             turn.deliver(turn.record_event(event.event, event.data))
-        state = await self.graph.aget_state({"configurable": {"thread_id": str(turn.session_id)}})
+        state = await self._state(turn)
         # A graph that paused (an interrupt, or interrupt_before/after) has steps left.
         self.status = "interrupted" if state.next else "success"
 

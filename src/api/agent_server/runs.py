@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from src.api.agent_server.records import ThreadBook, thread_config
+from src.api.agent_server.records import ThreadBook
 from src.api.agent_server.responses import AgentServerJSONResponse
 from src.api.agent_server.run_book import RunBook
 from src.api.agent_server.run_follow import RunFollower
@@ -163,7 +163,7 @@ async def final_values(
         return {"__interrupt__": [i for chunk in interrupts for i in chunk["__interrupt__"]]}
     if latest is not None:
         return latest
-    state = await threads.graph.aget_state(thread_config(thread_id))
+    state, _ = await threads.state(thread_id)
     return as_json(state.values)
 
 

@@ -16,8 +16,8 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.channels.base import BaseChannel
 from langgraph.graph.state import CompiledStateGraph
 
-from src.api.agent_server.records import readable_state
 from src.api.errors import ApiError
+from src.api.state_reads import readable_state
 
 MESSAGE_CHARS = 300  # of a reducer's error, in the answer
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Query
 from langgraph.errors import InvalidUpdateError
 
 from src.agent.memory.fencing import LEASE_CONFIG_KEY
-from src.api.agent_server.records import readable_state, thread_config
+from src.api.agent_server.records import thread_config
 from src.api.agent_server.shapes import (
     MAX_PAGE,
     CheckpointConfig,
@@ -27,6 +27,7 @@ from src.api.agent_server.threads import WRITE_ERRORS, BookDep, OwnedThreadDep
 from src.api.deps import LeasesDep
 from src.api.errors import ApiError
 from src.api.schemas import BODY_ERRORS, READ_ERRORS
+from src.api.state_reads import readable_state
 
 router = APIRouter(prefix="/threads", tags=["agent server"])
 
