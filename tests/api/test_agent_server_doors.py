@@ -7,6 +7,7 @@ as a `/chat` turn's; a resume with nothing to resume is refused."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import uuid
@@ -209,10 +210,6 @@ async def test_a_dropped_stream_cancels_the_run_only_when_asked(
         assert [t for t, _ in await transcript(db, tid)] == kinds
         again = await sdk.runs.wait(tid, "vera", input=user("Hello"))  # the thread is free
         assert [m["type"] for m in again["messages"]] == [*kinds, "human", "ai"]
-        # Waiting has no stream to drop: `on_disconnect: cancel` is not served there.
-        wait = {"assistant_id": "vera", "input": user("x"), "on_disconnect": "cancel"}
-        refused = await sdk.http.client.post(f"/threads/{tid}/runs/wait", json=wait)
-        assert refused.status_code == 422 and "on_disconnect" in refused.text
         assert await runs_of(db, tid) == 2
         await sdk.http.client.aclose()
 
@@ -287,3 +284,41 @@ async def test_a_chat_turn_on_a_thread_holding_an_unbuildable_message_answers(
         )
     assert (await chat(http, tid, "And now?"))[-1].event == "done"
     assert [t for t, _ in await transcript(db, tid)] == ["human", "ai"]
+
+
+@pytest.mark.parametrize("path", ["/threads/{tid}/runs/wait", "/runs/wait"])
+async def test_a_waited_run_whose_client_disconnects_is_cancelled_when_asked(
+    database_dsn: str, db: asyncpg.Connection, path: str
+) -> None:
+    # schemathesis found `on_disconnect: "cancel"` refused (422) on `runs/wait`, which the
+    # schema allows; langgraph-api serves it there too.
+    model = FakeModel(gate=asyncio.Event(), started=asyncio.Event(), gate_from_call=2)
+    assert model.gate is not None and model.started is not None
+    async with serve(create_app(settings_for(database_dsn, api_key=KEY), model=model)) as url:
+        sdk = get_client(url=url, api_key=KEY)
+        tid = (await sdk.threads.create())["thread_id"]
+        body = {"assistant_id": "vera", "input": user(QUESTION), "on_disconnect": "cancel"}
+        if path == "/runs/wait":
+            body["on_completion"] = "keep"
+        client = httpx.AsyncClient(base_url=url, headers={"X-API-Key": KEY}, timeout=30)
+        waiting = asyncio.create_task(client.post(path.format(tid=tid), json=body))
+        try:
+            started = asyncio.create_task(model.started.wait())  # the model's second call
+            await asyncio.wait({waiting, started}, return_when=asyncio.FIRST_COMPLETED)
+            assert not waiting.done(), waiting.result().text  # answered before the run went on
+            waiting.cancel()  # the client goes: its connection closes mid-run
+            with contextlib.suppress(asyncio.CancelledError):
+                await waiting
+            await client.aclose()
+            ran = "SELECT session_id, run_id FROM thread_runs ORDER BY created_at DESC LIMIT 1"
+            thread, run_id = await db.fetchrow(ran)
+
+            async def stopped() -> bool:
+                found = await sdk.runs.get(str(thread), str(run_id))
+                return found["status"] == "interrupted"
+
+            await wait_until(stopped)
+        finally:
+            model.gate.set()
+        if path != "/runs/wait":
+            assert str(thread) == tid

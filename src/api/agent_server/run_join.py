@@ -8,15 +8,22 @@ from __future__ import annotations
 
 import json
 import uuid
+from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from sse_starlette import EventSourceResponse
 
 from src.api.agent_server.responses import AgentServerJSONResponse
 from src.api.agent_server.run_events import RUN_MODES
 from src.api.agent_server.run_follow import ACTIVE, RunFollower
-from src.api.agent_server.run_stop import Action, cancelling, stop_run
+from src.api.agent_server.run_stop import (
+    Action,
+    ClientGone,
+    cancelling,
+    read_unless_gone,
+    stop_run,
+)
 from src.api.agent_server.runs import RunsDep, final_values
 from src.api.agent_server.snapshots import as_json
 from src.api.agent_server.threads import BookDep, OwnedThreadDep
@@ -70,16 +77,9 @@ def _modes(values: list[str]) -> frozenset[str]:
     return frozenset(m for m in modes if m)
 
 
-def _no_cancel_on_disconnect(cancel_on_disconnect: bool) -> None:
-    if cancel_on_disconnect:
-        raise _invalid(
-            "cancel_on_disconnect",
-            "cancel_on_disconnect is not served by this server: a run runs on when a "
-            "client disconnects.",
-        )
-
-
-CancelOnDisconnect = Annotated[bool, Query(description="Only `false` is served here")]
+CancelOnDisconnect = Annotated[
+    bool, Query(description="Cancel the run (as `.../cancel`) if the client disconnects first")
+]
 
 
 @router.get("/{thread_id}/runs/{run_id}/join", responses={200: {"content": {}}, **READ_ERRORS})
@@ -90,14 +90,24 @@ async def join_run(
     threads: BookDep,
     log: EventLogDep,
     leases: LeasesDep,
+    runner: RunnerDep,
+    request: Request,
     cancel_on_disconnect: CancelOnDisconnect = False,
 ) -> Response:
     """Wait for the run to end and answer its final values, as `runs/wait` does (at once
-    for a run that already ended)."""
-    _no_cancel_on_disconnect(cancel_on_disconnect)
+    for a run that already ended); with `cancel_on_disconnect`, a client that disconnects
+    first cancels the run."""
     await runs.get(thread_id, run_id)  # 404 for a run of no such id
     follower = RunFollower(log, leases, runs, thread_id)
-    values = await final_values(follower.events(run_id), thread_id, threads)
+    events = follower.events(run_id)
+    if not cancel_on_disconnect:
+        values = await final_values(events, thread_id, threads)
+    else:
+        read = partial(final_values, thread_id=thread_id, threads=threads)
+        try:
+            values = await read_unless_gone(events, read, runs, runner, thread_id, run_id, request)
+        except ClientGone:
+            return Response(status_code=499)  # nobody reads it
     await follower.settled(run_id)
     return AgentServerJSONResponse(values, headers=_where(thread_id, run_id, "join"))
 

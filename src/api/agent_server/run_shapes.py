@@ -92,7 +92,7 @@ class RunCreate(Request):
     # Absent: `enqueue`, langgraph-api's default (`run_start.DEFAULT_STRATEGY`).
     multitask_strategy: MultitaskStrategy | None = None
     if_not_exists: Literal["create", "reject"] | None = None
-    # A streamed run's: `cancel` stops it when its client disconnects (not served by `wait`).
+    # `cancel`: the run is stopped when its client disconnects before it ended.
     on_disconnect: Literal["continue", "cancel"] | None = None
     durability: Literal["sync", "async", "exit"] | None = Field(
         None, description='Accepted; every run is durable ("sync", as its kwargs say): docs/api.md'

@@ -7,8 +7,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Coroutine, Mapping
 from typing import Any, Literal, TypeVar
+
+from starlette.requests import Request
 
 from src.api.agent_server.run_book import RunBook
 from src.api.agent_server.run_follow import ACTIVE
@@ -18,6 +20,7 @@ logger = logging.getLogger("vera.runs")
 
 Action = Literal["interrupt", "rollback"]
 Event = TypeVar("Event")
+Result = TypeVar("Result")
 
 
 async def stop_run(
@@ -54,7 +57,7 @@ async def cancelling(
     runner: TurnRunner,
     thread_id: uuid.UUID,
     run_id: uuid.UUID,
-) -> AsyncIterator[Event]:
+) -> AsyncGenerator[Event, None]:
     """`events`; when the stream ends before they did (the client disconnected), the run
     is stopped as `POST .../cancel` stops it, in a task of its own: the stream's is being
     torn down."""
@@ -67,3 +70,49 @@ async def cancelling(
         if not ended:
             stop = _stop_if_active(runs, runner, thread_id, run_id)
             runner.track(asyncio.create_task(stop, name=f"cancel-on-disconnect-{run_id}"))
+
+
+class ClientGone(Exception):
+    """The client of a waited run disconnected before it ended (nobody to answer)."""
+
+
+async def _disconnected(request: Request) -> None:
+    # After its body, a request's `receive` waits for the client's disconnect.
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def unless_disconnected(work: Coroutine[Any, Any, Result], request: Request) -> Result:
+    """`work`'s result, or, when the client disconnects first, `work` cancelled (a run's
+    events read through `cancelling` then stop the run) and `ClientGone`."""
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+    if task.cancelled():
+        raise ClientGone
+    return task.result()
+
+
+async def read_unless_gone(
+    events: AsyncIterable[Event],
+    read: Callable[[AsyncIterable[Event]], Coroutine[Any, Any, Result]],
+    runs: RunBook,
+    runner: TurnRunner,
+    thread_id: uuid.UUID,
+    run_id: uuid.UUID,
+    request: Request,
+) -> Result:
+    """`read(events)` of a waited run (`runs/wait`, `join`) whose client asked to cancel it
+    on disconnect: when the client disconnects first, the run is stopped as `.../cancel`
+    stops it, and `ClientGone`."""
+    stopping = cancelling(events, runs, runner, thread_id, run_id)
+    try:
+        return await unless_disconnected(read(stopping), request)
+    except ClientGone:
+        await stopping.aclose()  # its events not all read: the run is stopped
+        raise

@@ -11,9 +11,11 @@ import asyncio
 import contextlib
 import logging
 import uuid
+from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic.json_schema import SkipJsonSchema
 from sse_starlette import EventSourceResponse
 
@@ -25,13 +27,12 @@ from src.api.agent_server.run_book import RunBook
 from src.api.agent_server.run_follow import RunFollower
 from src.api.agent_server.run_shapes import CommandBody, Run, RunCreate
 from src.api.agent_server.run_start import StartedRun, checked, start_run
-from src.api.agent_server.run_stop import cancelling
+from src.api.agent_server.run_stop import ClientGone, cancelling, read_unless_gone
 from src.api.agent_server.runs import (
     RUN_ERRORS,
     WAITED,
     RunsDep,
     final_values,
-    no_cancel_on_disconnect,
     turn_sse,
 )
 from src.api.agent_server.threads import BookDep
@@ -165,10 +166,6 @@ async def _drop_thread(threads: ThreadBook, thread_id: uuid.UUID) -> None:
 StartedDep = Annotated[StartedRun, Depends(_start)]
 
 
-def _waited(body: ThreadlessRunCreate) -> None:
-    no_cancel_on_disconnect(body)
-
-
 def _follower(started: StartedRun, log: Any, leases: Any, runs: RunBook) -> RunFollower:
     return RunFollower(log, leases, runs, started.run["thread_id"])
 
@@ -209,20 +206,30 @@ async def stream_threadless_run(
 
 @router.post("/wait", responses={200: WAITED, **RUN_ERRORS})
 async def wait_threadless_run(
-    _: Annotated[None, Depends(_waited)],  # before the run starts (`StartedDep`)
     started: StartedDep,
     threads: BookDep,
     log: EventLogDep,
     leases: LeasesDep,
     runs: RunsDep,
+    runner: RunnerDep,
+    request: Request,
 ) -> Response:
-    """Start a run on a new thread and answer its final values once it ends."""
+    """Start a run on a new thread and answer its final values once it ends
+    (`on_disconnect: "cancel"` as a thread's run's)."""
     thread_id, run_id = started.run["thread_id"], started.run["run_id"]
+    events: AsyncIterator[Any]
     if started.turn is not None:
-        values = await final_values(started.turn.events(), thread_id, threads)
+        events = started.turn.events()
     else:
-        follower = _follower(started, log, leases, runs)
-        values = await final_values(follower.events(run_id), thread_id, threads)
+        events = _follower(started, log, leases, runs).events(run_id)
+    if not started.cancel_on_disconnect:
+        values = await final_values(events, thread_id, threads)
+    else:
+        read = partial(final_values, thread_id=thread_id, threads=threads)
+        try:
+            values = await read_unless_gone(events, read, runs, runner, thread_id, run_id, request)
+        except ClientGone:
+            return Response(status_code=499)  # nobody reads it
     path = f"/threads/{thread_id}/runs/{run_id}"
     headers = {"Location": f"{path}/join", "Content-Location": path}
     return AgentServerJSONResponse(values, headers=headers)

@@ -8,10 +8,11 @@ replays them after a `Last-Event-ID`). Another principal's thread is an unknown 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator
+from functools import partial
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from src.api.agent_server.records import ThreadBook
@@ -20,14 +21,13 @@ from src.api.agent_server.run_book import RunBook
 from src.api.agent_server.run_follow import RunFollower
 from src.api.agent_server.run_shapes import Run, RunCreate, RunStatus
 from src.api.agent_server.run_start import StartedRun, start_run
-from src.api.agent_server.run_stop import cancelling
+from src.api.agent_server.run_stop import ClientGone, cancelling, read_unless_gone
 from src.api.agent_server.shapes import MAX_PAGE
 from src.api.agent_server.snapshots import as_json
 from src.api.agent_server.sse import sse_data
 from src.api.agent_server.threads import BookDep, OwnedThreadDep
 from src.api.auth import PrincipalDep
 from src.api.deps import AdmissionDep, EventLogDep, LeasesDep, RunnerDep, SettingsDep, StoreDep
-from src.api.errors import ApiError
 from src.api.schemas import BODY_ERRORS, READ_ERRORS, ErrorBody
 from src.api.turn_stream import Turn
 
@@ -55,40 +55,19 @@ async def get_follower(
 FollowerDep = Annotated[RunFollower, Depends(get_follower)]
 
 
-def no_cancel_on_disconnect(body: RunCreate) -> None:
-    """422 for `on_disconnect: "cancel"` on a waited run (served by the streamed ones)."""
-    if body.on_disconnect == "cancel":
-        message = "on_disconnect=cancel is served by runs/stream only: a waited run goes on."
-        raise ApiError(
-            422,
-            "invalid_request",
-            message,
-            details=[{"field": "on_disconnect", "message": message}],
-        )
+async def _start(
+    thread_id: uuid.UUID,
+    body: RunCreate,
+    principal: PrincipalDep,
+    runner: RunnerDep,
+    admission: AdmissionDep,
+    threads: BookDep,
+    runs: RunsDep,
+) -> StartedRun:
+    return await start_run(thread_id, body, principal, runner, admission, threads, runs)
 
 
-def _starter(waited: bool) -> Callable[..., Awaitable[StartedRun]]:
-    """The dependency starting a thread's run; a waited run (`runs/wait`) has no stream
-    whose drop could stop it."""
-
-    async def start(
-        thread_id: uuid.UUID,
-        body: RunCreate,
-        principal: PrincipalDep,
-        runner: RunnerDep,
-        admission: AdmissionDep,
-        threads: BookDep,
-        runs: RunsDep,
-    ) -> StartedRun:
-        if waited:
-            no_cancel_on_disconnect(body)
-        return await start_run(thread_id, body, principal, runner, admission, threads, runs)
-
-    return start
-
-
-StartedDep = Annotated[StartedRun, Depends(_starter(waited=False))]
-WaitedDep = Annotated[StartedRun, Depends(_starter(waited=True))]
+StartedDep = Annotated[StartedRun, Depends(_start)]
 
 
 async def turn_sse(turn: Turn) -> AsyncIterator[ServerSentEvent]:
@@ -175,14 +154,27 @@ WAITED = {
 
 @router.post("/{thread_id}/runs/wait", responses={200: WAITED, **RUN_ERRORS})
 async def wait_run(
-    thread_id: uuid.UUID, started: WaitedDep, threads: BookDep, follower: FollowerDep
+    thread_id: uuid.UUID,
+    started: StartedDep,
+    threads: BookDep,
+    follower: FollowerDep,
+    runner: RunnerDep,
+    runs: RunsDep,
+    request: Request,
 ) -> Response:
-    """Start a run and answer its final values once it ends (see `final_values`)."""
+    """Start a run and answer its final values once it ends (see `final_values`); with
+    `on_disconnect: "cancel"`, a client that disconnects first cancels it (as `.../cancel`)."""
     run_id = started.run["run_id"]
-    if started.turn is not None:
-        values = await final_values(started.turn.events(), thread_id, threads)
+    events = started.turn.events() if started.turn is not None else follower.events(run_id)
+    if not started.cancel_on_disconnect:
+        values = await final_values(events, thread_id, threads)
     else:
-        values = await final_values(follower.events(run_id), thread_id, threads)
+        read = partial(final_values, thread_id=thread_id, threads=threads)
+        try:
+            values = await read_unless_gone(events, read, runs, runner, thread_id, run_id, request)
+        except ClientGone:
+            return Response(status_code=499)  # nobody reads it
+    if started.turn is None:
         await follower.settled(run_id)
     headers = _where(thread_id, run_id, "join")
     return AgentServerJSONResponse(values, headers=headers)
