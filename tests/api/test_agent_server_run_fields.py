@@ -33,6 +33,9 @@ async def test_bad_or_unserved_fields_are_422_naming_them_and_store_nothing(
         "stream_mode": {**ok, "stream_mode": ["values", "nonsense"]},
         "assistant_id": {**ok, "assistant_id": "not-a-graph"},
         "config": {**ok, "config": {"configurable": 3}},
+        # langgraph dev 422s these too (Vera stored a failed run with a TypeError before).
+        "recursion_limit": {**ok, "config": {"recursion_limit": "x"}},
+        "tags": {**ok, "config": {"tags": "x"}},
         "surprise": {**ok, "surprise": True},
     }
     for field, body in refused.items():

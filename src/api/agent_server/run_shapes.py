@@ -9,7 +9,7 @@ import uuid
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 from pydantic.json_schema import SkipJsonSchema
 
 from src.api.agent_server.graphs import GRAPH_IDS
@@ -71,6 +71,9 @@ class RunConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     configurable: dict[str, Any] | None = None
+    # Typed as langgraph-api's `Config` schema: a wrong type is 422, not a failed run.
+    tags: list[str] | None = None
+    recursion_limit: StrictInt | None = None
 
 
 class RunCreate(Request):

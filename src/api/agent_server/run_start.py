@@ -42,7 +42,9 @@ def run_metadata(
     """The run's metadata as langgraph dev merges it: the assistant's, the thread's (with
     its graph and assistant; none for a thread made for the run), the config's and the
     request's (the assistant id cannot be overridden)."""
-    config_metadata = (body.config.model_dump().get("metadata") if body.config else None) or {}
+    config_metadata = (
+        body.config.model_dump(exclude_unset=True).get("metadata") if body.config else None
+    ) or {}
     metadata = dict(assistant_of(graph_id)["metadata"])
     if thread is not None:
         metadata |= {**thread, "graph_id": graph_id, "assistant_id": str(assistant_id)}
@@ -143,7 +145,7 @@ def checked(body: RunCreate) -> tuple[str, RunSpec]:
                 "registered graph id.",
             ) from None
         raise ApiError(404, "not_found", f"Assistant {body.assistant_id} not found.")
-    config: dict[str, Any] = body.config.model_dump() if body.config else {}
+    config: dict[str, Any] = body.config.model_dump(exclude_unset=True) if body.config else {}
     configurable = config.get("configurable") or {}
     checkpoint_id = body.checkpoint_id or (body.checkpoint and body.checkpoint.checkpoint_id)
     checkpoint_id = checkpoint_id or configurable.get("checkpoint_id")

@@ -86,7 +86,9 @@ class ThreadlessRunCreate(RunCreate):
 def thread_metadata(body: RunCreate, graph_id: str) -> dict[str, Any]:
     """The new thread's metadata, as langgraph_api makes it: its graph and assistant, the
     config's metadata and the run's."""
-    config_metadata = (body.config.model_dump().get("metadata") if body.config else None) or {}
+    config_metadata = (
+        body.config.model_dump(exclude_unset=True).get("metadata") if body.config else None
+    ) or {}
     return {
         "graph_id": graph_id,
         "assistant_id": str(assistant_id_of(graph_id)),
