@@ -7,6 +7,7 @@ before the new one starts."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from typing import cast
 
@@ -113,3 +114,28 @@ async def test_a_superseding_run_stops_the_runs_sent_before_it_never_one_sent_af
     await supersede(thread, mine, "rollback", book, cast(TurnRunner, None))
     assert [r["run_id"] for r in await book.active(thread)] == [mine, after]
     assert before not in [r["run_id"] for r in await book.active(thread)]
+
+
+async def test_a_queued_run_whose_thread_is_deleted_leaves_its_queue_quietly(
+    sdk: LangGraphClient, model: FakeModel, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An outside test deleted a thread right after cancelling its running run, with another
+    # run queued behind it: the worker logged the queued run's "did not start" as an ERROR.
+    caplog.set_level(logging.INFO, logger="vera.runs")
+    tid = (await sdk.threads.create())["thread_id"]
+    running = await sdk.runs.create(tid, "vera", input=user("First"))
+    assert model.started is not None and model.gate is not None
+    try:
+        await model.started.wait()
+        queued = await sdk.runs.create(tid, "vera", input=user("Second"))
+        assert queued["status"] == "pending"
+        await sdk.runs.cancel(tid, running["run_id"], wait=True)
+        await sdk.threads.delete(tid)
+    finally:
+        model.gate.set()
+
+    async def left() -> bool:
+        return any(queued["run_id"] in r.getMessage() for r in caplog.records)
+
+    await wait_until(left)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -18,6 +18,7 @@ import asyncpg
 from src.agent.memory.store import StorageUnavailableError
 from src.api.admission import OverloadedError
 from src.api.agent_server.run_book import RunBook
+from src.api.errors import ApiError
 from src.api.turn_leases import SessionBusyError
 from src.api.turn_stream import Turn
 
@@ -62,6 +63,9 @@ async def _started(
     except (StorageUnavailableError, asyncpg.PostgresError) as exc:
         logger.warning("queued run %s: look failed (%s)", run_id, type(exc).__name__)
         return False
+    except ApiError:  # deleted, with its thread or alone: it left its queue
+        logger.info("queued run %s was deleted before it started", run_id)
+        return True
     try:
         await start()
     except (SessionBusyError, OverloadedError):
