@@ -7,7 +7,7 @@ import logging
 import re
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -27,6 +27,11 @@ _STATUS_CODES: dict[int, ErrorCode] = {
     kind.status: code for code, kind in CATALOGUE.items() if kind.status in _FRAMEWORK_STATUSES
 }
 _STATUS_CODES[405] = "invalid_request"
+
+
+class ClientGone(Exception):
+    """The client disconnected before its answer was ready (a waited run it asked to
+    cancel on disconnect): nobody reads the answer."""
 
 
 class ApiError(Exception):
@@ -158,6 +163,10 @@ async def _on_approval_pending(request: Request, exc: Exception) -> JSONResponse
     return error_response(409, "approval_pending", str(exc), details)
 
 
+async def _on_client_gone(request: Request, exc: Exception) -> Response:
+    return Response(status_code=499)  # nginx's "client closed request": nobody reads it
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.error(
         "unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path, exc_info=exc
@@ -189,4 +198,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(SessionBusyError, _on_session_busy)
     app.add_exception_handler(TurnConflictError, _on_turn_conflict)
     app.add_exception_handler(ApprovalPendingError, _on_approval_pending)
+    app.add_exception_handler(ClientGone, _on_client_gone)
     app.add_exception_handler(Exception, _on_unexpected)

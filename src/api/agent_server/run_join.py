@@ -19,9 +19,8 @@ from src.api.agent_server.run_events import RUN_MODES
 from src.api.agent_server.run_follow import ACTIVE, RunFollower
 from src.api.agent_server.run_stop import (
     Action,
-    ClientGone,
     cancelling,
-    read_unless_gone,
+    read_waited,
     stop_run,
 )
 from src.api.agent_server.runs import RunsDep, final_values
@@ -100,14 +99,9 @@ async def join_run(
     await runs.get(thread_id, run_id)  # 404 for a run of no such id
     follower = RunFollower(log, leases, runs, thread_id)
     events = follower.events(run_id)
-    if not cancel_on_disconnect:
-        values = await final_values(events, thread_id, threads)
-    else:
-        read = partial(final_values, thread_id=thread_id, threads=threads)
-        try:
-            values = await read_unless_gone(events, read, runs, runner, thread_id, run_id, request)
-        except ClientGone:
-            return Response(status_code=499)  # nobody reads it
+    read = partial(final_values, thread_id=thread_id, threads=threads)
+    cancel = cancel_on_disconnect
+    values = await read_waited(events, read, cancel, runs, runner, thread_id, run_id, request)
     await follower.settled(run_id)
     return AgentServerJSONResponse(values, headers=_where(thread_id, run_id, "join"))
 

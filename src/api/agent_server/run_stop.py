@@ -14,6 +14,7 @@ from starlette.requests import Request
 
 from src.api.agent_server.run_book import RunBook
 from src.api.agent_server.run_follow import ACTIVE
+from src.api.errors import ClientGone
 from src.api.turns import TurnRunner
 
 logger = logging.getLogger("vera.runs")
@@ -72,10 +73,6 @@ async def cancelling(
             runner.track(asyncio.create_task(stop, name=f"cancel-on-disconnect-{run_id}"))
 
 
-class ClientGone(Exception):
-    """The client of a waited run disconnected before it ended (nobody to answer)."""
-
-
 async def _disconnected(request: Request) -> None:
     # After its body, a request's `receive` waits for the client's disconnect.
     while (await request.receive())["type"] != "http.disconnect":
@@ -98,18 +95,21 @@ async def unless_disconnected(work: Coroutine[Any, Any, Result], request: Reques
     return task.result()
 
 
-async def read_unless_gone(
+async def read_waited(
     events: AsyncIterable[Event],
     read: Callable[[AsyncIterable[Event]], Coroutine[Any, Any, Result]],
+    cancel: bool,
     runs: RunBook,
     runner: TurnRunner,
     thread_id: uuid.UUID,
     run_id: uuid.UUID,
     request: Request,
 ) -> Result:
-    """`read(events)` of a waited run (`runs/wait`, `join`) whose client asked to cancel it
-    on disconnect: when the client disconnects first, the run is stopped as `.../cancel`
-    stops it, and `ClientGone`."""
+    """`read(events)` of a waited run (`runs/wait`, `join`); with `cancel` (its client asked
+    to cancel it on disconnect), a client that disconnects first stops the run as
+    `.../cancel` stops it, and `ClientGone` (answered 499)."""
+    if not cancel:
+        return await read(events)
     stopping = cancelling(events, runs, runner, thread_id, run_id)
     try:
         return await unless_disconnected(read(stopping), request)

@@ -27,7 +27,7 @@ from src.api.agent_server.run_book import RunBook
 from src.api.agent_server.run_follow import RunFollower
 from src.api.agent_server.run_shapes import CommandBody, Run, RunCreate
 from src.api.agent_server.run_start import StartedRun, checked, start_run
-from src.api.agent_server.run_stop import ClientGone, cancelling, read_unless_gone
+from src.api.agent_server.run_stop import cancelling, read_waited
 from src.api.agent_server.runs import (
     RUN_ERRORS,
     WAITED,
@@ -224,14 +224,9 @@ async def wait_threadless_run(
         events = started.turn.events()
     else:
         events = _follower(started, log, leases, runs).events(run_id)
-    if not started.cancel_on_disconnect:
-        values = await final_values(events, thread_id, threads)
-    else:
-        read = partial(final_values, thread_id=thread_id, threads=threads)
-        try:
-            values = await read_unless_gone(events, read, runs, runner, thread_id, run_id, request)
-        except ClientGone:
-            return Response(status_code=499)  # nobody reads it
+    read = partial(final_values, thread_id=thread_id, threads=threads)
+    cancel = started.cancel_on_disconnect
+    values = await read_waited(events, read, cancel, runs, runner, thread_id, run_id, request)
     path = f"/threads/{thread_id}/runs/{run_id}"
     headers = {"Location": f"{path}/join", "Content-Location": path}
     return AgentServerJSONResponse(values, headers=headers)

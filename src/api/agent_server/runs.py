@@ -21,7 +21,7 @@ from src.api.agent_server.run_book import RunBook
 from src.api.agent_server.run_follow import RunFollower
 from src.api.agent_server.run_shapes import Run, RunCreate, RunStatus
 from src.api.agent_server.run_start import StartedRun, start_run
-from src.api.agent_server.run_stop import ClientGone, cancelling, read_unless_gone
+from src.api.agent_server.run_stop import cancelling, read_waited
 from src.api.agent_server.shapes import MAX_PAGE
 from src.api.agent_server.snapshots import as_json
 from src.api.agent_server.sse import sse_data
@@ -166,14 +166,9 @@ async def wait_run(
     `on_disconnect: "cancel"`, a client that disconnects first cancels it (as `.../cancel`)."""
     run_id = started.run["run_id"]
     events = started.turn.events() if started.turn is not None else follower.events(run_id)
-    if not started.cancel_on_disconnect:
-        values = await final_values(events, thread_id, threads)
-    else:
-        read = partial(final_values, thread_id=thread_id, threads=threads)
-        try:
-            values = await read_unless_gone(events, read, runs, runner, thread_id, run_id, request)
-        except ClientGone:
-            return Response(status_code=499)  # nobody reads it
+    read = partial(final_values, thread_id=thread_id, threads=threads)
+    cancel = started.cancel_on_disconnect
+    values = await read_waited(events, read, cancel, runs, runner, thread_id, run_id, request)
     if started.turn is None:
         await follower.settled(run_id)
     headers = _where(thread_id, run_id, "join")
