@@ -165,21 +165,47 @@ Step = Callable[[asyncpg.Connection, uuid.UUID], Awaitable[object]]
 
 async def _put_writes(conn: asyncpg.Connection, sid: uuid.UUID) -> None:
     call = memory_sql.PUT_WRITES
-    args = call.args(session_id=sid, checkpoint_ns="", checkpoint_id="c2", task_id="t2",
-                     task_path="", idxs=[0], channels=["x"], types=["bytes"], blobs=[b"1"],
-                     replace=False, lease=None, run_stops=False)  # fmt: skip
+    args = call.args(
+        session_id=sid,
+        checkpoint_ns="",
+        checkpoint_id="c2",
+        task_id="t2",
+        task_path="",
+        idxs=[0],
+        channels=["x"],
+        types=["bytes"],
+        blobs=[b"1"],
+        replace=False,
+        lease=None,
+        run_stops=False,
+    )
     await conn.fetchrow(call.text, *args)
 
 
 async def _put_checkpoint(conn: asyncpg.Connection, sid: uuid.UUID) -> None:
     call = memory_sql.PUT_CHECKPOINT
     checkpoint = json.dumps({"channel_versions": {"x": "2"}})
-    args = call.args(session_id=sid, checkpoint_ns="", checkpoint_id="c2",
-                     parent_checkpoint_id="c1", thread_id=str(sid), checkpoint=checkpoint,
-                     metadata="{}", channels=["x"], versions=["2"], types=["bytes"],
-                     blobs=[b"2"], transcript_channel="messages", seqs=None, new_messages=None,
-                     next_seq=0, conversation_id=None, lease=None, run_parent=None,
-                     run_goes_on=False)  # fmt: skip
+    args = call.args(
+        session_id=sid,
+        checkpoint_ns="",
+        checkpoint_id="c2",
+        parent_checkpoint_id="c1",
+        thread_id=str(sid),
+        checkpoint=checkpoint,
+        metadata="{}",
+        channels=["x"],
+        versions=["2"],
+        types=["bytes"],
+        blobs=[b"2"],
+        transcript_channel="messages",
+        seqs=None,
+        new_messages=None,
+        next_seq=0,
+        conversation_id=None,
+        lease=None,
+        run_parent=None,
+        run_goes_on=False,
+    )
     await conn.fetchrow(call.text, *args)
 
 
@@ -273,4 +299,18 @@ async def test_a_delete_racing_a_write_leaves_no_orphans(
     finally:
         await writer.close()
         await deleter.close()
+    assert await orphans(db, [sid]) == {}
+
+
+async def test_a_delete_in_repeatable_read_is_refused(
+    store: PostgresMemoryStore, db: asyncpg.Connection
+) -> None:
+    """Its snapshot would miss rows a write it waited for committed: the delete is refused
+    whole, its conversation and rows kept (READ COMMITTED deletes, the library's, go on)."""
+    sid = uuid.uuid4()
+    await populate(db, sid)
+    with pytest.raises(asyncpg.RaiseError, match="READ COMMITTED only"):
+        async with db.transaction(isolation="repeatable_read"):
+            await db.execute("DELETE FROM conversations WHERE session_id = $1", sid)
+    assert set((await rows_of(db, [sid])).values()) == {1}
     assert await orphans(db, [sid]) == {}
