@@ -140,7 +140,7 @@ SHARED = {
     fencing.STALE_RUN_SQLSTATE: "fencing.StaleRunError",
 }
 # Literals of SQL itself, or of LangGraph's checkpoint format.
-OWN = {"", "{}", "[]", "UTF8"} | set(empty_checkpoint())
+OWN = {"", "{}", "[]", "UTF8", "transaction_isolation", "read committed"} | set(empty_checkpoint())
 
 
 def literals(text: str) -> set[str]:

@@ -1,7 +1,7 @@
 """Whole-thread operations of the checkpointer: delete (by session or by run), copy, prune,
 and the read of every branch. Each takes a connection and runs in its own transaction;
 `ConversationCheckpointer`'s methods call them and keep their in-process cache in step.
-Rows go with their conversation (foreign keys cascade)."""
+Rows go with their conversation (the delete trigger of migration 10)."""
 
 from __future__ import annotations
 

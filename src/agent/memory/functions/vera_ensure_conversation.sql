@@ -1,8 +1,9 @@
--- The session's conversation row's id, the row created when missing (`created`); with
--- `p_lock` the row stays locked until commit, which is how writers of one session take
--- turns. The lock is FOR NO KEY UPDATE (what an UPDATE of `messages` takes anyway): it
--- leaves the foreign-key checks of concurrent inserts (a step's pending writes, stored
--- while its checkpoint is) free to go on, where FOR UPDATE made them wait for each other.
+-- The session's conversation row's id, the row created when missing (`created`), locked
+-- until commit. With `p_lock` FOR NO KEY UPDATE (what an UPDATE of `messages` takes
+-- anyway), which is how writers of one session take turns; it leaves the FOR KEY SHARE of
+-- concurrent inserts (a step's pending writes, stored while its checkpoint is) free to go
+-- on, where FOR UPDATE made them wait for each other. Without, FOR KEY SHARE: enough to
+-- keep the row from being deleted before the caller's rows are (migration 10's protocol).
 CREATE OR REPLACE FUNCTION vera_ensure_conversation(
     p_session_id UUID, p_lock BOOLEAN, OUT conversation_id UUID, OUT created BOOLEAN
 ) LANGUAGE plpgsql AS $$
@@ -14,7 +15,7 @@ BEGIN
             WHERE c.session_id = p_session_id FOR NO KEY UPDATE;
         ELSE
             SELECT c.id INTO conversation_id FROM conversations c
-            WHERE c.session_id = p_session_id;
+            WHERE c.session_id = p_session_id FOR KEY SHARE;
         END IF;
         IF FOUND THEN
             RETURN;

@@ -14,7 +14,8 @@ SET plan_cache_mode = force_generic_plan SET enable_seqscan = off AS $$
 DECLARE
     v_conversation RECORD;
 BEGIN
-    SELECT c.id INTO conversation_id FROM conversations c WHERE c.session_id = p_session_id;
+    SELECT c.id INTO conversation_id FROM conversations c WHERE c.session_id = p_session_id
+    FOR KEY SHARE;
     created := NOT FOUND;
     IF created THEN  -- these writes come first: create the conversation
         v_conversation := vera_ensure_conversation(p_session_id, p_lock => false);

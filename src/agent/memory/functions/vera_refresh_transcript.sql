@@ -7,6 +7,9 @@ DECLARE
     v_next transcript_heads;
 BEGIN
     PERFORM 1 FROM conversations c WHERE c.session_id = p_session_id FOR NO KEY UPDATE;
+    IF NOT FOUND THEN  -- deleted meanwhile: nothing to show
+        RETURN;
+    END IF;
     INSERT INTO transcript_heads (session_id) VALUES (p_session_id) ON CONFLICT DO NOTHING;
     SELECT * INTO v_head FROM transcript_heads h WHERE h.session_id = p_session_id;
     SELECT k.checkpoint_id, k.checkpoint INTO v_latest FROM checkpoints k
