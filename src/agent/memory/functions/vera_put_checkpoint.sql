@@ -79,12 +79,14 @@ BEGIN
         RETURN;
     END IF;
 
-    -- Store the rows: the new channel values (a version already stored is kept) and the
-    -- checkpoint (stored again, its body and metadata replace the old ones).
-    INSERT INTO checkpoint_blobs (session_id, checkpoint_ns, channel, version, type, blob)
-    SELECT p_session_id, p_checkpoint_ns, u.channel, u.version, u.type, u.blob
-    FROM unnest(p_channels, p_versions, p_types, p_blobs) AS u(channel, version, type, blob)
-    ON CONFLICT (session_id, checkpoint_ns, channel, version) DO NOTHING;
+    -- Store the rows, in one statement: the new channel values (a version already stored is
+    -- kept) and the checkpoint (stored again, its body and metadata replace the old ones).
+    WITH channel_values AS (
+        INSERT INTO checkpoint_blobs (session_id, checkpoint_ns, channel, version, type, blob)
+        SELECT p_session_id, p_checkpoint_ns, u.channel, u.version, u.type, u.blob
+        FROM unnest(p_channels, p_versions, p_types, p_blobs) AS u(channel, version, type, blob)
+        ON CONFLICT (session_id, checkpoint_ns, channel, version) DO NOTHING
+    )
     INSERT INTO checkpoints (session_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
         thread_id, checkpoint, metadata)
     VALUES (p_session_id, p_checkpoint_ns, p_checkpoint_id, p_parent_checkpoint_id,
