@@ -4,19 +4,45 @@ take turns, and what a task's pending writes keep."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 
 import asyncpg
 import pytest
 from langchain_core.messages import HumanMessage
 
-from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore, session_id_for
+from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore, session_id_for, sql
 from src.agent.memory.fencing import LEASE_CONFIG_KEY, LeaseLostError, SessionLeasedError
 from tests.support import chat_graph
 
-TAKE = """
-SELECT (t.head).next_seq
-FROM vera_take_session(p_session_id => $1, p_lease => NULL, p_run_parent => NULL) AS t"""
+
+def put_after(
+    sid: uuid.UUID, conversation_id: uuid.UUID, shown: list[int], next_seq: int
+) -> list[object]:
+    """`vera_put_checkpoint`'s arguments: a root checkpoint that appends one new message to
+    the `shown` transcript, planned from a copy believed to hold seqs [0, next_seq) (stored
+    only if the head agrees)."""
+    return sql.PUT_CHECKPOINT.args(
+        session_id=sid,
+        checkpoint_ns="",
+        checkpoint_id="9" * 32,
+        parent_checkpoint_id=None,
+        thread_id=str(sid),
+        checkpoint=json.dumps({"channel_versions": {}}),
+        metadata="{}",
+        channels=[],
+        versions=[],
+        types=[],
+        blobs=[],
+        transcript_channel="messages",
+        seqs=[*shown, next_seq],
+        new_messages=json.dumps([{"role": "user", "content": "late"}]),
+        next_seq=next_seq,
+        conversation_id=conversation_id,
+        lease=None,
+        run_parent=None,
+        run_goes_on=False,
+    )
 
 
 async def test_a_writer_that_waited_for_the_lock_reads_the_head_committed_meanwhile(
@@ -32,18 +58,28 @@ async def test_a_writer_that_waited_for_the_lock_reads_the_head_committed_meanwh
     sid = session_id_for(thread)
     first, second = await asyncpg.connect(database_dsn), await asyncpg.connect(database_dsn)
     try:
-        before = await first.fetchval(
-            "SELECT next_seq FROM transcript_heads WHERE session_id = $1", sid
+        shown, before = await first.fetchrow(
+            "SELECT seqs, next_seq FROM transcript_heads WHERE session_id = $1", sid
         )
         async with first.transaction():
-            await first.execute(TAKE, sid)  # holds the row lock
+            lock = sql.LOCK_CONVERSATION
+            conversation_id = await first.fetchval(
+                lock.text, *lock.args(session_id=sid, lock=True)
+            )  # holds the row lock
             await first.execute(
                 "UPDATE transcript_heads SET next_seq = next_seq + 5 WHERE session_id = $1", sid
             )
-            waiting = asyncio.create_task(second.fetchval(TAKE, sid))
+            put = sql.PUT_CHECKPOINT.text
+            waiting = asyncio.create_task(
+                second.fetchrow(put, *put_after(sid, conversation_id, shown, before + 5))
+            )
             await asyncio.sleep(0.3)
             assert not waiting.done(), "the second writer must wait for the row lock"
-        assert await asyncio.wait_for(waiting, 10) == before + 5
+        assert (await asyncio.wait_for(waiting, 10))["stored"], "planned against the new head"
+        assert (
+            await first.fetchval("SELECT next_seq FROM transcript_heads WHERE session_id = $1", sid)
+            == before + 6
+        )
     finally:
         await first.close()
         await second.close()

@@ -5,9 +5,10 @@ A turn passes its lease id in its run config (`configurable[LEASE_CONFIG_KEY]`);
 checkpointer hands it to `vera_put_checkpoint` / `vera_put_writes`, which raise SQLSTATE
 `VR001` unless `turn_leases` still holds it for the session (`leases.py` takes them). A
 write without a lease (Studio, a script) is refused with `VR002` while a turn holds the
-session (both: `functions/vera_check_writer.sql`), and a run's write on top of its own
-previous checkpoint with `VR003` once another writer has continued the thread since
-(`functions/vera_take_session.sql`). Each error is one class, mapped once, by SQLSTATE.
+session (both checks: `functions/vera_put_checkpoint.sql`, and alike in
+`vera_put_writes.sql`), and a run's write on top of its own previous checkpoint with
+`VR003` once another writer has continued the thread since (`vera_put_checkpoint.sql`).
+Each error is one class, mapped once, by SQLSTATE.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ point adds only its own new messages). A checkpoint's `messages` value is the se
 messages, kept as a few `[start, end)` ranges, usually one: storage grows with the number of
 messages, not with messages x checkpoints, and every checkpoint of every branch rebuilds
 exactly. `conversations.messages` shows the latest root checkpoint's messages, at the end
-of each run (the database keeps it so: `functions/vera_next_head.sql`).
+of each run (the database keeps it so: `functions/vera_put_checkpoint.sql`).
 
 Stored elements never change, so `MessageLogCache`, the saver's in-process copies of
 recent sessions' logs (`session_log.SessionLog`: every stored message of the session, of

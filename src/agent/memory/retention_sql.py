@@ -1,7 +1,7 @@
 """SQL of checkpoint retention (`retention_ops.py`). Each statement reads or writes one
 session (`$1`) unless it says otherwise; the memory library's tables only."""
 
-# The session's conversation row, locked as a writer locks it (`vera_take_session`), so no
+# The session's conversation row, locked as a writer locks it (`vera_put_checkpoint`), so no
 # checkpoint is stored while the session is pruned; no row when a writer holds it now.
 LOCK_SESSION = """
 SELECT session_id FROM conversations WHERE session_id = $1 FOR NO KEY UPDATE SKIP LOCKED"""

@@ -97,9 +97,10 @@ PUT_CHECKPOINT = FunctionCall(
 # A session's conversation row, created in a transaction of its own before this saver's
 # first write of the session (`SessionWriters.create_row`): LangGraph stores a turn's first
 # checkpoint and pending writes concurrently, and each would otherwise wait for the end of
-# the other's whole write, which created the row (issue 28). Created only for a writer
-# `vera_check_writer` lets write (this is its check, without the error: the write raises
-# it), so a fenced writer brings back no deleted session; the id when created here.
+# the other's whole write, which created the row (issue 28). Created only for a writer the
+# write functions' fencing check lets write (this is that check, without the error: the
+# write raises it), so a fenced writer brings back no deleted session; the id when created
+# here.
 CREATE_CONVERSATION = """
 INSERT INTO conversations (session_id)
 SELECT $1 WHERE CASE WHEN $2::uuid IS NULL

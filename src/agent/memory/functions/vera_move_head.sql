@@ -1,5 +1,7 @@
--- The one place the transcript head moves, from `p_head` to `p_next`: the transcript shows
--- `p_next.seqs` (appended to when it only grows by messages at hand, else rebuilt), and
+-- The transcript head moves from `p_head` to `p_next` (`vera_put_checkpoint` makes the two
+-- common moves, storing waiting messages and the append, the same way in place, and calls
+-- this for any other; `vera_show_waiting` and `vera_refresh_transcript` call it). The
+-- transcript shows `p_next.seqs` (appended to when it only grows by messages at hand, else rebuilt), and
 -- the head row becomes `p_next` in one statement with the append (the messages it shows
 -- now leave `conversation_messages`) or with storing the new messages it does not show in
 -- `conversation_messages` (they wait for their run's end, or belong to another branch).

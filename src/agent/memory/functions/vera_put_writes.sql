@@ -1,5 +1,5 @@
--- `aput_writes` in one round trip: a task's pending writes, fenced like checkpoints
--- (`vera_check_writer`). `p_replace`: they replace earlier writes of the same index
+-- `aput_writes` in one round trip: a task's pending writes, fenced like checkpoints (the
+-- same check as `vera_put_checkpoint`'s, written out in both: issue 28). `p_replace`: they replace earlier writes of the same index
 -- (LangGraph's special channels: errors, interrupts), else the first write of an index
 -- stays. `p_run_stops`: the run stops here (an error or an interrupt), so the transcript
 -- shows what waits for the run's end. Returns the conversation's id and whether this call
@@ -22,7 +22,24 @@ BEGIN
         conversation_id := v_conversation.conversation_id;
         created := v_conversation.created;
     END IF;
-    PERFORM vera_check_writer(p_session_id, p_lease);
+    -- Fencing (`fencing.py`): a write under a lease is refused (VR001) unless that lease is
+    -- still the session's, its row locked FOR SHARE until commit; one without a lease is
+    -- refused (VR002) while a run holds an unexpired lease of the session.
+    IF p_lease IS NOT NULL THEN
+        PERFORM 1 FROM turn_leases l WHERE l.session_id = p_session_id AND l.run_id = p_lease
+        FOR SHARE;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'session %: lease % is no longer held', p_session_id, p_lease
+                USING ERRCODE = 'VR001';
+        END IF;
+    ELSE
+        PERFORM 1 FROM turn_leases l
+        WHERE l.session_id = p_session_id AND l.expires_at > clock_timestamp();
+        IF FOUND THEN
+            RAISE EXCEPTION 'session %: a turn holds its lease; write again when it ends',
+                p_session_id USING ERRCODE = 'VR002';
+        END IF;
+    END IF;
     INSERT INTO checkpoint_writes AS w (session_id, checkpoint_ns, checkpoint_id, task_id,
         task_path, idx, channel, type, blob)
     SELECT p_session_id, p_checkpoint_ns, p_checkpoint_id, p_task_id, p_task_path, u.idx,
