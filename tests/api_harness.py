@@ -15,6 +15,8 @@ import httpx
 import uvicorn
 from fastapi import FastAPI
 from langchain_core.language_models import BaseChatModel
+from langgraph_sdk import get_client
+from langgraph_sdk.client import LangGraphClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from src.api.app import create_app
@@ -70,6 +72,35 @@ async def serve(app: FastAPI) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+@dataclass
+class GatedApp:
+    """The app served with a model whose second call (the answer after the tools ran)
+    waits until `gate` is set (`started` is set once it waits): its URL, an SDK client and
+    a new thread."""
+
+    model: FakeModel
+    url: str
+    sdk: LangGraphClient
+    tid: str
+    gate: asyncio.Event
+    started: asyncio.Event
+
+
+@asynccontextmanager
+async def gated_app(dsn: str, api_key: str) -> AsyncIterator[GatedApp]:
+    """A `GatedApp` for the block; the gate is set when it ends (no call outlives it)."""
+    gate, started = asyncio.Event(), asyncio.Event()
+    model = FakeModel(gate=gate, started=started, gate_from_call=2)
+    async with serve(create_app(settings_for(dsn, api_key=api_key), model=model)) as url:
+        sdk = get_client(url=url, api_key=api_key)
+        try:
+            tid = (await sdk.threads.create())["thread_id"]
+            yield GatedApp(model, url, sdk, tid, gate, started)
+        finally:
+            gate.set()
+            await sdk.http.client.aclose()
 
 
 @dataclass

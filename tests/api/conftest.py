@@ -14,7 +14,7 @@ from langgraph_sdk.client import LangGraphClient
 
 from src.api.app import create_app
 from tests.agent_server_runs import KEY, OTHER
-from tests.api_harness import api_client, serve, settings_for
+from tests.api_harness import GatedApp, api_client, gated_app, serve, settings_for
 from tests.fakes import FakeModel
 from tests.pgbouncer import Pooler
 
@@ -67,3 +67,11 @@ async def http(server: str, api_key: str) -> AsyncIterator[httpx.AsyncClient]:
     headers = {"X-API-Key": api_key}
     async with httpx.AsyncClient(base_url=server, headers=headers, timeout=30) as c:
         yield c
+
+
+@pytest.fixture
+async def gated(database_dsn: str) -> AsyncIterator[GatedApp]:
+    """The app served with a model whose answer after the tools waits (`GatedApp`), for
+    a test that stops a run there."""
+    async with gated_app(database_dsn, KEY) as served:
+        yield served

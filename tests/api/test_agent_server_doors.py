@@ -17,13 +17,10 @@ import asyncpg
 import httpx
 import pytest
 from fastapi import FastAPI
-from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
-from src.api.app import create_app
 from tests.agent_server_runs import KEY, QUESTION, runs_of, transcript, user
-from tests.api_harness import chat, samples, serve, settings_for, value, wait_until
-from tests.fakes import FakeModel
+from tests.api_harness import GatedApp, chat, samples, value, wait_until
 
 BAD_INPUTS = [
     {"messages": 5},
@@ -152,7 +149,7 @@ async def test_a_resume_with_nothing_to_resume_is_409_and_stores_nothing(
     assert await runs_of(db, tid) == 1
 
 
-async def _drop_mid_run(url: str, tid: str, model: FakeModel, on_disconnect: str) -> str:
+async def _drop_mid_run(url: str, tid: str, started: asyncio.Event, on_disconnect: str) -> str:
     """Stream a tool run, and drop the connection once its second model call waits."""
     body = {
         "assistant_id": "vera",
@@ -160,7 +157,6 @@ async def _drop_mid_run(url: str, tid: str, model: FakeModel, on_disconnect: str
         "stream_mode": ["values"],
         "on_disconnect": on_disconnect,
     }
-    assert model.started is not None
     headers = {"X-API-Key": KEY}
     async with (
         httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client,
@@ -173,45 +169,40 @@ async def _drop_mid_run(url: str, tid: str, model: FakeModel, on_disconnect: str
         while not line.startswith("data: ") or '"run_id"' not in line:
             line = await anext(lines)
         run_id = json.loads(line[6:])["run_id"]
-        await model.started.wait()  # the tools ran; the model's second call waits
+        await started.wait()  # the tools ran; the model's second call waits
     return run_id  # the connection is closed here, mid-run
 
 
 @pytest.mark.parametrize("on_disconnect", ["cancel", "continue"])
 async def test_a_dropped_stream_cancels_the_run_only_when_asked(
-    database_dsn: str, db: asyncpg.Connection, on_disconnect: str
+    gated: GatedApp, db: asyncpg.Connection, on_disconnect: str
 ) -> None:
-    model = FakeModel(gate=asyncio.Event(), started=asyncio.Event(), gate_from_call=2)
-    async with serve(create_app(settings_for(database_dsn, api_key=KEY), model=model)) as url:
-        sdk = get_client(url=url, api_key=KEY)
-        tid = (await sdk.threads.create())["thread_id"]
-        run_id = await _drop_mid_run(url, tid, model, on_disconnect)
-        assert model.gate is not None
-        if on_disconnect == "cancel":
+    sdk, tid = gated.sdk, gated.tid
+    run_id = await _drop_mid_run(gated.url, tid, gated.started, on_disconnect)
+    if on_disconnect == "cancel":
 
-            async def stopped() -> bool:
-                return (await sdk.runs.get(tid, run_id))["status"] == "interrupted"
+        async def stopped() -> bool:
+            return (await sdk.runs.get(tid, run_id))["status"] == "interrupted"
 
-            await wait_until(stopped)
-            parts = [p async for p in sdk.runs.join_stream(tid, run_id)]
-            assert parts[-1].event == "error" and parts[-1].data["error"] == "UserInterrupt"
-            # What the run stored stays, whole: the question, the tool calls, their results.
-            kinds = ["human", "ai", "tool", "tool"]
-            # Steps left, as `langgraph dev` says of a cancelled run's thread (not `busy`).
-            assert (await sdk.threads.get(tid))["status"] == "interrupted"
-            model.gate.set()
-        else:
-            model.gate.set()
-            assert (await sdk.runs.join(tid, run_id))["messages"][-1]["type"] == "ai"
-            assert (await sdk.runs.get(tid, run_id))["status"] == "success"
-            kinds = ["human", "ai", "tool", "tool", "ai"]
-        stored = (await sdk.threads.get_state(tid))["values"]["messages"]
-        assert [m["type"] for m in stored] == kinds
-        assert [t for t, _ in await transcript(db, tid)] == kinds
-        again = await sdk.runs.wait(tid, "vera", input=user("Hello"))  # the thread is free
-        assert [m["type"] for m in again["messages"]] == [*kinds, "human", "ai"]
-        assert await runs_of(db, tid) == 2
-        await sdk.http.client.aclose()
+        await wait_until(stopped)
+        parts = [p async for p in sdk.runs.join_stream(tid, run_id)]
+        assert parts[-1].event == "error" and parts[-1].data["error"] == "UserInterrupt"
+        # What the run stored stays, whole: the question, the tool calls, their results.
+        kinds = ["human", "ai", "tool", "tool"]
+        # Steps left, as `langgraph dev` says of a cancelled run's thread (not `busy`).
+        assert (await sdk.threads.get(tid))["status"] == "interrupted"
+        gated.gate.set()
+    else:
+        gated.gate.set()
+        assert (await sdk.runs.join(tid, run_id))["messages"][-1]["type"] == "ai"
+        assert (await sdk.runs.get(tid, run_id))["status"] == "success"
+        kinds = ["human", "ai", "tool", "tool", "ai"]
+    stored = (await sdk.threads.get_state(tid))["values"]["messages"]
+    assert [m["type"] for m in stored] == kinds
+    assert [t for t, _ in await transcript(db, tid)] == kinds
+    again = await sdk.runs.wait(tid, "vera", input=user("Hello"))  # the thread is free
+    assert [m["type"] for m in again["messages"]] == [*kinds, "human", "ai"]
+    assert await runs_of(db, tid) == 2
 
 
 async def test_an_sdk_runs_tools_are_counted_and_logged_as_a_chat_turns(
@@ -288,37 +279,33 @@ async def test_a_chat_turn_on_a_thread_holding_an_unbuildable_message_answers(
 
 @pytest.mark.parametrize("path", ["/threads/{tid}/runs/wait", "/runs/wait"])
 async def test_a_waited_run_whose_client_disconnects_is_cancelled_when_asked(
-    database_dsn: str, db: asyncpg.Connection, path: str
+    gated: GatedApp, db: asyncpg.Connection, path: str
 ) -> None:
     # schemathesis found `on_disconnect: "cancel"` refused (422) on `runs/wait`, which the
     # schema allows; langgraph-api serves it there too.
-    model = FakeModel(gate=asyncio.Event(), started=asyncio.Event(), gate_from_call=2)
-    assert model.gate is not None and model.started is not None
-    async with serve(create_app(settings_for(database_dsn, api_key=KEY), model=model)) as url:
-        sdk = get_client(url=url, api_key=KEY)
-        tid = (await sdk.threads.create())["thread_id"]
-        body = {"assistant_id": "vera", "input": user(QUESTION), "on_disconnect": "cancel"}
-        if path == "/runs/wait":
-            body["on_completion"] = "keep"
-        client = httpx.AsyncClient(base_url=url, headers={"X-API-Key": KEY}, timeout=30)
-        waiting = asyncio.create_task(client.post(path.format(tid=tid), json=body))
-        try:
-            started = asyncio.create_task(model.started.wait())  # the model's second call
-            await asyncio.wait({waiting, started}, return_when=asyncio.FIRST_COMPLETED)
-            assert not waiting.done(), waiting.result().text  # answered before the run went on
-            waiting.cancel()  # the client goes: its connection closes mid-run
-            with contextlib.suppress(asyncio.CancelledError):
-                await waiting
-            await client.aclose()
-            ran = "SELECT session_id, run_id FROM thread_runs ORDER BY created_at DESC LIMIT 1"
-            thread, run_id = await db.fetchrow(ran)
+    sdk, tid = gated.sdk, gated.tid
+    body = {"assistant_id": "vera", "input": user(QUESTION), "on_disconnect": "cancel"}
+    if path == "/runs/wait":
+        body["on_completion"] = "keep"
+    client = httpx.AsyncClient(base_url=gated.url, headers={"X-API-Key": KEY}, timeout=30)
+    waiting = asyncio.create_task(client.post(path.format(tid=tid), json=body))
+    try:
+        started = asyncio.create_task(gated.started.wait())  # the model's second call
+        await asyncio.wait({waiting, started}, return_when=asyncio.FIRST_COMPLETED)
+        assert not waiting.done(), waiting.result().text  # answered before the run went on
+        waiting.cancel()  # the client goes: its connection closes mid-run
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
+        await client.aclose()
+        ran = "SELECT session_id, run_id FROM thread_runs ORDER BY created_at DESC LIMIT 1"
+        thread, run_id = await db.fetchrow(ran)
 
-            async def stopped() -> bool:
-                found = await sdk.runs.get(str(thread), str(run_id))
-                return found["status"] == "interrupted"
+        async def stopped() -> bool:
+            found = await sdk.runs.get(str(thread), str(run_id))
+            return found["status"] == "interrupted"
 
-            await wait_until(stopped)
-        finally:
-            model.gate.set()
-        if path != "/runs/wait":
-            assert str(thread) == tid
+        await wait_until(stopped)
+    finally:
+        gated.gate.set()
+    if path != "/runs/wait":
+        assert str(thread) == tid

@@ -6,7 +6,6 @@ background run's event log replays them as they were."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 
 import asyncpg
@@ -20,7 +19,7 @@ from src.agent.tool_guard import TOOL_GUARD_KEY
 from src.api.app import create_app
 from tests.agent_runs import streaks
 from tests.agent_server_runs import KEY, transcript, user
-from tests.api_harness import serve, settings_for
+from tests.api_harness import GatedApp, serve, settings_for
 from tests.fakes import FakeModel
 
 QUESTION = "What's the weather in Paris?"
@@ -155,46 +154,36 @@ async def test_a_join_stream_filters_by_stream_mode(sdk: LangGraphClient) -> Non
     assert "stream_mode" in refused.value.response.text
 
 
-async def test_a_run_streaming_events_stops_when_cancelled(database_dsn: str) -> None:
-    model = FakeModel(gate=asyncio.Event(), started=asyncio.Event(), gate_from_call=2)
-    settings = settings_for(database_dsn, api_key=KEY)
-    async with serve(create_app(settings, model=model)) as url:
-        sdk = get_client(url=url, api_key=KEY)
-        tid = (await sdk.threads.create())["thread_id"]
-        run = await sdk.runs.create(
-            tid, "vera", input=user(QUESTION), stream_mode=["events", "messages"]
-        )
-        assert model.started is not None and model.gate is not None
-        await model.started.wait()  # inside astream_events: the second model call waits
-        await sdk.runs.cancel(tid, run["run_id"], wait=True)
-        assert (await sdk.runs.get(tid, run["run_id"]))["status"] == "interrupted"
-        parts = [p async for p in sdk.runs.join_stream(tid, run["run_id"])]
-        assert parts[-1].event == "error" and parts[-1].data["error"] == "UserInterrupt"
-        assert "on_tool_end" in {p.data["event"] for p in parts if p.event == "events"}
-        model.gate.set()
-        again = await sdk.runs.wait(tid, "vera", input=user("Hello"))  # the thread is free
-        assert again["messages"][-1]["type"] == "ai"
-        await sdk.http.client.aclose()
+async def test_a_run_streaming_events_stops_when_cancelled(gated: GatedApp) -> None:
+    sdk, tid = gated.sdk, gated.tid
+    run = await sdk.runs.create(
+        tid, "vera", input=user(QUESTION), stream_mode=["events", "messages"]
+    )
+    await gated.started.wait()  # inside astream_events: the second model call waits
+    await sdk.runs.cancel(tid, run["run_id"], wait=True)
+    assert (await sdk.runs.get(tid, run["run_id"]))["status"] == "interrupted"
+    parts = [p async for p in sdk.runs.join_stream(tid, run["run_id"])]
+    assert parts[-1].event == "error" and parts[-1].data["error"] == "UserInterrupt"
+    assert "on_tool_end" in {p.data["event"] for p in parts if p.event == "events"}
+    gated.gate.set()
+    again = await sdk.runs.wait(tid, "vera", input=user("Hello"))  # the thread is free
+    assert again["messages"][-1]["type"] == "ai"
 
 
 @pytest.mark.parametrize("modes", [["values"], ["events"], ["messages-tuple", "updates"]])
 async def test_a_cancelled_runs_messages_are_in_the_transcript_whatever_its_modes(
-    database_dsn: str, db: asyncpg.Connection, modes: list[str]
+    gated: GatedApp, db: asyncpg.Connection, modes: list[str]
 ) -> None:
-    model = FakeModel(gate=asyncio.Event(), started=asyncio.Event(), gate_from_call=2)
-    assert model.gate is not None and model.started is not None
-    async with serve(create_app(settings_for(database_dsn, api_key=KEY), model=model)) as url:
-        sdk = get_client(url=url, api_key=KEY)
-        tid = (await sdk.threads.create())["thread_id"]
-        run = await sdk.runs.create(tid, "vera", input=user(QUESTION), stream_mode=modes)  # type: ignore[arg-type]
-        try:
-            await model.started.wait()  # the tools ran; the model's second call waits
-            await sdk.runs.cancel(tid, run["run_id"], wait=True)
-        finally:
-            model.gate.set()
-        stored = (await sdk.threads.get_state(tid))["values"]["messages"]
-        kinds = [m["type"] for m in stored]
-        assert kinds[0] == "human" and kinds[-1] == "tool"
-        # GET /sessions's transcript shows what the state holds (main lost it: a run
-        # streamed without subgraphs left LangGraph's cancelled-task write unstored).
-        assert [kind for kind, _ in await transcript(db, tid)] == kinds
+    sdk, tid = gated.sdk, gated.tid
+    run = await sdk.runs.create(tid, "vera", input=user(QUESTION), stream_mode=modes)  # type: ignore[arg-type]
+    try:
+        await gated.started.wait()  # the tools ran; the model's second call waits
+        await sdk.runs.cancel(tid, run["run_id"], wait=True)
+    finally:
+        gated.gate.set()
+    stored = (await sdk.threads.get_state(tid))["values"]["messages"]
+    kinds = [m["type"] for m in stored]
+    assert kinds[0] == "human" and kinds[-1] == "tool"
+    # GET /sessions's transcript shows what the state holds (main lost it: a run
+    # streamed without subgraphs left LangGraph's cancelled-task write unstored).
+    assert [kind for kind, _ in await transcript(db, tid)] == kinds

@@ -18,6 +18,7 @@ import httpx
 import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
+from langgraph_sdk.schema import Run
 
 from tests.agent_server_runs import user
 from tests.api_harness import wait_until
@@ -42,6 +43,22 @@ class Services:
     workers: list[Worker]
     clients: list[LangGraphClient]
     thread: str
+
+    async def held_run_on_a(self, text: str, *replies: Reply) -> Run:
+        """A run of `text` created on worker A (the model to answer `replies`), once its
+        held model call came."""
+        self.model.add(*replies)
+        run = await self.clients[0].runs.create(self.thread, "vera", input=user(text))
+        await self.asked.wait()
+        return run
+
+    def kill_a(self, *replies: Reply) -> None:
+        """SIGKILL worker A while the model holds its call, then let the model answer
+        `replies` (after what was queued before) without holding any call."""
+        self.workers[0].kill()
+        self.model.gate = None
+        self.model.add(*replies)
+        self.release.set()
 
 
 @contextlib.asynccontextmanager
@@ -80,18 +97,13 @@ async def test_a_run_whose_worker_is_killed_is_finished_once_by_the_other_worker
     database_dsn: str, tmp_path: Path
 ) -> None:
     async with services(database_dsn, tmp_path) as up:
-        model, (a, b), (on_a, on_b), tid = up.model, up.workers, up.clients, up.thread
-        model.add(Reply(text="the lost answer"))
-        run = await on_a.runs.create(tid, "vera", input=user("Will it survive?"))
-        await up.asked.wait()  # A's run waits on the model
+        b, (on_a, on_b), tid = up.workers[1], up.clients, up.thread
+        run = await up.held_run_on_a("Will it survive?", Reply(text="the lost answer"))
         queued = await on_a.runs.create(
             tid, "vera", input=user("And the next one?"), multitask_strategy="enqueue"
         )
         assert queued["status"] == "pending"
-        a.kill()
-        model.gate = None
-        model.add(Reply(text="the answer"), Reply(text="the next answer"))
-        up.release.set()
+        up.kill_a(Reply(text="the answer"), Reply(text="the next answer"))
 
         parts = [part async for part in on_b.runs.join_stream(tid, run["run_id"])]
         values = await on_b.runs.join(tid, run["run_id"])
@@ -122,9 +134,9 @@ async def test_a_queued_run_whose_worker_died_is_started_by_the_other_worker(
     database_dsn: str, tmp_path: Path
 ) -> None:
     async with services(database_dsn, tmp_path) as up:
-        model, (a, b), (on_a, on_b), tid = up.model, up.workers, up.clients, up.thread
+        b, (on_a, on_b), tid = up.workers[1], up.clients, up.thread
         # A /chat turn on B holds the thread while A queues a run behind it.
-        model.add(Reply(text="the chat answer"))
+        up.model.add(Reply(text="the chat answer"))
         async with httpx.AsyncClient(base_url=b.url, headers={"X-API-Key": KEY}) as http:
             turn = asyncio.create_task(
                 http.post(
@@ -137,10 +149,7 @@ async def test_a_queued_run_whose_worker_died_is_started_by_the_other_worker(
             queued = await on_a.runs.create(
                 tid, "vera", input=user("Queued on A"), multitask_strategy="enqueue"
             )
-            a.kill()
-            model.gate = None
-            model.add(Reply(text="the queued answer"))
-            up.release.set()
+            up.kill_a(Reply(text="the queued answer"))
             assert (await turn).status_code == 200
 
         async def ended() -> bool:
@@ -161,22 +170,17 @@ async def test_a_run_killed_after_its_tools_ran_does_not_run_them_again(
     database_dsn: str, tmp_path: Path
 ) -> None:
     async with services(database_dsn, tmp_path, hold_call=2) as up:
-        model, (a, _), (on_a, on_b), tid = up.model, up.workers, up.clients, up.thread
-        model.add(
-            Reply(
-                tool_calls=[
-                    ("call_w", "get_weather", '{"city": "Oslo"}'),
-                    ("call_s", "get_stock_price", '{"ticker": "AAPL"}'),
-                ]
-            ),
-            Reply(text="the lost answer"),
+        on_b, tid = up.clients[1], up.thread
+        tools = Reply(
+            tool_calls=[
+                ("call_w", "get_weather", '{"city": "Oslo"}'),
+                ("call_s", "get_stock_price", '{"ticker": "AAPL"}'),
+            ]
         )
-        run = await on_a.runs.create(tid, "vera", input=user("Weather in Oslo, AAPL?"))
-        await up.asked.wait()  # both tools ran; the model's next call waits
-        a.kill()
-        model.gate = None
-        model.add(Reply(text="Snow in Oslo; AAPL at 187.5."))
-        up.release.set()
+        lost = Reply(text="the lost answer")
+        # Both tools ran once the model's next call is held.
+        run = await up.held_run_on_a("Weather in Oslo, AAPL?", tools, lost)
+        up.kill_a(Reply(text="Snow in Oslo; AAPL at 187.5."))
 
         values = await on_b.runs.join(tid, run["run_id"])
         assert values["messages"][-1]["content"] == "Snow in Oslo; AAPL at 187.5."

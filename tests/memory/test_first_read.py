@@ -1,6 +1,15 @@
 """A new process's first read (issue 28): what it sends the server on a connection the pool
 has just opened, counted on the server (`pg_prepared_statements`: the statements this
-connection prepared, and how often each ran) and at asyncpg's type introspection."""
+connection prepared, how often each ran, and with which plans) and at asyncpg's type
+introspection.
+
+PostgreSQL plans a prepared statement anew at each of its first five executions (custom
+plans) before it weighs its generic plan, so a pool of 20 connections planned the read of
+a short conversation again at most of its turns: the pool's init runs each read of
+`sql.WARM_READS` that many times when a connection opens (one round trip each), so the
+reads it then serves plan nothing; and asyncpg keeps the statements prepared for the
+connection's life (by default it drops each one 300 s after preparing it, to be parsed and
+custom-planned five times again)."""
 
 from __future__ import annotations
 
@@ -19,6 +28,10 @@ from tests.support import cfg, chat_graph, run_turns
 # This connection's own prepared statements (the query itself left out).
 PREPARED = """SELECT statement, generic_plans + custom_plans AS runs
 FROM pg_prepared_statements WHERE statement NOT LIKE '%pg_prepared_statements%'"""
+# The warm reads' plans on this connection.
+PLANS = """SELECT statement, generic_plans, custom_plans FROM pg_prepared_statements
+WHERE statement = ANY($1::text[])"""
+READS = [query for query, _ in sql.WARM_READS]
 
 
 @pytest.fixture
@@ -79,6 +92,45 @@ async def test_first_read_of_a_new_connection_is_one_round_trip(
     await ConversationCheckpointer(new_process).aget_tuple(cfg(thread))
     again = await _statements(new_process)
     assert sum(again.values()) == sum(after.values()) + 1
+
+
+async def _plans(store: PostgresMemoryStore) -> dict[str, tuple[int, int]]:
+    """Each warm read's (generic, custom) plan counts on the store's one connection."""
+    async with store.pool.acquire() as conn:
+        rows = await conn.fetch(PLANS, READS)
+    return {r["statement"]: (r["generic_plans"], r["custom_plans"]) for r in rows}
+
+
+async def test_the_reads_a_new_connection_serves_plan_nothing(
+    saver: ConversationCheckpointer, new_process: PostgresMemoryStore
+) -> None:
+    """Cold reads (fresh savers), reads of a cached session and of a namespace: each one
+    runs the plan the connection made when it opened, no custom plan."""
+    thread = str(uuid.uuid4())
+    await run_turns(chat_graph(saver), thread, 3)
+    before = await _plans(new_process)  # the pool opens its connection
+    cached = ConversationCheckpointer(new_process)
+    reads = 8
+    for _ in range(reads):
+        assert await ConversationCheckpointer(new_process).aget_tuple(cfg(thread))
+        assert await cached.aget_tuple(cfg(thread))
+        subgraph = {"configurable": {"thread_id": thread, "checkpoint_ns": "child:1"}}
+        assert await cached.aget_tuple(subgraph) is None
+
+    after = await _plans(new_process)
+    assert before.keys() == after.keys() == set(READS)
+    for query in READS:
+        (generic, custom), (generic_then, custom_then) = before[query], after[query]
+        assert custom_then == custom, query  # no read planned anew
+        assert generic_then >= generic + reads - 1, query
+
+
+async def test_pooled_connections_keep_their_statements_prepared(
+    new_process: PostgresMemoryStore,
+) -> None:
+    """asyncpg's statement cache drops no statement after a time (`0`: never)."""
+    async with new_process.pool.acquire() as conn:
+        assert conn._con._stmt_cache.get_max_lifetime() == 0  # type: ignore[union-attr]
 
 
 async def test_every_write_and_read_of_a_new_connection_introspects_nothing(

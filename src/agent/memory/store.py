@@ -38,6 +38,9 @@ __all__ = [
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 _NO_SESSION = uuid.UUID(int=0)  # what the warm-up reads read (their result is dropped)
+# PostgreSQL plans a prepared statement anew at each of its first five executions (custom
+# plans) before it weighs the generic plan; the sixth makes that (`plancache.c`).
+_CUSTOM_PLANS_FIRST = 5
 
 
 async def _skip_session_reset(conn: asyncpg.Connection) -> None:
@@ -173,6 +176,9 @@ class PostgresMemoryStore:
             timeout=self.connect_timeout,
             command_timeout=self.command_timeout,
             statement_cache_size=100 if self.statement_cache else 0,
+            # Prepared for the connection's life: asyncpg's default drops each statement
+            # 300 s after preparing it, to be parsed and custom-planned five times again.
+            max_cached_statement_lifetime=0,
             max_inactive_connection_lifetime=300.0,
             reset=_skip_session_reset,
             init=self._set_up_connection,
@@ -187,13 +193,15 @@ class PostgresMemoryStore:
             await self._prepare_reads(conn)
 
     async def _prepare_reads(self, conn: asyncpg.Connection) -> None:
-        """Prepare `sql.WARM_READS` into the connection's statement cache, running each
-        once (for the nil session id, its result dropped): a new process's first read is
-        then one round trip, not a prepare and an execute per statement. Skipped with the
-        statement cache off (behind a pooler): nothing would be kept."""
+        """Prepare `sql.WARM_READS` into the connection's statement cache and plan them:
+        each runs six times (for the nil session id, results dropped; one round trip each,
+        pipelined by `executemany`), its five custom plans and then its generic one, so the
+        reads the connection serves plan nothing (`tests/memory/test_first_read.py`) and a
+        new process's first read is one round trip. Skipped with the statement cache off
+        (behind a pooler): nothing would be kept."""
         if self.statement_cache:
             for query, args in sql.WARM_READS:
-                await conn.fetchrow(query, _NO_SESSION, *args)
+                await conn.executemany(query, [(_NO_SESSION, *args)] * (_CUSTOM_PLANS_FIRST + 1))
 
     async def _prepare_idle(self, pool: asyncpg.Pool) -> None:
         """`_prepare_reads` on the connections opened before the schema was there."""
