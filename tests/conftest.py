@@ -9,11 +9,19 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 pytest_plugins = ["tests.database"]
 
 TESTS = Path(__file__).resolve().parent
 TIERS = ("unit", "memory", "api", "deployment")
+
+# Hypothesis's wall-clock checks (a slow draw, a slow example) fail a property on a loaded
+# 2-core machine, not when the property breaks: the suite names behaviour, not speed.
+settings.register_profile(
+    "vera", deadline=None, suppress_health_check=[HealthCheck.too_slow], print_blob=True
+)
+settings.load_profile("vera")
 
 
 def tier_of(path: Path) -> str | None:
