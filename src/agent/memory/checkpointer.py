@@ -304,7 +304,7 @@ class ConversationCheckpointer(SyncBridge):
         """`adelete_thread` that says whether the session existed; its cached messages go
         with its rows."""
         sid = session_id_for(str(thread_id))
-        status: str = await self._run(lambda conn: conn.execute(sql.DELETE_SESSIONS, [sid]))
+        status = await self._run(lambda conn: thread_ops.delete_rows(conn, [sid]))
         self.message_logs.invalidate(sid)
         return status != "DELETE 0"
 
@@ -395,7 +395,7 @@ class ConversationCheckpointer(SyncBridge):
             return
         sids = list(threads)
         if strategy == "delete":
-            await self._run(lambda conn: conn.execute(sql.DELETE_SESSIONS, sids))
+            await self._run(lambda conn: thread_ops.delete_rows(conn, sids))
             for sid in sids:
                 self.message_logs.invalidate(sid)
             return

@@ -1,7 +1,8 @@
 """Whole-thread operations of the checkpointer: delete (by session or by run), copy, prune,
 and the read of every branch. Each takes a connection and runs in its own transaction;
 `ConversationCheckpointer`'s methods call them and keep their in-process cache in step.
-Rows go with their conversation (the delete trigger of migration 10)."""
+Rows go with their conversation (the delete trigger of migration 10), which deletes in READ
+COMMITTED only: the deletes here say so, whatever the database's default isolation."""
 
 from __future__ import annotations
 
@@ -37,9 +38,16 @@ class Branch:
     messages: list[dict[str, Any]]
 
 
+async def delete_rows(conn: asyncpg.Connection, sids: list[uuid.UUID]) -> str:
+    """Delete these sessions whole; the statement's status (`DELETE n`)."""
+    async with conn.transaction(isolation="read_committed"):
+        status: str = await conn.execute(sql.DELETE_SESSIONS, sids)
+    return status
+
+
 async def delete_sessions(conn: asyncpg.Connection, sids: list[uuid.UUID]) -> SessionsDeleted:
     """Delete these sessions whole, measuring their rows first (one transaction)."""
-    async with conn.transaction():
+    async with conn.transaction(isolation="read_committed"):
         size = await conn.fetchval(sql.SESSIONS_BYTES, sids)
         rows = await conn.fetch(sql.DELETE_SESSIONS_RETURNING, sids)
     return SessionsDeleted([r["session_id"] for r in rows], int(size or 0))

@@ -10,6 +10,13 @@
 -- again, or stores nothing). The triggers come with their functions (functions/
 -- `vera_delete_session_rows`, `vera_truncate_session_rows`), applied right after the
 -- migrations in the same transaction.
+--
+-- `conversations` is locked first, as every writer takes it (its row, then the rows it
+-- inserts): dropping a key locks its table, then `conversations`, so a writer of a process
+-- still running the code before (a rolling deploy), holding its row and then inserting,
+-- deadlocked with this migration, which was aborted.
+LOCK TABLE conversations IN ACCESS EXCLUSIVE MODE;
+
 DO $$
 DECLARE
     v_key RECORD;
