@@ -8,10 +8,12 @@ import json
 import os
 import random
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 from langchain_core.messages import AIMessage, HumanMessage
@@ -112,6 +114,24 @@ def fresh_database(server: str = SERVER) -> AbstractAsyncContextManager[str]:
     """A new database (its DSN) on `server`, an admin DSN (default: the benchmark server,
     BENCH_DATABASE_URL), dropped afterwards."""
     return support.fresh_database(server, "vera_bench")
+
+
+@asynccontextmanager
+async def copy_of(dsn: str, server: str = SERVER) -> AsyncIterator[str]:
+    """A new database on `server` made from the database of `dsn` (`CREATE DATABASE ...
+    TEMPLATE`: nothing may be connected to it), dropped afterwards."""
+    name = f"vera_bench_{uuid.uuid4().hex[:10]}"
+    template = urlsplit(dsn).path.lstrip("/")
+    admin = await asyncpg.connect(server)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await admin.close()
+    copy = support.with_database(server, name)
+    try:
+        yield copy
+    finally:
+        await support.drop_database(server, copy)
 
 
 @asynccontextmanager
