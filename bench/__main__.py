@@ -25,6 +25,7 @@ from bench.checkpointers import (
     conformance,
     conversation,
 )
+from bench.compare import HEADING, side_by_side
 from bench.first_read import first_read_table, first_reads
 from bench.private_server import default_settings_server
 from bench.report import (
@@ -259,6 +260,20 @@ async def deployed_load() -> str:
     return table
 
 
+def before_and_after(previous: str, current: str) -> str:
+    """The previous docs/benchmarks.md's figures beside this run's (`bench.compare`)."""
+    if not previous:
+        return ""
+    run = next((line for line in previous.splitlines() if line.startswith("Run: ")), "Run: ?")
+    return (
+        f"{HEADING}\n\nEvery row of the previous docs/benchmarks.md ({run[5:].split(';')[0]}; "
+        "the sections it marks as run alone are from those runs) that this run measured "
+        "again, beside this run's figures (rows are matched by "
+        "section and figure; each side is one run on a shared, noisy machine: compare the "
+        "ratios ours/official).\n\n" + side_by_side(previous, current) + "\n\n"
+    )
+
+
 async def server_version() -> str:
     conn = await asyncpg.connect(SERVER)
     try:
@@ -290,5 +305,8 @@ if __name__ == "__main__":
         )
         analysis = (ROOT / "bench" / "analysis.md").read_text()
         (ROOT / "docs").mkdir(exist_ok=True)
-        (ROOT / "docs" / "benchmarks.md").write_text(header + body + "\n\n" + analysis)
+        path = ROOT / "docs" / "benchmarks.md"
+        previous = path.read_text() if path.exists() else ""
+        comparison = before_and_after(previous, header + body)
+        path.write_text(header + body + "\n\n" + comparison + analysis)
     WATCH.report()

@@ -186,3 +186,51 @@ async def child_sample(module: str, *args: str) -> dict[str, Any]:
         raise RuntimeError(f"{module} child failed: {err.decode()[-2000:]}")
     result: dict[str, Any] = json.loads(out)
     return result
+
+
+class ReadyChild:
+    """A sample's new process started ahead: it loads its modules, says `ready`, then waits
+    (no CPU) for `go` before it takes its sample, so the loading of many (untimed) overlaps
+    while each sample still runs alone in a process that did nothing else."""
+
+    def __init__(self, child: asyncio.subprocess.Process, module: str) -> None:
+        self.child, self.module = child, module
+
+    @classmethod
+    async def spawn(cls, module: str, *args: str) -> ReadyChild:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            module,
+            "--when-told",
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+        )
+        return cls(child, module)
+
+    async def ready(self) -> None:
+        assert self.child.stdout is not None
+        if await self.child.stdout.readline() != b"ready\n":
+            await self._failed()
+
+    async def sample(self) -> dict[str, Any]:
+        """`go`, then the JSON the child prints (after `ready`)."""
+        out, err = await self.child.communicate(b"go\n")
+        if self.child.returncode:
+            raise RuntimeError(f"{self.module} child failed: {err.decode()[-2000:]}")
+        result: dict[str, Any] = json.loads(out)
+        return result
+
+    async def _failed(self) -> None:
+        _, err = await self.child.communicate()
+        raise RuntimeError(f"{self.module} child failed: {err.decode()[-2000:]}")
+
+
+def wait_until_told() -> None:
+    """In a `ReadyChild`: say `ready` (modules loaded), then block until `go`."""
+    print("ready", flush=True)
+    if sys.stdin.readline() != "go\n":
+        raise SystemExit("not told to go")
