@@ -127,7 +127,7 @@ async def main(quick: bool) -> str:
     memory = cache_table(caches)
     print(memory + "\n", flush=True)
     sections += ["### The in-process message cache, bounded by bytes (issue 17)", memory]
-    with WATCH.section("RSS on 500 of 1,000 sessions (issue 28)"):
+    with WATCH.section("RSS after turns on many sessions (issue 28)"):
         rss_run = await session_memory(*((200, 100, 5, 2) if quick else (1000, 500, 20, 3)))
     rss_heading = (
         f"### Targets of issue 28: RSS after turns on {rss_run.active:,} of "
