@@ -25,6 +25,7 @@ from bench.checkpointers import (
     conformance,
     conversation,
 )
+from bench.compare import HEADING, side_by_side
 from bench.first_read import first_read_table, first_reads
 from bench.private_server import default_settings_server
 from bench.report import (
@@ -38,10 +39,12 @@ from bench.report import (
 from bench.savers import SAVERS, SERVER
 from bench.session_memory import session_memory, session_memory_table
 from bench.statement_cost import statement_cost_section, system_server_sections
+from bench.timing import Stopwatch
 from bench.two_processes import LABEL, alternating, alternating_table
 from bench.workload import write_cost
 
 ROOT = Path(__file__).resolve().parents[1]
+WATCH = Stopwatch("bench")
 
 
 async def checkpointer_sizes(sizes: list[int], vacuum_every: int, repeats: int) -> list[SizeRun]:
@@ -74,16 +77,21 @@ async def checkpointer_sizes(sizes: list[int], vacuum_every: int, repeats: int) 
 
 async def main(quick: bool) -> str:
     sizes, (conversations, turns) = ([10, 20], (4, 5)) if quick else ([25, 100, 200], (20, 25))
-    runs = await checkpointer_sizes(
-        sizes, vacuum_every=5 if quick else 10, repeats=1 if quick else 3
-    )
-    tries = 1 if quick else 2
-    tps = {
-        kind: max(
-            [await concurrent_turns_per_second(kind, conversations, turns) for _ in range(tries)]
+    with WATCH.section("turn time and bytes by size"):
+        runs = await checkpointer_sizes(
+            sizes, vacuum_every=5 if quick else 10, repeats=1 if quick else 3
         )
-        for kind in SAVERS
-    }
+    tries = 1 if quick else 2
+    with WATCH.section("concurrency"):
+        tps = {
+            kind: max(
+                [
+                    await concurrent_turns_per_second(kind, conversations, turns)
+                    for _ in range(tries)
+                ]
+            )
+            for kind in SAVERS
+        }
     best_of = f" (best of {tries})" if tries > 1 else ""
     concurrency = simple_table(
         ("figure", "ours", "official", "ours/official"),
@@ -102,20 +110,25 @@ async def main(quick: bool) -> str:
         "### Concurrency (pool of 20 for both)",
         concurrency,
     ]
-    reads = await cold_reads(
-        [100, 200] if quick else [100, 200, 1000],
-        repeats=7 if quick else 15,
-        first_turns=10 if quick else 30,
-        worker_turns=20 if quick else 60,
-    )
+    with WATCH.section("cold reads, first turn, two workers (issue 17)"):
+        reads = await cold_reads(
+            [100, 200] if quick else [100, 200, 1000],
+            repeats=7 if quick else 15,
+            first_turns=10 if quick else 30,
+            worker_turns=20 if quick else 60,
+        )
     cold = read_targets(reads)
     print(cold + "\n", flush=True)
     sections += ["### Targets of issue 17: cold reads, first turn, two workers", cold]
-    caches = [await cache_memory(bound, 60 if quick else 100) for bound in (8 * 2**20, 64 * 2**20)]
+    with WATCH.section("message cache bounded by bytes"):
+        caches = [
+            await cache_memory(bound, 60 if quick else 100) for bound in (8 * 2**20, 64 * 2**20)
+        ]
     memory = cache_table(caches)
     print(memory + "\n", flush=True)
     sections += ["### The in-process message cache, bounded by bytes (issue 17)", memory]
-    rss_run = await session_memory(*((200, 100, 5, 2) if quick else (1000, 500, 20, 3)))
+    with WATCH.section("RSS after turns on many sessions (issue 28)"):
+        rss_run = await session_memory(*((200, 100, 5, 2) if quick else (1000, 500, 20, 3)))
     rss_heading = (
         f"### Targets of issue 28: RSS after turns on {rss_run.active:,} of "
         f"{rss_run.sessions:,} sessions ({rss_run.turns} turns each), each sample a new process"
@@ -124,8 +137,10 @@ async def main(quick: bool) -> str:
     sections += [rss_heading, session_memory_table(rss_run)]
     many, tool_turns = (4, 10) if quick else (30, 150)
     async with default_settings_server() as server:  # both savers on it, one after the other
-        fresh = await first_reads([100, 200], repeats=5 if quick else 15, server=server.dsn)
-        costs = {kind: await write_cost(kind, many, tool_turns, server.dsn) for kind in SAVERS}
+        with WATCH.section("first read of a new process (issue 28)"):
+            fresh = await first_reads([100, 200], repeats=5 if quick else 15, server=server.dsn)
+        with WATCH.section("write cost"):
+            costs = {kind: await write_cost(kind, many, tool_turns, server.dsn) for kind in SAVERS}
     first = first_read_table(fresh)
     first_heading = (
         "### Targets of issue 28: reads in a process that did not write the conversation "
@@ -133,8 +148,9 @@ async def main(quick: bool) -> str:
     )
     print(first_heading + "\n\n" + first + "\n", flush=True)
     sections += [first_heading, first]
-    turns_each = alternating(20, 3) if quick else alternating(60, 7)
-    alternate = alternating_table(await turns_each)
+    with WATCH.section("two processes alternating (issue 28)"):
+        turns_each = alternating(20, 3) if quick else alternating(60, 7)
+        alternate = alternating_table(await turns_each)
     alternate_heading = f"### Targets of issue 28: {LABEL} (each worker a process)"
     print(alternate_heading + "\n\n" + alternate + "\n", flush=True)
     sections += [alternate_heading, alternate]
@@ -181,24 +197,31 @@ async def main(quick: bool) -> str:
     )
     print(heading + "\n\n" + writes + "\n", flush=True)
     sections += [heading, writes]
-    sections += await statement_cost_section([10] if quick else [25, 100, 200], 2 if quick else 5)
+    with WATCH.section("server time, chat turns (issue 28)"):
+        sections += await statement_cost_section(
+            [10] if quick else [25, 100, 200], 2 if quick else 5
+        )
     if not quick:  # the write-cost table's tool turns too (issue 28's table names no graph)
-        sections += await statement_cost_section([25, 100], 5, workload="tool")
-    sections += await system_server_sections(quick)  # again on a build with LZ4, if installed
+        with WATCH.section("server time, tool turns (issue 28)"):
+            sections += await statement_cost_section([25, 100], 5, workload="tool")
+    with WATCH.section("server time on a build with LZ4, if installed (issue 28)"):
+        sections += await system_server_sections(quick)
     if not quick:
         rows = []
-        for kind in SAVERS:
-            passed, tested, failed = await conformance(kind)
-            rows.append((kind, f"{passed}/{tested}", ", ".join(failed) or "-"))
+        with WATCH.section("conformance"):
+            for kind in SAVERS:
+                passed, tested, failed = await conformance(kind)
+                rows.append((kind, f"{passed}/{tested}", ", ".join(failed) or "-"))
         sections += [
             "### Conformance (langgraph-checkpoint-conformance `validate()`)",
             simple_table(("saver", "capabilities passed", "failed"), rows),
         ]
         print(sections[-1] + "\n", flush=True)
-    loads = [
-        await api_load(sessions, 5 if not quick else 2)
-        for sessions in ((20,) if quick else (20, 200))
-    ]
+    with WATCH.section("API under load"):
+        loads = [
+            await api_load(sessions, 5 if not quick else 2)
+            for sessions in ((20,) if quick else (20, 200))
+        ]
     errors = sum(len(load.errors) for load in loads)
     lost = sum(max(0, 2 * load.sessions * load.turns - load.stored_messages) for load in loads)
     api = simple_table(*summary(loads))
@@ -206,7 +229,8 @@ async def main(quick: bool) -> str:
     if quick:  # the deployed shape takes more than the quick run's budget to start alone
         print("(the targets of issue 6 are checked on the full run: make bench)")
         return ""
-    deployed = await deployed_load()
+    with WATCH.section("API as deployed"):
+        deployed = await deployed_load()
     goals = targets(runs, (tps["ours"], tps["official"]), errors, lost)
     print(goals, flush=True)
     return "\n\n".join(
@@ -236,6 +260,20 @@ async def deployed_load() -> str:
     table = simple_table(*workers_table([await workers_load(2, 200, 60.0)]))
     print(DEPLOYED_HEADING + "\n\n" + table + "\n", flush=True)
     return table
+
+
+def before_and_after(previous: str, current: str) -> str:
+    """The previous docs/benchmarks.md's figures beside this run's (`bench.compare`)."""
+    if not previous:
+        return ""
+    run = next((line for line in previous.splitlines() if line.startswith("Run: ")), "Run: ?")
+    return (
+        f"{HEADING}\n\nEvery row of the previous docs/benchmarks.md ({run[5:].split(';')[0]}; "
+        "the sections it marks as run alone are from those runs) that this run measured "
+        "again, beside this run's figures (rows are matched by "
+        "section and figure; each side is one run on a shared, noisy machine: compare the "
+        "ratios ours/official).\n\n" + side_by_side(previous, current) + "\n\n"
+    )
 
 
 async def server_version() -> str:
@@ -269,4 +307,8 @@ if __name__ == "__main__":
         )
         analysis = (ROOT / "bench" / "analysis.md").read_text()
         (ROOT / "docs").mkdir(exist_ok=True)
-        (ROOT / "docs" / "benchmarks.md").write_text(header + body + "\n\n" + analysis)
+        path = ROOT / "docs" / "benchmarks.md"
+        previous = path.read_text() if path.exists() else ""
+        comparison = before_and_after(previous, header + body)
+        path.write_text(header + body + "\n\n" + comparison + analysis)
+    WATCH.report()

@@ -5,6 +5,9 @@ In the child (`python -m bench.first_read KIND DSN THREAD READS`): the saver ope
 pool (its connections just opened, nothing prepared, nothing cached), then times its
 first `aget_state`, then `aget_state` through `READS` fresh saver instances on the same
 pool (a worker that never saw the session; our in-process cache then holds nothing).
+A size's children start while its conversation grows (`bench.savers.ReadyChild`: loading
+Python's modules takes a new process seconds, all of it untimed) and wait, idle, to be told
+to take their sample, one at a time.
 Alone (`python -m bench.first_read --pairs 15`): the table on a private PostgreSQL.
 """
 
@@ -20,7 +23,15 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.savers import SAVERS, ask, chat_graph, child_sample, fresh_database, saver_for
+from bench.savers import (
+    SAVERS,
+    ReadyChild,
+    ask,
+    chat_graph,
+    fresh_database,
+    saver_for,
+    wait_until_told,
+)
 
 
 @dataclass
@@ -59,10 +70,6 @@ async def _child(kind: str, dsn: str, thread: str, reads: int) -> dict[str, Any]
     }
 
 
-async def _sample(kind: str, dsn: str, thread: str, reads: int) -> dict[str, Any]:
-    return await child_sample("bench.first_read", kind, dsn, thread, str(reads))
-
-
 async def first_reads(sizes: list[int], repeats: int, server: str, reads: int = 5) -> FirstReads:
     """One conversation per saver on its own fresh database of `server`, grown to each
     size; at each, `repeats` child processes per saver, interleaved."""
@@ -75,14 +82,24 @@ async def first_reads(sizes: list[int], repeats: int, server: str, reads: int = 
             graphs = {"ours": chat_graph(ours), "official": chat_graph(official)}
             done = 0
             for size in sizes:
+                children = [
+                    {
+                        kind: await ReadyChild.spawn(
+                            "bench.first_read", kind, dsns[kind], threads[kind], str(reads)
+                        )
+                        for kind in SAVERS
+                    }
+                    for _ in range(repeats)
+                ]
                 for _ in range(size - done):
                     for kind in SAVERS:
                         await ask(graphs[kind], threads[kind], rngs[kind])
                 done = size
+                await asyncio.gather(*(c.ready() for pair in children for c in pair.values()))
                 samples: dict[str, list[dict[str, Any]]] = {k: [] for k in SAVERS}
-                for _ in range(repeats):
+                for pair in children:
                     for kind in SAVERS:
-                        samples[kind].append(await _sample(kind, dsns[kind], threads[kind], reads))
+                        samples[kind].append(await pair[kind].sample())
                 for kind in SAVERS:
                     assert {s["messages"] for s in samples[kind]} == {2 * size}
                     out.first[kind].append([s["first"] for s in samples[kind]])
@@ -134,8 +151,9 @@ def first_read_table(reads: FirstReads) -> str:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 5 and sys.argv[1] in SAVERS:  # a sample's child process
-        kind, dsn, thread, reads = sys.argv[1:5]
+    if len(sys.argv) == 6 and sys.argv[1] == "--when-told":  # a sample's child process
+        kind, dsn, thread, reads = sys.argv[2:6]
+        wait_until_told()
         print(json.dumps(asyncio.run(_child(kind, dsn, thread, int(reads)))))
     else:  # issue 28's read rows alone: python -m bench.first_read [--pairs N] [--sizes ...]
         import argparse

@@ -31,6 +31,7 @@ from langchain_core.messages import HumanMessage
 from bench.private_server import default_settings_server
 from bench.report import simple_table
 from bench.savers import TABLES, ask, chat_graph, fresh_database, saver_for, sentence
+from bench.timing import Stopwatch
 from bench.workload import tool_graph
 from src.agent.memory.retention import RetentionPolicy
 
@@ -192,19 +193,23 @@ async def main(full: bool, every: int, only: str | None) -> None:
         "long": (f"One conversation of {long_turns} turns", 1, long_turns, False),
         "tools": (f"30 conversations of {tool_turns} tool turns", 30, tool_turns, True),
     }
+    watch = Stopwatch("bench.retention")
     if only in (None, "pass"):
-        print(await pass_cost(20_000) + "\n", flush=True)
+        with watch.section("a pass over 20,000 sessions"):
+            print(await pass_cost(20_000) + "\n", flush=True)
     for name, (title, conversations, turns, tools) in workloads.items():
         if only is not None and name != only:
             continue
         async with default_settings_server() as server:
             if not server.autovacuum_on:
                 print("(no private server: the shared one, autovacuum off)")
-            runs = {
-                v: await run(v, conversations, turns, every, tools, server.dsn) for v in VARIANTS
-            }
+            runs = {}
+            for v in VARIANTS:
+                with watch.section(f"{title}: {v}"):
+                    runs[v] = await run(v, conversations, turns, every, tools, server.dsn)
         print(table(title, runs, conversations) + "\n", flush=True)
         print(bound(runs, conversations, turns) + "\n", flush=True)
+    watch.report()
 
 
 if __name__ == "__main__":

@@ -8,10 +8,12 @@ import json
 import os
 import random
 import sys
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 from langchain_core.messages import AIMessage, HumanMessage
@@ -115,6 +117,24 @@ def fresh_database(server: str = SERVER) -> AbstractAsyncContextManager[str]:
 
 
 @asynccontextmanager
+async def copy_of(dsn: str, server: str = SERVER) -> AsyncIterator[str]:
+    """A new database on `server` made from the database of `dsn` (`CREATE DATABASE ...
+    TEMPLATE`: nothing may be connected to it), dropped afterwards."""
+    name = f"vera_bench_{uuid.uuid4().hex[:10]}"
+    template = urlsplit(dsn).path.lstrip("/")
+    admin = await asyncpg.connect(server)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    finally:
+        await admin.close()
+    copy = support.with_database(server, name)
+    try:
+        yield copy
+    finally:
+        await support.drop_database(server, copy)
+
+
+@asynccontextmanager
 async def saver_for(kind: str, dsn: str, pool_max: int = 20) -> AsyncIterator[Any]:
     """Our saver or the official `AsyncPostgresSaver`, each on a pool of `pool_max`."""
     if kind == "ours":
@@ -166,3 +186,51 @@ async def child_sample(module: str, *args: str) -> dict[str, Any]:
         raise RuntimeError(f"{module} child failed: {err.decode()[-2000:]}")
     result: dict[str, Any] = json.loads(out)
     return result
+
+
+class ReadyChild:
+    """A sample's new process started ahead: it loads its modules, says `ready`, then waits
+    (no CPU) for `go` before it takes its sample, so the loading of many (untimed) overlaps
+    while each sample still runs alone in a process that did nothing else."""
+
+    def __init__(self, child: asyncio.subprocess.Process, module: str) -> None:
+        self.child, self.module = child, module
+
+    @classmethod
+    async def spawn(cls, module: str, *args: str) -> ReadyChild:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            module,
+            "--when-told",
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+        )
+        return cls(child, module)
+
+    async def ready(self) -> None:
+        assert self.child.stdout is not None
+        if await self.child.stdout.readline() != b"ready\n":
+            await self._failed()
+
+    async def sample(self) -> dict[str, Any]:
+        """`go`, then the JSON the child prints (after `ready`)."""
+        out, err = await self.child.communicate(b"go\n")
+        if self.child.returncode:
+            raise RuntimeError(f"{self.module} child failed: {err.decode()[-2000:]}")
+        result: dict[str, Any] = json.loads(out)
+        return result
+
+    async def _failed(self) -> None:
+        _, err = await self.child.communicate()
+        raise RuntimeError(f"{self.module} child failed: {err.decode()[-2000:]}")
+
+
+def wait_until_told() -> None:
+    """In a `ReadyChild`: say `ready` (modules loaded), then block until `go`."""
+    print("ready", flush=True)
+    if sys.stdin.readline() != "go\n":
+        raise SystemExit("not told to go")
