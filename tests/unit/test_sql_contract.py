@@ -165,3 +165,25 @@ def test_the_run_stop_channels_and_the_sqlstates_match_one_for_one() -> None:
         fencing.SESSION_LEASED_SQLSTATE,
         fencing.STALE_RUN_SQLSTATE,
     }
+
+
+def _fencing_check(name: str) -> str:
+    """The fencing check written out in write function `name`: from `IF p_lease IS NOT
+    NULL THEN` to its own `END IF;`, whitespace folded."""
+    text = (FUNCTIONS / f"{name}.sql").read_text(encoding="utf-8")
+    start = text.index("IF p_lease IS NOT NULL THEN")
+    depth, pos = 0, start
+    for match in re.finditer(r"\bEND IF;|\bIF\b", text[start:]):
+        depth += -1 if match[0] == "END IF;" else 1
+        if depth == 0:
+            pos = start + match.end()
+            break
+    return " ".join(text[start:pos].split())
+
+
+def test_both_write_functions_fence_with_the_same_check() -> None:
+    """The check is written out in each entry point (a nested call cost more than it ran,
+    issue 28): a change to one must be made to the other."""
+    checkpoint = _fencing_check("vera_put_checkpoint")
+    assert "VR001" in checkpoint and "VR002" in checkpoint
+    assert _fencing_check("vera_put_writes") == checkpoint
