@@ -10,7 +10,7 @@ import asyncpg
 import pytest
 
 from src.agent.memory import ConversationCheckpointer, PostgresMemoryStore, session_id_for
-from tests.memory.test_session_rows import DELETE_PATHS, populate, rows_of
+from tests.session_rows import DELETE_PATHS, populate, rows_of
 
 # The library's own paths (the plain statement is the caller's, in the caller's isolation).
 LIBRARY_PATHS = sorted(set(DELETE_PATHS) - {"statement"})
